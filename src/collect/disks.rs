@@ -1,0 +1,323 @@
+//! Mounted block-device filesystems: `/proc/self/mountinfo` + `statvfs`.
+
+use super::fs::Root;
+use super::num::parse_u64;
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// One mount from mountinfo that may be a disk row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub major: u32,
+    pub minor: u32,
+    pub mount_point: String,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// Filesystem types that never describe a disk, even with a `/dev/` source.
+const PSEUDO_FS: &[&str] = &[
+    "proc", "sysfs", "tmpfs", "devtmpfs", "devpts", "overlay", "squashfs", "ramfs", "cgroup",
+    "cgroup2", "autofs", "fuse.lxcfs", "nsfs", "tracefs", "debugfs", "securityfs", "iso9660",
+];
+
+/// Undoes mountinfo's octal escapes (`\040` is a space).
+fn unescape(field: &[u8]) -> String {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while let Some(&b) = field.get(i) {
+        if b == b'\\' {
+            if let Some(oct) = field.get(i + 1..i + 4) {
+                if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                    let v = oct.iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+                    if let Ok(v) = u8::try_from(v) {
+                        out.push(v);
+                        i += 4;
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses mountinfo, keeping the mounts whose source is a block device
+/// (`/dev/...`) and whose type is not a pseudo filesystem.
+pub fn parse_mountinfo(buf: &[u8]) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for line in super::num::lines(buf) {
+        let f: Vec<&[u8]> = super::num::fields(line).collect();
+        // id parent maj:min root mountpoint options [optional...] - fstype source superopts
+        let Some(sep) = f.iter().position(|x| *x == b"-") else { continue };
+        let (Some(devno), Some(mp), Some(fstype), Some(source)) =
+            (f.get(2), f.get(4), f.get(sep + 1), f.get(sep + 2))
+        else {
+            continue;
+        };
+        let mut mm = devno.splitn(2, |&b| b == b':');
+        let (Some(major), Some(minor)) = (
+            mm.next().and_then(parse_u64).and_then(|v| u32::try_from(v).ok()),
+            mm.next().and_then(parse_u64).and_then(|v| u32::try_from(v).ok()),
+        ) else {
+            continue;
+        };
+        let fstype = String::from_utf8_lossy(fstype).into_owned();
+        if !source.starts_with(b"/dev/") || PSEUDO_FS.contains(&fstype.as_str()) {
+            continue;
+        }
+        out.push(Mount {
+            major,
+            minor,
+            mount_point: unescape(mp),
+            fstype,
+            source: unescape(source),
+        });
+    }
+    out
+}
+
+/// One row of the `disks` answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskRow {
+    pub name: String,
+    pub total: u64,
+    pub available: u64,
+    pub temperature: Option<f32>,
+    pub is_partition: bool,
+}
+
+/// What sysfs says of a block device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevInfo {
+    /// Kernel name ("sda1", "nvme0n1p2", "dm-0").
+    pub kernel_name: String,
+    /// The whole disk, when this is a partition.
+    pub parent: Option<String>,
+}
+
+/// Guesses the parent disk from a partition's name when sysfs is absent:
+/// `sda1`→`sda`, `nvme0n1p2`→`nvme0n1`, `mmcblk0p1`→`mmcblk0`.
+pub fn parent_from_name(name: &str) -> Option<String> {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    if digits == 0 || digits == name.len() {
+        return None;
+    }
+    let stem = &name[..name.len() - digits];
+    if let Some(base) = stem.strip_suffix('p') {
+        // nvme0n1p2, mmcblk0p1, loop0p1: the base ends in a digit
+        if base.ends_with(|c: char| c.is_ascii_digit()) {
+            return Some(base.to_string());
+        }
+    }
+    if stem.ends_with(|c: char| c.is_ascii_digit()) {
+        return None; // nvme0n1, mmcblk0, dm-0, loop0: whole devices
+    }
+    if ["sd", "hd", "vd", "xvd"].iter().any(|p| stem.starts_with(p)) {
+        return Some(stem.to_string());
+    }
+    None
+}
+
+/// Resolves a device through `/sys/dev/block/MAJ:MIN` (a link into
+/// `/sys/devices/.../block/<disk>[/<part>]`), with a name guess as fallback.
+pub fn dev_info(root: &Root, m: &Mount) -> DevInfo {
+    let link = root.path(&format!("sys/dev/block/{}:{}", m.major, m.minor));
+    if let Ok(target) = std::fs::read_link(&link) {
+        let comps: Vec<String> = target
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if let Some(kname) = comps.last() {
+            let parent = if link.join("partition").exists() {
+                comps.iter().rev().nth(1).cloned()
+            } else {
+                None
+            };
+            return DevInfo { kernel_name: kname.clone(), parent };
+        }
+    }
+    let name = m.source.trim_start_matches("/dev/").to_string();
+    DevInfo { parent: parent_from_name(&name), kernel_name: name }
+}
+
+/// The name a row shows: the mount source without `/dev/`, except that
+/// `/dev/root` (Raspberry Pi OS, many boards) becomes the kernel name.
+fn row_name(m: &Mount, d: &DevInfo) -> String {
+    match m.source.trim_start_matches("/dev/") {
+        "root" => d.kernel_name.clone(),
+        s => s.to_string(),
+    }
+}
+
+/// Builds the rows: one per device (first mount wins), whole-disk rows with
+/// summed totals before their partitions, groups sorted by name.
+pub fn build_rows(
+    mounts: &[Mount],
+    info: impl Fn(&Mount) -> DevInfo,
+    space: impl Fn(&Mount) -> Option<(u64, u64)>,
+    temp: impl Fn(&str) -> Option<f32>,
+) -> Vec<DiskRow> {
+    struct Part {
+        parent: Option<String>,
+        row: DiskRow,
+    }
+    let mut seen = HashSet::new();
+    let mut parts: Vec<Part> = Vec::new();
+    for m in mounts {
+        if !seen.insert((m.major, m.minor)) {
+            continue;
+        }
+        let Some((total, available)) = space(m) else { continue };
+        let d = info(m);
+        let name = row_name(m, &d);
+        let is_partition = d.parent.is_some();
+        let temperature = if is_partition { None } else { temp(&d.kernel_name) };
+        parts.push(Part {
+            parent: d.parent,
+            row: DiskRow { name, total, available, temperature, is_partition },
+        });
+    }
+    // group key: the whole disk's name (a partition's parent, else itself)
+    let mut groups: Vec<(String, Vec<DiskRow>)> = Vec::new();
+    for p in parts {
+        let key = p.parent.clone().unwrap_or_else(|| p.row.name.clone());
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1.push(p.row),
+            None => groups.push((key, vec![p.row])),
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    for (disk, mut rows) in groups {
+        rows.sort_by(|a, b| (a.is_partition, &a.name).cmp(&(b.is_partition, &b.name)));
+        let has_whole = rows.iter().any(|r| !r.is_partition);
+        if !has_whole {
+            let total = rows.iter().map(|r| r.total).fold(0u64, u64::saturating_add);
+            let available = rows.iter().map(|r| r.available).fold(0u64, u64::saturating_add);
+            out.push(DiskRow {
+                temperature: temp(&disk),
+                name: disk,
+                total,
+                available,
+                is_partition: false,
+            });
+        }
+        out.extend(rows);
+    }
+    out
+}
+
+/// `statvfs` of a path: (total, available to unprivileged users) in bytes.
+pub fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path, st a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as u64;
+    Some(((st.f_blocks as u64).saturating_mul(frsize), (st.f_bavail as u64).saturating_mul(frsize)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(major: u32, minor: u32, mp: &str, source: &str) -> Mount {
+        Mount {
+            major,
+            minor,
+            mount_point: mp.into(),
+            fstype: "ext4".into(),
+            source: source.into(),
+        }
+    }
+
+    fn names(rows: &[DiskRow]) -> Vec<(&str, bool)> {
+        rows.iter().map(|r| (r.name.as_str(), r.is_partition)).collect()
+    }
+
+    #[test]
+    fn h200_vm_fixture_matches_reference_rows() {
+        let buf = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/h200-vm/proc/self/mountinfo"
+        ))
+        .unwrap();
+        let mounts = parse_mountinfo(&buf);
+        // /dev/vda (ext4) only: /dev/vdb is squashfs, the rest are pseudo.
+        assert_eq!(mounts.len(), 1, "{mounts:?}");
+        let root = Root::new("/nonexistent");
+        let rows = build_rows(&mounts, |m| dev_info(&root, m), |_| Some((10, 5)), |_| None);
+        assert_eq!(names(&rows), vec![("vda", false)]);
+    }
+
+    #[test]
+    fn escapes_and_mapper() {
+        let mounts = parse_mountinfo(
+            b"36 35 98:0 / /mnt/my\\040disk rw - ext3 /dev/sdb1 rw\n\
+              1128 67 253:0 /var /x rw,relatime - xfs /dev/mapper/rhel-root rw\n\
+              40 35 0:5 / /tmp rw - tmpfs tmpfs rw\n",
+        );
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0].mount_point, "/mnt/my disk");
+        assert_eq!(mounts[1].source, "/dev/mapper/rhel-root");
+    }
+
+    #[test]
+    fn whole_disks_before_partitions_sorted_deduped() {
+        let mounts = vec![
+            m(259, 2, "/", "/dev/nvme0n1p2"),
+            m(8, 1, "/data", "/dev/sda1"),
+            m(259, 1, "/boot", "/dev/nvme0n1p1"),
+            m(259, 2, "/var/lib/bind", "/dev/nvme0n1p2"),
+            m(179, 2, "/", "/dev/root"),
+        ];
+        let info = |m: &Mount| {
+            if m.source == "/dev/root" {
+                DevInfo { kernel_name: "mmcblk0p2".into(), parent: Some("mmcblk0".into()) }
+            } else {
+                let n = m.source.trim_start_matches("/dev/").to_string();
+                DevInfo { parent: parent_from_name(&n), kernel_name: n }
+            }
+        };
+        let rows = build_rows(&mounts, info, |m| Some((u64::from(m.minor) * 100, 10)), |d| {
+            (d == "nvme0n1").then_some(40.0)
+        });
+        assert_eq!(
+            names(&rows),
+            vec![
+                ("mmcblk0", false),
+                ("mmcblk0p2", true),
+                ("nvme0n1", false),
+                ("nvme0n1p1", true),
+                ("nvme0n1p2", true),
+                ("sda", false),
+                ("sda1", true),
+            ]
+        );
+        let nvme = &rows[2];
+        assert_eq!((nvme.total, nvme.available, nvme.temperature), (300, 20, Some(40.0)));
+    }
+
+    #[test]
+    fn partition_names() {
+        assert_eq!(parent_from_name("sda1").as_deref(), Some("sda"));
+        assert_eq!(parent_from_name("nvme0n1p2").as_deref(), Some("nvme0n1"));
+        assert_eq!(parent_from_name("mmcblk0p1").as_deref(), Some("mmcblk0"));
+        assert_eq!(parent_from_name("nvme0n1"), None);
+        assert_eq!(parent_from_name("vda"), None);
+        assert_eq!(parent_from_name("dm-0"), None);
+        assert_eq!(parent_from_name("mapper/vg-root"), None);
+    }
+
+    #[test]
+    fn statvfs_root() {
+        let (total, avail) = statvfs(std::path::Path::new("/")).unwrap();
+        assert!(total > 0 && avail <= total);
+    }
+}

@@ -1,0 +1,310 @@
+//! The process scan: every `/proc/PID/stat`, CPU share since the last scan.
+//!
+//! Each live pid's stat file is kept open and re-read with `pread` (a fresh
+//! open+read+close costs 2-3x more); a pid that is gone reads as an error
+//! and is dropped. Open files are budgeted against RLIMIT_NOFILE: past the
+//! budget a pid falls back to open/read/close.
+
+use super::fs::{pread_all, Root};
+use super::num::{fields, parse_i64, parse_u64};
+use std::collections::HashMap;
+use std::fs::File;
+
+/// The fields of `/proc/PID/stat` the agent uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStat<'a> {
+    pub comm: &'a [u8],
+    pub state: u8,
+    pub ppid: i64,
+    pub utime: u64,
+    pub stime: u64,
+    pub num_threads: i64,
+    pub starttime: u64,
+    pub vsize: u64,
+    pub rss_pages: i64,
+}
+
+/// Parses `/proc/PID/stat`. The comm sits between the first `(` and the
+/// last `)` and may itself hold spaces and parentheses.
+pub fn parse_pid_stat(buf: &[u8]) -> Option<PidStat<'_>> {
+    let open = buf.iter().position(|&b| b == b'(')?;
+    let close = buf.iter().rposition(|&b| b == b')')?;
+    let comm = buf.get(open + 1..close)?;
+    // After the comm come fields 3 (state) .. 52; we need 3..=24.
+    let mut f = fields(buf.get(close + 1..)?);
+    let mut v: [&[u8]; 22] = [b""; 22];
+    for slot in v.iter_mut() {
+        *slot = f.next()?;
+    }
+    let get = |field: usize| v.get(field - 3).copied();
+    Some(PidStat {
+        comm,
+        state: *get(3)?.first()?,
+        ppid: parse_i64(get(4)?)?,
+        utime: parse_u64(get(14)?)?,
+        stime: parse_u64(get(15)?)?,
+        num_threads: parse_i64(get(20)?)?,
+        starttime: parse_u64(get(22)?)?,
+        vsize: parse_u64(get(23)?)?,
+        rss_pages: parse_i64(get(24)?)?,
+    })
+}
+
+/// One row of the process frame.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcRow {
+    pub pid: u32,
+    pub name: String,
+    pub cpu_usage: f32,
+    pub mem_bytes: u64,
+}
+
+struct PidEntry {
+    file: Option<File>,
+    ticks: u64,
+    starttime: u64,
+    seen: u64,
+}
+
+/// Owns the per-pid state between scans.
+pub struct ProcScanner {
+    entries: HashMap<u32, PidEntry>,
+    generation: u64,
+    last_total: Option<u64>,
+    kept: usize,
+    fd_budget: usize,
+    page_size: u64,
+    buf: Vec<u8>,
+    pub rows: Vec<ProcRow>,
+}
+
+impl ProcScanner {
+    pub fn new(fd_budget: usize, page_size: u64) -> Self {
+        ProcScanner {
+            entries: HashMap::new(),
+            generation: 0,
+            last_total: None,
+            kept: 0,
+            fd_budget,
+            page_size,
+            buf: Vec::with_capacity(1024),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Scans `root/proc`. `total_jiffies` is the aggregate `cpu` total of
+    /// `/proc/stat` read just before. Fills `self.rows`.
+    pub fn scan(&mut self, root: &Root, total_jiffies: u64) -> std::io::Result<()> {
+        self.generation += 1;
+        let gen = self.generation;
+        let window = self.last_total.map(|t| total_jiffies.saturating_sub(t));
+        self.last_total = Some(total_jiffies);
+        let proc_dir = root.path("proc");
+        let mut n = 0;
+        for ent in std::fs::read_dir(&proc_dir)? {
+            let Ok(ent) = ent else { continue };
+            let name = ent.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Some((name_bytes, ticks, starttime, rss)) = self.read_pid(&proc_dir, pid, gen) else {
+                continue;
+            };
+            let prev = self.entries.get(&pid).map(|e| (e.ticks, e.starttime));
+            // A pid new since the last scan (or reused) used all its ticks inside the window.
+            let prev_ticks = match prev {
+                Some((t, st)) if st == starttime && t <= ticks => t,
+                _ => 0,
+            };
+            if let Some(e) = self.entries.get_mut(&pid) {
+                e.ticks = ticks;
+                e.starttime = starttime;
+            }
+            let cpu = match window {
+                Some(w) if w > 0 => {
+                    ((ticks - prev_ticks) as f64 / w as f64 * 100.0).clamp(0.0, 100.0) as f32
+                }
+                _ => 0.0,
+            };
+            if self.rows.len() <= n {
+                self.rows.push(ProcRow::default());
+            }
+            if let Some(row) = self.rows.get_mut(n) {
+                row.pid = pid;
+                row.name.clear();
+                row.name.push_str(&String::from_utf8_lossy(&name_bytes));
+                row.cpu_usage = cpu;
+                row.mem_bytes = rss;
+            }
+            n += 1;
+        }
+        self.rows.truncate(n);
+        // Forget pids that are gone, closing their files.
+        let before = self.entries.len();
+        let mut closed = 0;
+        self.entries.retain(|_, e| {
+            let keep = e.seen == gen;
+            if !keep && e.file.is_some() {
+                closed += 1;
+            }
+            keep
+        });
+        self.kept -= closed.min(self.kept);
+        log::trace!("scan: {n} pids, {} forgotten", before - self.entries.len());
+        Ok(())
+    }
+
+    /// Reads one pid's stat: (comm, utime+stime, starttime, rss bytes).
+    fn read_pid(
+        &mut self,
+        proc_dir: &std::path::Path,
+        pid: u32,
+        gen: u64,
+    ) -> Option<(Vec<u8>, u64, u64, u64)> {
+        let mut reopened = false;
+        loop {
+            let entry = self.entries.entry(pid).or_insert(PidEntry {
+                file: None,
+                ticks: 0,
+                starttime: u64::MAX,
+                seen: gen,
+            });
+            entry.seen = gen;
+            let ok = match &entry.file {
+                Some(f) => pread_all(f, &mut self.buf).is_ok() && !self.buf.is_empty(),
+                None => {
+                    let path = proc_dir.join(itoa_buf(pid).as_str()).join("stat");
+                    match File::open(&path) {
+                        Ok(f) => {
+                            let ok = pread_all(&f, &mut self.buf).is_ok() && !self.buf.is_empty();
+                            if ok && self.kept < self.fd_budget {
+                                entry.file = Some(f);
+                                self.kept += 1;
+                            }
+                            ok
+                        }
+                        Err(_) => false,
+                    }
+                }
+            };
+            if ok {
+                break;
+            }
+            // A kept fd of an exited pid reads ESRCH; the pid may have been
+            // reused by a new process, so reopen once.
+            if entry.file.take().is_some() {
+                self.kept = self.kept.saturating_sub(1);
+                if !reopened {
+                    reopened = true;
+                    continue;
+                }
+            }
+            self.entries.remove(&pid);
+            return None;
+        }
+        let st = parse_pid_stat(&self.buf)?;
+        let rss = u64::try_from(st.rss_pages.max(0)).unwrap_or(0).saturating_mul(self.page_size);
+        Some((st.comm.to_vec(), st.utime.saturating_add(st.stime), st.starttime, rss))
+    }
+}
+
+/// Formats a pid without allocating on the heap.
+fn itoa_buf(n: u32) -> ItoaBuf {
+    let mut b = ItoaBuf { buf: [0; 10], start: 10 };
+    let mut n = n;
+    loop {
+        b.start -= 1;
+        if let Some(slot) = b.buf.get_mut(b.start) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || b.start == 0 {
+            break;
+        }
+    }
+    b
+}
+
+struct ItoaBuf {
+    buf: [u8; 10],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.buf.get(self.start..).unwrap_or_default()).unwrap_or("0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn hostile_comm_with_parens_and_spaces() {
+        let buf = fixture("prometheus-procfs/proc/584/stat");
+        let st = parse_pid_stat(&buf).unwrap();
+        assert_eq!(st.comm, b"(a b ) ( c d) ");
+    }
+
+    #[test]
+    fn fields_from_prometheus_fixture() {
+        // 26231: "(vim) R 5392 ... 1677 44 ..." rss 1981 pages, vsize 56274944
+        let buf = fixture("prometheus-procfs/proc/26231/stat");
+        let st = parse_pid_stat(&buf).unwrap();
+        assert_eq!(st.comm, b"vim");
+        assert_eq!(st.state, b'R');
+        assert_eq!(st.ppid, 5392);
+        assert_eq!((st.utime, st.stime), (1677, 44));
+        assert_eq!(st.vsize, 56274944);
+        assert_eq!(st.rss_pages, 1981);
+        assert_eq!(st.num_threads, 1);
+        assert_eq!(st.starttime, 82375);
+    }
+
+    #[test]
+    fn negative_fields_parse() {
+        let buf = fixture("prometheus-procfs/proc/26232/stat");
+        assert!(parse_pid_stat(&buf).is_some());
+    }
+
+    #[test]
+    fn truncated_or_garbage_is_none() {
+        assert!(parse_pid_stat(b"").is_none());
+        assert!(parse_pid_stat(b"1 (x) R 1 2 3").is_none());
+        assert!(parse_pid_stat(b"1 x R").is_none());
+    }
+
+    #[test]
+    fn scan_fixture_tree_then_live_proc() {
+        let root = Root::new(format!("{}/tests/fixtures/prometheus-procfs", env!("CARGO_MANIFEST_DIR")));
+        let mut s = ProcScanner::new(16, 4096);
+        s.scan(&root, 1000).unwrap();
+        let mut pids: Vec<u32> = s.rows.iter().map(|r| r.pid).collect();
+        pids.sort();
+        assert!(pids.contains(&584) && pids.contains(&26231), "{pids:?}");
+        let vim = s.rows.iter().find(|r| r.pid == 26231).unwrap();
+        assert_eq!(vim.mem_bytes, 1981 * 4096);
+        assert_eq!(vim.name, "vim");
+        // second scan, same ticks: 0% everywhere
+        s.scan(&root, 2000).unwrap();
+        assert!(s.rows.iter().all(|r| r.cpu_usage == 0.0));
+
+        let mut live = ProcScanner::new(4, 4096); // tiny budget: fallback path too
+        live.scan(&Root::default(), 1).unwrap();
+        let me = std::process::id();
+        assert!(live.rows.iter().any(|r| r.pid == me));
+        live.scan(&Root::default(), 2).unwrap();
+        assert!(live.rows.iter().any(|r| r.pid == me));
+    }
+
+    #[test]
+    fn itoa() {
+        assert_eq!(itoa_buf(0).as_str(), "0");
+        assert_eq!(itoa_buf(4294967295).as_str(), "4294967295");
+    }
+}

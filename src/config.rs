@@ -1,0 +1,203 @@
+//! Flags and environment → `Config`, validated in one place.
+//!
+//! The reference agent's flags and variables work the same way here; where
+//! it silently falls back to a default on a bad value, we stop with one
+//! line naming the flag or variable (exit status 2).
+
+use crate::collect::fs::Root;
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub const HELP: &str = "\
+sockagent: a light Linux metrics agent speaking the socktop WebSocket API
+
+Usage: sockagent [OPTIONS]
+
+Options:
+  -p, --port N        listening port (default 3000; 8443 with --enableSSL) [SOCKTOP_PORT]
+      --bind ADDR     address to listen on (default 0.0.0.0; e.g. 127.0.0.1, ::)
+      --enableSSL     serve wss:// (TLS) [SOCKTOP_ENABLE_SSL=1]
+      --cert PATH     TLS certificate chain (PEM), with --key
+      --key PATH      TLS private key (PEM), with --cert
+  -V, --version       print the version and exit
+  -h, --help          print this help and exit
+
+Environment:
+  SOCKTOP_TOKEN                   require ?token=<value> on /ws
+  SOCKTOP_AGENT_TEMP=0            no temperatures
+  SOCKTOP_AGENT_GPU=0             no GPU probing
+  SOCKTOP_AGENT_METRICS_TTL_MS    metrics cache window (250; 0 = off)
+  SOCKTOP_AGENT_DISKS_TTL_MS      disks cache window (1000; 0 = off)
+  SOCKTOP_AGENT_PROCESSES_TTL_MS  processes cache window (1500; 0 = off)
+  SOCKTOP_WORKER_THREADS          accepted and ignored (one thread by design)
+  SOCKAGENT_ROOT                  read /proc and /sys under this directory (default /)
+  RUST_LOG                        log level: error, warn, info (default), debug, trace
+";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub bind: IpAddr,
+    pub token: Option<String>,
+    pub tls: bool,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub temp_enabled: bool,
+    pub gpu_enabled: bool,
+    pub metrics_ttl: Duration,
+    pub disks_ttl: Duration,
+    pub processes_ttl: Duration,
+    pub root: Root,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Action {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+fn parse_port(what: &str, v: &str) -> Result<u16, String> {
+    v.trim().parse::<u16>().map_err(|_| format!("{what}: invalid port {v:?} (expected 0-65535)"))
+}
+
+fn parse_ms(name: &str, v: &str) -> Result<Duration, String> {
+    v.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{name}: invalid value {v:?} (expected milliseconds, 0 turns the cache off)"))
+}
+
+/// Parses `args` (without the program name) and an environment lookup.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Action, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
+    let str_of = |v: OsString, flag: &str| {
+        v.into_string().map_err(|_| format!("{flag}: value is not valid UTF-8"))
+    };
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('p') | Long("port") => {
+                let v = str_of(p.value().map_err(|e| e.to_string())?, "--port")?;
+                port = Some(parse_port("--port", &v)?);
+            }
+            Long("bind") => {
+                let v = str_of(p.value().map_err(|e| e.to_string())?, "--bind")?;
+                bind = Some(
+                    v.trim()
+                        .parse::<IpAddr>()
+                        .map_err(|_| format!("--bind: invalid address {v:?} (expected an IP, e.g. 127.0.0.1)"))?,
+                );
+            }
+            Long("enableSSL") => tls = true,
+            Long("cert") => cert = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
+            Long("key") => key = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
+            Short('V') | Long("version") => return Ok(Action::Version),
+            Short('h') | Long("help") => return Ok(Action::Help),
+            other => return Err(format!("{} (see --help)", other.unexpected())),
+        }
+    }
+    if let Some(v) = env("SOCKTOP_ENABLE_SSL") {
+        if v.trim() == "1" {
+            tls = true;
+        }
+    }
+    if cert.is_some() != key.is_some() {
+        return Err("--cert and --key go together".into());
+    }
+    if cert.is_some() {
+        tls = true;
+    }
+    let port = match port {
+        Some(p) => p,
+        None => match env("SOCKTOP_PORT") {
+            Some(v) => parse_port("SOCKTOP_PORT", &v)?,
+            None if tls => 8443,
+            None => 3000,
+        },
+    };
+    let ttl = |name: &str, default: u64| match env(name) {
+        Some(v) => parse_ms(name, &v),
+        None => Ok(Duration::from_millis(default)),
+    };
+    let token = env("SOCKTOP_TOKEN").filter(|t| !t.is_empty());
+    if env("SOCKTOP_WORKER_THREADS").is_some() {
+        log::debug!("SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design");
+    }
+    Ok(Action::Run(Box::new(Config {
+        port,
+        bind: bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        token,
+        tls,
+        cert,
+        key,
+        temp_enabled: env("SOCKTOP_AGENT_TEMP").is_none_or(|v| v.trim() != "0"),
+        gpu_enabled: env("SOCKTOP_AGENT_GPU").is_none_or(|v| v.trim() != "0"),
+        metrics_ttl: ttl("SOCKTOP_AGENT_METRICS_TTL_MS", 250)?,
+        disks_ttl: ttl("SOCKTOP_AGENT_DISKS_TTL_MS", 1000)?,
+        processes_ttl: ttl("SOCKTOP_AGENT_PROCESSES_TTL_MS", 1500)?,
+        root: Root::new(env("SOCKAGENT_ROOT").unwrap_or_else(|| "/".into())),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match parse(args.iter().map(OsString::from), |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })? {
+            Action::Run(c) => Ok(*c),
+            a => Err(format!("{a:?}")),
+        }
+    }
+
+    #[test]
+    fn defaults_and_precedence() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.bind.to_string(), "0.0.0.0");
+        assert_eq!(c.metrics_ttl, Duration::from_millis(250));
+        assert_eq!(run(&["-p", "4000"], &[("SOCKTOP_PORT", "5000")]).unwrap().port, 4000);
+        assert_eq!(run(&["--port=4001"], &[]).unwrap().port, 4001);
+        assert_eq!(run(&[], &[("SOCKTOP_PORT", "5000")]).unwrap().port, 5000);
+        assert_eq!(run(&["--enableSSL"], &[]).unwrap().port, 8443);
+        assert_eq!(run(&[], &[("SOCKTOP_ENABLE_SSL", "1")]).unwrap().port, 8443);
+        assert!(!run(&[], &[("SOCKTOP_AGENT_TEMP", "0")]).unwrap().temp_enabled);
+        assert!(run(&[], &[("SOCKTOP_AGENT_TEMP", "1")]).unwrap().temp_enabled);
+        assert_eq!(run(&[], &[("SOCKTOP_AGENT_DISKS_TTL_MS", "0")]).unwrap().disks_ttl, Duration::ZERO);
+        assert!(run(&[], &[("SOCKTOP_WORKER_THREADS", "8")]).is_ok());
+        assert_eq!(run(&[], &[("SOCKTOP_TOKEN", "s3")]).unwrap().token.as_deref(), Some("s3"));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        assert!(run(&["--port", "70000"], &[]).unwrap_err().contains("--port"));
+        assert!(run(&["--port"], &[]).unwrap_err().contains("--port"));
+        assert!(run(&[], &[("SOCKTOP_PORT", "abc")]).unwrap_err().contains("SOCKTOP_PORT"));
+        assert!(run(&["--bind", "nowhere"], &[]).unwrap_err().contains("--bind"));
+        assert!(run(&["--frobnicate"], &[]).unwrap_err().contains("--frobnicate"));
+        assert!(run(&["stray"], &[]).unwrap_err().contains("stray"));
+        assert!(run(&[], &[("SOCKTOP_AGENT_METRICS_TTL_MS", "-1")])
+            .unwrap_err()
+            .contains("SOCKTOP_AGENT_METRICS_TTL_MS"));
+        assert!(run(&["--cert", "a"], &[]).is_err());
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(parse([OsString::from("-V")], |_| None), Ok(Action::Version)));
+        assert!(matches!(parse([OsString::from("--help")], |_| None), Ok(Action::Help)));
+    }
+}

@@ -1,0 +1,90 @@
+use sockagent::collect::{Collectors, Settings, MIN_CPU_WINDOW};
+use sockagent::config::{self, Action, Config};
+use sockagent::server::{Limits, Server};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Raises the soft open-files limit to the hard limit and returns it.
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: lim is a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: raised is a valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    lim.rlim_cur as u64
+}
+
+fn run(cfg: Config) -> Result<(), String> {
+    if cfg.tls {
+        return Err("--enableSSL / SOCKTOP_ENABLE_SSL: TLS is not available in this build yet".into());
+    }
+    let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let nofile = raise_nofile();
+    let limits = Limits::default();
+    // Keep half of what is left after the connections for kept /proc files.
+    let fd_budget = (nofile.saturating_sub(limits.max_connections as u64 + 64) / 2) as usize;
+    let primed = Instant::now();
+    let collectors = Collectors::new(
+        Settings {
+            root: cfg.root.clone(),
+            temp_enabled: cfg.temp_enabled,
+            metrics_ttl: cfg.metrics_ttl,
+            disks_ttl: cfg.disks_ttl,
+            processes_ttl: cfg.processes_ttl,
+        },
+        fd_budget,
+    );
+    let mut server = Server::new(listener, collectors, cfg.token.clone(), limits).map_err(|e| e.to_string())?;
+    log::info!(
+        "listening on ws://{local}/ws (token {})",
+        if cfg.token.is_some() { "required" } else { "not required" }
+    );
+    // The first answer's CPU figures need a real window behind them.
+    if let Some(rest) = MIN_CPU_WINDOW.checked_sub(primed.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+fn main() -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok();
+    let action = match config::parse(std::env::args_os().skip(1), env) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("sockagent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match action {
+        Action::Help => {
+            print!("{}", config::HELP);
+            ExitCode::SUCCESS
+        }
+        Action::Version => {
+            println!("sockagent {} (socktop_agent 1.60.1 compatible)", config::VERSION);
+            ExitCode::SUCCESS
+        }
+        Action::Run(cfg) => {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                .format_timestamp_millis()
+                .init();
+            match run(*cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sockagent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

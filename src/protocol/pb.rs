@@ -1,0 +1,106 @@
+//! The process frame, to the guide's schema (`proto/processes.proto`),
+//! encoded with quick-protobuf from the scanner's rows without copying them.
+
+use crate::collect::processes::ProcRow;
+use quick_protobuf::sizeofs::{sizeof_len, sizeof_varint};
+use quick_protobuf::{MessageWrite, Result, Writer, WriterBackend};
+
+/// `message Process { uint32 pid = 1; string name = 2; float cpu_usage = 3; uint64 mem_bytes = 4; }`
+pub struct Process<'a>(pub &'a ProcRow);
+
+impl MessageWrite for Process<'_> {
+    fn get_size(&self) -> usize {
+        let p = self.0;
+        (if p.pid != 0 { 1 + sizeof_varint(u64::from(p.pid)) } else { 0 })
+            + (if !p.name.is_empty() { 1 + sizeof_len(p.name.len()) } else { 0 })
+            + (if p.cpu_usage != 0.0 { 1 + 4 } else { 0 })
+            + (if p.mem_bytes != 0 { 1 + sizeof_varint(p.mem_bytes) } else { 0 })
+    }
+
+    fn write_message<W: WriterBackend>(&self, w: &mut Writer<W>) -> Result<()> {
+        let p = self.0;
+        if p.pid != 0 {
+            w.write_with_tag(8, |w| w.write_uint32(p.pid))?;
+        }
+        if !p.name.is_empty() {
+            w.write_with_tag(18, |w| w.write_string(&p.name))?;
+        }
+        if p.cpu_usage != 0.0 {
+            w.write_with_tag(29, |w| w.write_float(p.cpu_usage))?;
+        }
+        if p.mem_bytes != 0 {
+            w.write_with_tag(32, |w| w.write_uint64(p.mem_bytes))?;
+        }
+        Ok(())
+    }
+}
+
+/// `message ProcessList { uint32 process_count = 1; repeated Process processes = 2; }`
+pub struct ProcessList<'a>(pub &'a [ProcRow]);
+
+impl MessageWrite for ProcessList<'_> {
+    fn get_size(&self) -> usize {
+        let n = self.0.len() as u64;
+        (if n != 0 { 1 + sizeof_varint(n) } else { 0 })
+            + self.0.iter().map(|p| 1 + sizeof_len(Process(p).get_size())).sum::<usize>()
+    }
+
+    fn write_message<W: WriterBackend>(&self, w: &mut Writer<W>) -> Result<()> {
+        let n = self.0.len();
+        if n != 0 {
+            w.write_with_tag(8, |w| w.write_uint32(u32::try_from(n).unwrap_or(u32::MAX)))?;
+        }
+        for p in self.0 {
+            w.write_with_tag(18, |w| w.write_message(&Process(p)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes the rows into `out` (cleared first).
+pub fn encode_processes(rows: &[ProcRow], out: &mut Vec<u8>) {
+    out.clear();
+    let msg = ProcessList(rows);
+    out.reserve(msg.get_size());
+    let mut w = Writer::new(&mut *out);
+    // Writing into a Vec cannot fail.
+    let _ = msg.write_message(&mut w);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quick_protobuf::BytesReader;
+
+    #[test]
+    fn round_trip_by_hand_decoding() {
+        let rows = vec![
+            ProcRow { pid: 1, name: "init".into(), cpu_usage: 1.5, mem_bytes: 4096 },
+            ProcRow { pid: 584, name: "(a b ) ( c d) ".into(), cpu_usage: 0.0, mem_bytes: 0 },
+        ];
+        let mut out = Vec::new();
+        encode_processes(&rows, &mut out);
+        assert_eq!(out.len(), ProcessList(&rows).get_size());
+        let mut r = BytesReader::from_bytes(&out);
+        let mut count = 0;
+        let mut names = Vec::new();
+        while !r.is_eof() {
+            match r.next_tag(&out).unwrap() {
+                8 => count = r.read_uint32(&out).unwrap(),
+                18 => {
+                    let sub = r.read_bytes(&out).unwrap();
+                    let mut rr = BytesReader::from_bytes(sub);
+                    while !rr.is_eof() {
+                        match rr.next_tag(sub).unwrap() {
+                            18 => names.push(rr.read_string(sub).unwrap().to_string()),
+                            t => rr.read_unknown(sub, t).unwrap(),
+                        }
+                    }
+                }
+                t => r.read_unknown(&out, t).unwrap(),
+            }
+        }
+        assert_eq!(count, 2);
+        assert_eq!(names, vec!["init", "(a b ) ( c d) "]);
+    }
+}

@@ -1,0 +1,507 @@
+//! The event loop: one thread, one `mio::Poll`, the listener, every
+//! connection in a slab, deadlines in a heap, signals through a pipe.
+
+pub mod conn;
+pub mod http;
+
+use crate::collect::{Answer, Collectors};
+use crate::protocol::{self, Request};
+use conn::{Conn, Phase, Slot, Transport};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+use tungstenite::error::{CapacityError, Error as WsError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+
+/// Limits, with the reason for each value.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections; past it new ones get 503. Each costs ~10 KiB.
+    pub max_connections: usize,
+    /// Output queued for one client that does not read; past it the client
+    /// is dropped and its memory freed. Ten process frames fit easily.
+    pub max_queued_output: usize,
+    /// Time to send a complete request head (slowloris).
+    pub handshake_timeout: Duration,
+    /// How long a closing connection may linger for the peer to close.
+    pub linger: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_queued_output: 4 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Conn(usize, u64),
+    AcceptRetry,
+}
+
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Conn>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    collectors: Collectors,
+    token: Option<String>,
+    limits: Limits,
+    next_serial: u64,
+    ws_config: WebSocketConfig,
+    signals: signal_hook_mio::v1_0::Signals,
+    shutting_down: Option<Instant>,
+}
+
+enum Outcome {
+    Keep,
+    Drop,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Server {
+    pub fn new(
+        listener: std::net::TcpListener,
+        collectors: Collectors,
+        token: Option<String>,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = signal_hook_mio::v1_0::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_write_buffer_size(limits.max_queued_output)
+            .max_frame_size(Some(protocol::MAX_FRAME))
+            .max_message_size(Some(protocol::MAX_FRAME));
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            timers: BinaryHeap::new(),
+            collectors,
+            token,
+            limits,
+            next_serial: 0,
+            ws_config,
+            signals,
+            shutting_down: None,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Runs until SIGTERM/SIGINT, then closes every connection and returns.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            self.fire_timers(now);
+            if let Some(deadline) = self.shutting_down {
+                if self.conns.is_empty() || now >= deadline {
+                    log::info!("shut down ({} connections still open)", self.conns.len());
+                    return Ok(());
+                }
+            }
+            // Idle with no deadline pending: sleep until something happens.
+            let timeout = self.timers.peek().map(|Reverse((t, _))| t.saturating_duration_since(now));
+            let timeout = match (timeout, self.shutting_down) {
+                (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(now))),
+                (None, Some(d)) => Some(d.saturating_duration_since(now)),
+                (t, None) => t,
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    SIGNALS => {
+                        if self.signals.pending().next().is_some() {
+                            self.begin_shutdown();
+                        }
+                    }
+                    Token(k) => self.drive(k),
+                }
+            }
+        }
+    }
+
+    fn add_timer(&mut self, at: Instant, t: Timer) {
+        self.timers.push(Reverse((at, t)));
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, t))) = self.timers.pop() else { break };
+            match t {
+                Timer::AcceptRetry => self.accept(),
+                Timer::Conn(k, serial) => {
+                    let expired = self
+                        .conns
+                        .get(k)
+                        .is_some_and(|c| c.serial == serial && c.deadline.is_some_and(|d| d <= now));
+                    if expired {
+                        if let Some(c) = self.conns.get(k) {
+                            log::debug!("{}: deadline passed, dropping", c.peer);
+                        }
+                        self.close(k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let res = match &self.listener {
+                Some(l) => l.accept(),
+                None => return,
+            };
+            match res {
+                Ok((mut sock, peer)) => {
+                    let _ = sock.set_nodelay(true);
+                    if self.conns.len() >= self.limits.max_connections {
+                        log::debug!("{peer}: over max connections, answering 503");
+                        if let http::Route::Respond { response, .. } =
+                            http::respond(503, "Service Unavailable", "too many connections", false, "Retry-After: 1\r\n")
+                        {
+                            let _ = std::io::Write::write(&mut sock, &response);
+                        }
+                        continue;
+                    }
+                    let entry = self.conns.vacant_entry();
+                    let k = entry.key();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut sock,
+                        Token(k),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("cannot register connection: {e}");
+                        continue;
+                    }
+                    self.next_serial += 1;
+                    let serial = self.next_serial;
+                    let deadline = Instant::now() + self.limits.handshake_timeout;
+                    entry.insert(Conn {
+                        io: Transport::new(sock),
+                        phase: Phase::Http { buf: Vec::with_capacity(1024) },
+                        serial,
+                        deadline: Some(deadline),
+                        queue: VecDeque::new(),
+                        peer: peer.to_string(),
+                    });
+                    self.add_timer(deadline, Timer::Conn(k, serial));
+                    log::debug!("{peer}: connected");
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    // Out of file descriptors: keep serving what we have and
+                    // try again shortly (the listener is edge-triggered).
+                    log::warn!("accept: {e}; retrying in 100 ms");
+                    self.add_timer(Instant::now() + Duration::from_millis(100), Timer::AcceptRetry);
+                    return;
+                }
+                Err(e) => {
+                    log::debug!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutting_down.is_some() {
+            return;
+        }
+        log::info!("signal received: closing {} connections", self.conns.len());
+        self.shutting_down = Some(Instant::now() + Duration::from_secs(1));
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            let Some(c) = self.conns.get_mut(k) else { continue };
+            let phase = std::mem::replace(&mut c.phase, Phase::Closing { ctx: None, shut: false });
+            match phase {
+                Phase::Ws { mut ctx } => {
+                    let _ = ctx.close(
+                        &mut c.io,
+                        Some(CloseFrame { code: CloseCode::Away, reason: "agent shutting down".into() }),
+                    );
+                    c.phase = Phase::Closing { ctx: Some(ctx), shut: false };
+                    self.drive(k);
+                }
+                Phase::Http { .. } => self.close(k),
+                other => c.phase = other,
+            }
+        }
+    }
+
+    fn close(&mut self, k: usize) {
+        if self.conns.contains(k) {
+            let mut c = self.conns.remove(k);
+            let _ = self.poll.registry().deregister(&mut c.io.sock);
+            log::debug!("{}: closed", c.peer);
+        }
+    }
+
+    /// Runs connection `k` as far as it can go without blocking.
+    fn drive(&mut self, k: usize) {
+        let outcome = match self.conns.get_mut(k) {
+            Some(c) => step(
+                c,
+                &mut self.collectors,
+                self.token.as_deref(),
+                &self.ws_config,
+            ),
+            None => return,
+        };
+        match outcome {
+            Outcome::Drop => self.close(k),
+            Outcome::Keep => {
+                // A connection that entered Closing gets its linger deadline.
+                if let Some(c) = self.conns.get_mut(k) {
+                    if matches!(c.phase, Phase::Closing { .. }) && c.deadline.is_none() {
+                        let d = Instant::now() + self.limits.linger;
+                        c.deadline = Some(d);
+                        let serial = c.serial;
+                        self.add_timer(d, Timer::Conn(k, serial));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Advances one connection through its phases.
+fn step(c: &mut Conn, col: &mut Collectors, token: Option<&str>, cfg: &WebSocketConfig) -> Outcome {
+    loop {
+        match &mut c.phase {
+            Phase::Http { buf } => {
+                let mut chunk = [0u8; 2048];
+                let routed = loop {
+                    if let Some(r) = http::route(buf, token) {
+                        break r;
+                    }
+                    match c.io.read(&mut chunk) {
+                        Ok(0) => return Outcome::Drop,
+                        Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                        Err(e) if would_block(&e) => return Outcome::Keep,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Outcome::Drop,
+                    }
+                };
+                let (consumed, route) = routed;
+                match route {
+                    http::Route::Upgrade { response } => {
+                        let rest = buf.get(consumed..).unwrap_or_default().to_vec();
+                        c.io.queue_raw(response);
+                        let ctx = WebSocketContext::from_partially_read(rest, Role::Server, Some(*cfg));
+                        c.phase = Phase::Ws { ctx: Box::new(ctx) };
+                        c.deadline = None;
+                        log::debug!("{}: upgraded", c.peer);
+                    }
+                    http::Route::Respond { response, status } => {
+                        log::debug!("{}: HTTP {status}", c.peer);
+                        c.io.queue_raw(response);
+                        c.phase = Phase::Closing { ctx: None, shut: false };
+                        c.deadline = None;
+                    }
+                }
+            }
+            Phase::Ws { ctx } => match ws_step(&mut c.io, ctx, &mut c.queue, col, &c.peer) {
+                Ok(o) => return o,
+                Err(None) => return Outcome::Drop,
+                Err(Some(frame)) => {
+                    let old = std::mem::replace(&mut c.phase, Phase::Closing { ctx: None, shut: false });
+                    if let Phase::Ws { mut ctx } = old {
+                        let _ = ctx.close(&mut c.io, Some(frame));
+                        c.phase = Phase::Closing { ctx: Some(ctx), shut: false };
+                    }
+                }
+            },
+            Phase::Closing { ctx, shut } => {
+                // 1. get our last bytes out
+                let flushed = match ctx {
+                    Some(ctx) => match ctx.flush(&mut c.io) {
+                        Ok(()) => true,
+                        Err(WsError::Io(e)) if would_block(&e) => false,
+                        Err(_) => true, // closed, or nothing more to send
+                    },
+                    None => match c.io.flush_raw() {
+                        Ok(()) => true,
+                        Err(e) if would_block(&e) => false,
+                        Err(_) => return Outcome::Drop,
+                    },
+                };
+                if !flushed {
+                    return Outcome::Keep;
+                }
+                if !*shut {
+                    let _ = c.io.flush_raw();
+                    let _ = c.io.sock.shutdown(Shutdown::Write);
+                    *shut = true;
+                }
+                // 2. discard input until the peer closes
+                let mut sink = [0u8; 4096];
+                loop {
+                    match c.io.sock.read(&mut sink) {
+                        Ok(0) => return Outcome::Drop,
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) => return Outcome::Keep,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Outcome::Drop,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads every available frame, answers each request in order, flushes.
+/// `Err(Some(frame))`: close with that frame; `Err(None)`: drop now.
+fn ws_step(
+    io: &mut Transport,
+    ctx: &mut WebSocketContext,
+    queue: &mut VecDeque<Slot>,
+    col: &mut Collectors,
+    peer: &str,
+) -> Result<Outcome, Option<CloseFrame>> {
+    loop {
+        match ctx.read(io) {
+            Ok(Message::Text(t)) => {
+                let a = answer(t.as_str(), col);
+                queue.push_back(Slot::Ready(a));
+            }
+            Ok(Message::Binary(b)) => {
+                let a = Answer::text(protocol::error_json(
+                    "binary frames are not requests: send a text frame such as {\"type\":\"metrics\"}",
+                    &format!("<binary frame, {} bytes>", b.len()),
+                    None,
+                ));
+                queue.push_back(Slot::Ready(a));
+            }
+            Ok(_) => {} // ping (pong queued by tungstenite), pong, close (reply queued)
+            Err(WsError::Io(e)) if would_block(&e) => break,
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(WsError::Utf8(_)) => {
+                let a = Answer::text(protocol::error_json("text frame is not valid UTF-8", "", None));
+                queue.push_back(Slot::Ready(a));
+            }
+            Err(WsError::Capacity(e)) => {
+                log::debug!("{peer}: {e}; closing with 1009");
+                let reason = match e {
+                    CapacityError::MessageTooLong { max_size, .. } => format!("message over {max_size} bytes"),
+                    _ => format!("frame over {} bytes", protocol::MAX_FRAME),
+                };
+                return Err(Some(CloseFrame { code: CloseCode::Size, reason: reason.into() }));
+            }
+            Err(WsError::Protocol(e)) => {
+                log::debug!("{peer}: protocol error: {e}");
+                return Err(Some(CloseFrame { code: CloseCode::Protocol, reason: "protocol error".into() }));
+            }
+            Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Err(None),
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return Err(None);
+            }
+        }
+        if pump(io, ctx, queue, peer).is_err() {
+            return Err(None);
+        }
+    }
+    if pump(io, ctx, queue, peer).is_err() {
+        return Err(None);
+    }
+    match ctx.flush(io) {
+        Ok(()) => Ok(Outcome::Keep),
+        Err(WsError::Io(e)) if would_block(&e) => Ok(Outcome::Keep),
+        Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => Err(None),
+        Err(e) => {
+            log::debug!("{peer}: {e}");
+            Err(None)
+        }
+    }
+}
+
+/// Hands the ready answers at the head of the queue to tungstenite.
+fn pump(io: &mut Transport, ctx: &mut WebSocketContext, queue: &mut VecDeque<Slot>, peer: &str) -> Result<(), ()> {
+    while let Some(Slot::Ready(_)) = queue.front() {
+        let Some(Slot::Ready(a)) = queue.pop_front() else { break };
+        let msg = match a {
+            Answer::Text(t) => Message::Text(t),
+            Answer::Binary(b) => Message::Binary(b),
+        };
+        match ctx.write(io, msg) {
+            Ok(()) => {}
+            // The frame is buffered; it goes out when the socket drains.
+            Err(WsError::Io(e)) if would_block(&e) => {}
+            Err(WsError::WriteBufferFull(_)) => {
+                log::debug!("{peer}: not reading its answers; output over the limit, dropping");
+                return Err(());
+            }
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return Err(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The answer to one request text: the collectors' answer or an error object.
+pub fn answer(text: &str, col: &mut Collectors) -> Answer {
+    let now = Instant::now();
+    let result = match protocol::parse_request(text) {
+        Ok(Request::Metrics) => col.metrics_answer(now),
+        Ok(Request::Disks) => col.disks_answer(now),
+        Ok(Request::Processes) => col.processes_answer(now),
+        Ok(Request::ProcessMetrics(pid)) | Ok(Request::Journal(pid)) => {
+            return Answer::text(protocol::error_json(
+                "not supported yet",
+                text,
+                Some(&serde_json::Value::from(pid)),
+            ))
+        }
+        Err(e) => return Answer::text(protocol::error_json(&e.error, text, e.pid.as_ref())),
+    };
+    result.unwrap_or_else(|e| {
+        log::warn!("{e}");
+        Answer::text(protocol::error_json(&e, text, None))
+    })
+}
