@@ -63,14 +63,18 @@ pub enum Action {
 }
 
 fn parse_port(what: &str, v: &str) -> Result<u16, String> {
-    v.trim().parse::<u16>().map_err(|_| format!("{what}: invalid port {v:?} (expected 0-65535)"))
+    v.trim()
+        .parse::<u16>()
+        .map_err(|_| format!("{what}: invalid port {v:?} (expected 0-65535)"))
 }
 
 fn parse_ms(name: &str, v: &str) -> Result<Duration, String> {
     v.trim()
         .parse::<u64>()
         .map(Duration::from_millis)
-        .map_err(|_| format!("{name}: invalid value {v:?} (expected milliseconds, 0 turns the cache off)"))
+        .map_err(|_| {
+            format!("{name}: invalid value {v:?} (expected milliseconds, 0 turns the cache off)")
+        })
 }
 
 /// Parses `args` (without the program name) and an environment lookup.
@@ -82,7 +86,8 @@ pub fn parse(
     let mut p = lexopt::Parser::from_args(args);
     let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
     let str_of = |v: OsString, flag: &str| {
-        v.into_string().map_err(|_| format!("{flag}: value is not valid UTF-8"))
+        v.into_string()
+            .map_err(|_| format!("{flag}: value is not valid UTF-8"))
     };
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
@@ -92,11 +97,9 @@ pub fn parse(
             }
             Long("bind") => {
                 let v = str_of(p.value().map_err(|e| e.to_string())?, "--bind")?;
-                bind = Some(
-                    v.trim()
-                        .parse::<IpAddr>()
-                        .map_err(|_| format!("--bind: invalid address {v:?} (expected an IP, e.g. 127.0.0.1)"))?,
-                );
+                bind = Some(v.trim().parse::<IpAddr>().map_err(|_| {
+                    format!("--bind: invalid address {v:?} (expected an IP, e.g. 127.0.0.1)")
+                })?);
             }
             Long("enableSSL") => tls = true,
             Long("cert") => cert = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
@@ -154,7 +157,10 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         match parse(args.iter().map(OsString::from), |k| {
             env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })? {
@@ -169,25 +175,57 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.bind.to_string(), "0.0.0.0");
         assert_eq!(c.metrics_ttl, Duration::from_millis(250));
-        assert_eq!(run(&["-p", "4000"], &[("SOCKTOP_PORT", "5000")]).unwrap().port, 4000);
+        assert_eq!(
+            run(&["-p", "4000"], &[("SOCKTOP_PORT", "5000")])
+                .unwrap()
+                .port,
+            4000
+        );
         assert_eq!(run(&["--port=4001"], &[]).unwrap().port, 4001);
         assert_eq!(run(&[], &[("SOCKTOP_PORT", "5000")]).unwrap().port, 5000);
         assert_eq!(run(&["--enableSSL"], &[]).unwrap().port, 8443);
         assert_eq!(run(&[], &[("SOCKTOP_ENABLE_SSL", "1")]).unwrap().port, 8443);
-        assert!(!run(&[], &[("SOCKTOP_AGENT_TEMP", "0")]).unwrap().temp_enabled);
-        assert!(run(&[], &[("SOCKTOP_AGENT_TEMP", "1")]).unwrap().temp_enabled);
-        assert_eq!(run(&[], &[("SOCKTOP_AGENT_DISKS_TTL_MS", "0")]).unwrap().disks_ttl, Duration::ZERO);
+        assert!(
+            !run(&[], &[("SOCKTOP_AGENT_TEMP", "0")])
+                .unwrap()
+                .temp_enabled
+        );
+        assert!(
+            run(&[], &[("SOCKTOP_AGENT_TEMP", "1")])
+                .unwrap()
+                .temp_enabled
+        );
+        assert_eq!(
+            run(&[], &[("SOCKTOP_AGENT_DISKS_TTL_MS", "0")])
+                .unwrap()
+                .disks_ttl,
+            Duration::ZERO
+        );
         assert!(run(&[], &[("SOCKTOP_WORKER_THREADS", "8")]).is_ok());
-        assert_eq!(run(&[], &[("SOCKTOP_TOKEN", "s3")]).unwrap().token.as_deref(), Some("s3"));
+        assert_eq!(
+            run(&[], &[("SOCKTOP_TOKEN", "s3")])
+                .unwrap()
+                .token
+                .as_deref(),
+            Some("s3")
+        );
     }
 
     #[test]
     fn bad_values_name_the_flag() {
-        assert!(run(&["--port", "70000"], &[]).unwrap_err().contains("--port"));
+        assert!(run(&["--port", "70000"], &[])
+            .unwrap_err()
+            .contains("--port"));
         assert!(run(&["--port"], &[]).unwrap_err().contains("--port"));
-        assert!(run(&[], &[("SOCKTOP_PORT", "abc")]).unwrap_err().contains("SOCKTOP_PORT"));
-        assert!(run(&["--bind", "nowhere"], &[]).unwrap_err().contains("--bind"));
-        assert!(run(&["--frobnicate"], &[]).unwrap_err().contains("--frobnicate"));
+        assert!(run(&[], &[("SOCKTOP_PORT", "abc")])
+            .unwrap_err()
+            .contains("SOCKTOP_PORT"));
+        assert!(run(&["--bind", "nowhere"], &[])
+            .unwrap_err()
+            .contains("--bind"));
+        assert!(run(&["--frobnicate"], &[])
+            .unwrap_err()
+            .contains("--frobnicate"));
         assert!(run(&["stray"], &[]).unwrap_err().contains("stray"));
         assert!(run(&[], &[("SOCKTOP_AGENT_METRICS_TTL_MS", "-1")])
             .unwrap_err()
@@ -197,7 +235,13 @@ mod tests {
 
     #[test]
     fn help_and_version() {
-        assert!(matches!(parse([OsString::from("-V")], |_| None), Ok(Action::Version)));
-        assert!(matches!(parse([OsString::from("--help")], |_| None), Ok(Action::Help)));
+        assert!(matches!(
+            parse([OsString::from("-V")], |_| None),
+            Ok(Action::Version)
+        ));
+        assert!(matches!(
+            parse([OsString::from("--help")], |_| None),
+            Ok(Action::Help)
+        ));
     }
 }

@@ -7,27 +7,39 @@ use std::time::Instant;
 
 /// Raises the soft open-files limit to the hard limit and returns it.
 fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: lim is a valid out-pointer.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return 1024;
     }
     if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
         // SAFETY: raised is a valid rlimit.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
             lim.rlim_cur = lim.rlim_max;
         }
     }
-    lim.rlim_cur as u64
+    // rlim_t is 32 bits on armv7.
+    #[allow(clippy::unnecessary_cast)]
+    let cur = lim.rlim_cur as u64;
+    cur
 }
 
 fn run(cfg: Config) -> Result<(), String> {
     if cfg.tls {
-        return Err("--enableSSL / SOCKTOP_ENABLE_SSL: TLS is not available in this build yet".into());
+        return Err(
+            "--enableSSL / SOCKTOP_ENABLE_SSL: TLS is not available in this build yet".into(),
+        );
     }
     let addr = SocketAddr::new(cfg.bind, cfg.port);
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let nofile = raise_nofile();
     let limits = Limits::default();
@@ -44,10 +56,15 @@ fn run(cfg: Config) -> Result<(), String> {
         },
         fd_budget,
     );
-    let mut server = Server::new(listener, collectors, cfg.token.clone(), limits).map_err(|e| e.to_string())?;
+    let mut server =
+        Server::new(listener, collectors, cfg.token.clone(), limits).map_err(|e| e.to_string())?;
     log::info!(
         "listening on ws://{local}/ws (token {})",
-        if cfg.token.is_some() { "required" } else { "not required" }
+        if cfg.token.is_some() {
+            "required"
+        } else {
+            "not required"
+        }
     );
     // The first answer's CPU figures need a real window behind them.
     if let Some(rest) = MIN_CPU_WINDOW.checked_sub(primed.elapsed()) {
@@ -71,7 +88,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Action::Version => {
-            println!("sockagent {} (socktop_agent 1.60.1 compatible)", config::VERSION);
+            println!(
+                "sockagent {} (socktop_agent 1.60.1 compatible)",
+                config::VERSION
+            );
             ExitCode::SUCCESS
         }
         Action::Run(cfg) => {

@@ -109,15 +109,27 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
     fn parses_aggregate_and_cores() {
         let mut s = StatSample::default();
         parse_stat(STAT, &mut s).unwrap();
-        assert_eq!(s.all, CpuTicks { total: 1000, idle: 850 });
+        assert_eq!(
+            s.all,
+            CpuTicks {
+                total: 1000,
+                idle: 850
+            }
+        );
         assert_eq!(s.cores.len(), 2);
         assert_eq!(s.btime, 1_700_000_000);
     }
 
     #[test]
     fn busy_over_window() {
-        let a = CpuTicks { total: 1000, idle: 850 };
-        let b = CpuTicks { total: 1100, idle: 875 };
+        let a = CpuTicks {
+            total: 1000,
+            idle: 850,
+        };
+        let b = CpuTicks {
+            total: 1100,
+            idle: 875,
+        };
         assert!((b.busy_pct_since(&a) - 75.0).abs() < 0.01);
         assert_eq!(a.busy_pct_since(&a), 0.0);
         // counters going backwards (wrap, hotplug) never give garbage
@@ -153,7 +165,10 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
         assert_eq!(s.cores.len(), 8);
         assert_eq!(s.btime, 1_418_183_276);
         // cpu  301854 612 111922 8979004 3552 2 3944 0 0 0
-        assert_eq!(s.all.total, 301854 + 612 + 111922 + 8979004 + 3552 + 2 + 3944);
+        assert_eq!(
+            s.all.total,
+            301854 + 612 + 111922 + 8979004 + 3552 + 2 + 3944
+        );
         assert_eq!(s.all.idle, 8979004 + 3552);
     }
 

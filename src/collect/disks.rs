@@ -17,8 +17,23 @@ pub struct Mount {
 
 /// Filesystem types that never describe a disk, even with a `/dev/` source.
 const PSEUDO_FS: &[&str] = &[
-    "proc", "sysfs", "tmpfs", "devtmpfs", "devpts", "overlay", "squashfs", "ramfs", "cgroup",
-    "cgroup2", "autofs", "fuse.lxcfs", "nsfs", "tracefs", "debugfs", "securityfs", "iso9660",
+    "proc",
+    "sysfs",
+    "tmpfs",
+    "devtmpfs",
+    "devpts",
+    "overlay",
+    "squashfs",
+    "ramfs",
+    "cgroup",
+    "cgroup2",
+    "autofs",
+    "fuse.lxcfs",
+    "nsfs",
+    "tracefs",
+    "debugfs",
+    "securityfs",
+    "iso9660",
 ];
 
 /// Undoes mountinfo's octal escapes (`\040` is a space).
@@ -51,7 +66,9 @@ pub fn parse_mountinfo(buf: &[u8]) -> Vec<Mount> {
     for line in super::num::lines(buf) {
         let f: Vec<&[u8]> = super::num::fields(line).collect();
         // id parent maj:min root mountpoint options [optional...] - fstype source superopts
-        let Some(sep) = f.iter().position(|x| *x == b"-") else { continue };
+        let Some(sep) = f.iter().position(|x| *x == b"-") else {
+            continue;
+        };
         let (Some(devno), Some(mp), Some(fstype), Some(source)) =
             (f.get(2), f.get(4), f.get(sep + 1), f.get(sep + 2))
         else {
@@ -59,8 +76,12 @@ pub fn parse_mountinfo(buf: &[u8]) -> Vec<Mount> {
         };
         let mut mm = devno.splitn(2, |&b| b == b':');
         let (Some(major), Some(minor)) = (
-            mm.next().and_then(parse_u64).and_then(|v| u32::try_from(v).ok()),
-            mm.next().and_then(parse_u64).and_then(|v| u32::try_from(v).ok()),
+            mm.next()
+                .and_then(parse_u64)
+                .and_then(|v| u32::try_from(v).ok()),
+            mm.next()
+                .and_then(parse_u64)
+                .and_then(|v| u32::try_from(v).ok()),
         ) else {
             continue;
         };
@@ -115,7 +136,10 @@ pub fn parent_from_name(name: &str) -> Option<String> {
     if stem.ends_with(|c: char| c.is_ascii_digit()) {
         return None; // nvme0n1, mmcblk0, dm-0, loop0: whole devices
     }
-    if ["sd", "hd", "vd", "xvd"].iter().any(|p| stem.starts_with(p)) {
+    if ["sd", "hd", "vd", "xvd"]
+        .iter()
+        .any(|p| stem.starts_with(p))
+    {
         return Some(stem.to_string());
     }
     None
@@ -136,11 +160,17 @@ pub fn dev_info(root: &Root, m: &Mount) -> DevInfo {
             } else {
                 None
             };
-            return DevInfo { kernel_name: kname.clone(), parent };
+            return DevInfo {
+                kernel_name: kname.clone(),
+                parent,
+            };
         }
     }
     let name = m.source.trim_start_matches("/dev/").to_string();
-    DevInfo { parent: parent_from_name(&name), kernel_name: name }
+    DevInfo {
+        parent: parent_from_name(&name),
+        kernel_name: name,
+    }
 }
 
 /// The name a row shows: the mount source without `/dev/`, except that
@@ -170,14 +200,26 @@ pub fn build_rows(
         if !seen.insert((m.major, m.minor)) {
             continue;
         }
-        let Some((total, available)) = space(m) else { continue };
+        let Some((total, available)) = space(m) else {
+            continue;
+        };
         let d = info(m);
         let name = row_name(m, &d);
         let is_partition = d.parent.is_some();
-        let temperature = if is_partition { None } else { temp(&d.kernel_name) };
+        let temperature = if is_partition {
+            None
+        } else {
+            temp(&d.kernel_name)
+        };
         parts.push(Part {
             parent: d.parent,
-            row: DiskRow { name, total, available, temperature, is_partition },
+            row: DiskRow {
+                name,
+                total,
+                available,
+                temperature,
+                is_partition,
+            },
         });
     }
     // group key: the whole disk's name (a partition's parent, else itself)
@@ -196,7 +238,10 @@ pub fn build_rows(
         let has_whole = rows.iter().any(|r| !r.is_partition);
         if !has_whole {
             let total = rows.iter().map(|r| r.total).fold(0u64, u64::saturating_add);
-            let available = rows.iter().map(|r| r.available).fold(0u64, u64::saturating_add);
+            let available = rows
+                .iter()
+                .map(|r| r.available)
+                .fold(0u64, u64::saturating_add);
             out.push(DiskRow {
                 temperature: temp(&disk),
                 name: disk,
@@ -220,7 +265,10 @@ pub fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
         return None;
     }
     let frsize = st.f_frsize as u64;
-    Some(((st.f_blocks as u64).saturating_mul(frsize), (st.f_bavail as u64).saturating_mul(frsize)))
+    Some((
+        (st.f_blocks as u64).saturating_mul(frsize),
+        (st.f_bavail as u64).saturating_mul(frsize),
+    ))
 }
 
 #[cfg(test)]
@@ -238,7 +286,9 @@ mod tests {
     }
 
     fn names(rows: &[DiskRow]) -> Vec<(&str, bool)> {
-        rows.iter().map(|r| (r.name.as_str(), r.is_partition)).collect()
+        rows.iter()
+            .map(|r| (r.name.as_str(), r.is_partition))
+            .collect()
     }
 
     #[test]
@@ -279,15 +329,24 @@ mod tests {
         ];
         let info = |m: &Mount| {
             if m.source == "/dev/root" {
-                DevInfo { kernel_name: "mmcblk0p2".into(), parent: Some("mmcblk0".into()) }
+                DevInfo {
+                    kernel_name: "mmcblk0p2".into(),
+                    parent: Some("mmcblk0".into()),
+                }
             } else {
                 let n = m.source.trim_start_matches("/dev/").to_string();
-                DevInfo { parent: parent_from_name(&n), kernel_name: n }
+                DevInfo {
+                    parent: parent_from_name(&n),
+                    kernel_name: n,
+                }
             }
         };
-        let rows = build_rows(&mounts, info, |m| Some((u64::from(m.minor) * 100, 10)), |d| {
-            (d == "nvme0n1").then_some(40.0)
-        });
+        let rows = build_rows(
+            &mounts,
+            info,
+            |m| Some((u64::from(m.minor) * 100, 10)),
+            |d| (d == "nvme0n1").then_some(40.0),
+        );
         assert_eq!(
             names(&rows),
             vec![
@@ -301,7 +360,10 @@ mod tests {
             ]
         );
         let nvme = &rows[2];
-        assert_eq!((nvme.total, nvme.available, nvme.temperature), (300, 20, Some(40.0)));
+        assert_eq!(
+            (nvme.total, nvme.available, nvme.temperature),
+            (300, 20, Some(40.0))
+        );
     }
 
     #[test]

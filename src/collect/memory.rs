@@ -23,7 +23,11 @@ pub fn parse_meminfo(buf: &[u8]) -> Option<MemInfo> {
         };
         let Some(v) = parse_u64(val) else { continue };
         // Values are in kB unless a unit is absent (HugePages_* counts).
-        let bytes = if f.next() == Some(b"kB") { v.saturating_mul(1024) } else { v };
+        let bytes = if f.next() == Some(b"kB") {
+            v.saturating_mul(1024)
+        } else {
+            v
+        };
         match key {
             b"MemTotal:" => total = Some(bytes),
             b"MemAvailable:" => avail = Some(bytes),
@@ -58,8 +62,9 @@ mod tests {
         assert_eq!(m.mem_total, 1_024_000);
         assert_eq!(m.mem_used, 400 * 1024);
         assert_eq!(m.swap_used, 30 * 1024);
-        let old = parse_meminfo(b"MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n")
-            .unwrap();
+        let old =
+            parse_meminfo(b"MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n")
+                .unwrap();
         assert_eq!(old.mem_used, 600 * 1024);
         assert!(parse_meminfo(b"garbage").is_none());
     }

@@ -114,7 +114,9 @@ pub struct Collectors {
 
 /// Epoch milliseconds now.
 pub fn epoch_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `sysconf(_SC_PAGESIZE)`: 4 KiB on x86, 16 or 64 KiB on some arm64 kernels.
@@ -233,7 +235,11 @@ impl Collectors {
         match std::fs::read_dir(self.s.root.path("proc")) {
             Ok(rd) => rd
                 .flatten()
-                .filter(|e| e.file_name().to_str().is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit())))
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+                })
                 .count() as u64,
             Err(_) => 0,
         }
@@ -257,7 +263,11 @@ impl Collectors {
             }
         }
         let hostname = self.hostname();
-        let cpu_temp_c = if self.s.temp_enabled { self.temp.read(&self.s.root) } else { None };
+        let cpu_temp_c = if self.s.temp_enabled {
+            self.temp.read(&self.s.root)
+        } else {
+            None
+        };
         let out = MetricsOut {
             sampled_at_ms: epoch_ms(),
             cpu_total,
@@ -275,7 +285,10 @@ impl Collectors {
             process_count: self.count_processes(),
         };
         let v = Utf8Bytes::from(serde_json::to_string(&out).map_err(|e| e.to_string())?);
-        self.metrics = Some(Cached { at: now, value: v.clone() });
+        self.metrics = Some(Cached {
+            at: now,
+            value: v.clone(),
+        });
         Ok(Answer::Text(v))
     }
 
@@ -295,7 +308,10 @@ impl Collectors {
             |_| None,
         );
         let v = Utf8Bytes::from(serde_json::to_string(&rows).map_err(|e| e.to_string())?);
-        self.disks = Some(Cached { at: now, value: v.clone() });
+        self.disks = Some(Cached {
+            at: now,
+            value: v.clone(),
+        });
         Ok(Answer::Text(v))
     }
 
@@ -310,12 +326,17 @@ impl Collectors {
             .scan(&self.s.root, total)
             .map_err(|e| format!("cannot list /proc: {e}"))?;
         pb::encode_processes(&self.scanner.rows, &mut self.pb_buf);
-        let v = if self.pb_buf.len() > GZIP_THRESHOLD && self.gzip.compress(&self.pb_buf, &mut self.gz_buf) {
+        let v = if self.pb_buf.len() > GZIP_THRESHOLD
+            && self.gzip.compress(&self.pb_buf, &mut self.gz_buf)
+        {
             Bytes::copy_from_slice(&self.gz_buf)
         } else {
             Bytes::copy_from_slice(&self.pb_buf)
         };
-        self.processes = Some(Cached { at: now, value: v.clone() });
+        self.processes = Some(Cached {
+            at: now,
+            value: v.clone(),
+        });
         Ok(Answer::Binary(v))
     }
 }

@@ -23,7 +23,9 @@ pub fn parse_net_dev(buf: &[u8], out: &mut Vec<NetDev>) {
         let mut f = fields(rest.get(1..).unwrap_or_default());
         let rx = f.next().and_then(parse_u64);
         let tx = f.nth(7).and_then(parse_u64);
-        let (Some(rx), Some(tx)) = (rx, tx) else { continue };
+        let (Some(rx), Some(tx)) = (rx, tx) else {
+            continue;
+        };
         if name.is_empty() {
             continue;
         }
@@ -55,8 +57,13 @@ mod tests {
         let mut v = Vec::new();
         parse_net_dev(&buf, &mut v);
         let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
-        assert!(names.contains(&"eth0") && names.contains(&"lo"), "{names:?}");
-        assert!(v.iter().all(|d| d.received > 0 || d.name.starts_with("ifb")));
+        assert!(
+            names.contains(&"eth0") && names.contains(&"lo"),
+            "{names:?}"
+        );
+        assert!(v
+            .iter()
+            .all(|d| d.received > 0 || d.name.starts_with("ifb")));
     }
 
     #[test]
@@ -76,10 +83,20 @@ mod tests {
     #[test]
     fn reuses_rows_and_shrinks() {
         let mut v = Vec::new();
-        parse_net_dev(b"h\nh\n a: 1 0 0 0 0 0 0 0 2 0\n b: 3 0 0 0 0 0 0 0 4\n", &mut v);
+        parse_net_dev(
+            b"h\nh\n a: 1 0 0 0 0 0 0 0 2 0\n b: 3 0 0 0 0 0 0 0 4\n",
+            &mut v,
+        );
         assert_eq!(v.len(), 2);
         parse_net_dev(b" c: 5 0 0 0 0 0 0 0 6\n", &mut v);
-        assert_eq!(v, vec![NetDev { name: "c".into(), received: 5, transmitted: 6 }]);
+        assert_eq!(
+            v,
+            vec![NetDev {
+                name: "c".into(),
+                received: 5,
+                transmitted: 6
+            }]
+        );
         parse_net_dev(b" bad: x\n", &mut v);
         assert!(v.is_empty());
     }

@@ -18,14 +18,17 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
 /// Parses a possibly negative decimal (some `/proc/PID/stat` fields are).
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     match s.split_first() {
-        Some((b'-', rest)) => parse_u64(rest).and_then(|v| i64::try_from(v).ok()).map(|v| -v),
+        Some((b'-', rest)) => parse_u64(rest)
+            .and_then(|v| i64::try_from(v).ok())
+            .map(|v| -v),
         _ => parse_u64(s).and_then(|v| i64::try_from(v).ok()),
     }
 }
 
 /// Splits on ASCII whitespace, skipping empty pieces.
 pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty())
+    line.split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
 }
 
 /// Lines of a buffer, without the newline.

@@ -107,7 +107,8 @@ impl ProcScanner {
             let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let Some((name_bytes, ticks, starttime, rss)) = self.read_pid(&proc_dir, pid, gen) else {
+            let Some((name_bytes, ticks, starttime, rss)) = self.read_pid(&proc_dir, pid, gen)
+            else {
                 continue;
             };
             let prev = self.entries.get(&pid).map(|e| (e.ticks, e.starttime));
@@ -203,14 +204,24 @@ impl ProcScanner {
             return None;
         }
         let st = parse_pid_stat(&self.buf)?;
-        let rss = u64::try_from(st.rss_pages.max(0)).unwrap_or(0).saturating_mul(self.page_size);
-        Some((st.comm.to_vec(), st.utime.saturating_add(st.stime), st.starttime, rss))
+        let rss = u64::try_from(st.rss_pages.max(0))
+            .unwrap_or(0)
+            .saturating_mul(self.page_size);
+        Some((
+            st.comm.to_vec(),
+            st.utime.saturating_add(st.stime),
+            st.starttime,
+            rss,
+        ))
     }
 }
 
 /// Formats a pid without allocating on the heap.
 fn itoa_buf(n: u32) -> ItoaBuf {
-    let mut b = ItoaBuf { buf: [0; 10], start: 10 };
+    let mut b = ItoaBuf {
+        buf: [0; 10],
+        start: 10,
+    };
     let mut n = n;
     loop {
         b.start -= 1;
@@ -241,7 +252,11 @@ mod tests {
     use super::*;
 
     fn fixture(rel: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/tests/fixtures/{rel}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -281,7 +296,10 @@ mod tests {
 
     #[test]
     fn scan_fixture_tree_then_live_proc() {
-        let root = Root::new(format!("{}/tests/fixtures/prometheus-procfs", env!("CARGO_MANIFEST_DIR")));
+        let root = Root::new(format!(
+            "{}/tests/fixtures/prometheus-procfs",
+            env!("CARGO_MANIFEST_DIR")
+        ));
         let mut s = ProcScanner::new(16, 4096);
         s.scan(&root, 1000).unwrap();
         let mut pids: Vec<u32> = s.rows.iter().map(|r| r.pid).collect();

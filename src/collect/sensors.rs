@@ -64,30 +64,44 @@ fn sorted_entries(root: &Root, rel: &str) -> Vec<(String, PathBuf)> {
     };
     // hwmon10 after hwmon9
     v.sort_by(|a, b| {
-        let na = a.0.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok();
-        let nb = b.0.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok();
+        let na =
+            a.0.trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse::<u64>()
+                .ok();
+        let nb =
+            b.0.trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse::<u64>()
+                .ok();
         (na, &a.0).cmp(&(nb, &b.0))
     });
     v
 }
 
 fn read_trim(p: &std::path::Path) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Finds the file holding the CPU temperature under `root`, if any.
 pub fn find_cpu_temp_file(root: &Root) -> Option<PathBuf> {
     let mut best: Option<((u8, u8), PathBuf)> = None;
     for (_, dir) in sorted_entries(root, "sys/class/hwmon") {
-        let Some(chip) = read_trim(&dir.join("name")) else { continue };
-        let Some(rank) = hwmon_rank(&chip) else { continue };
+        let Some(chip) = read_trim(&dir.join("name")) else {
+            continue;
+        };
+        let Some(rank) = hwmon_rank(&chip) else {
+            continue;
+        };
         for i in 1..=64 {
             let input = dir.join(format!("temp{i}_input"));
             if !input.exists() {
                 continue;
             }
             let label = read_trim(&dir.join(format!("temp{i}_label"))).unwrap_or_default();
-            let Some(lr) = label_rank(&chip, &label) else { continue };
+            let Some(lr) = label_rank(&chip, &label) else {
+                continue;
+            };
             let key = (rank, lr);
             if best.as_ref().is_none_or(|(k, _)| key < *k)
                 && read_trim(&input).and_then(|s| parse_millideg(&s)).is_some()
@@ -134,7 +148,11 @@ impl CpuTemp {
                 log::debug!("no CPU temperature sensor found");
             }
         }
-        let v = self.file.as_ref().and_then(|f| read_trim(f)).and_then(|s| parse_millideg(&s));
+        let v = self
+            .file
+            .as_ref()
+            .and_then(|f| read_trim(f))
+            .and_then(|s| parse_millideg(&s));
         if v.is_none() && self.file.is_some() {
             // Sensor vanished (driver unloaded): look again next time.
             self.searched = false;

@@ -8,14 +8,9 @@ use miniz_oxide::deflate::core::{compress, CompressorOxide, TDEFLFlush, TDEFLSta
 pub const LEVEL: u8 = 1;
 
 /// Keeps the compressor's state (~300 KiB of tables) for the agent's life.
+#[derive(Default)]
 pub struct Gzip {
     comp: Box<CompressorOxide>,
-}
-
-impl Default for Gzip {
-    fn default() -> Self {
-        Gzip { comp: Box::default() }
-    }
 }
 
 impl Gzip {
@@ -25,7 +20,8 @@ impl Gzip {
         out.clear();
         out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
         self.comp.reset();
-        self.comp.set_format_and_level(miniz_oxide::DataFormat::Raw, LEVEL);
+        self.comp
+            .set_format_and_level(miniz_oxide::DataFormat::Raw, LEVEL);
         let mut in_pos = 0;
         let start = out.len();
         out.resize(start + input.len() / 2 + 64, 0);
@@ -65,7 +61,13 @@ mod tests {
     fn flate2_reads_it_back() {
         let mut g = Gzip::default();
         let mut out = Vec::new();
-        for input in [Vec::new(), b"hello".to_vec(), (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()] {
+        for input in [
+            Vec::new(),
+            b"hello".to_vec(),
+            (0..200_000u32)
+                .flat_map(|i| (i % 251).to_le_bytes())
+                .collect(),
+        ] {
             assert!(g.compress(&input, &mut out));
             assert_eq!(&out[..2], &[0x1f, 0x8b]);
             let mut d = flate2::read::GzDecoder::new(&out[..]);

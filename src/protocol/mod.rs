@@ -30,7 +30,10 @@ pub struct RequestError {
 
 impl RequestError {
     fn new(msg: impl Into<String>) -> Self {
-        RequestError { error: msg.into(), pid: None }
+        RequestError {
+            error: msg.into(),
+            pid: None,
+        }
     }
 }
 
@@ -45,7 +48,10 @@ fn pid_from_str(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(0) => Err("pid must be a positive integer".into()),
         Ok(p) => Ok(p),
-        Err(_) => Err(format!("pid must be a positive integer, got {:?}", cut(s.trim(), 32))),
+        Err(_) => Err(format!(
+            "pid must be a positive integer, got {:?}",
+            cut(s.trim(), 32)
+        )),
     }
 }
 
@@ -57,7 +63,10 @@ fn pid_from_json(v: Option<&serde_json::Value>) -> Result<u32, String> {
             _ => Err(format!("pid must be a positive integer, got {n}")),
         },
         Some(serde_json::Value::String(s)) => pid_from_str(s),
-        Some(other) => Err(format!("pid must be a positive integer, got {}", cut(&other.to_string(), 32))),
+        Some(other) => Err(format!(
+            "pid must be a positive integer, got {}",
+            cut(&other.to_string(), 32)
+        )),
     }
 }
 
@@ -68,7 +77,9 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
         return Err(RequestError::new("empty request"));
     }
     if t.len() > MAX_REQUEST {
-        return Err(RequestError::new(format!("request longer than {MAX_REQUEST} bytes")));
+        return Err(RequestError::new(format!(
+            "request longer than {MAX_REQUEST} bytes"
+        )));
     }
     if t.starts_with('{') {
         let j: JsonRequest = serde_json::from_str(t)
@@ -81,7 +92,10 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
         let with_pid = |f: fn(u32) -> Request| {
             pid_from_json(j.pid.as_ref())
                 .map(f)
-                .map_err(|e| RequestError { error: e, pid: j.pid.clone().filter(|p| !p.is_null()) })
+                .map_err(|e| RequestError {
+                    error: e,
+                    pid: j.pid.clone().filter(|p| !p.is_null()),
+                })
         };
         return match kind {
             "metrics" => Ok(Request::Metrics),
@@ -89,7 +103,10 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             "processes" => Ok(Request::Processes),
             "process_metrics" => with_pid(Request::ProcessMetrics),
             "journal_entries" => with_pid(Request::Journal),
-            other => Err(RequestError::new(format!("unknown request type {:?}", cut(other, 40)))),
+            other => Err(RequestError::new(format!(
+                "unknown request type {:?}",
+                cut(other, 40)
+            ))),
         };
     }
     let with_pid = |arg: &str, f: fn(u32) -> Request| {
@@ -149,15 +166,30 @@ mod tests {
         assert_eq!(parse_request(" get_disks\n"), Ok(Request::Disks));
         assert_eq!(parse_request("get_processes"), Ok(Request::Processes));
         assert_eq!(parse_request(r#"{"type":"metrics"}"#), Ok(Request::Metrics));
-        assert_eq!(parse_request(r#" { "type" : "disks", "extra": [1] } "#), Ok(Request::Disks));
-        assert_eq!(parse_request(r#"{"type":"processes"}"#), Ok(Request::Processes));
-        assert_eq!(parse_request("get_process_metrics:42"), Ok(Request::ProcessMetrics(42)));
-        assert_eq!(parse_request("get_journal_entries:7"), Ok(Request::Journal(7)));
+        assert_eq!(
+            parse_request(r#" { "type" : "disks", "extra": [1] } "#),
+            Ok(Request::Disks)
+        );
+        assert_eq!(
+            parse_request(r#"{"type":"processes"}"#),
+            Ok(Request::Processes)
+        );
+        assert_eq!(
+            parse_request("get_process_metrics:42"),
+            Ok(Request::ProcessMetrics(42))
+        );
+        assert_eq!(
+            parse_request("get_journal_entries:7"),
+            Ok(Request::Journal(7))
+        );
         assert_eq!(
             parse_request(r#"{"type":"process_metrics","pid":42}"#),
             Ok(Request::ProcessMetrics(42))
         );
-        assert_eq!(parse_request(r#"{"type":"journal_entries","pid":"9"}"#), Ok(Request::Journal(9)));
+        assert_eq!(
+            parse_request(r#"{"type":"journal_entries","pid":"9"}"#),
+            Ok(Request::Journal(9))
+        );
     }
 
     #[test]
@@ -173,7 +205,17 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        for bad in ["", "   ", "{", "{\"type\":1}", "{}", "[1]", "get_metricsx", "{\"type\":\"nope\"}", "null"] {
+        for bad in [
+            "",
+            "   ",
+            "{",
+            "{\"type\":1}",
+            "{}",
+            "[1]",
+            "get_metricsx",
+            "{\"type\":\"nope\"}",
+            "null",
+        ] {
             assert!(parse_request(bad).is_err(), "{bad:?}");
         }
         assert!(parse_request(&"x".repeat(MAX_REQUEST + 1)).is_err());

@@ -11,10 +11,20 @@ pub struct Process<'a>(pub &'a ProcRow);
 impl MessageWrite for Process<'_> {
     fn get_size(&self) -> usize {
         let p = self.0;
-        (if p.pid != 0 { 1 + sizeof_varint(u64::from(p.pid)) } else { 0 })
-            + (if !p.name.is_empty() { 1 + sizeof_len(p.name.len()) } else { 0 })
-            + (if p.cpu_usage != 0.0 { 1 + 4 } else { 0 })
-            + (if p.mem_bytes != 0 { 1 + sizeof_varint(p.mem_bytes) } else { 0 })
+        (if p.pid != 0 {
+            1 + sizeof_varint(u64::from(p.pid))
+        } else {
+            0
+        }) + (if !p.name.is_empty() {
+            1 + sizeof_len(p.name.len())
+        } else {
+            0
+        }) + (if p.cpu_usage != 0.0 { 1 + 4 } else { 0 })
+            + (if p.mem_bytes != 0 {
+                1 + sizeof_varint(p.mem_bytes)
+            } else {
+                0
+            })
     }
 
     fn write_message<W: WriterBackend>(&self, w: &mut Writer<W>) -> Result<()> {
@@ -42,7 +52,11 @@ impl MessageWrite for ProcessList<'_> {
     fn get_size(&self) -> usize {
         let n = self.0.len() as u64;
         (if n != 0 { 1 + sizeof_varint(n) } else { 0 })
-            + self.0.iter().map(|p| 1 + sizeof_len(Process(p).get_size())).sum::<usize>()
+            + self
+                .0
+                .iter()
+                .map(|p| 1 + sizeof_len(Process(p).get_size()))
+                .sum::<usize>()
     }
 
     fn write_message<W: WriterBackend>(&self, w: &mut Writer<W>) -> Result<()> {
@@ -75,8 +89,18 @@ mod tests {
     #[test]
     fn round_trip_by_hand_decoding() {
         let rows = vec![
-            ProcRow { pid: 1, name: "init".into(), cpu_usage: 1.5, mem_bytes: 4096 },
-            ProcRow { pid: 584, name: "(a b ) ( c d) ".into(), cpu_usage: 0.0, mem_bytes: 0 },
+            ProcRow {
+                pid: 1,
+                name: "init".into(),
+                cpu_usage: 1.5,
+                mem_bytes: 4096,
+            },
+            ProcRow {
+                pid: 584,
+                name: "(a b ) ( c d) ".into(),
+                cpu_usage: 0.0,
+                mem_bytes: 0,
+            },
         ];
         let mut out = Vec::new();
         encode_processes(&rows, &mut out);

@@ -17,7 +17,11 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(sock: TcpStream) -> Self {
-        Transport { sock, pre: Vec::new(), pre_off: 0 }
+        Transport {
+            sock,
+            pre: Vec::new(),
+            pre_off: 0,
+        }
     }
 
     pub fn queue_raw(&mut self, bytes: Vec<u8>) {
@@ -32,7 +36,10 @@ impl Transport {
     /// Writes the queued raw bytes; `WouldBlock` if the socket is full.
     pub fn flush_raw(&mut self) -> io::Result<()> {
         while self.pre_off < self.pre.len() {
-            match self.sock.write(self.pre.get(self.pre_off..).unwrap_or_default()) {
+            match self
+                .sock
+                .write(self.pre.get(self.pre_off..).unwrap_or_default())
+            {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.pre_off += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -75,7 +82,10 @@ pub enum Phase {
     /// Sending the last bytes (an HTTP error, a close frame), then reading
     /// and discarding until the peer closes or the deadline passes: closing
     /// with unread input would reset the connection and lose our last words.
-    Closing { ctx: Option<Box<WebSocketContext>>, shut: bool },
+    Closing {
+        ctx: Option<Box<WebSocketContext>>,
+        shut: bool,
+    },
 }
 
 pub struct Conn {

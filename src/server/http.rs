@@ -26,7 +26,10 @@ pub fn respond(status: u16, reason: &str, body: &str, head_only: bool, extra: &s
     if !head_only {
         r.extend_from_slice(body.as_bytes());
     }
-    Route::Respond { response: r, status }
+    Route::Respond {
+        response: r,
+        status,
+    }
 }
 
 /// Decodes `%XX` and `+` in a query value; `None` on a bad escape.
@@ -71,12 +74,17 @@ pub fn token_ok(expected: &str, given: Option<&[u8]>) -> bool {
 }
 
 fn header<'a>(req: &'a httparse::Request, name: &str) -> Option<&'a [u8]> {
-    req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 fn has_token(value: Option<&[u8]>, token: &str) -> bool {
     value.is_some_and(|v| {
-        String::from_utf8_lossy(v).split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+        String::from_utf8_lossy(v)
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
     })
 }
 
@@ -89,14 +97,43 @@ pub fn route(buf: &[u8], token: Option<&str>) -> Option<(usize, Route)> {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() >= MAX_HEAD {
-                return Some((buf.len(), respond(431, "Request Header Fields Too Large", "request head too large", false, "")));
+                return Some((
+                    buf.len(),
+                    respond(
+                        431,
+                        "Request Header Fields Too Large",
+                        "request head too large",
+                        false,
+                        "",
+                    ),
+                ));
             }
             return None;
         }
         Err(httparse::Error::TooManyHeaders) => {
-            return Some((buf.len(), respond(431, "Request Header Fields Too Large", "too many headers", false, "")));
+            return Some((
+                buf.len(),
+                respond(
+                    431,
+                    "Request Header Fields Too Large",
+                    "too many headers",
+                    false,
+                    "",
+                ),
+            ));
         }
-        Err(e) => return Some((buf.len(), respond(400, "Bad Request", &format!("malformed HTTP request: {e}"), false, ""))),
+        Err(e) => {
+            return Some((
+                buf.len(),
+                respond(
+                    400,
+                    "Bad Request",
+                    &format!("malformed HTTP request: {e}"),
+                    false,
+                    "",
+                ),
+            ))
+        }
     };
     let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("/");
@@ -105,34 +142,73 @@ pub fn route(buf: &[u8], token: Option<&str>) -> Option<(usize, Route)> {
     let r = match path {
         "/ws" => {
             if method != "GET" {
-                respond(405, "Method Not Allowed", "only GET is allowed on /ws", head_only, "Allow: GET\r\n")
+                respond(
+                    405,
+                    "Method Not Allowed",
+                    "only GET is allowed on /ws",
+                    head_only,
+                    "Allow: GET\r\n",
+                )
             } else if token.is_some_and(|t| !token_ok(t, query_token(query).as_deref())) {
-                respond(401, "Unauthorized", "missing or wrong token: connect to /ws?token=...", false, "")
+                respond(
+                    401,
+                    "Unauthorized",
+                    "missing or wrong token: connect to /ws?token=...",
+                    false,
+                    "",
+                )
             } else {
                 upgrade(&req)
             }
         }
         "/healthz" => match method {
             "GET" | "HEAD" => respond(200, "OK", "ok", head_only, ""),
-            _ => respond(405, "Method Not Allowed", "only GET is allowed on /healthz", false, "Allow: GET, HEAD\r\n"),
+            _ => respond(
+                405,
+                "Method Not Allowed",
+                "only GET is allowed on /healthz",
+                false,
+                "Allow: GET, HEAD\r\n",
+            ),
         },
-        _ if method != "GET" && method != "HEAD" => {
-            respond(405, "Method Not Allowed", "only GET is allowed", false, "Allow: GET\r\n")
-        }
-        _ => respond(404, "Not Found", "not found: this agent serves /ws and /healthz", head_only, ""),
+        _ if method != "GET" && method != "HEAD" => respond(
+            405,
+            "Method Not Allowed",
+            "only GET is allowed",
+            false,
+            "Allow: GET\r\n",
+        ),
+        _ => respond(
+            404,
+            "Not Found",
+            "not found: this agent serves /ws and /healthz",
+            head_only,
+            "",
+        ),
     };
     Some((consumed, r))
 }
 
 fn upgrade(req: &httparse::Request) -> Route {
     let bad = |why: &str| respond(400, "Bad Request", why, false, "");
-    if !has_token(header(req, "Upgrade"), "websocket") || !has_token(header(req, "Connection"), "upgrade") {
+    if !has_token(header(req, "Upgrade"), "websocket")
+        || !has_token(header(req, "Connection"), "upgrade")
+    {
         return bad("expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)");
     }
     if header(req, "Sec-WebSocket-Version").map(<[u8]>::trim_ascii) != Some(b"13") {
-        return respond(400, "Bad Request", "unsupported WebSocket version: 13 is required", false, "Sec-WebSocket-Version: 13\r\n");
+        return respond(
+            400,
+            "Bad Request",
+            "unsupported WebSocket version: 13 is required",
+            false,
+            "Sec-WebSocket-Version: 13\r\n",
+        );
     }
-    let Some(key) = header(req, "Sec-WebSocket-Key").map(<[u8]>::trim_ascii).filter(|k| !k.is_empty()) else {
+    let Some(key) = header(req, "Sec-WebSocket-Key")
+        .map(<[u8]>::trim_ascii)
+        .filter(|k| !k.is_empty())
+    else {
         return bad("missing Sec-WebSocket-Key");
     };
     let accept = tungstenite::handshake::derive_accept_key(key);
@@ -180,26 +256,62 @@ mod tests {
     fn token_is_checked_before_upgrade() {
         let t = Some("s3cr et");
         assert_eq!(go(&format!("GET /ws HTTP/1.1\r\n{UPGRADE}\r\n"), t), 401);
-        assert_eq!(go(&format!("GET /ws?token=nope HTTP/1.1\r\n{UPGRADE}\r\n"), t), 401);
-        assert_eq!(go(&format!("GET /ws?a=1&token=s3cr%20et HTTP/1.1\r\n{UPGRADE}\r\n"), t), 101);
-        assert_eq!(go(&format!("GET /ws?token=s3cr+et HTTP/1.1\r\n{UPGRADE}\r\n"), t), 101);
+        assert_eq!(
+            go(&format!("GET /ws?token=nope HTTP/1.1\r\n{UPGRADE}\r\n"), t),
+            401
+        );
+        assert_eq!(
+            go(
+                &format!("GET /ws?a=1&token=s3cr%20et HTTP/1.1\r\n{UPGRADE}\r\n"),
+                t
+            ),
+            101
+        );
+        assert_eq!(
+            go(
+                &format!("GET /ws?token=s3cr+et HTTP/1.1\r\n{UPGRADE}\r\n"),
+                t
+            ),
+            101
+        );
         // the body of a 401 never echoes the token
-        let (_, r) = route(format!("GET /ws?token=nope HTTP/1.1\r\n{UPGRADE}\r\n").as_bytes(), t).unwrap();
-        let Route::Respond { response, .. } = r else { panic!() };
+        let (_, r) = route(
+            format!("GET /ws?token=nope HTTP/1.1\r\n{UPGRADE}\r\n").as_bytes(),
+            t,
+        )
+        .unwrap();
+        let Route::Respond { response, .. } = r else {
+            panic!()
+        };
         assert!(!String::from_utf8_lossy(&response).contains("nope"));
     }
 
     #[test]
     fn accept_key_and_subprotocol() {
-        let (_, r) = route(format!("GET /ws HTTP/1.1\r\n{UPGRADE}Sec-WebSocket-Protocol: chat, socktop\r\n\r\n").as_bytes(), None).unwrap();
-        let Route::Upgrade { response } = r else { panic!() };
+        let (_, r) = route(
+            format!("GET /ws HTTP/1.1\r\n{UPGRADE}Sec-WebSocket-Protocol: chat, socktop\r\n\r\n")
+                .as_bytes(),
+            None,
+        )
+        .unwrap();
+        let Route::Upgrade { response } = r else {
+            panic!()
+        };
         let s = String::from_utf8(response).unwrap();
         // RFC 6455's own example key and answer
         assert!(s.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(s.contains("Sec-WebSocket-Protocol: socktop\r\n"));
-        let (_, r) = route(format!("GET /ws HTTP/1.1\r\n{UPGRADE}Sec-WebSocket-Protocol: chat\r\n\r\n").as_bytes(), None).unwrap();
-        let Route::Upgrade { response } = r else { panic!() };
-        assert!(!String::from_utf8(response).unwrap().contains("Protocol"));
+        let (_, r) = route(
+            format!("GET /ws HTTP/1.1\r\n{UPGRADE}Sec-WebSocket-Protocol: chat\r\n\r\n").as_bytes(),
+            None,
+        )
+        .unwrap();
+        let Route::Upgrade { response } = r else {
+            panic!()
+        };
+        assert!(!String::from_utf8(response)
+            .unwrap()
+            .contains("Sec-WebSocket-Protocol"));
     }
 
     #[test]

@@ -87,12 +87,14 @@ impl Server {
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
         ])?;
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
@@ -131,7 +133,10 @@ impl Server {
                 }
             }
             // Idle with no deadline pending: sleep until something happens.
-            let timeout = self.timers.peek().map(|Reverse((t, _))| t.saturating_duration_since(now));
+            let timeout = self
+                .timers
+                .peek()
+                .map(|Reverse((t, _))| t.saturating_duration_since(now));
             let timeout = match (timeout, self.shutting_down) {
                 (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(now))),
                 (None, Some(d)) => Some(d.saturating_duration_since(now)),
@@ -166,14 +171,15 @@ impl Server {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, t))) = self.timers.pop() else { break };
+            let Some(Reverse((_, t))) = self.timers.pop() else {
+                break;
+            };
             match t {
                 Timer::AcceptRetry => self.accept(),
                 Timer::Conn(k, serial) => {
-                    let expired = self
-                        .conns
-                        .get(k)
-                        .is_some_and(|c| c.serial == serial && c.deadline.is_some_and(|d| d <= now));
+                    let expired = self.conns.get(k).is_some_and(|c| {
+                        c.serial == serial && c.deadline.is_some_and(|d| d <= now)
+                    });
                     if expired {
                         if let Some(c) = self.conns.get(k) {
                             log::debug!("{}: deadline passed, dropping", c.peer);
@@ -196,9 +202,13 @@ impl Server {
                     let _ = sock.set_nodelay(true);
                     if self.conns.len() >= self.limits.max_connections {
                         log::debug!("{peer}: over max connections, answering 503");
-                        if let http::Route::Respond { response, .. } =
-                            http::respond(503, "Service Unavailable", "too many connections", false, "Retry-After: 1\r\n")
-                        {
+                        if let http::Route::Respond { response, .. } = http::respond(
+                            503,
+                            "Service Unavailable",
+                            "too many connections",
+                            false,
+                            "Retry-After: 1\r\n",
+                        ) {
                             let _ = std::io::Write::write(&mut sock, &response);
                         }
                         continue;
@@ -218,7 +228,9 @@ impl Server {
                     let deadline = Instant::now() + self.limits.handshake_timeout;
                     entry.insert(Conn {
                         io: Transport::new(sock),
-                        phase: Phase::Http { buf: Vec::with_capacity(1024) },
+                        phase: Phase::Http {
+                            buf: Vec::with_capacity(1024),
+                        },
                         serial,
                         deadline: Some(deadline),
                         queue: VecDeque::new(),
@@ -233,7 +245,10 @@ impl Server {
                     // Out of file descriptors: keep serving what we have and
                     // try again shortly (the listener is edge-triggered).
                     log::warn!("accept: {e}; retrying in 100 ms");
-                    self.add_timer(Instant::now() + Duration::from_millis(100), Timer::AcceptRetry);
+                    self.add_timer(
+                        Instant::now() + Duration::from_millis(100),
+                        Timer::AcceptRetry,
+                    );
                     return;
                 }
                 Err(e) => {
@@ -255,15 +270,29 @@ impl Server {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
-            let Some(c) = self.conns.get_mut(k) else { continue };
-            let phase = std::mem::replace(&mut c.phase, Phase::Closing { ctx: None, shut: false });
+            let Some(c) = self.conns.get_mut(k) else {
+                continue;
+            };
+            let phase = std::mem::replace(
+                &mut c.phase,
+                Phase::Closing {
+                    ctx: None,
+                    shut: false,
+                },
+            );
             match phase {
                 Phase::Ws { mut ctx } => {
                     let _ = ctx.close(
                         &mut c.io,
-                        Some(CloseFrame { code: CloseCode::Away, reason: "agent shutting down".into() }),
+                        Some(CloseFrame {
+                            code: CloseCode::Away,
+                            reason: "agent shutting down".into(),
+                        }),
                     );
-                    c.phase = Phase::Closing { ctx: Some(ctx), shut: false };
+                    c.phase = Phase::Closing {
+                        ctx: Some(ctx),
+                        shut: false,
+                    };
                     self.drive(k);
                 }
                 Phase::Http { .. } => self.close(k),
@@ -331,7 +360,8 @@ fn step(c: &mut Conn, col: &mut Collectors, token: Option<&str>, cfg: &WebSocket
                     http::Route::Upgrade { response } => {
                         let rest = buf.get(consumed..).unwrap_or_default().to_vec();
                         c.io.queue_raw(response);
-                        let ctx = WebSocketContext::from_partially_read(rest, Role::Server, Some(*cfg));
+                        let ctx =
+                            WebSocketContext::from_partially_read(rest, Role::Server, Some(*cfg));
                         c.phase = Phase::Ws { ctx: Box::new(ctx) };
                         c.deadline = None;
                         log::debug!("{}: upgraded", c.peer);
@@ -339,7 +369,10 @@ fn step(c: &mut Conn, col: &mut Collectors, token: Option<&str>, cfg: &WebSocket
                     http::Route::Respond { response, status } => {
                         log::debug!("{}: HTTP {status}", c.peer);
                         c.io.queue_raw(response);
-                        c.phase = Phase::Closing { ctx: None, shut: false };
+                        c.phase = Phase::Closing {
+                            ctx: None,
+                            shut: false,
+                        };
                         c.deadline = None;
                     }
                 }
@@ -348,10 +381,19 @@ fn step(c: &mut Conn, col: &mut Collectors, token: Option<&str>, cfg: &WebSocket
                 Ok(o) => return o,
                 Err(None) => return Outcome::Drop,
                 Err(Some(frame)) => {
-                    let old = std::mem::replace(&mut c.phase, Phase::Closing { ctx: None, shut: false });
+                    let old = std::mem::replace(
+                        &mut c.phase,
+                        Phase::Closing {
+                            ctx: None,
+                            shut: false,
+                        },
+                    );
                     if let Phase::Ws { mut ctx } = old {
                         let _ = ctx.close(&mut c.io, Some(frame));
-                        c.phase = Phase::Closing { ctx: Some(ctx), shut: false };
+                        c.phase = Phase::Closing {
+                            ctx: Some(ctx),
+                            shut: false,
+                        };
                     }
                 }
             },
@@ -420,20 +462,32 @@ fn ws_step(
             Err(WsError::Io(e)) if would_block(&e) => break,
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(WsError::Utf8(_)) => {
-                let a = Answer::text(protocol::error_json("text frame is not valid UTF-8", "", None));
+                let a = Answer::text(protocol::error_json(
+                    "text frame is not valid UTF-8",
+                    "",
+                    None,
+                ));
                 queue.push_back(Slot::Ready(a));
             }
             Err(WsError::Capacity(e)) => {
                 log::debug!("{peer}: {e}; closing with 1009");
                 let reason = match e {
-                    CapacityError::MessageTooLong { max_size, .. } => format!("message over {max_size} bytes"),
+                    CapacityError::MessageTooLong { max_size, .. } => {
+                        format!("message over {max_size} bytes")
+                    }
                     _ => format!("frame over {} bytes", protocol::MAX_FRAME),
                 };
-                return Err(Some(CloseFrame { code: CloseCode::Size, reason: reason.into() }));
+                return Err(Some(CloseFrame {
+                    code: CloseCode::Size,
+                    reason: reason.into(),
+                }));
             }
             Err(WsError::Protocol(e)) => {
                 log::debug!("{peer}: protocol error: {e}");
-                return Err(Some(CloseFrame { code: CloseCode::Protocol, reason: "protocol error".into() }));
+                return Err(Some(CloseFrame {
+                    code: CloseCode::Protocol,
+                    reason: "protocol error".into(),
+                }));
             }
             Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Err(None),
             Err(e) => {
@@ -460,9 +514,16 @@ fn ws_step(
 }
 
 /// Hands the ready answers at the head of the queue to tungstenite.
-fn pump(io: &mut Transport, ctx: &mut WebSocketContext, queue: &mut VecDeque<Slot>, peer: &str) -> Result<(), ()> {
+fn pump(
+    io: &mut Transport,
+    ctx: &mut WebSocketContext,
+    queue: &mut VecDeque<Slot>,
+    peer: &str,
+) -> Result<(), ()> {
     while let Some(Slot::Ready(_)) = queue.front() {
-        let Some(Slot::Ready(a)) = queue.pop_front() else { break };
+        let Some(Slot::Ready(a)) = queue.pop_front() else {
+            break;
+        };
         let msg = match a {
             Answer::Text(t) => Message::Text(t),
             Answer::Binary(b) => Message::Binary(b),

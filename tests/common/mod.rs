@@ -1,0 +1,224 @@
+//! Test helpers: start the real binary on a free port, talk to it over real
+//! sockets with a real WebSocket client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tungstenite::{Message, WebSocket};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Agent {
+    pub child: Child,
+    pub port: u16,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Agent {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sockagent"));
+        cmd.args(["--bind", "127.0.0.1", "--port", "0"]).args(args);
+        cmd.env_remove("SOCKTOP_TOKEN")
+            .env_remove("SOCKTOP_PORT")
+            .env("RUST_LOG", "debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn agent");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ws://").nth(1) {
+                    let addr = rest.split('/').next().unwrap_or("");
+                    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let port = rx
+            .recv_timeout(TIMEOUT)
+            .expect("agent did not print its port");
+        Agent { child, port, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn ws(&self) -> WebSocket<TcpStream> {
+        connect(&self.url(), None).0
+    }
+
+    /// Sends a raw HTTP request and returns the whole response.
+    pub fn http(&self, raw: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect(
+    url: &str,
+    protocols: Option<&str>,
+) -> (
+    WebSocket<TcpStream>,
+    tungstenite::handshake::client::Response,
+) {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    if let Some(p) = protocols {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
+    let host = req.uri().authority().unwrap().as_str().to_string();
+    let s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    tungstenite::client::client(req, s).expect("websocket handshake")
+}
+
+pub fn ask(ws: &mut WebSocket<TcpStream>, req: &str) -> Message {
+    ws.send(Message::text(req)).unwrap();
+    next(ws)
+}
+
+pub fn next(ws: &mut WebSocket<TcpStream>) -> Message {
+    loop {
+        match ws.read().expect("answer") {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            m => return m,
+        }
+    }
+}
+
+pub fn json(m: &Message) -> serde_json::Value {
+    match m {
+        Message::Text(t) => serde_json::from_str(t.as_str()).expect("valid JSON"),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// A decoded process frame.
+#[derive(Debug)]
+pub struct Proc {
+    pub pid: u32,
+    pub name: String,
+    pub cpu: f32,
+    pub mem: u64,
+}
+
+pub fn gunzip_if_needed(b: &[u8]) -> Vec<u8> {
+    if b.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(b)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        b.to_vec()
+    }
+}
+
+/// Decodes the guide's ProcessList by hand (independent of our encoder).
+pub fn decode_processes(raw: &[u8]) -> (u64, Vec<Proc>) {
+    fn varint(b: &[u8], i: &mut usize) -> u64 {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = b[*i];
+            *i += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    let b = gunzip_if_needed(raw);
+    let (mut i, mut count, mut rows) = (0, 0, Vec::new());
+    while i < b.len() {
+        let tag = varint(&b, &mut i);
+        match tag {
+            8 => count = varint(&b, &mut i),
+            18 => {
+                let len = varint(&b, &mut i) as usize;
+                let sub = &b[i..i + len];
+                i += len;
+                let mut p = Proc {
+                    pid: 0,
+                    name: String::new(),
+                    cpu: 0.0,
+                    mem: 0,
+                };
+                let mut j = 0;
+                while j < sub.len() {
+                    match varint(sub, &mut j) {
+                        8 => p.pid = varint(sub, &mut j) as u32,
+                        18 => {
+                            let l = varint(sub, &mut j) as usize;
+                            p.name = String::from_utf8(sub[j..j + l].to_vec()).unwrap();
+                            j += l;
+                        }
+                        29 => {
+                            p.cpu = f32::from_le_bytes(sub[j..j + 4].try_into().unwrap());
+                            j += 4;
+                        }
+                        32 => p.mem = varint(sub, &mut j),
+                        t => panic!("unexpected tag {t}"),
+                    }
+                }
+                rows.push(p);
+            }
+            t => panic!("unexpected tag {t}"),
+        }
+    }
+    (count, rows)
+}
+
+pub fn binary(m: &Message) -> Vec<u8> {
+    match m {
+        Message::Binary(b) => b.to_vec(),
+        other => panic!("expected a binary frame, got {other:?}"),
+    }
+}
+
+pub fn meminfo_kb(key: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/meminfo").unwrap();
+    s.lines()
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|r| r.trim_start_matches(':').split_whitespace().next())
+        })
+        .unwrap()
+        .parse()
+        .unwrap()
+}
