@@ -35,6 +35,7 @@ Environment:
   SOCKTOP_AGENT_PROCESSES_TTL_MS  processes cache window (1500; 0 = off)
   SOCKTOP_WORKER_THREADS          accepted and ignored (one thread by design)
   SOCKAGENT_ROOT                  read /proc and /sys under this directory (default /)
+  SOCKAGENT_JOURNALCTL            journal reader for journal_entries (default journalctl)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
 ";
 
@@ -52,6 +53,8 @@ pub struct Config {
     pub disks_ttl: Duration,
     pub processes_ttl: Duration,
     pub root: Root,
+    /// The journal reader run for `journal_entries`.
+    pub journal_cmd: OsString,
 }
 
 /// What the command line asks for.
@@ -149,6 +152,9 @@ pub fn parse(
         disks_ttl: ttl("SOCKTOP_AGENT_DISKS_TTL_MS", 1000)?,
         processes_ttl: ttl("SOCKTOP_AGENT_PROCESSES_TTL_MS", 1500)?,
         root: Root::new(env("SOCKAGENT_ROOT").unwrap_or_else(|| "/".into())),
+        journal_cmd: env("SOCKAGENT_JOURNALCTL")
+            .unwrap_or_else(|| "journalctl".into())
+            .into(),
     })))
 }
 

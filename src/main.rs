@@ -56,8 +56,14 @@ fn run(cfg: Config) -> Result<(), String> {
         },
         fd_budget,
     );
-    let mut server =
-        Server::new(listener, collectors, cfg.token.clone(), limits).map_err(|e| e.to_string())?;
+    let mut server = Server::new(
+        listener,
+        collectors,
+        cfg.token.clone(),
+        limits,
+        cfg.journal_cmd.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     log::info!(
         "listening on ws://{local}/ws (token {})",
         if cfg.token.is_some() {

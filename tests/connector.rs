@@ -57,3 +57,28 @@ async fn real_connector_with_subprotocol_and_token() {
         socktop_connector::connect_to_socktop_agent(format!("{}?token=nope", agent.url())).await;
     assert!(bad.is_err(), "a wrong token must fail the handshake");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn real_connector_process_window_requests() {
+    let agent = Agent::start(&[], &[("SOCKAGENT_JOURNALCTL", "/nonexistent/journalctl")]);
+    let mut c = socktop_connector::connect_to_socktop_agent(agent.url())
+        .await
+        .expect("connect");
+    let pid = std::process::id();
+    match c
+        .request(AgentRequest::ProcessMetrics { pid })
+        .await
+        .expect("process metrics parse")
+    {
+        AgentResponse::ProcessMetrics(r) => assert_eq!(r.process.pid, pid),
+        other => panic!("{other:?}"),
+    }
+    match c
+        .request(AgentRequest::JournalEntries { pid })
+        .await
+        .expect("journal parse")
+    {
+        AgentResponse::JournalEntries(r) => assert!(r.notice.is_some()),
+        other => panic!("{other:?}"),
+    }
+}

@@ -6,9 +6,11 @@
 pub mod cpu;
 pub mod disks;
 pub mod fs;
+pub mod journal;
 pub mod memory;
 pub mod net;
 pub mod num;
+pub mod process_detail;
 pub mod processes;
 pub mod sensors;
 
@@ -110,6 +112,8 @@ pub struct Collectors {
     metrics: Option<Cached<Utf8Bytes>>,
     disks: Option<Cached<Utf8Bytes>>,
     processes: Option<Cached<Bytes>>,
+    detail: process_detail::DetailCache,
+    journal: std::collections::HashMap<u32, Cached<Utf8Bytes>>,
 }
 
 /// Epoch milliseconds now.
@@ -165,6 +169,8 @@ impl Collectors {
             metrics: None,
             disks: None,
             processes: None,
+            detail: process_detail::DetailCache::default(),
+            journal: std::collections::HashMap::new(),
             s,
         };
         c.prime();
@@ -338,5 +344,65 @@ impl Collectors {
             value: v.clone(),
         });
         Ok(Answer::Binary(v))
+    }
+
+    /// The `process_metrics` answer; `None` when there is no such process.
+    pub fn process_metrics_answer(&mut self, pid: u32, now: Instant) -> Option<Answer> {
+        let clock = process_detail::Clock {
+            ticks_per_sec: clock_ticks(),
+            page_size: page_size(),
+            btime: self.btime(),
+        };
+        self.detail
+            .answer(&self.s.root, pid, &clock, now)
+            .map(Answer::text)
+    }
+
+    /// Boot time (epoch s) from the last `/proc/stat` read, reading it if needed.
+    fn btime(&mut self) -> u64 {
+        if self.cpu_b.1.btime == 0 {
+            let _ = self.read_stat();
+            return self.cpu_new.btime;
+        }
+        self.cpu_b.1.btime
+    }
+
+    /// A journal answer for `pid` younger than its TTL.
+    pub fn journal_cached(&mut self, pid: u32, now: Instant) -> Option<Answer> {
+        fresh(
+            &self.journal.get(&pid).map(|c| Cached {
+                at: c.at,
+                value: c.value.clone(),
+            }),
+            journal::TTL,
+            now,
+        )
+        .map(Answer::Text)
+    }
+
+    /// Keeps a journal answer; the cache holds at most
+    /// `process_detail::MAX_PIDS` PIDs, expired ones dropped first.
+    pub fn journal_store(&mut self, pid: u32, json: &str, now: Instant) -> Answer {
+        let v = Utf8Bytes::from(json.to_string());
+        self.journal
+            .retain(|_, c| now.duration_since(c.at) < journal::TTL);
+        if self.journal.len() >= process_detail::MAX_PIDS {
+            if let Some(k) = self
+                .journal
+                .iter()
+                .min_by_key(|(_, c)| c.at)
+                .map(|(k, _)| *k)
+            {
+                self.journal.remove(&k);
+            }
+        }
+        self.journal.insert(
+            pid,
+            Cached {
+                at: now,
+                value: v.clone(),
+            },
+        );
+        Answer::Text(v)
     }
 }

@@ -72,6 +72,8 @@ impl Write for Transport {
 /// One answer slot, kept in request order.
 pub enum Slot {
     Ready(crate::collect::Answer),
+    /// Waiting for journal job `serial`; later answers queue behind it.
+    Waiting(u64),
 }
 
 pub enum Phase {

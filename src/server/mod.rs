@@ -3,10 +3,12 @@
 
 pub mod conn;
 pub mod http;
+pub mod jobs;
 
 use crate::collect::{Answer, Collectors};
 use crate::protocol::{self, Request};
 use conn::{Conn, Phase, Slot, Transport};
+use jobs::{Jobs, Started, JOB_BASE};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -21,6 +23,9 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext}
 use tungstenite::Message;
 
 const LISTENER: Token = Token(usize::MAX - 1);
+/// Answers one connection may have queued behind a slow one before we stop
+/// reading its requests.
+const MAX_PENDING: usize = 256;
 const SIGNALS: Token = Token(usize::MAX - 2);
 
 /// Limits, with the reason for each value.
@@ -51,6 +56,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Conn(usize, u64),
+    Journal(usize, u64),
     AcceptRetry,
 }
 
@@ -66,6 +72,19 @@ pub struct Server {
     ws_config: WebSocketConfig,
     signals: signal_hook_mio::v1_0::Signals,
     shutting_down: Option<Instant>,
+    jobs: Jobs,
+}
+
+/// What one connection's step may touch besides itself.
+struct Ctx<'a> {
+    col: &'a mut Collectors,
+    jobs: &'a mut Jobs,
+    registry: &'a mio::Registry,
+    token: Option<&'a str>,
+    cfg: &'a WebSocketConfig,
+    /// This connection's (slab key, serial), for journal waiters.
+    me: (usize, u64),
+    new_timers: &'a mut Vec<(Instant, Timer)>,
 }
 
 enum Outcome {
@@ -83,6 +102,7 @@ impl Server {
         collectors: Collectors,
         token: Option<String>,
         limits: Limits,
+        journal_cmd: std::ffi::OsString,
     ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -113,6 +133,7 @@ impl Server {
             ws_config,
             signals,
             shutting_down: None,
+            jobs: Jobs::new(journal_cmd),
         })
     }
 
@@ -156,6 +177,13 @@ impl Server {
                             self.begin_shutdown();
                         }
                     }
+                    Token(k) if k >= JOB_BASE => {
+                        if let Some((job, answer)) =
+                            self.jobs.on_readable(self.poll.registry(), k - JOB_BASE)
+                        {
+                            self.deliver(job, &answer);
+                        }
+                    }
                     Token(k) => self.drive(k),
                 }
             }
@@ -176,6 +204,13 @@ impl Server {
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
+                Timer::Journal(key, serial) => {
+                    if let Some((job, answer)) =
+                        self.jobs.on_deadline(self.poll.registry(), key, serial)
+                    {
+                        self.deliver(job, &answer);
+                    }
+                }
                 Timer::Conn(k, serial) => {
                     let expired = self.conns.get(k).is_some_and(|c| {
                         c.serial == serial && c.deadline.is_some_and(|d| d <= now)
@@ -268,6 +303,7 @@ impl Server {
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
+        self.jobs.kill_all(self.poll.registry());
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
             let Some(c) = self.conns.get_mut(k) else {
@@ -309,17 +345,47 @@ impl Server {
         }
     }
 
+    /// Hands a finished journal answer to every connection waiting for it.
+    fn deliver(&mut self, job: jobs::Job, answer: &str) {
+        let a = self
+            .collectors
+            .journal_store(job.pid, answer, Instant::now());
+        for (k, serial) in job.waiters {
+            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
+                continue;
+            };
+            if let Some(slot) = c
+                .queue
+                .iter_mut()
+                .find(|s| matches!(s, Slot::Waiting(j) if *j == job.serial))
+            {
+                *slot = Slot::Ready(a.clone());
+            }
+            self.drive(k);
+        }
+    }
+
     /// Runs connection `k` as far as it can go without blocking.
     fn drive(&mut self, k: usize) {
+        let mut new_timers = Vec::new();
         let outcome = match self.conns.get_mut(k) {
-            Some(c) => step(
-                c,
-                &mut self.collectors,
-                self.token.as_deref(),
-                &self.ws_config,
-            ),
+            Some(c) => {
+                let mut ctx = Ctx {
+                    col: &mut self.collectors,
+                    jobs: &mut self.jobs,
+                    registry: self.poll.registry(),
+                    token: self.token.as_deref(),
+                    cfg: &self.ws_config,
+                    me: (k, c.serial),
+                    new_timers: &mut new_timers,
+                };
+                step(c, &mut ctx)
+            }
             None => return,
         };
+        for (at, t) in new_timers {
+            self.add_timer(at, t);
+        }
         match outcome {
             Outcome::Drop => self.close(k),
             Outcome::Keep => {
@@ -338,13 +404,13 @@ impl Server {
 }
 
 /// Advances one connection through its phases.
-fn step(c: &mut Conn, col: &mut Collectors, token: Option<&str>, cfg: &WebSocketConfig) -> Outcome {
+fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
     loop {
         match &mut c.phase {
             Phase::Http { buf } => {
                 let mut chunk = [0u8; 2048];
                 let routed = loop {
-                    if let Some(r) = http::route(buf, token) {
+                    if let Some(r) = http::route(buf, x.token) {
                         break r;
                     }
                     match c.io.read(&mut chunk) {
@@ -361,7 +427,7 @@ fn step(c: &mut Conn, col: &mut Collectors, token: Option<&str>, cfg: &WebSocket
                         let rest = buf.get(consumed..).unwrap_or_default().to_vec();
                         c.io.queue_raw(response);
                         let ctx =
-                            WebSocketContext::from_partially_read(rest, Role::Server, Some(*cfg));
+                            WebSocketContext::from_partially_read(rest, Role::Server, Some(*x.cfg));
                         c.phase = Phase::Ws { ctx: Box::new(ctx) };
                         c.deadline = None;
                         log::debug!("{}: upgraded", c.peer);
@@ -377,7 +443,7 @@ fn step(c: &mut Conn, col: &mut Collectors, token: Option<&str>, cfg: &WebSocket
                     }
                 }
             }
-            Phase::Ws { ctx } => match ws_step(&mut c.io, ctx, &mut c.queue, col, &c.peer) {
+            Phase::Ws { ctx } => match ws_step(&mut c.io, ctx, &mut c.queue, x, &c.peer) {
                 Ok(o) => return o,
                 Err(None) => return Outcome::Drop,
                 Err(Some(frame)) => {
@@ -441,15 +507,17 @@ fn ws_step(
     io: &mut Transport,
     ctx: &mut WebSocketContext,
     queue: &mut VecDeque<Slot>,
-    col: &mut Collectors,
+    x: &mut Ctx,
     peer: &str,
 ) -> Result<Outcome, Option<CloseFrame>> {
     loop {
+        if queue.len() >= MAX_PENDING {
+            // Answers wait behind a journal read: stop reading until they go
+            // out (the delivery drives this connection again).
+            break;
+        }
         match ctx.read(io) {
-            Ok(Message::Text(t)) => {
-                let a = answer(t.as_str(), col);
-                queue.push_back(Slot::Ready(a));
-            }
+            Ok(Message::Text(t)) => queue.push_back(answer(t.as_str(), x)),
             Ok(Message::Binary(b)) => {
                 let a = Answer::text(protocol::error_json(
                     "binary frames are not requests: send a text frame such as {\"type\":\"metrics\"}",
@@ -545,24 +613,54 @@ fn pump(
     Ok(())
 }
 
-/// The answer to one request text: the collectors' answer or an error object.
-pub fn answer(text: &str, col: &mut Collectors) -> Answer {
+/// The answer to one request text: the collectors' answer or an error
+/// object, or a slot that a journal read will fill.
+fn answer(text: &str, x: &mut Ctx) -> Slot {
     let now = Instant::now();
-    let result = match protocol::parse_request(text) {
-        Ok(Request::Metrics) => col.metrics_answer(now),
-        Ok(Request::Disks) => col.disks_answer(now),
-        Ok(Request::Processes) => col.processes_answer(now),
-        Ok(Request::ProcessMetrics(pid)) | Ok(Request::Journal(pid)) => {
-            return Answer::text(protocol::error_json(
-                "not supported yet",
-                text,
-                Some(&serde_json::Value::from(pid)),
-            ))
-        }
-        Err(e) => return Answer::text(protocol::error_json(&e.error, text, e.pid.as_ref())),
+    let err = |e: &str, pid: Option<u32>| {
+        Slot::Ready(Answer::text(protocol::error_json(
+            e,
+            text,
+            pid.map(serde_json::Value::from).as_ref(),
+        )))
     };
-    result.unwrap_or_else(|e| {
-        log::warn!("{e}");
-        Answer::text(protocol::error_json(&e, text, None))
-    })
+    let result = match protocol::parse_request(text) {
+        Ok(Request::Metrics) => x.col.metrics_answer(now),
+        Ok(Request::Disks) => x.col.disks_answer(now),
+        Ok(Request::Processes) => x.col.processes_answer(now),
+        Ok(Request::ProcessMetrics(pid)) => {
+            return match x.col.process_metrics_answer(pid, now) {
+                Some(a) => Slot::Ready(a),
+                None => err(&format!("no such process: {pid}"), Some(pid)),
+            }
+        }
+        Ok(Request::Journal(pid)) => {
+            if let Some(a) = x.col.journal_cached(pid, now) {
+                return Slot::Ready(a);
+            }
+            return match x.jobs.start(x.registry, pid, x.me) {
+                Started::Now(json) => Slot::Ready(x.col.journal_store(pid, &json, now)),
+                Started::Pending { serial, deadline } => {
+                    if let Some((at, key)) = deadline {
+                        x.new_timers.push((at, Timer::Journal(key, serial)));
+                    }
+                    Slot::Waiting(serial)
+                }
+            };
+        }
+        Err(e) => {
+            return Slot::Ready(Answer::text(protocol::error_json(
+                &e.error,
+                text,
+                e.pid.as_ref(),
+            )))
+        }
+    };
+    match result {
+        Ok(a) => Slot::Ready(a),
+        Err(e) => {
+            log::warn!("{e}");
+            err(&e, None)
+        }
+    }
 }

@@ -1,0 +1,396 @@
+//! One process in detail (`process_metrics`), read with the `procfs` crate:
+//! this path runs for one PID every 500 ms at most, so clarity beats speed.
+
+use super::fs::Root;
+use procfs::process::Process;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The shape of socktop_connector 1.60.1's `DetailedProcessInfo`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Detail {
+    pub pid: u32,
+    pub name: String,
+    pub command: String,
+    pub cpu_usage: f32,
+    pub mem_bytes: u64,
+    pub virtual_mem_bytes: u64,
+    pub shared_mem_bytes: Option<u64>,
+    pub thread_count: u32,
+    pub fd_count: Option<u32>,
+    pub status: String,
+    pub parent_pid: Option<u32>,
+    pub user_id: u32,
+    pub group_id: u32,
+    pub start_time: u64,
+    pub cpu_time_user: u64,
+    pub cpu_time_system: u64,
+    pub read_bytes: Option<u64>,
+    pub write_bytes: Option<u64>,
+    pub working_directory: Option<String>,
+    pub executable_path: Option<String>,
+    pub child_processes: Vec<Detail>,
+    pub threads: Vec<ThreadDetail>,
+}
+
+/// The shape of the connector's `ThreadInfo`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ThreadDetail {
+    pub tid: u32,
+    pub name: String,
+    pub cpu_time_user: u64,
+    pub cpu_time_system: u64,
+    pub status: String,
+}
+
+#[derive(Serialize)]
+struct Response<'a> {
+    process: &'a Detail,
+    cached_at: u64,
+}
+
+/// The kernel's one-letter task state, spelled out.
+pub fn state_name(c: char) -> &'static str {
+    match c {
+        'R' => "Running",
+        'S' => "Sleeping",
+        'D' => "Disk Sleep",
+        'Z' => "Zombie",
+        'T' => "Stopped",
+        't' => "Tracing Stop",
+        'X' | 'x' => "Dead",
+        'I' => "Idle",
+        'P' => "Parked",
+        'W' => "Waking",
+        'K' => "Wakekill",
+        _ => "Unknown",
+    }
+}
+
+/// Clock facts needed to turn ticks into time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub ticks_per_sec: u64,
+    pub page_size: u64,
+    /// Boot time, epoch seconds.
+    pub btime: u64,
+}
+
+impl Clock {
+    fn ticks_to_us(&self, t: u64) -> u64 {
+        t.saturating_mul(1_000_000) / self.ticks_per_sec.max(1)
+    }
+}
+
+/// The command line, NUL-separated args joined by spaces; lossy UTF-8.
+pub fn parse_cmdline(raw: &[u8]) -> String {
+    let parts: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    parts.join(" ")
+}
+
+/// `read_bytes` and `write_bytes` of `/proc/PID/io`.
+pub fn parse_io(buf: &[u8]) -> (Option<u64>, Option<u64>) {
+    let mut out = (None, None);
+    for line in super::num::lines(buf) {
+        let mut f = super::num::fields(line);
+        match (f.next(), f.next().and_then(super::num::parse_u64)) {
+            (Some(b"read_bytes:"), v) => out.0 = v,
+            (Some(b"write_bytes:"), v) => out.1 = v,
+            _ => {}
+        }
+    }
+    out
+}
+
+fn path_string(p: procfs::ProcResult<PathBuf>) -> Option<String> {
+    p.ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Reads one process. `with_family`: also its children and threads.
+fn read_detail(root: &Root, pid: u32, clock: &Clock, with_family: bool) -> Option<(Detail, u64)> {
+    let dir = root.path(&format!("proc/{pid}"));
+    let p = Process::new_with_root(dir.clone()).ok()?;
+    let st = p.stat().ok()?;
+    let statm = p.statm().ok();
+    let (uid, gid) = match p.status() {
+        Ok(s) => (s.ruid, s.rgid),
+        Err(_) => {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(&dir).ok()?;
+            (m.uid(), m.gid())
+        }
+    };
+    // Our own read of `io`: procfs rejects the negative
+    // cancelled_write_bytes some kernels print; unreadable (not our
+    // process, no CAP_SYS_PTRACE) → null.
+    let io = std::fs::read(dir.join("io")).ok().map(|b| parse_io(&b));
+    let cmd = std::fs::read(dir.join("cmdline"))
+        .map(|b| parse_cmdline(&b))
+        .unwrap_or_default();
+    let ticks = st.utime.saturating_add(st.stime);
+    let mut d = Detail {
+        pid,
+        name: st.comm.clone(),
+        command: if cmd.is_empty() {
+            format!("[{}]", st.comm)
+        } else {
+            cmd
+        },
+        cpu_usage: 0.0,
+        mem_bytes: statm
+            .as_ref()
+            .map_or(st.rss.saturating_mul(clock.page_size), |m| {
+                m.resident.saturating_mul(clock.page_size)
+            }),
+        virtual_mem_bytes: st.vsize,
+        shared_mem_bytes: statm
+            .as_ref()
+            .map(|m| m.shared.saturating_mul(clock.page_size)),
+        thread_count: u32::try_from(st.num_threads.max(0)).unwrap_or(u32::MAX),
+        fd_count: p.fd_count().ok().and_then(|n| u32::try_from(n).ok()),
+        status: state_name(st.state).to_string(),
+        parent_pid: u32::try_from(st.ppid).ok().filter(|&p| p != 0),
+        user_id: uid,
+        group_id: gid,
+        start_time: clock.btime + st.starttime / clock.ticks_per_sec.max(1),
+        cpu_time_user: clock.ticks_to_us(st.utime),
+        cpu_time_system: clock.ticks_to_us(st.stime),
+        read_bytes: io.and_then(|i| i.0),
+        write_bytes: io.and_then(|i| i.1),
+        working_directory: path_string(p.cwd()),
+        executable_path: path_string(p.exe()),
+        child_processes: Vec::new(),
+        threads: Vec::new(),
+    };
+    if with_family {
+        if let Ok(tasks) = p.tasks() {
+            for t in tasks.flatten() {
+                let Ok(ts) = t.stat() else { continue };
+                d.threads.push(ThreadDetail {
+                    tid: u32::try_from(t.tid).unwrap_or(0),
+                    name: ts.comm,
+                    cpu_time_user: clock.ticks_to_us(ts.utime),
+                    cpu_time_system: clock.ticks_to_us(ts.stime),
+                    status: state_name(ts.state).to_string(),
+                });
+            }
+        }
+        for child in children(root, pid) {
+            if let Some((c, _)) = read_detail(root, child, clock, false) {
+                d.child_processes.push(c);
+            }
+        }
+    }
+    Some((d, ticks))
+}
+
+/// Direct children: `/proc/PID/task/*/children` where the kernel has it,
+/// else a walk of every `/proc/*/stat` for a matching parent.
+pub fn children(root: &Root, pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut found_file = false;
+    if let Ok(rd) = std::fs::read_dir(root.path(&format!("proc/{pid}/task"))) {
+        for t in rd.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                found_file = true;
+                out.extend(s.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            }
+        }
+    }
+    if !found_file {
+        if let Ok(rd) = std::fs::read_dir(root.path("proc")) {
+            for e in rd.flatten() {
+                let Some(cpid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if let Ok(b) = std::fs::read(e.path().join("stat")) {
+                    if super::processes::parse_pid_stat(&b)
+                        .is_some_and(|s| s.ppid == i64::from(pid))
+                    {
+                        out.push(cpid);
+                    }
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Most PIDs whose answers (and CPU baselines) are kept: a client walking
+/// every PID cannot grow memory past this.
+pub const MAX_PIDS: usize = 64;
+/// How long an answer is served from the cache.
+pub const TTL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Entries unused for this long are dropped.
+const EXPIRE: std::time::Duration = std::time::Duration::from_secs(60);
+
+struct Entry {
+    /// (when, utime+stime, starttime): the CPU baseline for the next ask.
+    seen: Instant,
+    ticks: u64,
+    start_time: u64,
+    answer: Option<(Instant, String)>,
+}
+
+/// Per-PID answers and CPU baselines, bounded.
+#[derive(Default)]
+pub struct DetailCache {
+    entries: HashMap<u32, Entry>,
+}
+
+impl DetailCache {
+    /// The JSON answer for `pid`, or `None` if there is no such process.
+    pub fn answer(&mut self, root: &Root, pid: u32, clock: &Clock, now: Instant) -> Option<String> {
+        if let Some(Entry {
+            answer: Some((at, json)),
+            ..
+        }) = self.entries.get(&pid)
+        {
+            if now.duration_since(*at) < TTL {
+                return Some(json.clone());
+            }
+        }
+        let Some((mut d, ticks)) = read_detail(root, pid, clock, true) else {
+            self.entries.remove(&pid);
+            return None;
+        };
+        let uptime_now = super::epoch_ms() as f64 / 1000.0;
+        d.cpu_usage = match self.entries.get(&pid) {
+            // Over the time since this PID was last asked for (100 = one core).
+            Some(e) if e.start_time == d.start_time && ticks >= e.ticks => {
+                let secs = now.duration_since(e.seen).as_secs_f64();
+                let used = (ticks - e.ticks) as f64 / clock.ticks_per_sec.max(1) as f64;
+                if secs > 0.0 {
+                    (used / secs * 100.0) as f32
+                } else {
+                    0.0
+                }
+            }
+            // First ask: the average over the process's life so far.
+            _ => {
+                let life = uptime_now - d.start_time as f64;
+                let used = ticks as f64 / clock.ticks_per_sec.max(1) as f64;
+                if life >= 1.0 {
+                    (used / life * 100.0) as f32
+                } else {
+                    0.0
+                }
+            }
+        };
+        if !d.cpu_usage.is_finite() || d.cpu_usage < 0.0 {
+            d.cpu_usage = 0.0;
+        }
+        let json = serde_json::to_string(&Response {
+            process: &d,
+            cached_at: super::epoch_ms() / 1000,
+        })
+        .ok()?;
+        self.entries
+            .retain(|_, e| now.duration_since(e.seen) < EXPIRE);
+        if !self.entries.contains_key(&pid) && self.entries.len() >= MAX_PIDS {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.seen)
+                .map(|(k, _)| *k)
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.entries.insert(
+            pid,
+            Entry {
+                seen: now,
+                ticks,
+                start_time: d.start_time,
+                answer: Some((now, json.clone())),
+            },
+        );
+        Some(json)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> Clock {
+        Clock {
+            ticks_per_sec: 100,
+            page_size: 4096,
+            btime: 1_418_183_276,
+        }
+    }
+
+    #[test]
+    fn cmdline_with_hostile_bytes() {
+        assert_eq!(parse_cmdline(b"vim\0test.txt\0"), "vim test.txt");
+        assert_eq!(parse_cmdline(b""), "");
+        let s = parse_cmdline(b"a\xffb\0c\nd\0");
+        assert!(serde_json::to_string(&s).is_ok());
+        assert!(s.contains('\n'));
+    }
+
+    #[test]
+    fn fixture_process_26231() {
+        let root = Root::new(format!(
+            "{}/tests/fixtures/prometheus-procfs",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let (d, ticks) = read_detail(&root, 26231, &clock(), true).unwrap();
+        assert_eq!(d.name, "vim");
+        assert_eq!(d.command, "vim test.go +10");
+        assert_eq!(d.status, "Running");
+        assert_eq!(d.parent_pid, Some(5392));
+        assert_eq!(ticks, 1677 + 44);
+        assert_eq!(d.cpu_time_user, 16_770_000);
+        assert_eq!(d.start_time, 1_418_183_276 + 823);
+        assert_eq!(d.virtual_mem_bytes, 56274944);
+        assert_eq!(d.read_bytes, Some(1024));
+        assert_eq!(d.executable_path.as_deref(), Some("/usr/bin/vim"));
+    }
+
+    #[test]
+    fn unknown_pid_is_none_and_cache_is_bounded() {
+        let root = Root::default();
+        let c = Clock {
+            ticks_per_sec: super::super::clock_ticks(),
+            page_size: 4096,
+            btime: 0,
+        };
+        let mut cache = DetailCache::default();
+        assert!(cache
+            .answer(&root, u32::MAX - 1, &c, Instant::now())
+            .is_none());
+        let me = std::process::id();
+        let json = cache.answer(&root, me, &c, Instant::now()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["process"]["pid"], me);
+        // walking many pids keeps at most MAX_PIDS entries
+        for pid in procfs::process::all_processes()
+            .unwrap()
+            .flatten()
+            .map(|p| p.pid as u32)
+            .take(200)
+        {
+            let _ = cache.answer(&root, pid, &c, Instant::now());
+        }
+        assert!(cache.len() <= MAX_PIDS);
+    }
+}
