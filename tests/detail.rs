@@ -197,7 +197,16 @@ fn hostile_process_names_stay_valid() {
     let name = std::ffi::OsStr::from_bytes(b"(a b)\n\xff) x");
     let exe = dir.join(name);
     std::fs::copy("/bin/sleep", &exe).unwrap();
-    let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+    // Other tests fork while the copy's write fd is open: ETXTBSY, retry.
+    let mut child = (0..50)
+        .find_map(|_| match std::process::Command::new(&exe).arg("30").spawn() {
+            Ok(c) => Some(c),
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            }
+        })
+        .expect("spawn the oddly named copy of sleep");
     std::thread::sleep(Duration::from_millis(100));
     let agent = Agent::start(&[], &[]);
     let mut ws = agent.ws();
