@@ -36,6 +36,10 @@ Environment:
   SOCKTOP_WORKER_THREADS          accepted and ignored (one thread by design)
   SOCKAGENT_ROOT                  read /proc and /sys under this directory (default /)
   SOCKAGENT_JOURNALCTL            journal reader for journal_entries (default journalctl)
+  SOCKAGENT_MAX_CONNECTIONS       open connections before new ones get 503 (1024)
+  SOCKAGENT_MAX_QUEUED_BYTES      output queued for a client that does not read before it is dropped (4194304)
+  SOCKAGENT_HANDSHAKE_TIMEOUT_MS  time to finish the TLS handshake and send the request head (5000)
+  SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
 ";
 
@@ -55,6 +59,9 @@ pub struct Config {
     pub root: Root,
     /// The journal reader run for `journal_entries`.
     pub journal_cmd: OsString,
+    pub max_connections: usize,
+    pub max_queued_output: usize,
+    pub handshake_timeout: Duration,
 }
 
 /// What the command line asks for.
@@ -135,6 +142,15 @@ pub fn parse(
         Some(v) => parse_ms(name, &v),
         None => Ok(Duration::from_millis(default)),
     };
+    let count = |name: &str, default: usize| match env(name) {
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{name}: invalid value {v:?} (expected a positive whole number)"
+            )),
+        },
+        None => Ok(default),
+    };
     let token = env("SOCKTOP_TOKEN").filter(|t| !t.is_empty());
     if env("SOCKTOP_WORKER_THREADS").is_some() {
         log::debug!("SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design");
@@ -155,6 +171,9 @@ pub fn parse(
         journal_cmd: env("SOCKAGENT_JOURNALCTL")
             .unwrap_or_else(|| "journalctl".into())
             .into(),
+        max_connections: count("SOCKAGENT_MAX_CONNECTIONS", 1024)?,
+        max_queued_output: count("SOCKAGENT_MAX_QUEUED_BYTES", 4 << 20)?,
+        handshake_timeout: ttl("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", 5000)?,
     })))
 }
 

@@ -1,6 +1,6 @@
 use sockagent::collect::{Collectors, Settings, MIN_CPU_WINDOW};
 use sockagent::config::{self, Action, Config};
-use sockagent::server::{Limits, Server};
+use sockagent::server::{Limits, Options, Server};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -31,18 +31,46 @@ fn raise_nofile() -> u64 {
     cur
 }
 
+/// The certificate: the user's (--cert/--key) or the self-signed one.
+#[cfg(feature = "tls")]
+fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    use sockagent::server::tls;
+    let (cert, key) = match (&cfg.cert, &cfg.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let env = |k: &str| std::env::var(k).ok();
+            let dir = tls::config_dir(env);
+            let host = sockagent::collect::hostname(&cfg.root);
+            let extra = std::env::var("SOCKTOP_AGENT_EXTRA_SANS").unwrap_or_default();
+            tls::ensure_self_signed(&dir, &host, &extra)?
+        }
+    };
+    log::info!("TLS certificate {}", cert.display());
+    tls::server_config(&cert, &key)
+}
+
 fn run(cfg: Config) -> Result<(), String> {
+    #[cfg(feature = "tls")]
+    let tls = if cfg.tls {
+        Some(tls_config(&cfg)?)
+    } else {
+        None
+    };
+    #[cfg(not(feature = "tls"))]
     if cfg.tls {
-        return Err(
-            "--enableSSL / SOCKTOP_ENABLE_SSL: TLS is not available in this build yet".into(),
-        );
+        return Err("--enableSSL: this build has no TLS (built without the `tls` feature)".into());
     }
     let addr = SocketAddr::new(cfg.bind, cfg.port);
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let nofile = raise_nofile();
-    let limits = Limits::default();
+    let limits = Limits {
+        max_connections: cfg.max_connections,
+        max_queued_output: cfg.max_queued_output,
+        handshake_timeout: cfg.handshake_timeout,
+        ..Limits::default()
+    };
     // Keep half of what is left after the connections for kept /proc files.
     let fd_budget = (nofile.saturating_sub(limits.max_connections as u64 + 64) / 2) as usize;
     let primed = Instant::now();
@@ -56,16 +84,17 @@ fn run(cfg: Config) -> Result<(), String> {
         },
         fd_budget,
     );
-    let mut server = Server::new(
-        listener,
-        collectors,
-        cfg.token.clone(),
+    let opts = Options {
+        token: cfg.token.clone(),
         limits,
-        cfg.journal_cmd.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+        journal_cmd: cfg.journal_cmd.clone(),
+        #[cfg(feature = "tls")]
+        tls,
+    };
+    let mut server = Server::new(listener, collectors, opts).map_err(|e| e.to_string())?;
     log::info!(
-        "listening on ws://{local}/ws (token {})",
+        "listening on {}://{local}/ws (token {})",
+        if cfg.tls { "wss" } else { "ws" },
         if cfg.token.is_some() {
             "required"
         } else {

@@ -199,13 +199,15 @@ fn hostile_process_names_stay_valid() {
     std::fs::copy("/bin/sleep", &exe).unwrap();
     // Other tests fork while the copy's write fd is open: ETXTBSY, retry.
     let mut child = (0..50)
-        .find_map(|_| match std::process::Command::new(&exe).arg("30").spawn() {
-            Ok(c) => Some(c),
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(20));
-                None
-            }
-        })
+        .find_map(
+            |_| match std::process::Command::new(&exe).arg("30").spawn() {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    None
+                }
+            },
+        )
         .expect("spawn the oddly named copy of sleep");
     std::thread::sleep(Duration::from_millis(100));
     let agent = Agent::start(&[], &[]);

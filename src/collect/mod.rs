@@ -116,6 +116,24 @@ pub struct Collectors {
     journal: std::collections::HashMap<u32, Cached<Utf8Bytes>>,
 }
 
+/// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
+pub fn hostname(root: &Root) -> String {
+    match root.read_trimmed("proc/sys/kernel/hostname") {
+        Ok(h) if !h.is_empty() => h,
+        _ => uname_hostname(),
+    }
+}
+
+fn uname_hostname() -> String {
+    let mut b = [0u8; 256];
+    // SAFETY: b is a valid buffer of the given length.
+    if unsafe { libc::gethostname(b.as_mut_ptr().cast(), b.len()) } == 0 {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        return String::from_utf8_lossy(b.get(..end).unwrap_or_default()).into_owned();
+    }
+    "localhost".into()
+}
+
 /// Epoch milliseconds now.
 pub fn epoch_ms() -> u64 {
     SystemTime::now()
@@ -228,13 +246,7 @@ impl Collectors {
                 return h;
             }
         }
-        let mut b = [0u8; 256];
-        // SAFETY: b is a valid buffer of the given length.
-        if unsafe { libc::gethostname(b.as_mut_ptr().cast(), b.len()) } == 0 {
-            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-            return String::from_utf8_lossy(b.get(..end).unwrap_or_default()).into_owned();
-        }
-        "unknown".into()
+        uname_hostname()
     }
 
     fn count_processes(&self) -> u64 {

@@ -4,6 +4,8 @@
 pub mod conn;
 pub mod http;
 pub mod jobs;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use crate::collect::{Answer, Collectors};
 use crate::protocol::{self, Request};
@@ -47,7 +49,7 @@ impl Default for Limits {
         Limits {
             max_connections: 1024,
             max_queued_output: 4 << 20,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             linger: Duration::from_secs(2),
         }
     }
@@ -73,6 +75,20 @@ pub struct Server {
     signals: signal_hook_mio::v1_0::Signals,
     shutting_down: Option<Instant>,
     jobs: Jobs,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+/// How the server is set up.
+pub struct Options {
+    /// `?token=` required on /ws when set.
+    pub token: Option<String>,
+    pub limits: Limits,
+    /// The journal reader run for `journal_entries`.
+    pub journal_cmd: std::ffi::OsString,
+    /// Serve wss:// with this config.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// What one connection's step may touch besides itself.
@@ -100,10 +116,15 @@ impl Server {
     pub fn new(
         listener: std::net::TcpListener,
         collectors: Collectors,
-        token: Option<String>,
-        limits: Limits,
-        journal_cmd: std::ffi::OsString,
+        opts: Options,
     ) -> io::Result<Self> {
+        let Options {
+            token,
+            limits,
+            journal_cmd,
+            #[cfg(feature = "tls")]
+            tls,
+        } = opts;
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
@@ -134,6 +155,8 @@ impl Server {
             signals,
             shutting_down: None,
             jobs: Jobs::new(journal_cmd),
+            #[cfg(feature = "tls")]
+            tls,
         })
     }
 
@@ -248,10 +271,24 @@ impl Server {
                         }
                         continue;
                     }
+                    #[cfg(feature = "tls")]
+                    let io = match &self.tls {
+                        Some(cfg) => match Transport::new_tls(sock, cfg.clone()) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                log::warn!("TLS: {e}");
+                                continue;
+                            }
+                        },
+                        None => Transport::new(sock),
+                    };
+                    #[cfg(not(feature = "tls"))]
+                    let io = Transport::new(sock);
+                    let mut io = io;
                     let entry = self.conns.vacant_entry();
                     let k = entry.key();
                     if let Err(e) = self.poll.registry().register(
-                        &mut sock,
+                        &mut io.sock,
                         Token(k),
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
@@ -262,7 +299,7 @@ impl Server {
                     let serial = self.next_serial;
                     let deadline = Instant::now() + self.limits.handshake_timeout;
                     entry.insert(Conn {
-                        io: Transport::new(sock),
+                        io,
                         phase: Phase::Http {
                             buf: Vec::with_capacity(1024),
                         },
@@ -418,7 +455,10 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                         Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                         Err(e) if would_block(&e) => return Outcome::Keep,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Outcome::Drop,
+                        Err(e) => {
+                            log::debug!("{}: dropped before the request head: {e}", c.peer);
+                            return Outcome::Drop;
+                        }
                     }
                 };
                 let (consumed, route) = routed;
@@ -481,6 +521,7 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     return Outcome::Keep;
                 }
                 if !*shut {
+                    c.io.close_notify();
                     let _ = c.io.flush_raw();
                     let _ = c.io.sock.shutdown(Shutdown::Write);
                     *shut = true;

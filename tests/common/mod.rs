@@ -39,7 +39,11 @@ impl Agent {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ws://").nth(1) {
+                if let Some(rest) = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|r| r.split("://").nth(1))
+                {
                     let addr = rest.split('/').next().unwrap_or("");
                     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
                     if let Some(tx) = tx.take() {

@@ -1,0 +1,286 @@
+//! TLS: the certificate (load, generate, renew) and the rustls config. The
+//! connections themselves are driven by the event loop (see `conn.rs`).
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the reference agent keeps its certificate, so a user switching
+/// agents keeps the certificate their TUI pins:
+/// `$XDG_CONFIG_HOME/socktop_agent/tls` or `~/.config/socktop_agent/tls`.
+pub fn config_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    env("XDG_CONFIG_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("socktop_agent")
+        .join("tls")
+}
+
+// --- A minimal DER walk to the certificate's notAfter -------------------
+
+/// (tag, content, rest) of the DER element at the start of `b`.
+fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, b) = b.split_first()?;
+    let (&l0, b) = b.split_first()?;
+    let (len, b) = if l0 < 0x80 {
+        (usize::from(l0), b)
+    } else {
+        let n = usize::from(l0 & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let (lb, rest) = (b.get(..n)?, b.get(n..)?);
+        (
+            lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x)),
+            rest,
+        )
+    };
+    Some((tag, b.get(..len)?, b.get(len..)?))
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |a, &c| {
+        c.is_ascii_digit().then(|| a * 10 + i64::from(c - b'0'))
+    })
+}
+
+/// Days from 1970-01-01 to y-m-d (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ) → epoch s.
+fn asn1_time(tag: u8, v: &[u8]) -> Option<i64> {
+    let (y, rest) = match tag {
+        0x17 => {
+            let yy = digits(v.get(..2)?)?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, v.get(2..)?)
+        }
+        0x18 => (digits(v.get(..4)?)?, v.get(4..)?),
+        _ => return None,
+    };
+    let f = |i: usize| rest.get(i..i + 2).and_then(digits);
+    let (mo, d, h, mi, s) = (f(0)?, f(2)?, f(4)?, f(6)?, f(8)?);
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// The certificate's notAfter, epoch seconds.
+pub fn not_after(cert_der: &[u8]) -> Option<i64> {
+    let (_, cert, _) = der(cert_der)?; // Certificate
+    let (_, tbs, _) = der(cert)?; // TBSCertificate
+    let mut rest = tbs;
+    let (tag, _, r) = der(rest)?;
+    if tag == 0xa0 {
+        rest = r; // [0] version
+    }
+    let (_, _, rest) = der(rest)?; // serialNumber
+    let (_, _, rest) = der(rest)?; // signature
+    let (_, _, rest) = der(rest)?; // issuer
+    let (_, validity, _) = der(rest)?;
+    let (_, _, after) = der(validity)?; // skip notBefore
+    let (tag, v, _) = der(after)?;
+    asn1_time(tag, v)
+}
+
+// --- Certificates ---------------------------------------------------------
+
+fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn first_cert(path: &Path) -> Option<Vec<u8>> {
+    CertificateDer::pem_file_iter(path)
+        .ok()?
+        .next()?
+        .ok()
+        .map(|c| c.to_vec())
+}
+
+/// Makes sure a usable self-signed pair exists in `dir` and returns its
+/// paths: an existing, unexpired pair is reused byte for byte; a missing or
+/// expired one is (re)generated, key mode 0600 in a 0700 directory.
+pub fn ensure_self_signed(
+    dir: &Path,
+    hostname: &str,
+    extra_sans: &str,
+) -> Result<(PathBuf, PathBuf), String> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        match first_cert(&cert).and_then(|d| not_after(&d)) {
+            Some(t) if t > now_epoch() => {
+                tighten(&key);
+                return Ok((cert, key));
+            }
+            Some(_) => log::warn!(
+                "the certificate {} has expired; generating a new one",
+                cert.display()
+            ),
+            None => log::warn!(
+                "cannot read the certificate {}; generating a new one",
+                cert.display()
+            ),
+        }
+    }
+    generate(dir, &cert, &key, hostname, extra_sans)?;
+    Ok((cert, key))
+}
+
+fn tighten(key: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = fs::metadata(key) {
+        if m.permissions().mode() & 0o077 != 0 {
+            let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+fn generate(
+    dir: &Path,
+    cert: &Path,
+    key: &Path,
+    hostname: &str,
+    extra: &str,
+) -> Result<(), String> {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let err = |what: &str, e: &dyn std::fmt::Display| format!("TLS certificate: {what}: {e}");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| err(&format!("cannot create {}", dir.display()), &e))?;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let mut names = vec![hostname.to_string(), "localhost".to_string()];
+    names.dedup();
+    let mut params = CertificateParams::new(names).map_err(|e| err("bad hostname", &e))?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::from(
+            std::net::Ipv6Addr::LOCALHOST,
+        )));
+    for s in extra.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match s.parse::<IpAddr>() {
+            Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
+            Err(_) => match s.to_string().try_into() {
+                Ok(dns) => params.subject_alt_names.push(SanType::DnsName(dns)),
+                Err(_) => log::warn!("SOCKTOP_AGENT_EXTRA_SANS: ignoring invalid name {s:?}"),
+            },
+        }
+    }
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, hostname);
+    params.distinguished_name = dn;
+    // Valid from yesterday (clock skew) for 397 days, as the reference.
+    let day = now_epoch().div_euclid(86_400);
+    let ymd = |days: i64| {
+        let (y, m, d) = crate::collect::journal::civil_from_days(days);
+        rcgen::date_time_ymd(y as i32, m as u8, d as u8)
+    };
+    params.not_before = ymd(day - 1);
+    params.not_after = ymd(day + 397);
+    let kp = KeyPair::generate().map_err(|e| err("key generation", &e))?;
+    let c = params.self_signed(&kp).map_err(|e| err("signing", &e))?;
+    let mut kf = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(key)
+        .map_err(|e| err(&format!("cannot write {}", key.display()), &e))?;
+    let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
+    kf.write_all(kp.serialize_pem().as_bytes())
+        .map_err(|e| err("writing the key", &e))?;
+    fs::write(cert, c.pem()).map_err(|e| err(&format!("cannot write {}", cert.display()), &e))?;
+    log::info!(
+        "generated a self-signed TLS certificate at {} (key {})",
+        cert.display(),
+        key.display()
+    );
+    Ok(())
+}
+
+/// The rustls server config for a PEM chain and key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad certificate {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("no certificate in {}", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("TLS: certificate and key do not fit together: {e}"))?;
+    Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(asn1_time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(asn1_time(0x18, b"20500101000000Z"), Some(2_524_608_000));
+        assert_eq!(asn1_time(0x17, b"x"), None);
+        for d in [-1000i64, 0, 11_017, 20_000, 30_000] {
+            let (y, m, dd) = crate::collect::journal::civil_from_days(d);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(dd)), d);
+        }
+    }
+
+    #[test]
+    fn generate_reuse_and_renew() {
+        let dir = std::env::temp_dir().join(format!("sockagent-tls-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let (cert, key) = ensure_self_signed(&dir, "testhost", "10.0.0.9, example.lan").unwrap();
+        let der = first_cert(&cert).unwrap();
+        let after = not_after(&der).unwrap();
+        assert!(after > now_epoch() + 390 * 86_400 && after < now_epoch() + 400 * 86_400);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let before = fs::read(&cert).unwrap();
+        ensure_self_signed(&dir, "testhost", "").unwrap();
+        assert_eq!(
+            fs::read(&cert).unwrap(),
+            before,
+            "an unexpired pair is reused as is"
+        );
+        assert!(server_config(&cert, &key).is_ok());
+        assert!(not_after(b"\x30\x03\x02\x01\x00").is_none());
+        assert!(not_after(b"").is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
