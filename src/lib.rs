@@ -1,3 +1,7 @@
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 //! sockagent: a single-threaded Linux metrics agent speaking the socktop
 //! WebSocket API. See ARCHITECTURE.md for the map.
 

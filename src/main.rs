@@ -1,3 +1,7 @@
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 use sockagent::collect::{Collectors, Settings, MIN_CPU_WINDOW};
 use sockagent::config::{self, Action, Config};
 use sockagent::server::{Limits, Options, Server};

@@ -69,7 +69,7 @@ pub fn pread_all(f: &File, buf: &mut Vec<u8>) -> io::Result<()> {
         let len = buf.len();
         let spare = buf.capacity() - len;
         buf.resize(len + spare, 0);
-        let n = match f.read_at(&mut buf[len..], off) {
+        let n = match f.read_at(buf.get_mut(len..).unwrap_or_default(), off) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 buf.truncate(len);

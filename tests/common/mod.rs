@@ -18,7 +18,21 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        Self::start_with(args, env, || Ok(()))
+    }
+
+    /// Starts the agent with `pre` run in the child before exec (rlimits, uid).
+    pub fn start_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        pre: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Agent {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sockagent"));
+        // SAFETY: `pre` only makes async-signal-safe calls (setrlimit, setuid).
+        unsafe {
+            cmd.pre_exec(pre);
+        }
         cmd.args(["--bind", "127.0.0.1", "--port", "0"]).args(args);
         cmd.env_remove("SOCKTOP_TOKEN")
             .env_remove("SOCKTOP_PORT")
@@ -117,9 +131,14 @@ pub fn ask(ws: &mut WebSocket<TcpStream>, req: &str) -> Message {
 
 pub fn next(ws: &mut WebSocket<TcpStream>) -> Message {
     loop {
-        match ws.read().expect("answer") {
-            Message::Ping(_) | Message::Pong(_) => continue,
-            m => return m,
+        match ws.read() {
+            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
+            Ok(m) => return m,
+            // a signal (another test's child exiting) interrupted the read
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                continue
+            }
+            Err(e) => panic!("answer: {e}"),
         }
     }
 }
