@@ -147,3 +147,119 @@ mod tests {
         assert!(!b.is_empty());
     }
 }
+
+/// A directory kept open and listed again with `getdents64` after a rewind:
+/// no allocation per entry, unlike `std::fs::read_dir`.
+#[derive(Debug)]
+pub struct KeptDir {
+    path: PathBuf,
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+/// Room for ~1 000 `/proc` entries per `getdents64` call.
+const DIRENT_BUF: usize = 32 * 1024;
+
+impl KeptDir {
+    pub fn new(root: &Root, rel: &str) -> Self {
+        KeptDir {
+            path: root.path(rel),
+            file: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The open directory (opened on first use).
+    pub fn file(&mut self) -> io::Result<&File> {
+        if self.file.is_none() {
+            self.file = Some(File::open(&self.path)?);
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+
+    /// Calls `f` with every entry's name (no `.`/`..`), from the start.
+    pub fn for_each(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = self.file()?.as_raw_fd();
+        // SAFETY: lseek on a descriptor we own.
+        if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } < 0 {
+            let e = io::Error::last_os_error();
+            self.file = None;
+            return Err(e);
+        }
+        if self.buf.len() < DIRENT_BUF {
+            self.buf.resize(DIRENT_BUF, 0);
+        }
+        loop {
+            // SAFETY: buf is valid for writes of its length.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    fd,
+                    self.buf.as_mut_ptr(),
+                    self.buf.len(),
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.file = None;
+                return Err(e);
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            let mut recs = self.buf.get(..n as usize).unwrap_or_default();
+            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+            while let Some(reclen) = recs
+                .get(16..18)
+                .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                .map(|b| usize::from(u16::from_ne_bytes(b)))
+            {
+                let (Some(rec), Some(rest)) = (recs.get(..reclen), recs.get(reclen..)) else {
+                    break;
+                };
+                if reclen < 20 {
+                    break;
+                }
+                let name = rec.get(19..).unwrap_or_default();
+                let name = name.split(|&c| c == 0).next().unwrap_or_default();
+                if name != b"." && name != b".." {
+                    f(name);
+                }
+                recs = rest;
+            }
+        }
+    }
+}
+
+/// `name` as a pid if it is all digits.
+pub fn pid_of(name: &[u8]) -> Option<u32> {
+    super::num::parse_u64(name).and_then(|v| u32::try_from(v).ok())
+}
+
+#[cfg(test)]
+mod dir_tests {
+    use super::*;
+
+    #[test]
+    fn lists_proc_twice_without_read_dir() {
+        let mut d = KeptDir::new(&Root::default(), "proc");
+        for _ in 0..2 {
+            let mut pids = Vec::new();
+            d.for_each(|n| pids.extend(pid_of(n))).unwrap();
+            assert!(pids.contains(&std::process::id()));
+            assert!(pids.contains(&1));
+        }
+        let mut names = Vec::new();
+        KeptDir::new(&Root::default(), "proc/self")
+            .for_each(|n| names.push(n.to_vec()))
+            .unwrap();
+        assert!(names.iter().any(|n| n == b"stat"));
+        assert!(!names.iter().any(|n| n == b"." || n == b".."));
+    }
+}

@@ -15,6 +15,7 @@ pub mod processes;
 pub mod sensors;
 
 use crate::protocol::{gzip::Gzip, pb};
+use bytes::BytesMut;
 use fs::{KeptFile, Root};
 use serde::Serialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -98,6 +99,13 @@ pub struct Collectors {
     netdev_file: KeptFile,
     hostname_file: KeptFile,
     buf: Vec<u8>,
+    json: Vec<u8>,
+    /// Frame payload memory for each kind of answer (see `refill`).
+    metrics_pool: BytesMut,
+    disks_pool: BytesMut,
+    processes_pool: BytesMut,
+    host: String,
+    proc_dir: fs::KeptDir,
     /// Older and newer CPU baselines (see `cpu_sample`), and scratch.
     cpu_a: (Instant, cpu::StatSample),
     cpu_b: (Instant, cpu::StatSample),
@@ -132,6 +140,16 @@ fn uname_hostname() -> String {
         return String::from_utf8_lossy(b.get(..end).unwrap_or_default()).into_owned();
     }
     "localhost".into()
+}
+
+/// The frame payload for a fresh answer, carved from `pool`: once the
+/// previous answer from this pool has been let go (the cache dropped it and
+/// tungstenite copied it into its output buffer), `reserve` reclaims the
+/// same memory, so the steady state allocates nothing.
+pub fn refill(pool: &mut BytesMut, data: &[u8]) -> Bytes {
+    pool.reserve(data.len());
+    pool.extend_from_slice(data);
+    pool.split().freeze()
 }
 
 /// Epoch milliseconds now.
@@ -174,6 +192,12 @@ impl Collectors {
             netdev_file: KeptFile::new(&root, "proc/net/dev"),
             hostname_file: KeptFile::new(&root, "proc/sys/kernel/hostname"),
             buf: Vec::with_capacity(16 * 1024),
+            json: Vec::with_capacity(4 * 1024),
+            metrics_pool: BytesMut::new(),
+            disks_pool: BytesMut::new(),
+            processes_pool: BytesMut::new(),
+            host: String::new(),
+            proc_dir: fs::KeptDir::new(&root, "proc"),
             cpu_a: (now, cpu::StatSample::default()),
             cpu_b: (now, cpu::StatSample::default()),
             cpu_new: cpu::StatSample::default(),
@@ -239,28 +263,44 @@ impl Collectors {
         Ok(total)
     }
 
-    fn hostname(&mut self) -> String {
+    /// The host's name, re-read each sample (it can change) into a kept
+    /// String: no allocation unless it changed.
+    fn refresh_hostname(&mut self) {
         if self.hostname_file.read(&mut self.buf).is_ok() {
-            let h = String::from_utf8_lossy(&self.buf).trim().to_string();
+            let h = self.buf.trim_ascii();
             if !h.is_empty() {
-                return h;
+                if h != self.host.as_bytes() {
+                    self.host = String::from_utf8_lossy(h).into_owned();
+                }
+                return;
             }
         }
-        uname_hostname()
+        if self.host.is_empty() {
+            self.host = uname_hostname();
+        }
     }
 
-    fn count_processes(&self) -> u64 {
-        match std::fs::read_dir(self.s.root.path("proc")) {
-            Ok(rd) => rd
-                .flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
-                })
-                .count() as u64,
+    fn count_processes(&mut self) -> u64 {
+        let mut n = 0u64;
+        match self
+            .proc_dir
+            .for_each(|name| n += u64::from(fs::pid_of(name).is_some()))
+        {
+            Ok(()) => n,
             Err(_) => 0,
         }
+    }
+
+    /// Serializes into the reused JSON buffer, then into the frame payload
+    /// (see `refill`).
+    fn encode_json<T: Serialize>(
+        json: &mut Vec<u8>,
+        pool: &mut BytesMut,
+        v: &T,
+    ) -> Result<Utf8Bytes, String> {
+        json.clear();
+        serde_json::to_writer(&mut *json, v).map_err(|e| e.to_string())?;
+        Utf8Bytes::try_from(refill(pool, json)).map_err(|e| e.to_string())
     }
 
     /// The `metrics` answer (JSON text).
@@ -280,7 +320,8 @@ impl Collectors {
                 self.nets.clear();
             }
         }
-        let hostname = self.hostname();
+        self.refresh_hostname();
+        let process_count = self.count_processes();
         let cpu_temp_c = if self.s.temp_enabled {
             self.temp.read(&self.s.root)
         } else {
@@ -294,15 +335,16 @@ impl Collectors {
             mem_used: mem.mem_used,
             swap_total: mem.swap_total,
             swap_used: mem.swap_used,
-            hostname: &hostname,
+            hostname: &self.host,
             cpu_temp_c,
             disks: [],
             networks: &self.nets,
             top_processes: [],
             gpus: None,
-            process_count: self.count_processes(),
+            process_count,
         };
-        let v = Utf8Bytes::from(serde_json::to_string(&out).map_err(|e| e.to_string())?);
+        self.metrics = None; // let go of the old payload so its memory is reused
+        let v = Self::encode_json(&mut self.json, &mut self.metrics_pool, &out)?;
         self.metrics = Some(Cached {
             at: now,
             value: v.clone(),
@@ -325,7 +367,8 @@ impl Collectors {
             |m| disks::statvfs(&root.path(&m.mount_point)),
             |_| None,
         );
-        let v = Utf8Bytes::from(serde_json::to_string(&rows).map_err(|e| e.to_string())?);
+        self.disks = None;
+        let v = Self::encode_json(&mut self.json, &mut self.disks_pool, &rows)?;
         self.disks = Some(Cached {
             at: now,
             value: v.clone(),
@@ -344,12 +387,13 @@ impl Collectors {
             .scan(&self.s.root, total)
             .map_err(|e| format!("cannot list /proc: {e}"))?;
         pb::encode_processes(&self.scanner.rows, &mut self.pb_buf);
+        self.processes = None;
         let v = if self.pb_buf.len() > GZIP_THRESHOLD
             && self.gzip.compress(&self.pb_buf, &mut self.gz_buf)
         {
-            Bytes::copy_from_slice(&self.gz_buf)
+            refill(&mut self.processes_pool, &self.gz_buf)
         } else {
-            Bytes::copy_from_slice(&self.pb_buf)
+            refill(&mut self.processes_pool, &self.pb_buf)
         };
         self.processes = Some(Cached {
             at: now,

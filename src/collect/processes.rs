@@ -5,10 +5,11 @@
 //! and is dropped. Open files are budgeted against RLIMIT_NOFILE: past the
 //! budget a pid falls back to open/read/close.
 
-use super::fs::{pread_all, Root};
+use super::fs::{pid_of, pread_all, KeptDir, Root};
 use super::num::{fields, parse_i64, parse_u64};
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::fd::AsRawFd;
 
 /// The fields of `/proc/PID/stat` the agent uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,7 @@ struct PidEntry {
 
 /// Owns the per-pid state between scans.
 pub struct ProcScanner {
+    dir: Option<KeptDir>,
     entries: HashMap<u32, PidEntry>,
     generation: u64,
     last_total: Option<u64>,
@@ -75,12 +77,14 @@ pub struct ProcScanner {
     fd_budget: usize,
     page_size: u64,
     buf: Vec<u8>,
+    pids: Vec<u32>,
     pub rows: Vec<ProcRow>,
 }
 
 impl ProcScanner {
     pub fn new(fd_budget: usize, page_size: u64) -> Self {
         ProcScanner {
+            dir: None,
             entries: HashMap::new(),
             generation: 0,
             last_total: None,
@@ -88,33 +92,47 @@ impl ProcScanner {
             fd_budget,
             page_size,
             buf: Vec::with_capacity(1024),
+            pids: Vec::new(),
             rows: Vec::new(),
         }
     }
 
+    /// How many `/proc/PID/stat` files are kept open.
+    pub fn kept_files(&self) -> usize {
+        self.kept
+    }
+
     /// Scans `root/proc`. `total_jiffies` is the aggregate `cpu` total of
-    /// `/proc/stat` read just before. Fills `self.rows`.
+    /// `/proc/stat` read just before. Fills `self.rows`. After warm-up a
+    /// scan allocates nothing unless new pids appear.
     pub fn scan(&mut self, root: &Root, total_jiffies: u64) -> std::io::Result<()> {
         self.generation += 1;
         let gen = self.generation;
         let window = self.last_total.map(|t| total_jiffies.saturating_sub(t));
         self.last_total = Some(total_jiffies);
-        let proc_dir = root.path("proc");
+        let dir = self.dir.get_or_insert_with(|| KeptDir::new(root, "proc"));
+        let pids = &mut self.pids;
+        pids.clear();
+        dir.for_each(|name| pids.extend(pid_of(name)))?;
+        let dirfd = dir.file()?.as_raw_fd();
         let mut n = 0;
-        for ent in std::fs::read_dir(&proc_dir)? {
-            let Ok(ent) = ent else { continue };
-            let name = ent.file_name();
-            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        for i in 0..self.pids.len() {
+            let Some(&pid) = self.pids.get(i) else { break };
+            if !self.read_pid(dirfd, pid, gen) {
+                continue;
+            }
+            let Some(st) = parse_pid_stat(&self.buf) else {
                 continue;
             };
-            let Some((name_bytes, ticks, starttime, rss)) = self.read_pid(&proc_dir, pid, gen)
-            else {
-                continue;
-            };
+            let ticks = st.utime.saturating_add(st.stime);
+            let starttime = st.starttime;
+            let rss = u64::try_from(st.rss_pages.max(0))
+                .unwrap_or(0)
+                .saturating_mul(self.page_size);
             let prev = self.entries.get(&pid).map(|e| (e.ticks, e.starttime));
             // A pid new since the last scan (or reused) used all its ticks inside the window.
             let prev_ticks = match prev {
-                Some((t, st)) if st == starttime && t <= ticks => t,
+                Some((t, s)) if s == starttime && t <= ticks => t,
                 _ => 0,
             };
             if let Some(e) = self.entries.get_mut(&pid) {
@@ -133,7 +151,10 @@ impl ProcScanner {
             if let Some(row) = self.rows.get_mut(n) {
                 row.pid = pid;
                 row.name.clear();
-                row.name.push_str(&String::from_utf8_lossy(&name_bytes));
+                match std::str::from_utf8(st.comm) {
+                    Ok(s) => row.name.push_str(s),
+                    Err(_) => row.name.push_str(&String::from_utf8_lossy(st.comm)),
+                }
                 row.cpu_usage = cpu;
                 row.mem_bytes = rss;
             }
@@ -141,7 +162,6 @@ impl ProcScanner {
         }
         self.rows.truncate(n);
         // Forget pids that are gone, closing their files.
-        let before = self.entries.len();
         let mut closed = 0;
         self.entries.retain(|_, e| {
             let keep = e.seen == gen;
@@ -151,17 +171,11 @@ impl ProcScanner {
             keep
         });
         self.kept -= closed.min(self.kept);
-        log::trace!("scan: {n} pids, {} forgotten", before - self.entries.len());
         Ok(())
     }
 
-    /// Reads one pid's stat: (comm, utime+stime, starttime, rss bytes).
-    fn read_pid(
-        &mut self,
-        proc_dir: &std::path::Path,
-        pid: u32,
-        gen: u64,
-    ) -> Option<(Vec<u8>, u64, u64, u64)> {
+    /// Reads one pid's stat into `self.buf`; false if the pid is gone.
+    fn read_pid(&mut self, dirfd: std::os::fd::RawFd, pid: u32, gen: u64) -> bool {
         let mut reopened = false;
         loop {
             let entry = self.entries.entry(pid).or_insert(PidEntry {
@@ -173,20 +187,17 @@ impl ProcScanner {
             entry.seen = gen;
             let ok = match &entry.file {
                 Some(f) => pread_all(f, &mut self.buf).is_ok() && !self.buf.is_empty(),
-                None => {
-                    let path = proc_dir.join(itoa_buf(pid).as_str()).join("stat");
-                    match File::open(&path) {
-                        Ok(f) => {
-                            let ok = pread_all(&f, &mut self.buf).is_ok() && !self.buf.is_empty();
-                            if ok && self.kept < self.fd_budget {
-                                entry.file = Some(f);
-                                self.kept += 1;
-                            }
-                            ok
+                None => match open_stat(dirfd, pid) {
+                    Some(f) => {
+                        let ok = pread_all(&f, &mut self.buf).is_ok() && !self.buf.is_empty();
+                        if ok && self.kept < self.fd_budget {
+                            entry.file = Some(f);
+                            self.kept += 1;
                         }
-                        Err(_) => false,
+                        ok
                     }
-                }
+                    None => false,
+                },
             };
             if ok {
                 break;
@@ -201,19 +212,35 @@ impl ProcScanner {
                 }
             }
             self.entries.remove(&pid);
-            return None;
+            return false;
         }
-        let st = parse_pid_stat(&self.buf)?;
-        let rss = u64::try_from(st.rss_pages.max(0))
-            .unwrap_or(0)
-            .saturating_mul(self.page_size);
-        Some((
-            st.comm.to_vec(),
-            st.utime.saturating_add(st.stime),
-            st.starttime,
-            rss,
-        ))
+        true
     }
+}
+
+/// `openat(dirfd, "PID/stat")` without building a path on the heap.
+fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
+    use std::os::fd::FromRawFd;
+    let digits = itoa_buf(pid);
+    let mut path = [0u8; 24];
+    let d = digits.as_str().as_bytes();
+    let tail = b"/stat\0";
+    let len = d.len() + tail.len();
+    path.get_mut(..d.len())?.copy_from_slice(d);
+    path.get_mut(d.len()..len)?.copy_from_slice(tail);
+    // SAFETY: path is NUL-terminated; dirfd is an open directory.
+    let fd = unsafe {
+        libc::openat(
+            dirfd,
+            path.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just opened and is owned by nobody else.
+    Some(unsafe { File::from_raw_fd(fd) })
 }
 
 /// Formats a pid without allocating on the heap.
