@@ -16,6 +16,7 @@ pub const HELP: &str = "\
 sockagent: a light Linux metrics agent speaking the socktop WebSocket API
 
 Usage: sockagent [OPTIONS]
+       sockagent bench [-n N]   time each collector N times (default 200) and exit
 
 Options:
   -p, --port N        listening port (default 3000; 8443 with --enableSSL) [SOCKTOP_PORT]
@@ -68,6 +69,11 @@ pub struct Config {
 #[derive(Debug)]
 pub enum Action {
     Run(Box<Config>),
+    /// `sockagent bench [-n N]`: time every collector on this machine.
+    Bench {
+        iterations: u32,
+        config: Box<Config>,
+    },
     Help,
     Version,
 }
@@ -95,6 +101,7 @@ pub fn parse(
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
+    let mut bench: Option<u32> = None;
     let str_of = |v: OsString, flag: &str| {
         v.into_string()
             .map_err(|_| format!("{flag}: value is not valid UTF-8"))
@@ -114,6 +121,17 @@ pub fn parse(
             Long("enableSSL") => tls = true,
             Long("cert") => cert = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
             Long("key") => key = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
+            Value(v) if v == "bench" && bench.is_none() => bench = Some(200),
+            Short('n') | Long("iterations") if bench.is_some() => {
+                let v = str_of(p.value().map_err(|e| e.to_string())?, "--iterations")?;
+                bench = Some(
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--iterations: invalid value {v:?} (expected a positive whole number)"))?,
+                );
+            }
             Short('V') | Long("version") => return Ok(Action::Version),
             Short('h') | Long("help") => return Ok(Action::Help),
             other => return Err(format!("{} (see --help)", other.unexpected())),
@@ -155,7 +173,7 @@ pub fn parse(
     if env("SOCKTOP_WORKER_THREADS").is_some() {
         log::debug!("SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design");
     }
-    Ok(Action::Run(Box::new(Config {
+    let config = Box::new(Config {
         port,
         bind: bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
         token,
@@ -174,7 +192,11 @@ pub fn parse(
         max_connections: count("SOCKAGENT_MAX_CONNECTIONS", 1024)?,
         max_queued_output: count("SOCKAGENT_MAX_QUEUED_BYTES", 4 << 20)?,
         handshake_timeout: ttl("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", 5000)?,
-    })))
+    });
+    Ok(match bench {
+        Some(iterations) => Action::Bench { iterations, config },
+        None => Action::Run(config),
+    })
 }
 
 #[cfg(test)]
@@ -256,6 +278,21 @@ mod tests {
             .unwrap_err()
             .contains("SOCKTOP_AGENT_METRICS_TTL_MS"));
         assert!(run(&["--cert", "a"], &[]).is_err());
+    }
+
+    #[test]
+    fn bench_subcommand() {
+        let a = parse(["bench", "-n", "5"].map(OsString::from), |_| None).unwrap();
+        assert!(matches!(a, Action::Bench { iterations: 5, .. }));
+        assert!(matches!(
+            parse([OsString::from("bench")], |_| None),
+            Ok(Action::Bench {
+                iterations: 200,
+                ..
+            })
+        ));
+        assert!(parse(["bench", "-n", "0"].map(OsString::from), |_| None).is_err());
+        assert!(parse(["-n", "3"].map(OsString::from), |_| None).is_err());
     }
 
     #[test]

@@ -133,6 +133,23 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Action::Bench {
+            iterations,
+            config: cfg,
+        } => {
+            let settings = Settings {
+                root: cfg.root.clone(),
+                temp_enabled: cfg.temp_enabled,
+                ..Settings::default()
+            };
+            match sockagent::bench::run(settings, iterations) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sockagent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Action::Run(cfg) => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .format_timestamp_millis()

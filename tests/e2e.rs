@@ -410,3 +410,41 @@ fn fixture_root_serves_a_captured_machine() {
     pids.sort();
     assert_eq!(pids, [1, 413]);
 }
+
+#[test]
+fn bench_subcommand_times_every_collector() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sockagent"))
+        .args(["bench", "-n", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "metrics",
+        "disks",
+        "processes",
+        "process scan",
+        "protobuf encode",
+        "gzip",
+        "process detail",
+    ] {
+        let line = s
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {s}"));
+        let nums: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(nums.len(), 4, "{line}");
+        assert!(
+            nums[0] > 0.0 && nums[0] <= nums[1] && nums[1] <= nums[2],
+            "{line}"
+        );
+    }
+    assert!(s.contains("processes/s"));
+}

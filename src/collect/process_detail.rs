@@ -113,7 +113,13 @@ fn path_string(p: procfs::ProcResult<PathBuf>) -> Option<String> {
 }
 
 /// Reads one process. `with_family`: also its children and threads.
-fn read_detail(root: &Root, pid: u32, clock: &Clock, with_family: bool) -> Option<(Detail, u64)> {
+/// Reads one process: its detail and its utime+stime ticks.
+pub fn read_detail(
+    root: &Root,
+    pid: u32,
+    clock: &Clock,
+    with_family: bool,
+) -> Option<(Detail, u64)> {
     let dir = root.path(&format!("proc/{pid}"));
     let p = Process::new_with_root(dir.clone()).ok()?;
     let st = p.stat().ok()?;

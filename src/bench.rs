@@ -1,0 +1,146 @@
+//! `sockagent bench`: times every collector on this machine, so a board
+//! owner can measure collector latency without a Rust toolchain.
+
+use crate::collect::processes::ProcScanner;
+use crate::collect::{self, cpu, process_detail, Answer, Collectors, Settings};
+use crate::protocol::{gzip::Gzip, pb};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+struct Timing {
+    name: &'static str,
+    micros: Vec<f64>,
+    bytes: usize,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0.0)
+}
+
+fn size(a: &Answer) -> usize {
+    match a {
+        Answer::Text(t) => t.len(),
+        Answer::Binary(b) => b.len(),
+    }
+}
+
+/// Runs `f` `n` times, with a progress line on stderr past a second.
+fn time(name: &'static str, n: u32, started: Instant, mut f: impl FnMut() -> usize) -> Timing {
+    let mut micros = Vec::with_capacity(n as usize);
+    let mut bytes = 0;
+    let mut shown = false;
+    for i in 0..n {
+        let t = Instant::now();
+        bytes = f();
+        micros.push(t.elapsed().as_secs_f64() * 1e6);
+        if started.elapsed() > Duration::from_secs(1) && (i % 20 == 0 || i + 1 == n) {
+            eprint!("\r{name}: {}/{n}   ", i + 1);
+            let _ = std::io::stderr().flush();
+            shown = true;
+        }
+    }
+    if shown {
+        eprint!("\r{:60}\r", "");
+    }
+    micros.sort_by(f64::total_cmp);
+    Timing {
+        name,
+        micros,
+        bytes,
+    }
+}
+
+/// Prints p50/p99/max per collector and the size of each answer.
+pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
+    let n = iterations;
+    let root = settings.root.clone();
+    let mut col = Collectors::new(
+        Settings {
+            metrics_ttl: Duration::ZERO,
+            disks_ttl: Duration::ZERO,
+            processes_ttl: Duration::ZERO,
+            ..settings
+        },
+        4096,
+    );
+    let started = Instant::now();
+    let mut out = Vec::new();
+    out.push(time("metrics (cpu+mem+net+temp)", n, started, || {
+        col.metrics_answer(Instant::now()).map_or(0, |a| size(&a))
+    }));
+    out.push(time("disks", n, started, || {
+        col.disks_answer(Instant::now()).map_or(0, |a| size(&a))
+    }));
+    out.push(time("processes (scan+protobuf+gzip)", n, started, || {
+        col.processes_answer(Instant::now()).map_or(0, |a| size(&a))
+    }));
+    // The parts of the process answer on their own.
+    let mut scanner = ProcScanner::new(4096, collect::page_size());
+    let mut stat = Vec::new();
+    let mut sample = cpu::StatSample::default();
+    let mut tick = 0u64;
+    let scan = time("  process scan", n, started, || {
+        tick += 1;
+        let _ = root.read_into("proc/stat", &mut stat);
+        let _ = cpu::parse_stat(&stat, &mut sample);
+        let _ = scanner.scan(&root, sample.all.total + tick);
+        scanner.rows.len()
+    });
+    let pids = scanner.rows.len();
+    out.push(scan);
+    let mut pb_buf = Vec::new();
+    out.push(time("  protobuf encode", n, started, || {
+        pb::encode_processes(&scanner.rows, &mut pb_buf);
+        pb_buf.len()
+    }));
+    let mut gz = Gzip::default();
+    let mut gz_buf = Vec::new();
+    out.push(time("  gzip", n, started, || {
+        gz.compress(&pb_buf, &mut gz_buf);
+        gz_buf.len()
+    }));
+    let clock = process_detail::Clock {
+        ticks_per_sec: collect::clock_ticks(),
+        page_size: collect::page_size(),
+        btime: 0,
+    };
+    let me = std::process::id();
+    out.push(time("process detail (own pid)", n, started, || {
+        process_detail::read_detail(&root, me, &clock, true)
+            .and_then(|(d, _)| serde_json::to_string(&d).ok())
+            .map_or(0, |s| s.len())
+    }));
+    println!(
+        "sockagent bench: {n} runs each, {pids} processes, root {}",
+        root.base().display()
+    );
+    println!(
+        "{:<32} {:>10} {:>10} {:>10} {:>10}",
+        "collector", "p50 µs", "p99 µs", "max µs", "bytes"
+    );
+    for t in &out {
+        println!(
+            "{:<32} {:>10.1} {:>10.1} {:>10.1} {:>10}",
+            t.name,
+            pct(&t.micros, 0.5),
+            pct(&t.micros, 0.99),
+            t.micros.last().copied().unwrap_or(0.0),
+            t.bytes
+        );
+    }
+    if let Some(s) = out.iter().find(|t| t.name == "  process scan") {
+        let p50 = pct(&s.micros, 0.5);
+        if p50 > 0.0 {
+            println!(
+                "process scan: {:.0} processes/s, {:.2} µs per process",
+                pids as f64 / (p50 / 1e6),
+                p50 / pids.max(1) as f64
+            );
+        }
+    }
+    Ok(())
+}
