@@ -1,0 +1,287 @@
+//! sockagent against the reference socktop_agent 1.60.1, in one run on one
+//! machine: both started with caches off and GPU off, the same requests
+//! sent to both in alternating rounds. Prints agent CPU per request (from
+//! /proc/PID/task/*/schedstat), p50/p99 round trip, peak RSS, private
+//! memory, idle CPU and wakeups over 3 s with no client, stripped binary
+//! size, and the ratio ours/reference of each.
+//!
+//! cargo install socktop_agent@1.60.1 --root /opt/socktop_ref   # needs libdrm-dev
+//! SOCKTOP_REF=/opt/socktop_ref/bin/socktop_agent cargo bench --bench compare
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+struct Agent {
+    child: Child,
+    ws: Option<WebSocket<TcpStream>>,
+    cpu_per_req: Vec<Vec<f64>>,
+    rtt: Vec<Vec<f64>>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const REQUESTS: [&str; 3] = ["get_metrics", "get_disks", "get_processes"];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(name: &str, bin: &str, port: u16) -> Agent {
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string()])
+        .env("SOCKTOP_AGENT_METRICS_TTL_MS", "0")
+        .env("SOCKTOP_AGENT_DISKS_TTL_MS", "0")
+        .env("SOCKTOP_AGENT_PROCESSES_TTL_MS", "0")
+        .env("SOCKTOP_AGENT_GPU", "0")
+        .env("RUST_LOG", "warn")
+        .env_remove("SOCKTOP_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{name} did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Agent {
+        child,
+        ws: None,
+        cpu_per_req: vec![Vec::new(); 3],
+        rtt: vec![Vec::new(); 3],
+    }
+}
+
+fn connect(port: u16) -> WebSocket<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    tungstenite::client::client(format!("ws://127.0.0.1:{port}/ws"), s)
+        .unwrap()
+        .0
+}
+
+/// Nanoseconds on CPU of every thread of `pid`.
+fn cpu_ns(pid: u32) -> f64 {
+    let mut total = 0.0;
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    total
+}
+
+fn status_kb(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
+            })
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn ctxt_switches(pid: u32) -> f64 {
+    let mut total = 0.0;
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("status")) {
+                for k in ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
+                    total += s
+                        .lines()
+                        .find_map(|l| l.strip_prefix(k))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+    }
+    total
+}
+
+fn stripped_size(bin: &str) -> f64 {
+    let tmp = std::env::temp_dir().join(format!("compare-strip-{}", std::process::id()));
+    let _ = std::fs::copy(bin, &tmp);
+    let _ = Command::new("strip").arg(&tmp).status();
+    let n = std::fs::metadata(&tmp)
+        .map(|m| m.len() as f64)
+        .unwrap_or(0.0);
+    let _ = std::fs::remove_file(&tmp);
+    n
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(((s.len().max(1) - 1) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+fn row(name: &str, ours: f64, theirs: f64, unit: &str) {
+    let ratio = if theirs > 0.0 {
+        format!("{:.3}", ours / theirs)
+    } else {
+        "-".into()
+    };
+    println!("| {name} | {ours:.1} {unit} | {theirs:.1} {unit} | {ratio} |");
+}
+
+fn main() {
+    let ours_bin = env!("CARGO_BIN_EXE_sockagent").to_string();
+    let ref_bin = std::env::var("SOCKTOP_REF")
+        .unwrap_or_else(|_| "/opt/socktop_ref/bin/socktop_agent".into());
+    if !std::path::Path::new(&ref_bin).exists() {
+        eprintln!("reference agent not found at {ref_bin}: cargo install socktop_agent@1.60.1 --root /opt/socktop_ref (needs libdrm-dev), or set SOCKTOP_REF");
+        std::process::exit(2);
+    }
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let per: usize = std::env::var("PER_ROUND")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let (p1, p2) = (free_port(), free_port());
+    let mut agents = [
+        start("sockagent", &ours_bin, p1),
+        start("socktop_agent", &ref_bin, p2),
+    ];
+    let ports = [p1, p2];
+    // Idle: started, settled, no client for 3 s.
+    std::thread::sleep(Duration::from_millis(1000));
+    let idle0: Vec<(f64, f64)> = agents
+        .iter()
+        .map(|a| (cpu_ns(a.child.id()), ctxt_switches(a.child.id())))
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let idle: Vec<(f64, f64)> = agents
+        .iter()
+        .zip(&idle0)
+        .map(|(a, (c, w))| (cpu_ns(a.child.id()) - c, ctxt_switches(a.child.id()) - w))
+        .collect();
+    for (a, p) in agents.iter_mut().zip(ports) {
+        a.ws = Some(connect(p));
+    }
+    // Warm-up: the first answers set baselines in both.
+    for a in agents.iter_mut() {
+        for r in REQUESTS {
+            let ws = a.ws.as_mut().unwrap();
+            ws.send(Message::text(r)).unwrap();
+            ws.read().unwrap();
+        }
+    }
+    for round in 0..rounds {
+        for (ri, r) in REQUESTS.iter().enumerate() {
+            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for &i in &order {
+                let a = &mut agents[i];
+                let pid = a.child.id();
+                let ws = a.ws.as_mut().unwrap();
+                let c0 = cpu_ns(pid);
+                for _ in 0..per {
+                    let t = Instant::now();
+                    ws.send(Message::text(*r)).unwrap();
+                    ws.read().unwrap();
+                    a.rtt[ri].push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                let c1 = cpu_ns(pid);
+                a.cpu_per_req[ri].push((c1 - c0) / per as f64 / 1e3);
+            }
+        }
+    }
+    let (ours, theirs) = (&agents[0], &agents[1]);
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%F %R UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let nproc = std::fs::read_dir("/proc")
+        .map(|r| {
+            r.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    println!("compare: {date}, {rounds} rounds x {per} requests, caches off, GPU off, {nproc} processes, {} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!();
+    println!("| measure | sockagent | socktop_agent 1.60.1 | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for (ri, r) in REQUESTS.iter().enumerate() {
+        row(
+            &format!("CPU per `{r}` (median of rounds)"),
+            pct(&ours.cpu_per_req[ri], 0.5),
+            pct(&theirs.cpu_per_req[ri], 0.5),
+            "µs",
+        );
+    }
+    for (ri, r) in REQUESTS.iter().enumerate() {
+        row(
+            &format!("`{r}` round trip p50"),
+            pct(&ours.rtt[ri], 0.5),
+            pct(&theirs.rtt[ri], 0.5),
+            "µs",
+        );
+        row(
+            &format!("`{r}` round trip p99"),
+            pct(&ours.rtt[ri], 0.99),
+            pct(&theirs.rtt[ri], 0.99),
+            "µs",
+        );
+    }
+    let (po, pt) = (ours.child.id(), theirs.child.id());
+    row(
+        "peak RSS (VmHWM)",
+        status_kb(po, "VmHWM:"),
+        status_kb(pt, "VmHWM:"),
+        "KiB",
+    );
+    row(
+        "private memory (RssAnon)",
+        status_kb(po, "RssAnon:"),
+        status_kb(pt, "RssAnon:"),
+        "KiB",
+    );
+    row(
+        "idle CPU over 3 s, no client",
+        idle[0].0 / 1e3,
+        idle[1].0 / 1e3,
+        "µs",
+    );
+    row("idle context switches over 3 s", idle[0].1, idle[1].1, "");
+    row(
+        "stripped binary",
+        stripped_size(&ours_bin) / 1024.0,
+        stripped_size(&ref_bin) / 1024.0,
+        "KiB",
+    );
+}

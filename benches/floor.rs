@@ -1,0 +1,87 @@
+//! The physical floor of a process scan: list /proc with getdents64 on a kept
+//! directory fd and pread every pid's kept-open /proc/PID/stat at offset 0,
+//! nothing else (no parsing, no rows). Prints that cost, our scanner's cost
+//! in the same run, and the ratio. `cargo bench --bench floor`
+
+use sockagent::collect::fs::{pid_of, pread_all, KeptDir, Root};
+use sockagent::collect::processes::ProcScanner;
+use std::collections::HashMap;
+use std::fs::File;
+use std::time::Instant;
+
+fn cpu_time() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn floor_scan(
+    dir: &mut KeptDir,
+    fds: &mut HashMap<u32, File>,
+    pids: &mut Vec<u32>,
+    buf: &mut Vec<u8>,
+) -> usize {
+    pids.clear();
+    dir.for_each(|n| pids.extend(pid_of(n))).unwrap();
+    let mut n = 0;
+    for &pid in pids.iter() {
+        let f = match fds.get(&pid) {
+            Some(f) => f,
+            None => match File::open(format!("/proc/{pid}/stat")) {
+                Ok(f) => fds.entry(pid).or_insert(f),
+                Err(_) => continue,
+            },
+        };
+        if pread_all(f, buf).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn main() {
+    let iters: u32 = std::env::var("FLOOR_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let root = Root::default();
+    let mut dir = KeptDir::new(&root, "proc");
+    let (mut fds, mut pids, mut buf) = (HashMap::new(), Vec::new(), Vec::with_capacity(1024));
+    let mut scanner = ProcScanner::new(4096, 4096);
+    // warm both: open every fd once
+    let n = floor_scan(&mut dir, &mut fds, &mut pids, &mut buf);
+    scanner.scan(&root, 1).unwrap();
+    // alternate rounds so drift hits both alike
+    let (mut floor_cpu, mut ours_cpu) = (0.0, 0.0);
+    let rounds = 10;
+    for r in 0..rounds {
+        let t = cpu_time();
+        for _ in 0..iters / rounds {
+            floor_scan(&mut dir, &mut fds, &mut pids, &mut buf);
+        }
+        floor_cpu += cpu_time() - t;
+        let t = cpu_time();
+        for i in 0..iters / rounds {
+            scanner.scan(&root, u64::from(2 + r * iters + i)).unwrap();
+        }
+        ours_cpu += cpu_time() - t;
+    }
+    let per = |c: f64| c / f64::from(iters / rounds * rounds) * 1e6;
+    let _ = Instant::now();
+    println!("processes: {n}");
+    println!(
+        "floor (getdents + pread of kept fds): {:.1} µs/scan, {:.2} µs/pid",
+        per(floor_cpu),
+        per(floor_cpu) / n as f64
+    );
+    println!(
+        "sockagent ProcScanner::scan:          {:.1} µs/scan, {:.2} µs/pid",
+        per(ours_cpu),
+        per(ours_cpu) / n as f64
+    );
+    println!("ratio ours/floor: {:.2}", ours_cpu / floor_cpu);
+}
