@@ -81,7 +81,9 @@ pub fn pread_all(f: &File, buf: &mut Vec<u8>) -> io::Result<()> {
             }
         };
         buf.truncate(len + n);
-        if n == 0 || buf.len() >= MAX_READ {
+        // A short read is the end: /proc and /sys files fill the whole
+        // buffer until they run out, so this saves the read that returns 0.
+        if n < spare || buf.len() >= MAX_READ {
             return Ok(());
         }
         off += n as u64;

@@ -15,6 +15,10 @@ pub struct Transport {
     pub tls: Option<Box<rustls::ServerConnection>>,
     pre: Vec<u8>,
     pre_off: usize,
+    /// The last read was short, so the socket's receive queue was empty:
+    /// the next read can say WouldBlock without a syscall. (Edge-triggered
+    /// polling stays correct: data arriving later makes a new edge.)
+    drained: bool,
 }
 
 /// TLS output rustls may hold for one client before writes push back.
@@ -29,6 +33,7 @@ impl Transport {
             tls: None,
             pre: Vec::new(),
             pre_off: 0,
+            drained: false,
         }
     }
 
@@ -139,7 +144,12 @@ impl Read for Transport {
         if let Some(tls) = &mut self.tls {
             return Self::tls_read(tls, &mut self.sock, buf);
         }
-        self.sock.read(buf)
+        if std::mem::take(&mut self.drained) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.sock.read(buf)?;
+        self.drained = n > 0 && n < buf.len();
+        Ok(n)
     }
 }
 
