@@ -1,0 +1,19 @@
+//! The HTTP request head → route (404/405/400/401/431/101), any bytes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use sockagent::server::http::{route, Route};
+
+fuzz_target!(|data: &[u8]| {
+    for token in [None, Some("s3cret")] {
+        if let Some((consumed, r)) = route(data, token) {
+            assert!(consumed <= data.len());
+            match r {
+                Route::Upgrade { response } => assert!(response.starts_with(b"HTTP/1.1 101 ")),
+                Route::Respond { response, status } => {
+                    assert!(response.starts_with(format!("HTTP/1.1 {status} ").as_bytes()));
+                    assert!(!String::from_utf8_lossy(&response).contains("s3cret"));
+                }
+            }
+        }
+    }
+});

@@ -1,0 +1,31 @@
+//! Every /proc parser on the same arbitrary bytes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use sockagent::collect::{cpu, disks, memory, net, process_detail, processes};
+
+fuzz_target!(|data: &[u8]| {
+    let mut s = cpu::StatSample::default();
+    if cpu::parse_stat(data, &mut s).is_ok() {
+        let mut out = Vec::new();
+        cpu::per_core_pct(&s, &cpu::StatSample::default(), &mut out);
+        assert!(out.iter().all(|p| (0.0..=100.0).contains(p)));
+        let pct = s.all.busy_pct_since(&cpu::CpuTicks::default());
+        assert!((0.0..=100.0).contains(&pct));
+    }
+    let _ = memory::parse_meminfo(data);
+    let mut nets = Vec::new();
+    net::parse_net_dev(data, &mut nets);
+    let mounts = disks::parse_mountinfo(data);
+    let rows = disks::build_rows(
+        &mounts,
+        |m| disks::DevInfo { kernel_name: m.source.clone(), parent: disks::parent_from_name(&m.source) },
+        |_| Some((100, 50)),
+        |_| None,
+    );
+    assert!(rows.len() <= mounts.len() * 2);
+    if let Some(st) = processes::parse_pid_stat(data) {
+        assert!(st.comm.len() < data.len());
+    }
+    let _ = process_detail::parse_io(data);
+    let _ = process_detail::parse_cmdline(data);
+});
