@@ -316,6 +316,7 @@ impl Collectors {
             return Ok(Answer::Text(v));
         }
         let root = self.s.root.clone();
+        let temps = self.s.temp_enabled;
         root.read_into("proc/self/mountinfo", &mut self.buf)
             .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
         let mounts = disks::parse_mountinfo(&self.buf);
@@ -323,7 +324,7 @@ impl Collectors {
             &mounts,
             |m| disks::dev_info(&root, m),
             |m| disks::statvfs(&root.path(&m.mount_point)),
-            |_| None,
+            |disk| temps.then(|| sensors::disk_temp(&root, disk)).flatten(),
         );
         let v = Utf8Bytes::from(serde_json::to_string(&rows).map_err(|e| e.to_string())?);
         self.disks = Some(Cached {
