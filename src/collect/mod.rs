@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod disks;
 pub mod fs;
+pub mod gpu;
 pub mod journal;
 pub mod memory;
 pub mod net;
@@ -30,7 +31,12 @@ pub const GZIP_THRESHOLD: usize = 768;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub root: Root,
+    /// `SOCKTOP_AGENT_TEMP`: CPU, disk and GPU temperatures.
     pub temp_enabled: bool,
+    /// `SOCKTOP_AGENT_GPU`: GPU probing and readings.
+    pub gpu_enabled: bool,
+    /// `SOCKAGENT_NVML_LIB`: the NVML library to load instead of the default.
+    pub nvml_lib: Option<std::ffi::OsString>,
     pub metrics_ttl: Duration,
     pub disks_ttl: Duration,
     pub processes_ttl: Duration,
@@ -41,6 +47,8 @@ impl Default for Settings {
         Settings {
             root: Root::default(),
             temp_enabled: true,
+            gpu_enabled: true,
+            nvml_lib: None,
             metrics_ttl: Duration::from_millis(250),
             disks_ttl: Duration::from_millis(1000),
             processes_ttl: Duration::from_millis(1500),
@@ -87,7 +95,7 @@ struct MetricsOut<'a> {
     disks: [u8; 0],
     networks: &'a [net::NetDev],
     top_processes: [u8; 0],
-    gpus: Option<[u8; 0]>,
+    gpus: Option<&'a [gpu::Gpu]>,
     process_count: u64,
 }
 
@@ -105,6 +113,7 @@ pub struct Collectors {
     per_core: Vec<f32>,
     nets: Vec<net::NetDev>,
     temp: sensors::CpuTemp,
+    gpus: gpu::Gpus,
     scanner: processes::ProcScanner,
     pb_buf: Vec<u8>,
     gz_buf: Vec<u8>,
@@ -180,6 +189,15 @@ impl Collectors {
             per_core: Vec::new(),
             nets: Vec::new(),
             temp: sensors::CpuTemp::default(),
+            gpus: gpu::Gpus::new(
+                root.clone(),
+                gpu::GpuSettings {
+                    enabled: s.gpu_enabled,
+                    temps: s.temp_enabled,
+                    nvml_lib: s.nvml_lib.clone(),
+                },
+                now,
+            ),
             scanner: processes::ProcScanner::new(fd_budget, page_size()),
             pb_buf: Vec::new(),
             gz_buf: Vec::new(),
@@ -286,6 +304,8 @@ impl Collectors {
         } else {
             None
         };
+        let process_count = self.count_processes();
+        let gpus = self.gpus.read(now);
         let out = MetricsOut {
             sampled_at_ms: epoch_ms(),
             cpu_total,
@@ -299,8 +319,8 @@ impl Collectors {
             disks: [],
             networks: &self.nets,
             top_processes: [],
-            gpus: None,
-            process_count: self.count_processes(),
+            gpus,
+            process_count,
         };
         let v = Utf8Bytes::from(serde_json::to_string(&out).map_err(|e| e.to_string())?);
         self.metrics = Some(Cached {
