@@ -157,8 +157,10 @@ fn existing(p: PathBuf) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// Lists the amdgpu, i915 and xe cards under `root`, in card order.
-pub fn probe(root: &Root) -> Vec<Card> {
+/// Lists the amdgpu, i915 and xe cards under `root`, in card order. A card
+/// in `known` (the last probe's) keeps its name: naming one may read the
+/// PCI ID database, a few MiB, which is done once per card, not per probe.
+pub fn probe(root: &Root, known: &[Card]) -> Vec<Card> {
     let Ok(rd) = std::fs::read_dir(root.path("sys/class/drm")) else {
         return Vec::new();
     };
@@ -180,8 +182,12 @@ pub fn probe(root: &Root) -> Vec<Card> {
         let Some(vendor) = vendor_of(&driver) else {
             continue;
         };
+        let name = match known.iter().find(|c| c.dir == dir && c.driver == driver) {
+            Some(c) => c.name.clone(),
+            None => card_name(root, &dev, vendor),
+        };
         out.push(Card {
-            name: card_name(root, &dev, vendor),
+            name,
             vendor,
             busy: existing(dev.join("gpu_busy_percent")),
             vram_total: existing(dev.join("mem_info_vram_total")),
@@ -246,7 +252,7 @@ mod tests {
     }
 
     fn read_all(root: &Root) -> Vec<Gpu> {
-        probe(root).iter().map(|c| c.read(true)).collect()
+        probe(root, &[]).iter().map(|c| c.read(true)).collect()
     }
 
     #[test]
@@ -291,11 +297,14 @@ mod tests {
                 temp_c: Some(45.0), // edge, not junction (52) or mem (60)
             }]
         );
-        let off: Vec<Gpu> = probe(&fixture("hwtests/trees/amd-host"))
-            .iter()
-            .map(|c| c.read(false))
-            .collect();
+        let root = fixture("hwtests/trees/amd-host");
+        let first = probe(&root, &[]);
+        let off: Vec<Gpu> = first.iter().map(|c| c.read(false)).collect();
         assert_eq!(off[0].temp_c, None);
+        // a later probe finds the same card and keeps its name
+        let again = probe(&root, &first);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].name, first[0].name);
     }
 
     #[test]
@@ -341,8 +350,8 @@ mod tests {
     #[test]
     fn boards_and_vms_have_no_drm_gpu() {
         // a Raspberry Pi 5's vc4 card and a VM with no DRM at all
-        assert!(probe(&fixture("hwtests/trees/rpi5")).is_empty());
-        assert!(probe(&fixture("tests/fixtures/h200-vm")).is_empty());
+        assert!(probe(&fixture("hwtests/trees/rpi5"), &[]).is_empty());
+        assert!(probe(&fixture("tests/fixtures/h200-vm"), &[]).is_empty());
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl Gpus {
         self.probed_at = Some(now);
         #[cfg(feature = "gpu")]
         self.nvidia.probe();
-        let cards = drm::probe(&self.root);
+        let cards = drm::probe(&self.root, &self.cards);
         if cards.len() != self.cards.len() {
             for c in &cards {
                 log::info!("GPU {} ({}) from {}", c.name, c.driver, c.dir.display());
