@@ -31,6 +31,7 @@ Environment:
   SOCKTOP_TOKEN                   require ?token=<value> on /ws
   SOCKTOP_AGENT_TEMP=0            no temperatures
   SOCKTOP_AGENT_GPU=0             no GPU probing
+  SOCKAGENT_NVML_LIB              NVIDIA's NVML library to load (default libnvidia-ml.so.1)
   SOCKTOP_AGENT_METRICS_TTL_MS    metrics cache window (250; 0 = off)
   SOCKTOP_AGENT_DISKS_TTL_MS      disks cache window (1000; 0 = off)
   SOCKTOP_AGENT_PROCESSES_TTL_MS  processes cache window (1500; 0 = off)
@@ -54,6 +55,8 @@ pub struct Config {
     pub key: Option<PathBuf>,
     pub temp_enabled: bool,
     pub gpu_enabled: bool,
+    /// The NVML library to load instead of `libnvidia-ml.so.1`.
+    pub nvml_lib: Option<OsString>,
     pub metrics_ttl: Duration,
     pub disks_ttl: Duration,
     pub processes_ttl: Duration,
@@ -182,6 +185,9 @@ pub fn parse(
         key,
         temp_enabled: env("SOCKTOP_AGENT_TEMP").is_none_or(|v| v.trim() != "0"),
         gpu_enabled: env("SOCKTOP_AGENT_GPU").is_none_or(|v| v.trim() != "0"),
+        nvml_lib: env("SOCKAGENT_NVML_LIB")
+            .filter(|v| !v.trim().is_empty())
+            .map(OsString::from),
         metrics_ttl: ttl("SOCKTOP_AGENT_METRICS_TTL_MS", 250)?,
         disks_ttl: ttl("SOCKTOP_AGENT_DISKS_TTL_MS", 1000)?,
         processes_ttl: ttl("SOCKTOP_AGENT_PROCESSES_TTL_MS", 1500)?,
@@ -249,6 +255,15 @@ mod tests {
             Duration::ZERO
         );
         assert!(run(&[], &[("SOCKTOP_WORKER_THREADS", "8")]).is_ok());
+        assert!(run(&[], &[]).unwrap().gpu_enabled);
+        assert!(!run(&[], &[("SOCKTOP_AGENT_GPU", "0")]).unwrap().gpu_enabled);
+        assert_eq!(
+            run(&[], &[("SOCKAGENT_NVML_LIB", "/opt/x/libnvidia-ml.so.1")])
+                .unwrap()
+                .nvml_lib,
+            Some(OsString::from("/opt/x/libnvidia-ml.so.1"))
+        );
+        assert_eq!(run(&[], &[]).unwrap().nvml_lib, None);
         assert_eq!(
             run(&[], &[("SOCKTOP_TOKEN", "s3")])
                 .unwrap()

@@ -82,6 +82,8 @@ fn run(cfg: Config) -> Result<(), String> {
         Settings {
             root: cfg.root.clone(),
             temp_enabled: cfg.temp_enabled,
+            gpu_enabled: cfg.gpu_enabled,
+            nvml_lib: cfg.nvml_lib.clone(),
             metrics_ttl: cfg.metrics_ttl,
             disks_ttl: cfg.disks_ttl,
             processes_ttl: cfg.processes_ttl,

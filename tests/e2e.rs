@@ -43,7 +43,8 @@ fn metrics_match_proc() {
     // the fields the real clients require
     assert_eq!(m["disks"], serde_json::json!([]));
     assert_eq!(m["top_processes"], serde_json::json!([]));
-    assert!(m["gpus"].is_null());
+    // null on a host without GPUs (this machine, CI), a list elsewhere
+    assert!(m["gpus"].is_null() || m["gpus"].is_array(), "{m}");
     assert!(m["sampled_at_ms"].as_u64().unwrap() > 1_600_000_000_000);
     assert!(m["process_count"].as_u64().unwrap() > 1);
     assert!(m.get("cpu_temp_c").is_some());

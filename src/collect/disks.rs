@@ -307,6 +307,39 @@ mod tests {
     }
 
     #[test]
+    fn amd_host_tree_rows_carry_disk_temperatures() {
+        let root = Root::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/hwtests/trees/amd-host"
+        ));
+        let mut buf = Vec::new();
+        root.read_into("proc/self/mountinfo", &mut buf).unwrap();
+        let mounts = parse_mountinfo(&buf);
+        let rows = build_rows(
+            &mounts,
+            |m| dev_info(&root, m),
+            |_| Some((10, 5)),
+            |d| crate::collect::sensors::disk_temp(&root, d),
+        );
+        let got: Vec<(&str, bool, Option<f32>)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.is_partition, r.temperature))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("nvme0n1", false, Some(36.85)), // NVMe Composite
+                ("nvme0n1p1", true, None),
+                ("nvme0n1p2", true, None),
+                ("sda", false, Some(31.0)), // drivetemp
+                ("sda1", true, None),
+                ("sdb", false, None), // USB disk: no sensor
+                ("sdb1", true, None),
+            ]
+        );
+    }
+
+    #[test]
     fn escapes_and_mapper() {
         let mounts = parse_mountinfo(
             b"36 35 98:0 / /mnt/my\\040disk rw - ext3 /dev/sdb1 rw\n\

@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod disks;
 pub mod fs;
+pub mod gpu;
 pub mod journal;
 pub mod memory;
 pub mod net;
@@ -34,7 +35,12 @@ pub const GZIP_THRESHOLD: usize = 768;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub root: Root,
+    /// `SOCKTOP_AGENT_TEMP`: CPU, disk and GPU temperatures.
     pub temp_enabled: bool,
+    /// `SOCKTOP_AGENT_GPU`: GPU probing and readings.
+    pub gpu_enabled: bool,
+    /// `SOCKAGENT_NVML_LIB`: the NVML library to load instead of the default.
+    pub nvml_lib: Option<std::ffi::OsString>,
     pub metrics_ttl: Duration,
     pub disks_ttl: Duration,
     pub processes_ttl: Duration,
@@ -45,6 +51,8 @@ impl Default for Settings {
         Settings {
             root: Root::default(),
             temp_enabled: true,
+            gpu_enabled: true,
+            nvml_lib: None,
             metrics_ttl: Duration::from_millis(250),
             disks_ttl: Duration::from_millis(1000),
             processes_ttl: Duration::from_millis(1500),
@@ -91,7 +99,7 @@ struct MetricsOut<'a> {
     disks: [u8; 0],
     networks: &'a [net::NetDev],
     top_processes: [u8; 0],
-    gpus: Option<[u8; 0]>,
+    gpus: Option<&'a [gpu::Gpu]>,
     process_count: u64,
 }
 
@@ -116,6 +124,7 @@ pub struct Collectors {
     per_core: Vec<f32>,
     nets: Vec<net::NetDev>,
     temp: sensors::CpuTemp,
+    gpus: gpu::Gpus,
     scanner: processes::ProcScanner,
     pb_buf: Vec<u8>,
     gz_buf: Vec<u8>,
@@ -208,6 +217,15 @@ impl Collectors {
             per_core: Vec::new(),
             nets: Vec::new(),
             temp: sensors::CpuTemp::default(),
+            gpus: gpu::Gpus::new(
+                root.clone(),
+                gpu::GpuSettings {
+                    enabled: s.gpu_enabled,
+                    temps: s.temp_enabled,
+                    nvml_lib: s.nvml_lib.clone(),
+                },
+                now,
+            ),
             scanner: processes::ProcScanner::new(fd_budget, page_size()),
             pb_buf: Vec::new(),
             gz_buf: Vec::new(),
@@ -341,6 +359,7 @@ impl Collectors {
         } else {
             None
         };
+        let gpus = self.gpus.read(now);
         let out = MetricsOut {
             sampled_at_ms: epoch_ms(),
             cpu_total,
@@ -354,7 +373,7 @@ impl Collectors {
             disks: [],
             networks: &self.nets,
             top_processes: [],
-            gpus: None,
+            gpus,
             process_count,
         };
         self.metrics = None; // let go of the old payload so its memory is reused
@@ -372,6 +391,7 @@ impl Collectors {
             return Ok(Answer::Text(v));
         }
         let root = self.s.root.clone();
+        let temps = self.s.temp_enabled;
         root.read_into("proc/self/mountinfo", &mut self.buf)
             .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
         let mounts = disks::parse_mountinfo(&self.buf);
@@ -379,7 +399,7 @@ impl Collectors {
             &mounts,
             |m| disks::dev_info(&root, m),
             |m| disks::statvfs(&root.path(&m.mount_point)),
-            |_| None,
+            |disk| temps.then(|| sensors::disk_temp(&root, disk)).flatten(),
         );
         self.disks = None;
         let v = Self::encode_json(&mut self.json, &mut self.disks_pool, &rows)?;

@@ -1,12 +1,14 @@
-//! CPU temperature: hwmon chips first (coretemp "Package id 0", k10temp
+//! Temperatures. CPU: hwmon chips first (coretemp "Package id 0", k10temp
 //! Tdie/Tctl, ARM `cpu_thermal`/`soc_thermal`), then `/sys/class/thermal`.
+//! Disks: the hwmon sensor under the disk's device (NVMe `Composite`,
+//! drivetemp). GPUs use `pick_temp_input` on their card's hwmon.
 //!
-//! Finding the sensor walks directories, so it is done once and the chosen
-//! file is kept; each sample then costs one small read. A read failure
-//! (module unloaded) makes the next sample search again.
+//! Finding the CPU sensor walks directories, so it is done once and the
+//! chosen file is kept; each sample then costs one small read. A read
+//! failure (module unloaded) makes the next sample search again.
 
 use super::fs::Root;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How a hwmon chip's `name` ranks as the CPU sensor (lower is better).
 fn hwmon_rank(name: &str) -> Option<u8> {
@@ -38,7 +40,9 @@ fn label_rank(chip: &str, label: &str) -> Option<u8> {
 }
 
 fn thermal_rank(kind: &str) -> u8 {
-    match kind {
+    // Jetson boards name their zones "CPU-therm", "GPU-therm"
+    let kind = kind.to_ascii_lowercase();
+    match kind.as_str() {
         "x86_pkg_temp" => 0,
         "cpu_thermal" | "cpu-thermal" | "cpu" | "bcm2835_thermal" => 1,
         "soc_thermal" | "soc-thermal" => 2,
@@ -77,7 +81,11 @@ fn sorted_entries(root: &Root, rel: &str) -> Vec<(String, PathBuf)> {
     v
 }
 
-fn read_trim(p: &std::path::Path) -> Option<String> {
+/// Highest `tempN_input` index looked at in one hwmon directory (hwmon
+/// channels are few: coretemp has one per core, 64 covers the largest).
+const MAX_TEMP_INPUTS: u32 = 64;
+
+pub(crate) fn read_trim(p: &Path) -> Option<String> {
     std::fs::read_to_string(p)
         .ok()
         .map(|s| s.trim().to_string())
@@ -93,7 +101,7 @@ pub fn find_cpu_temp_file(root: &Root) -> Option<PathBuf> {
         let Some(rank) = hwmon_rank(&chip) else {
             continue;
         };
-        for i in 1..=64 {
+        for i in 1..=MAX_TEMP_INPUTS {
             let input = dir.join(format!("temp{i}_input"));
             if !input.exists() {
                 continue;
@@ -128,6 +136,111 @@ pub fn find_cpu_temp_file(root: &Root) -> Option<PathBuf> {
         }
     }
     best.map(|(_, p)| p)
+}
+
+/// The hwmon directories of a device directory: `dev/hwmon/hwmonN` (a
+/// device with no class, e.g. a SCSI disk or a PCI GPU) and `dev/hwmonN`
+/// (a class device such as `nvme0`), in number order.
+pub fn hwmon_dirs(dev: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for base in [dev.join("hwmon"), dev.to_path_buf()] {
+        let Ok(rd) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        let mut v: Vec<(u64, PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let n = name.to_str()?.strip_prefix("hwmon")?.parse().ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        v.sort();
+        out.extend(v.into_iter().map(|(_, p)| p));
+    }
+    out
+}
+
+/// The `tempN_input` of one hwmon directory whose `tempN_label` comes first
+/// in `labels` (compared without case); without such a label, the
+/// lowest-numbered input that reads a plausible value.
+pub fn pick_temp_input(hwmon: &Path, labels: &[&str]) -> Option<PathBuf> {
+    let rd = std::fs::read_dir(hwmon).ok()?;
+    let mut inputs: Vec<u32> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name
+                .to_str()?
+                .strip_prefix("temp")?
+                .strip_suffix("_input")?;
+            n.parse().ok().filter(|n| *n <= MAX_TEMP_INPUTS)
+        })
+        .collect();
+    inputs.sort_unstable();
+    let mut best: Option<(usize, PathBuf)> = None;
+    for i in inputs {
+        let input = hwmon.join(format!("temp{i}_input"));
+        let label = read_trim(&hwmon.join(format!("temp{i}_label"))).unwrap_or_default();
+        let rank = labels
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(&label))
+            .unwrap_or(labels.len());
+        if best.as_ref().is_none_or(|(r, _)| rank < *r) && read_temp(&input).is_some() {
+            best = Some((rank, input));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// Reads a `tempN_input` file as °C.
+pub fn read_temp(input: &Path) -> Option<f32> {
+    read_trim(input).and_then(|s| parse_millideg(&s))
+}
+
+/// The NVMe controller name of a namespace: `nvme0n1` → `nvme0`.
+fn nvme_controller(disk: &str) -> Option<&str> {
+    let rest = disk.strip_prefix("nvme")?;
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let after = rest.get(digits..)?;
+    (digits > 0 && after.starts_with('n'))
+        .then(|| disk.get(..4 + digits))
+        .flatten()
+}
+
+/// The temperature of a whole disk (kernel name: `nvme0n1`, `sda`) from
+/// the hwmon sensor of its device: NVMe `Composite` (the controller's
+/// hwmon; with native multipath the namespace's device is the subsystem,
+/// whose controllers are looked at too), drivetemp's `temp1` for SATA/SAS.
+/// Searched on every call: a few directory reads per disk, and a disk that
+/// appears or a module loaded later is found at once.
+pub fn disk_temp(root: &Root, disk: &str) -> Option<f32> {
+    if disk.is_empty() || disk.contains('/') || disk.starts_with('.') {
+        return None;
+    }
+    let dev = root.path(&format!("sys/block/{disk}/device"));
+    let mut devs = vec![dev.clone()];
+    if let Some(ctrl) = nvme_controller(disk) {
+        devs.push(root.path(&format!("sys/class/nvme/{ctrl}")));
+        // native multipath: device -> nvme-subsys0, holding nvme0, nvme1...
+        if let Ok(rd) = std::fs::read_dir(&dev) {
+            let mut ctrls: Vec<PathBuf> = rd
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("nvme"))
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .map(|e| e.path())
+                .collect();
+            ctrls.sort();
+            devs.extend(ctrls);
+        }
+    }
+    devs.iter()
+        .flat_map(|d| hwmon_dirs(d))
+        .find_map(|h| pick_temp_input(&h, &["Composite"]).and_then(|p| read_temp(&p)))
 }
 
 /// The CPU temperature sensor, found once and then re-read.
@@ -191,6 +304,57 @@ mod tests {
     #[test]
     fn none_on_gpu_vm() {
         assert!(find_cpu_temp_file(&fixture("h200-vm")).is_none());
+    }
+
+    fn tree(name: &str) -> Root {
+        Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hwtests/trees/").to_string() + name)
+    }
+
+    #[test]
+    fn cpu_temperature_of_each_hand_made_tree() {
+        for (t, want) in [
+            ("rpi4", 47.238),       // hwmon cpu_thermal
+            ("rpi5", 51.3),         // cpu_thermal, not the rp1_adc listed first
+            ("amd-host", 52.25),    // k10temp Tctl (no Tdie on Zen 4)
+            ("intel-laptop", 61.0), // coretemp Package id 0, not acpitz
+            ("nvme-server", 55.0),  // Package id 0 of two sockets
+            ("jetson-nano", 36.0),  // the CPU-therm zone, not AO-therm before it
+            ("jetson-orin", 44.0),  // cpu-thermal zone
+        ] {
+            assert_eq!(CpuTemp::default().read(&tree(t)), Some(want), "{t}");
+        }
+        assert_eq!(CpuTemp::default().read(&tree("intel-arc")), None);
+    }
+
+    #[test]
+    fn disk_temperatures_of_each_hand_made_tree() {
+        for (t, disk, want) in [
+            ("rpi5", "nvme0n1", Some(38.85)), // NVMe HAT: Composite
+            ("rpi5", "mmcblk0", None),        // an SD card has no sensor
+            ("rpi4", "mmcblk0", None),
+            ("amd-host", "nvme0n1", Some(36.85)), // Composite, not Sensor 2
+            ("amd-host", "sda", Some(31.0)),      // drivetemp
+            ("amd-host", "sdb", None),            // USB disk, no drivetemp
+            ("intel-laptop", "nvme0n1", Some(44.85)),
+            ("nvme-server", "nvme0n1", Some(39.85)),
+            ("nvme-server", "nvme2n1", Some(42.85)), // multipath: through nvme-subsys2/nvme3
+            ("nvme-server", "sda", Some(29.0)),
+            ("nvme-server", "sdb", None), // SAS disk without drivetemp
+            ("nvme-server", "nvme9n1", None), // no such disk
+            ("nvme-server", "../../etc", None),
+            ("nvme-server", "", None),
+        ] {
+            assert_eq!(disk_temp(&tree(t), disk), want, "{t} {disk}");
+        }
+    }
+
+    #[test]
+    fn nvme_controller_names() {
+        assert_eq!(nvme_controller("nvme0n1"), Some("nvme0"));
+        assert_eq!(nvme_controller("nvme12n3"), Some("nvme12"));
+        assert_eq!(nvme_controller("nvme0"), None);
+        assert_eq!(nvme_controller("nvmen1"), None);
+        assert_eq!(nvme_controller("sda"), None);
     }
 
     #[test]

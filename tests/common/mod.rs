@@ -2,6 +2,8 @@
 //! sockets with a real WebSocket client.
 #![allow(dead_code)]
 
+pub mod standin;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

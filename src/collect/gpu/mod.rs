@@ -1,0 +1,254 @@
+//! GPUs: NVIDIA through NVML (loaded at run time, feature `gpu`), AMD and
+//! Intel through DRM sysfs (no libdrm), NVIDIA Jetson boards through their
+//! GPU's `load` file.
+//!
+//! Probing (loading NVML, listing DRM cards) is done at start-up and again
+//! every `REPROBE`, so a driver loaded after start is found; a sample reads
+//! only what the probe found, and is cached for `TTL`. Nothing here runs
+//! when `SOCKTOP_AGENT_GPU=0`.
+
+pub mod drm;
+pub mod jetson;
+#[cfg(feature = "gpu")]
+pub mod nvml;
+
+use super::fs::Root;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+/// GPU readings are reused this long (the reference agent's window): NVML
+/// calls are the costliest part of a metrics answer.
+pub const TTL: Duration = Duration::from_millis(1500);
+
+/// How often the probe runs again: rare enough that a host without NVML
+/// pays one failed `dlopen` per half minute, often enough that a driver
+/// loaded after start shows up soon.
+pub const REPROBE: Duration = Duration::from_secs(30);
+
+/// A sample slower than this is logged (at debug), since it holds the loop.
+pub const SLOW_SAMPLE: Duration = Duration::from_millis(50);
+
+/// The NVML library opened when no path is configured: the soname every
+/// driver package installs (the unversioned `.so` lives in -dev packages).
+pub const DEFAULT_NVML_LIB: &str = "libnvidia-ml.so.1";
+
+/// One GPU's reading. What the driver does not expose is `None` (null on
+/// the wire), never 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gpu {
+    pub name: String,
+    /// "nvidia", "amd", "intel".
+    pub vendor: &'static str,
+    /// Busy %, 0..100.
+    pub usage: Option<f32>,
+    pub memory_total: Option<u64>,
+    pub memory_used: Option<u64>,
+    pub temp_c: Option<f32>,
+}
+
+/// The guide's keys and the ones the real TUI reads (`utilization`,
+/// `mem_total`, `mem_used`), once each: the connector maps its other
+/// aliases (`temp`, `mem_used_bytes`...) onto the same fields and fails on
+/// a duplicate, so no other alias is written.
+impl Serialize for Gpu {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Gpu", 9)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("vendor", self.vendor)?;
+        st.serialize_field("usage", &self.usage)?;
+        st.serialize_field("memory_total", &self.memory_total)?;
+        st.serialize_field("memory_used", &self.memory_used)?;
+        st.serialize_field("temp_c", &self.temp_c)?;
+        st.serialize_field("utilization", &self.usage)?;
+        st.serialize_field("mem_total", &self.memory_total)?;
+        st.serialize_field("mem_used", &self.memory_used)?;
+        st.end()
+    }
+}
+
+/// What the GPU collector is told at start.
+#[derive(Debug, Clone)]
+pub struct GpuSettings {
+    /// `SOCKTOP_AGENT_GPU` (off: no probing at all, `gpus` is null).
+    pub enabled: bool,
+    /// `SOCKTOP_AGENT_TEMP` (off: `temp_c` is null).
+    pub temps: bool,
+    /// `SOCKAGENT_NVML_LIB`: the NVML library to open instead of
+    /// `DEFAULT_NVML_LIB` (ignored in a build without the `gpu` feature).
+    pub nvml_lib: Option<OsString>,
+}
+
+impl Default for GpuSettings {
+    fn default() -> Self {
+        GpuSettings {
+            enabled: true,
+            temps: true,
+            nvml_lib: None,
+        }
+    }
+}
+
+/// The GPU collector: the probe's findings and the cached list.
+pub struct Gpus {
+    s: GpuSettings,
+    root: Root,
+    #[cfg(feature = "gpu")]
+    nvidia: nvml::Nvidia,
+    cards: Vec<drm::Card>,
+    jetson: Option<jetson::Jetson>,
+    probed_at: Option<Instant>,
+    list: Vec<Gpu>,
+    sampled_at: Option<Instant>,
+}
+
+impl Gpus {
+    /// Probes at once (when enabled), so the first answer does not pay for
+    /// loading NVML and the log says what was found at start.
+    pub fn new(root: Root, s: GpuSettings, now: Instant) -> Self {
+        #[cfg(not(feature = "gpu"))]
+        if s.nvml_lib.is_some() {
+            log::info!("SOCKAGENT_NVML_LIB is ignored: this build has no NVML (feature `gpu`)");
+        }
+        let mut g = Gpus {
+            #[cfg(feature = "gpu")]
+            nvidia: nvml::Nvidia::new(s.nvml_lib.clone()),
+            s,
+            root,
+            cards: Vec::new(),
+            jetson: None,
+            probed_at: None,
+            list: Vec::new(),
+            sampled_at: None,
+        };
+        if g.s.enabled {
+            g.probe(now);
+        } else {
+            log::debug!("GPU collection off (SOCKTOP_AGENT_GPU=0)");
+        }
+        g
+    }
+
+    /// Looks for GPUs: loads NVML if it is not loaded (and refreshes its
+    /// device count if it is), lists DRM cards, looks for a Jetson GPU.
+    fn probe(&mut self, now: Instant) {
+        self.probed_at = Some(now);
+        #[cfg(feature = "gpu")]
+        self.nvidia.probe();
+        let cards = drm::probe(&self.root, &self.cards);
+        if cards.len() != self.cards.len() {
+            for c in &cards {
+                log::info!("GPU {} ({}) from {}", c.name, c.driver, c.dir.display());
+            }
+        }
+        self.cards = cards;
+        let jetson = jetson::probe(&self.root);
+        if jetson.is_some() != self.jetson.is_some() {
+            if let Some(j) = &jetson {
+                log::info!("GPU {} from {}", j.name, j.load.display());
+            }
+        }
+        self.jetson = jetson;
+    }
+
+    /// Reads every GPU the last probe found, skipping the cache (the
+    /// benchmark's entry point; `read` is the cached one).
+    pub fn sample(&mut self, now: Instant) -> &[Gpu] {
+        let t0 = Instant::now();
+        self.list.clear();
+        #[cfg(feature = "gpu")]
+        self.nvidia.sample(self.s.temps, &mut self.list);
+        for c in &self.cards {
+            self.list.push(c.read(self.s.temps));
+        }
+        if let Some(j) = &self.jetson {
+            if let Some(g) = j.read(self.s.temps) {
+                self.list.push(g);
+            }
+        }
+        self.sampled_at = Some(now);
+        let took = t0.elapsed();
+        if took > SLOW_SAMPLE {
+            log::debug!("GPU sample took {} ms", took.as_millis());
+        }
+        &self.list
+    }
+
+    /// The `gpus` of a metrics answer: `None` when GPUs are off or none was
+    /// found; readings younger than `TTL` are reused.
+    pub fn read(&mut self, now: Instant) -> Option<&[Gpu]> {
+        if !self.s.enabled {
+            return None;
+        }
+        if self
+            .probed_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= REPROBE)
+        {
+            self.probe(now);
+        }
+        let fresh = self
+            .sampled_at
+            .is_some_and(|t| now.saturating_duration_since(t) < TTL);
+        if !fresh {
+            self.sample(now);
+        }
+        (!self.list.is_empty()).then_some(self.list.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_keys_deserialize_with_the_connector_types() {
+        let g = Gpu {
+            name: "NVIDIA H200".into(),
+            vendor: "nvidia",
+            usage: Some(12.0),
+            memory_total: Some(150754820096),
+            memory_used: Some(0),
+            temp_c: None,
+        };
+        let v = serde_json::to_value(&g).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            [
+                "mem_total",
+                "mem_used",
+                "memory_total",
+                "memory_used",
+                "name",
+                "temp_c",
+                "usage",
+                "utilization",
+                "vendor"
+            ]
+        );
+        assert_eq!(v["utilization"], v["usage"]);
+        assert!(v["temp_c"].is_null());
+        let c: socktop_connector::GpuInfo = serde_json::from_value(v).unwrap();
+        assert_eq!(c.name.as_deref(), Some("NVIDIA H200"));
+        assert_eq!(c.utilization, Some(12.0));
+        assert_eq!(c.mem_total, Some(150754820096));
+        assert_eq!(c.mem_used, Some(0));
+        assert_eq!(c.temp, None);
+    }
+
+    #[test]
+    fn off_means_null_and_no_probe() {
+        let mut g = Gpus::new(
+            Root::new("/nonexistent"),
+            GpuSettings {
+                enabled: false,
+                ..GpuSettings::default()
+            },
+            Instant::now(),
+        );
+        assert!(g.read(Instant::now()).is_none());
+        assert!(g.probed_at.is_none());
+    }
+}
