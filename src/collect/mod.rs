@@ -133,6 +133,8 @@ pub struct Collectors {
     disks: Option<Cached<Utf8Bytes>>,
     processes: Option<Cached<Bytes>>,
     last_scan: Option<Instant>,
+    mountinfo: Option<std::fs::File>,
+    topology: Option<std::rc::Rc<DiskTopology>>,
     detail: process_detail::DetailCache,
     journal: std::collections::HashMap<u32, Cached<Utf8Bytes>>,
 }
@@ -163,6 +165,28 @@ pub fn refill(pool: &mut BytesMut, data: &[u8]) -> Bytes {
     pool.reserve(data.len());
     pool.extend_from_slice(data);
     pool.split().freeze()
+}
+
+/// What the disks answer needs that only changes with the mount table.
+struct DiskTopology {
+    mounts: Vec<disks::Mount>,
+    info: std::collections::HashMap<(u32, u32), disks::DevInfo>,
+    /// Whole-disk kernel name → its temperature file, if it has one.
+    temp_files: std::collections::HashMap<String, Option<std::path::PathBuf>>,
+}
+
+/// True when the kernel flagged the kept mountinfo file (a mount or
+/// unmount since it was last read). A regular file (a fixture tree) never is.
+fn mount_table_changed(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n != 0 && (n < 0 || p.revents & (libc::POLLPRI | libc::POLLERR) != 0)
 }
 
 /// Epoch milliseconds now.
@@ -234,6 +258,8 @@ impl Collectors {
             disks: None,
             processes: None,
             last_scan: None,
+            mountinfo: None,
+            topology: None,
             detail: process_detail::DetailCache::default(),
             journal: std::collections::HashMap::new(),
             s,
@@ -385,6 +411,53 @@ impl Collectors {
         Ok(Answer::Text(v))
     }
 
+    /// The mounted block devices, their sysfs facts and temperature files.
+    /// Reading mountinfo costs ~25 µs of kernel time even when nothing
+    /// changed, so the kept file is polled instead: the kernel flags it
+    /// (POLLPRI) when the mount table changes, and only then is it re-read.
+    fn disk_topology(&mut self) -> Result<std::rc::Rc<DiskTopology>, String> {
+        let changed = match (&self.mountinfo, &self.topology) {
+            (Some(f), Some(_)) => mount_table_changed(f),
+            _ => true,
+        };
+        if let (false, Some(t)) = (changed, &self.topology) {
+            return Ok(t.clone());
+        }
+        let root = self.s.root.clone();
+        if self.mountinfo.is_none() {
+            self.mountinfo = Some(
+                std::fs::File::open(root.path("proc/self/mountinfo"))
+                    .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?,
+            );
+        }
+        let file = self.mountinfo.as_ref().ok_or("mountinfo")?;
+        if let Err(e) = fs::pread_all(file, &mut self.buf) {
+            self.mountinfo = None;
+            return Err(format!("cannot read /proc/self/mountinfo: {e}"));
+        }
+        let mounts = disks::parse_mountinfo(&self.buf);
+        let mut info = std::collections::HashMap::new();
+        let mut temp_files = std::collections::HashMap::new();
+        for m in &mounts {
+            let d = disks::dev_info(&root, m);
+            let whole = d.parent.clone().unwrap_or_else(|| d.kernel_name.clone());
+            temp_files
+                .entry(whole.clone())
+                .or_insert_with(|| sensors::disk_temp_file(&root, &whole));
+            temp_files
+                .entry(d.kernel_name.clone())
+                .or_insert_with(|| sensors::disk_temp_file(&root, &d.kernel_name));
+            info.insert((m.major, m.minor), d);
+        }
+        let t = std::rc::Rc::new(DiskTopology {
+            mounts,
+            info,
+            temp_files,
+        });
+        self.topology = Some(t.clone());
+        Ok(t)
+    }
+
     /// The `disks` answer (JSON text).
     pub fn disks_answer(&mut self, now: Instant) -> Result<Answer, String> {
         if let Some(v) = fresh(&self.disks, self.s.disks_ttl, now) {
@@ -392,14 +465,26 @@ impl Collectors {
         }
         let root = self.s.root.clone();
         let temps = self.s.temp_enabled;
-        root.read_into("proc/self/mountinfo", &mut self.buf)
-            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-        let mounts = disks::parse_mountinfo(&self.buf);
+        let topo = self.disk_topology()?;
         let rows = disks::build_rows(
-            &mounts,
-            |m| disks::dev_info(&root, m),
+            &topo.mounts,
+            |m| {
+                topo.info
+                    .get(&(m.major, m.minor))
+                    .cloned()
+                    .unwrap_or_else(|| disks::dev_info(&root, m))
+            },
             |m| disks::statvfs(&root.path(&m.mount_point)),
-            |disk| temps.then(|| sensors::disk_temp(&root, disk)).flatten(),
+            |disk| {
+                if !temps {
+                    return None;
+                }
+                topo.temp_files
+                    .get(disk)
+                    .cloned()
+                    .unwrap_or_else(|| sensors::disk_temp_file(&root, disk))
+                    .and_then(|p| sensors::read_temp(&p))
+            },
         );
         self.disks = None;
         let v = Self::encode_json(&mut self.json, &mut self.disks_pool, &rows)?;

@@ -215,6 +215,12 @@ fn nvme_controller(disk: &str) -> Option<&str> {
 /// Searched on every call: a few directory reads per disk, and a disk that
 /// appears or a module loaded later is found at once.
 pub fn disk_temp(root: &Root, disk: &str) -> Option<f32> {
+    disk_temp_file(root, disk).and_then(|p| read_temp(&p))
+}
+
+/// The file holding a whole disk's temperature (found by walking its
+/// device's hwmon directories; callers keep it and re-read it).
+pub fn disk_temp_file(root: &Root, disk: &str) -> Option<PathBuf> {
     if disk.is_empty() || disk.contains('/') || disk.starts_with('.') {
         return None;
     }
@@ -240,7 +246,7 @@ pub fn disk_temp(root: &Root, disk: &str) -> Option<f32> {
     }
     devs.iter()
         .flat_map(|d| hwmon_dirs(d))
-        .find_map(|h| pick_temp_input(&h, &["Composite"]).and_then(|p| read_temp(&p)))
+        .find_map(|h| pick_temp_input(&h, &["Composite"]).filter(|p| read_temp(p).is_some()))
 }
 
 /// The CPU temperature sensor, found once and then re-read.

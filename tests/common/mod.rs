@@ -12,6 +12,31 @@ use tungstenite::{Message, WebSocket};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The agent binary to test: this build's, or `SOCKAGENT_TEST_BIN` (a
+/// cross-built one) run through `SOCKAGENT_TEST_RUNNER` (e.g.
+/// `qemu-aarch64-static -L /usr/aarch64-linux-gnu`).
+pub fn agent_command() -> Command {
+    let bin = std::env::var("SOCKAGENT_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sockagent").to_string());
+    match std::env::var("SOCKAGENT_TEST_RUNNER")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+    {
+        Some(runner) => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// True when the agent runs under an emulator (its comm is then the emulator's).
+pub fn emulated() -> bool {
+    std::env::var("SOCKAGENT_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
+}
+
 pub struct Agent {
     pub child: Child,
     pub port: u16,
@@ -30,7 +55,7 @@ impl Agent {
         pre: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
     ) -> Agent {
         use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sockagent"));
+        let mut cmd = agent_command();
         // SAFETY: `pre` only makes async-signal-safe calls (setrlimit, setuid).
         unsafe {
             cmd.pre_exec(pre);
@@ -121,14 +146,41 @@ pub fn connect(
             .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
     }
     let host = req.uri().authority().unwrap().as_str().to_string();
-    let s = TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    tungstenite::client::client(req, s).expect("websocket handshake")
+    let mut tries = 0;
+    loop {
+        let s = TcpStream::connect(&host).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        match tungstenite::client::client(req.clone(), s) {
+            Ok(x) => return x,
+            // A signal (the sandbox freezing and thawing us) interrupted a
+            // syscall: that is not the agent's doing, so try again.
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::Interrupted && tries < 5 =>
+            {
+                tries += 1
+            }
+            Err(e) => panic!("websocket handshake: {e}"),
+        }
+    }
 }
 
 pub fn ask(ws: &mut WebSocket<TcpStream>, req: &str) -> Message {
-    ws.send(Message::text(req)).unwrap();
+    send(ws, Message::text(req));
     next(ws)
+}
+
+/// Sends a message, finishing the write if a signal interrupted it.
+pub fn send(ws: &mut WebSocket<TcpStream>, m: Message) {
+    let mut r = ws.send(m);
+    for _ in 0..5 {
+        match r {
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                r = ws.flush()
+            }
+            _ => break,
+        }
+    }
+    r.unwrap();
 }
 
 pub fn next(ws: &mut WebSocket<TcpStream>) -> Message {
