@@ -12,6 +12,7 @@ pub mod net;
 pub mod num;
 pub mod process_detail;
 pub mod processes;
+pub mod prom;
 pub mod sensors;
 
 use crate::protocol::{gzip::Gzip, pb};
@@ -114,6 +115,8 @@ pub struct Collectors {
     processes: Option<Cached<Bytes>>,
     detail: process_detail::DetailCache,
     journal: std::collections::HashMap<u32, Cached<Utf8Bytes>>,
+    /// What the collections read, kept for `/metrics` (see prom.rs).
+    snap: prom::Snap,
 }
 
 /// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
@@ -189,6 +192,7 @@ impl Collectors {
             processes: None,
             detail: process_detail::DetailCache::default(),
             journal: std::collections::HashMap::new(),
+            snap: prom::Snap::default(),
             s,
         };
         c.prime();
@@ -268,10 +272,13 @@ impl Collectors {
         if let Some(v) = fresh(&self.metrics, self.s.metrics_ttl, now) {
             return Ok(Answer::Text(v));
         }
+        let t0 = Instant::now();
         let cpu_total = self.cpu_sample(now)?;
+        self.snap.stat.clone_from(&self.buf);
         self.meminfo_file
             .read(&mut self.buf)
             .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
+        self.snap.meminfo.clone_from(&self.buf);
         let mem = memory::parse_meminfo(&self.buf).ok_or("/proc/meminfo has no MemTotal")?;
         match self.netdev_file.read(&mut self.buf) {
             Ok(()) => net::parse_net_dev(&self.buf, &mut self.nets),
@@ -286,6 +293,7 @@ impl Collectors {
         } else {
             None
         };
+        self.snap.metrics_done(&hostname, cpu_temp_c, t0);
         let out = MetricsOut {
             sampled_at_ms: epoch_ms(),
             cpu_total,
@@ -315,16 +323,27 @@ impl Collectors {
         if let Some(v) = fresh(&self.disks, self.s.disks_ttl, now) {
             return Ok(Answer::Text(v));
         }
+        let t0 = Instant::now();
         let root = self.s.root.clone();
         root.read_into("proc/self/mountinfo", &mut self.buf)
             .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
         let mounts = disks::parse_mountinfo(&self.buf);
+        // Every mount's space (/metrics lists each mount; the answer, each device).
+        let spaces: Vec<Option<disks::Space>> = mounts
+            .iter()
+            .map(|m| disks::space(&root.path(&m.mount_point)))
+            .collect();
+        self.snap.keep_filesystems(&mounts, &spaces);
         let rows = disks::build_rows(
             &mounts,
             |m| disks::dev_info(&root, m),
-            |m| disks::statvfs(&root.path(&m.mount_point)),
+            |m| {
+                let i = mounts.iter().position(|x| std::ptr::eq(x, m))?;
+                spaces.get(i).copied().flatten().map(|s| (s.total, s.avail))
+            },
             |_| None,
         );
+        self.snap.timed(prom::Collector::Disks, t0);
         let v = Utf8Bytes::from(serde_json::to_string(&rows).map_err(|e| e.to_string())?);
         self.disks = Some(Cached {
             at: now,
@@ -338,6 +357,7 @@ impl Collectors {
         if let Some(v) = fresh(&self.processes, self.s.processes_ttl, now) {
             return Ok(Answer::Binary(v));
         }
+        let t0 = Instant::now();
         self.read_stat()?;
         let total = self.cpu_new.all.total;
         self.scanner
@@ -351,6 +371,7 @@ impl Collectors {
         } else {
             Bytes::copy_from_slice(&self.pb_buf)
         };
+        self.snap.timed(prom::Collector::Processes, t0);
         self.processes = Some(Cached {
             at: now,
             value: v.clone(),
