@@ -50,7 +50,10 @@ fn metrics_obey_the_token() {
     let r = agent.http(&format!(
         "HEAD /metrics HTTP/1.1\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
     ));
-    assert!(r.starts_with("HTTP/1.1 200 ") && body_of(&r).is_empty(), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 200 ") && body_of(&r).is_empty(),
+        "{r}"
+    );
     // the token never shows in the log
     assert!(!agent.log().contains("s3cret"));
 }
@@ -80,16 +83,15 @@ fn metrics_describe_this_machine() {
         .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
         .count();
     assert_eq!(get("node_cpu_seconds_total{").len(), ncpu * 8);
-    let btime = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .unwrap();
+    let btime = stat.lines().find_map(|l| l.strip_prefix("btime ")).unwrap();
     assert_eq!(get("node_boot_time_seconds "), vec![btime]);
     assert_eq!(get("node_load1 ").len(), 1);
     assert!(body.contains("node_network_receive_bytes_total{device=\"lo\"} "));
     assert!(body.contains("mountpoint=\"/\"") || !body.contains("node_filesystem_size_bytes{"));
     assert_eq!(get("sockagent_top_process_cpu_percent{").len(), 3);
-    let rss: u64 = get("sockagent_self_resident_memory_bytes ")[0].parse().unwrap();
+    let rss: u64 = get("sockagent_self_resident_memory_bytes ")[0]
+        .parse()
+        .unwrap();
     assert!(rss > 100_000, "{rss}");
     assert_eq!(get("sockagent_collector_runs_total{").len(), 4);
 }
@@ -185,7 +187,10 @@ fn a_real_prometheus_scrapes_the_agent() {
     let _server = Reaped(
         Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.0.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -227,7 +232,11 @@ fn a_real_prometheus_scrapes_the_agent() {
         mem[0].0["instance"],
         format!("127.0.0.1:{}", agent.port).as_str()
     );
-    let rss = query(port, "sockagent_self_resident_memory_bytes{job=\"sockagent\"}").unwrap();
+    let rss = query(
+        port,
+        "sockagent_self_resident_memory_bytes{job=\"sockagent\"}",
+    )
+    .unwrap();
     assert_eq!(rss.len(), 1, "{rss:?}");
     let ours = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id())).unwrap();
     let vm_rss_kb: f64 = ours
