@@ -254,6 +254,15 @@ impl Collectors {
     }
 
     fn count_processes(&self) -> u64 {
+        // A process scan that recent (a /metrics scrape scans first) has
+        // just counted them: no second walk of /proc.
+        if self
+            .snap
+            .scanned_at
+            .is_some_and(|t| t.elapsed() < MIN_CPU_WINDOW)
+        {
+            return self.scanner.rows.len() as u64;
+        }
         match std::fs::read_dir(self.s.root.path("proc")) {
             Ok(rd) => rd
                 .flatten()
@@ -357,12 +366,20 @@ impl Collectors {
         if let Some(v) = fresh(&self.processes, self.s.processes_ttl, now) {
             return Ok(Answer::Binary(v));
         }
-        let t0 = Instant::now();
-        self.read_stat()?;
-        let total = self.cpu_new.all.total;
-        self.scanner
-            .scan(&self.s.root, total)
-            .map_err(|e| format!("cannot list /proc: {e}"))?;
+        // Rows a /metrics scrape scanned inside the window are encoded, not
+        // scanned again; the answer is as old as its rows.
+        let at = match self.snap.scanned_at {
+            Some(t)
+                if !self.s.processes_ttl.is_zero()
+                    && now.duration_since(t) < self.s.processes_ttl =>
+            {
+                t
+            }
+            _ => {
+                self.scan_processes(now)?;
+                now
+            }
+        };
         pb::encode_processes(&self.scanner.rows, &mut self.pb_buf);
         let v = if self.pb_buf.len() > GZIP_THRESHOLD
             && self.gzip.compress(&self.pb_buf, &mut self.gz_buf)
@@ -371,12 +388,24 @@ impl Collectors {
         } else {
             Bytes::copy_from_slice(&self.pb_buf)
         };
-        self.snap.timed(prom::Collector::Processes, t0);
         self.processes = Some(Cached {
-            at: now,
+            at,
             value: v.clone(),
         });
         Ok(Answer::Binary(v))
+    }
+
+    /// Scans every process; CPU shares are over the time since the previous scan.
+    fn scan_processes(&mut self, now: Instant) -> Result<(), String> {
+        let t0 = Instant::now();
+        self.read_stat()?;
+        let total = self.cpu_new.all.total;
+        self.scanner
+            .scan(&self.s.root, total)
+            .map_err(|e| format!("cannot list /proc: {e}"))?;
+        self.snap.scanned_at = Some(now);
+        self.snap.timed(prom::Collector::Processes, t0);
+        Ok(())
     }
 
     /// The `process_metrics` answer; `None` when there is no such process.

@@ -1,14 +1,15 @@
 //! `GET /metrics`: the Prometheus view of the same collections the
 //! WebSocket answers come from.
 //!
-//! A scrape asks for the `metrics`, `disks` and `processes` answers exactly
-//! as a client would: each is served from its cache when it is younger than
-//! its TTL, otherwise collected once (which refreshes the cache for the
-//! WebSocket clients too). Those collections keep what `/metrics` needs
-//! beside the encoded answers (`Snap`): the raw `/proc/stat` and
-//! `/proc/meminfo` they read, the mounted filesystems, the hostname. Load
-//! average and hwmon temperatures, which no answer carries, are read by the
-//! scrape on the metrics TTL. Names and labels are node_exporter's wherever
+//! A scrape asks for the `metrics` and `disks` answers exactly as a client
+//! would: each is served from its cache when it is younger than its TTL,
+//! otherwise collected once (which refreshes the cache for the WebSocket
+//! clients too). Those collections keep what `/metrics` needs beside the
+//! encoded answers (`Snap`): the raw `/proc/stat` and `/proc/meminfo` they
+//! read, the mounted filesystems, the hostname. The process rows follow the
+//! processes TTL the same way, without the protobuf and gzip a scrape does
+//! not need. Load average and hwmon temperatures, which no answer carries,
+//! are read by the scrape on the metrics TTL. Names and labels are node_exporter's wherever
 //! the meaning is the same, so its dashboards work; the rest is `sockagent_*`.
 
 use super::fs::{KeptFile, Root};
@@ -58,6 +59,8 @@ pub struct Snap {
     /// Every mount the last disks collection saw (not only the first of a device).
     filesystems: Vec<FsRow>,
     timings: [Timing; 4],
+    /// When the process rows were last scanned.
+    pub scanned_at: Option<Instant>,
     /// When load average and hwmon were last read.
     sensors_at: Option<Instant>,
     loadavg: Option<[f64; 3]>,
@@ -213,14 +216,20 @@ impl Collectors {
     /// when `/proc/stat` or `/proc/meminfo` cannot be read.
     pub fn prometheus(&mut self, now: Instant, top_n: usize) -> Result<String, String> {
         let t0 = Instant::now();
+        // The process rows first: scanned only when older than the
+        // processes TTL and someone asks for processes, and not encoded
+        // here (a WebSocket client's `processes` request encodes them). The
+        // metrics collection right after reuses the scan's process count.
+        if top_n > 0 && !fresh_at(self.snap.scanned_at, self.s.processes_ttl, now) {
+            if let Err(e) = self.scan_processes(now) {
+                log::debug!("/metrics: no processes: {e}");
+                self.scanner.rows.clear();
+            }
+        }
         self.metrics_answer(now)?;
         if let Err(e) = self.disks_answer(now) {
             log::debug!("/metrics: no filesystems: {e}");
             self.snap.filesystems.clear();
-        }
-        if let Err(e) = self.processes_answer(now) {
-            log::debug!("/metrics: no processes: {e}");
-            self.scanner.rows.clear();
         }
         if !fresh_at(self.snap.sensors_at, self.s.metrics_ttl, now) {
             let root = self.s.root.clone();
@@ -458,12 +467,14 @@ impl Collectors {
             );
         }
         let rows = &self.scanner.rows;
-        w.single(
-            "sockagent_processes",
-            "Processes seen by the last process scan.",
-            Gauge,
-            rows.len() as u64,
-        );
+        if top_n > 0 {
+            w.single(
+                "sockagent_processes",
+                "Processes seen by the last process scan.",
+                Gauge,
+                rows.len() as u64,
+            );
+        }
         let n = top_n.min(rows.len());
         let mut top: Vec<&super::processes::ProcRow> = rows.iter().collect();
         let by_cpu = |a: &&super::processes::ProcRow, b: &&super::processes::ProcRow| {
