@@ -41,6 +41,7 @@ Environment:
   SOCKAGENT_MAX_CONNECTIONS       open connections before new ones get 503 (1024)
   SOCKAGENT_MAX_QUEUED_BYTES      output queued for a client that does not read before it is dropped (4194304)
   SOCKAGENT_HANDSHAKE_TIMEOUT_MS  time to finish the TLS handshake and send the request head (5000)
+  SOCKAGENT_PROM_TOP_N            processes listed by /metrics, the top N by CPU (10; 0-1000)
   SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
 ";
@@ -66,6 +67,8 @@ pub struct Config {
     pub max_connections: usize,
     pub max_queued_output: usize,
     pub handshake_timeout: Duration,
+    /// Processes listed by `/metrics` (the top N by CPU).
+    pub prom_top_n: usize,
 }
 
 /// What the command line asks for.
@@ -172,6 +175,18 @@ pub fn parse(
         },
         None => Ok(default),
     };
+    let prom_top_n = match env("SOCKAGENT_PROM_TOP_N") {
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n <= crate::collect::prom::MAX_TOP_N => n,
+            _ => {
+                return Err(format!(
+                    "SOCKAGENT_PROM_TOP_N: invalid value {v:?} (expected 0-{})",
+                    crate::collect::prom::MAX_TOP_N
+                ))
+            }
+        },
+        None => 10,
+    };
     let token = env("SOCKTOP_TOKEN").filter(|t| !t.is_empty());
     if env("SOCKTOP_WORKER_THREADS").is_some() {
         log::debug!("SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design");
@@ -198,6 +213,7 @@ pub fn parse(
         max_connections: count("SOCKAGENT_MAX_CONNECTIONS", 1024)?,
         max_queued_output: count("SOCKAGENT_MAX_QUEUED_BYTES", 4 << 20)?,
         handshake_timeout: ttl("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", 5000)?,
+        prom_top_n,
     });
     Ok(match bench {
         Some(iterations) => Action::Bench { iterations, config },
@@ -228,6 +244,13 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.bind.to_string(), "0.0.0.0");
         assert_eq!(c.metrics_ttl, Duration::from_millis(250));
+        assert_eq!(c.prom_top_n, 10);
+        assert_eq!(
+            run(&[], &[("SOCKAGENT_PROM_TOP_N", "0")])
+                .unwrap()
+                .prom_top_n,
+            0
+        );
         assert_eq!(
             run(&["-p", "4000"], &[("SOCKTOP_PORT", "5000")])
                 .unwrap()
@@ -293,6 +316,10 @@ mod tests {
             .unwrap_err()
             .contains("SOCKTOP_AGENT_METRICS_TTL_MS"));
         assert!(run(&["--cert", "a"], &[]).is_err());
+        assert!(run(&[], &[("SOCKAGENT_PROM_TOP_N", "1001")])
+            .unwrap_err()
+            .contains("SOCKAGENT_PROM_TOP_N"));
+        assert!(run(&[], &[("SOCKAGENT_PROM_TOP_N", "-1")]).is_err());
     }
 
     #[test]

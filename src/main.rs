@@ -94,6 +94,7 @@ fn run(cfg: Config) -> Result<(), String> {
         token: cfg.token.clone(),
         limits,
         journal_cmd: cfg.journal_cmd.clone(),
+        prom_top_n: cfg.prom_top_n,
         #[cfg(feature = "tls")]
         tls,
     };

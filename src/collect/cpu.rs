@@ -83,6 +83,78 @@ pub fn parse_stat(buf: &[u8], out: &mut StatSample) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// The first eight columns of a `cpu` line, in /proc/stat's order: the
+/// `mode` label values of node_exporter's `node_cpu_seconds_total`.
+pub const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
+
+/// One `cpuN` line's ticks per mode (columns an old kernel lacks read 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuModes {
+    pub cpu: u32,
+    pub ticks: [u64; 8],
+}
+
+/// The system-wide counters of `/proc/stat` besides the CPU lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatCounters {
+    pub btime: u64,
+    pub ctxt: u64,
+    pub forks: u64,
+    pub intr: u64,
+    pub procs_running: u64,
+    pub procs_blocked: u64,
+}
+
+/// Parses every `cpuN` line's per-mode ticks into `cores` (sorted by cpu
+/// number, reusing the vector) and the counters. Lines that do not parse
+/// are skipped: this feeds /metrics, which shows what it can.
+pub fn parse_stat_modes(buf: &[u8], cores: &mut Vec<CpuModes>) -> StatCounters {
+    cores.clear();
+    let mut c = StatCounters::default();
+    for line in lines(buf) {
+        let mut f = fields(line);
+        let Some(key) = f.next() else { continue };
+        let counter = match key {
+            b"btime" => Some(&mut c.btime),
+            b"ctxt" => Some(&mut c.ctxt),
+            b"processes" => Some(&mut c.forks),
+            b"intr" => Some(&mut c.intr),
+            b"procs_running" => Some(&mut c.procs_running),
+            b"procs_blocked" => Some(&mut c.procs_blocked),
+            _ => None,
+        };
+        if let Some(slot) = counter {
+            *slot = f.next().and_then(parse_u64).unwrap_or(0);
+            continue;
+        }
+        let Some(n) = key
+            .strip_prefix(b"cpu")
+            .and_then(parse_u64)
+            .and_then(|n| u32::try_from(n).ok())
+        else {
+            continue;
+        };
+        let mut m = CpuModes {
+            cpu: n,
+            ticks: [0; 8],
+        };
+        let mut ok = true;
+        for (slot, col) in m.ticks.iter_mut().zip(f) {
+            match parse_u64(col) {
+                Some(v) => *slot = v,
+                None => ok = false,
+            }
+        }
+        if ok {
+            cores.push(m);
+        }
+    }
+    cores.sort_unstable_by_key(|m| m.cpu);
+    c
+}
+
 /// Per-core busy % of `now` against `prev`, matched by cpu number, in
 /// cpu-number order. A core absent from `prev` (just onlined) reads 0.
 pub fn per_core_pct(now: &StatSample, prev: &StatSample, out: &mut Vec<f32>) {
@@ -170,6 +242,35 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
             301854 + 612 + 111922 + 8979004 + 3552 + 2 + 3944
         );
         assert_eq!(s.all.idle, 8979004 + 3552);
+    }
+
+    #[test]
+    fn modes_and_counters_from_prometheus_fixture() {
+        let buf = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/prometheus-procfs/proc/stat"
+        ))
+        .unwrap();
+        let mut cores = Vec::new();
+        let c = parse_stat_modes(&buf, &mut cores);
+        assert_eq!(cores.len(), 8);
+        // cpu0 44490 19 21045 1087069 220 1 3410 0 0 0
+        assert_eq!(cores[0].ticks, [44490, 19, 21045, 1087069, 220, 1, 3410, 0]);
+        assert_eq!(c.btime, 1_418_183_276);
+        assert_eq!(c.ctxt, 38014093);
+        assert_eq!(c.forks, 26442);
+        assert_eq!((c.procs_running, c.procs_blocked), (2, 1));
+        assert_eq!(c.intr, 73777505);
+        // a short line (old kernel) reads 0 for the missing modes; garbage is skipped
+        let c = parse_stat_modes(b"cpu 1 2 3 4\ncpu3 1 2 3 4\ncpu1 x 2 3 4\n", &mut cores);
+        assert_eq!(
+            cores,
+            vec![CpuModes {
+                cpu: 3,
+                ticks: [1, 2, 3, 4, 0, 0, 0, 0]
+            }]
+        );
+        assert_eq!(c, StatCounters::default());
     }
 
     #[test]

@@ -255,8 +255,18 @@ pub fn build_rows(
     out
 }
 
-/// `statvfs` of a path: (total, available to unprivileged users) in bytes.
-pub fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
+/// What `statvfs` says of a filesystem, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Space {
+    pub total: u64,
+    /// Free to unprivileged users (`f_bavail`).
+    pub avail: u64,
+    /// Free, the reserved blocks included (`f_bfree`).
+    pub free: u64,
+}
+
+/// `statvfs` of a path.
+pub fn space(path: &std::path::Path) -> Option<Space> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -265,10 +275,16 @@ pub fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
         return None;
     }
     let frsize = st.f_frsize as u64;
-    Some((
-        (st.f_blocks as u64).saturating_mul(frsize),
-        (st.f_bavail as u64).saturating_mul(frsize),
-    ))
+    Some(Space {
+        total: (st.f_blocks as u64).saturating_mul(frsize),
+        avail: (st.f_bavail as u64).saturating_mul(frsize),
+        free: (st.f_bfree as u64).saturating_mul(frsize),
+    })
+}
+
+/// `statvfs` of a path: (total, available to unprivileged users) in bytes.
+pub fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
+    space(path).map(|s| (s.total, s.avail))
 }
 
 #[cfg(test)]

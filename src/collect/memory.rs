@@ -49,6 +49,18 @@ pub fn parse_meminfo(buf: &[u8]) -> Option<MemInfo> {
     })
 }
 
+/// Every `Key: value [kB]` line: the key without its colon, the value in
+/// bytes for kB lines (else the bare count), and whether it was in kB.
+pub fn meminfo_fields(buf: &[u8]) -> impl Iterator<Item = (&[u8], u64, bool)> {
+    lines(buf).filter_map(|line| {
+        let mut f = fields(line);
+        let key = f.next()?.strip_suffix(b":")?;
+        let v = parse_u64(f.next()?)?;
+        let kb = f.next() == Some(b"kB");
+        Some((key, if kb { v.saturating_mul(1024) } else { v }, kb))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +79,20 @@ mod tests {
                 .unwrap();
         assert_eq!(old.mem_used, 600 * 1024);
         assert!(parse_meminfo(b"garbage").is_none());
+    }
+
+    #[test]
+    fn every_field() {
+        let b = b"MemTotal: 1000 kB\nActive(anon): 5 kB\nHugePages_Total: 3\nbad line\n";
+        let v: Vec<(&[u8], u64, bool)> = meminfo_fields(b).collect();
+        assert_eq!(
+            v,
+            vec![
+                (&b"MemTotal"[..], 1_024_000, true),
+                (&b"Active(anon)"[..], 5120, true),
+                (&b"HugePages_Total"[..], 3, false),
+            ]
+        );
     }
 
     #[test]

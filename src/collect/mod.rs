@@ -13,6 +13,7 @@ pub mod net;
 pub mod num;
 pub mod process_detail;
 pub mod processes;
+pub mod prom;
 pub mod sensors;
 
 use crate::protocol::{gzip::Gzip, pb};
@@ -132,11 +133,12 @@ pub struct Collectors {
     metrics: Option<Cached<Utf8Bytes>>,
     disks: Option<Cached<Utf8Bytes>>,
     processes: Option<Cached<Bytes>>,
-    last_scan: Option<Instant>,
     mountinfo: Option<std::fs::File>,
     topology: Option<std::rc::Rc<DiskTopology>>,
     detail: process_detail::DetailCache,
     journal: std::collections::HashMap<u32, Cached<Utf8Bytes>>,
+    /// What the collections read, kept for `/metrics` (see prom.rs).
+    snap: prom::Snap,
 }
 
 /// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
@@ -257,11 +259,11 @@ impl Collectors {
             metrics: None,
             disks: None,
             processes: None,
-            last_scan: None,
             mountinfo: None,
             topology: None,
             detail: process_detail::DetailCache::default(),
             journal: std::collections::HashMap::new(),
+            snap: prom::Snap::default(),
             s,
         };
         c.prime();
@@ -334,7 +336,9 @@ impl Collectors {
     /// (~30 µs of kernel time on a small host, more than the rest of a
     /// metrics sample).
     fn count_processes(&mut self, now: Instant) -> u64 {
-        if let Some(at) = self.last_scan {
+        // A recent process scan (a /metrics scrape scans first) has just
+        // counted them: no second walk of /proc.
+        if let Some(at) = self.snap.scanned_at {
             if now.duration_since(at) < PROCESS_COUNT_MAX_AGE {
                 return self.scanner.rows.len() as u64;
             }
@@ -366,10 +370,13 @@ impl Collectors {
         if let Some(v) = fresh(&self.metrics, self.s.metrics_ttl, now) {
             return Ok(Answer::Text(v));
         }
+        let t0 = Instant::now();
         let cpu_total = self.cpu_sample(now)?;
+        self.snap.stat.clone_from(&self.buf);
         self.meminfo_file
             .read(&mut self.buf)
             .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
+        self.snap.meminfo.clone_from(&self.buf);
         let mem = memory::parse_meminfo(&self.buf).ok_or("/proc/meminfo has no MemTotal")?;
         match self.netdev_file.read(&mut self.buf) {
             Ok(()) => net::parse_net_dev(&self.buf, &mut self.nets),
@@ -386,6 +393,7 @@ impl Collectors {
             None
         };
         let gpus = self.gpus.read(now);
+        self.snap.metrics_done(&self.host, cpu_temp_c, t0);
         let out = MetricsOut {
             sampled_at_ms: epoch_ms(),
             cpu_total,
@@ -463,9 +471,17 @@ impl Collectors {
         if let Some(v) = fresh(&self.disks, self.s.disks_ttl, now) {
             return Ok(Answer::Text(v));
         }
+        let t0 = Instant::now();
         let root = self.s.root.clone();
         let temps = self.s.temp_enabled;
         let topo = self.disk_topology()?;
+        // Every mount's space (/metrics lists each mount; the answer, each device).
+        let spaces: Vec<Option<disks::Space>> = topo
+            .mounts
+            .iter()
+            .map(|m| disks::space(&root.path(&m.mount_point)))
+            .collect();
+        self.snap.keep_filesystems(&topo.mounts, &spaces);
         let rows = disks::build_rows(
             &topo.mounts,
             |m| {
@@ -474,7 +490,10 @@ impl Collectors {
                     .cloned()
                     .unwrap_or_else(|| disks::dev_info(&root, m))
             },
-            |m| disks::statvfs(&root.path(&m.mount_point)),
+            |m| {
+                let i = topo.mounts.iter().position(|x| std::ptr::eq(x, m))?;
+                spaces.get(i).copied().flatten().map(|s| (s.total, s.avail))
+            },
             |disk| {
                 if !temps {
                     return None;
@@ -486,6 +505,7 @@ impl Collectors {
                     .and_then(|p| sensors::read_temp(&p))
             },
         );
+        self.snap.timed(prom::Collector::Disks, t0);
         self.disks = None;
         let v = Self::encode_json(&mut self.json, &mut self.disks_pool, &rows)?;
         self.disks = Some(Cached {
@@ -500,12 +520,20 @@ impl Collectors {
         if let Some(v) = fresh(&self.processes, self.s.processes_ttl, now) {
             return Ok(Answer::Binary(v));
         }
-        self.read_stat()?;
-        let total = self.cpu_new.all.total;
-        self.scanner
-            .scan(&self.s.root, total)
-            .map_err(|e| format!("cannot list /proc: {e}"))?;
-        self.last_scan = Some(now);
+        // Rows a /metrics scrape scanned inside the window are encoded, not
+        // scanned again; the answer is as old as its rows.
+        let at = match self.snap.scanned_at {
+            Some(t)
+                if !self.s.processes_ttl.is_zero()
+                    && now.duration_since(t) < self.s.processes_ttl =>
+            {
+                t
+            }
+            _ => {
+                self.scan_processes(now)?;
+                now
+            }
+        };
         pb::encode_processes(&self.scanner.rows, &mut self.pb_buf);
         self.processes = None;
         let v = if self.pb_buf.len() > GZIP_THRESHOLD
@@ -516,10 +544,23 @@ impl Collectors {
             refill(&mut self.processes_pool, &self.pb_buf)
         };
         self.processes = Some(Cached {
-            at: now,
+            at,
             value: v.clone(),
         });
         Ok(Answer::Binary(v))
+    }
+
+    /// Scans every process; CPU shares are over the time since the previous scan.
+    fn scan_processes(&mut self, now: Instant) -> Result<(), String> {
+        let t0 = Instant::now();
+        self.read_stat()?;
+        let total = self.cpu_new.all.total;
+        self.scanner
+            .scan(&self.s.root, total)
+            .map_err(|e| format!("cannot list /proc: {e}"))?;
+        self.snap.scanned_at = Some(now);
+        self.snap.timed(prom::Collector::Processes, t0);
+        Ok(())
     }
 
     /// The `process_metrics` answer; `None` when there is no such process.

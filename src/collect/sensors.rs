@@ -280,6 +280,168 @@ impl CpuTemp {
     }
 }
 
+/// node_exporter's `cleanMetricName`: lower case, every character outside
+/// `[a-z0-9:_]` replaced by `_`, `_` trimmed at both ends.
+pub fn clean_name(s: &str) -> String {
+    let v: String = s
+        .trim()
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    v.trim_matches('_').to_string()
+}
+
+/// The `chip` label node_exporter gives a hwmon directory: the device's
+/// bus and name (`platform_coretemp_0`, `pci0000:00_0000:00:18_3`), else
+/// the cleaned `name` file, else the directory's own name (`hwmon4`).
+pub fn hwmon_chip(dir: &std::path::Path) -> String {
+    if let Ok(dev) = std::fs::canonicalize(dir.join("device")) {
+        let name = dev
+            .file_name()
+            .map(|n| clean_name(&n.to_string_lossy()))
+            .unwrap_or_default();
+        let bus = dev
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| clean_name(&n.to_string_lossy()))
+            .unwrap_or_default();
+        match (bus.is_empty(), name.is_empty()) {
+            (false, false) => return format!("{bus}_{name}"),
+            (true, false) => return name,
+            _ => {}
+        }
+    }
+    if let Some(n) = read_trim(&dir.join("name")).map(|n| clean_name(&n)) {
+        if !n.is_empty() {
+            return n;
+        }
+    }
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    real.file_name()
+        .map(|n| clean_name(&n.to_string_lossy()))
+        .unwrap_or_default()
+}
+
+/// One hwmon temperature input, labelled as node_exporter labels it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HwmonTemp {
+    pub chip: String,
+    /// The chip's `name` file (`coretemp`), when it has one.
+    pub chip_name: Option<String>,
+    /// `temp1`, `temp2`, …
+    pub sensor: String,
+    /// `tempN_label` (`Package id 0`), when there is one.
+    pub label: Option<String>,
+    pub input: PathBuf,
+    /// The last reading, °C.
+    pub celsius: Option<f32>,
+}
+
+/// Every `tempN_input` of every hwmon chip, in chip then sensor order.
+/// Sensors in the hwmon directory and in its `device/` (older drivers put
+/// them there) are both listed; a chip label that two directories would
+/// share gets the chip's name (or directory) appended, so no two series
+/// collide.
+pub fn find_hwmon_temps(root: &Root) -> Vec<HwmonTemp> {
+    let mut out: Vec<HwmonTemp> = Vec::new();
+    let mut chips: Vec<String> = Vec::new();
+    for (dir_name, dir) in sorted_entries(root, "sys/class/hwmon") {
+        let chip_name = read_trim(&dir.join("name")).filter(|n| !n.is_empty());
+        let mut chip = hwmon_chip(&dir);
+        if chip.is_empty() || chips.contains(&chip) {
+            let suffix = chip_name
+                .as_deref()
+                .map(clean_name)
+                .filter(|n| !n.is_empty() && !chip.ends_with(n.as_str()))
+                .unwrap_or_else(|| clean_name(&dir_name));
+            chip = if chip.is_empty() {
+                suffix
+            } else {
+                format!("{chip}_{suffix}")
+            };
+            if chips.contains(&chip) {
+                chip = format!("{chip}_{}", clean_name(&dir_name));
+            }
+        }
+        let mut sensors: Vec<(u32, PathBuf, PathBuf)> = Vec::new();
+        for base in [dir.clone(), dir.join("device")] {
+            let Ok(rd) = std::fs::read_dir(&base) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let f = e.file_name();
+                let Some(n) = f
+                    .to_str()
+                    .and_then(|s| s.strip_prefix("temp"))
+                    .and_then(|s| s.strip_suffix("_input"))
+                    .and_then(|s| s.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if !sensors.iter().any(|s| s.0 == n) {
+                    sensors.push((n, e.path(), base.join(format!("temp{n}_label"))));
+                }
+            }
+        }
+        if sensors.is_empty() {
+            continue;
+        }
+        sensors.sort_by_key(|s| s.0);
+        for (n, input, label) in sensors {
+            out.push(HwmonTemp {
+                chip: chip.clone(),
+                chip_name: chip_name.clone(),
+                sensor: format!("temp{n}"),
+                label: read_trim(&label).filter(|l| !l.is_empty()),
+                input,
+                celsius: None,
+            });
+        }
+        chips.push(chip);
+    }
+    out
+}
+
+/// Every hwmon temperature, found once and re-read on each `refresh`; an
+/// input that vanished makes the next refresh search again (a driver went).
+#[derive(Debug, Default)]
+pub struct HwmonTemps {
+    pub temps: Vec<HwmonTemp>,
+    searched: bool,
+}
+
+impl HwmonTemps {
+    pub fn refresh(&mut self, root: &Root) {
+        if !self.searched {
+            self.temps = find_hwmon_temps(root);
+            self.searched = true;
+        }
+        let mut vanished = false;
+        for t in &mut self.temps {
+            // node_exporter reports what the driver says, bogus values
+            // included; a sensor that cannot be read (EIO, ENODATA) is left
+            // out of this scrape.
+            t.celsius = match std::fs::read_to_string(&t.input) {
+                Ok(s) => s.trim().parse::<i64>().ok().map(|v| v as f32 / 1000.0),
+                Err(e) => {
+                    vanished |= e.kind() == std::io::ErrorKind::NotFound;
+                    None
+                }
+            };
+        }
+        if vanished {
+            self.searched = false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +523,48 @@ mod tests {
         assert_eq!(nvme_controller("nvme0"), None);
         assert_eq!(nvme_controller("nvmen1"), None);
         assert_eq!(nvme_controller("sda"), None);
+    }
+
+    #[test]
+    fn hwmon_chips_named_as_node_exporter_names_them() {
+        let mut h = HwmonTemps::default();
+        h.refresh(&fixture("node-exporter"));
+        let got: Vec<(&str, &str, Option<&str>, Option<f32>)> = h
+            .temps
+            .iter()
+            .map(|t| {
+                (
+                    t.chip.as_str(),
+                    t.sensor.as_str(),
+                    t.label.as_deref(),
+                    t.celsius,
+                )
+            })
+            .collect();
+        assert!(got.contains(&(
+            "platform_coretemp_0",
+            "temp1",
+            Some("Physical id 0"),
+            Some(55.0)
+        )));
+        assert!(got.contains(&("platform_coretemp_1", "temp2", Some("Core 0"), Some(54.0))));
+        // no device link, no name: the directory's name
+        assert!(got.iter().any(|g| g.0 == "hwmon4" && g.1 == "temp1"));
+        // three radios behind one device: three distinct chips
+        let mut radios: Vec<&str> = got
+            .iter()
+            .filter(|g| g.0.starts_with("ieee80211_phy0"))
+            .map(|g| g.0)
+            .collect();
+        radios.dedup();
+        assert_eq!(radios.len(), 3, "{radios:?}");
+        let mut keys: Vec<(&str, &str)> = got.iter().map(|g| (g.0, g.1)).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "no two series share labels");
+        assert_eq!(clean_name("Package id 0"), "package_id_0");
+        assert_eq!(clean_name("0000:00:18.3"), "0000:00:18_3");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod gzip;
 pub mod pb;
+pub mod prom;
 
 use serde::Deserialize;
 

@@ -6,6 +6,13 @@ use subtle::ConstantTimeEq;
 pub const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 48;
 
+/// The live page served at `/`: one self-contained file, embedded.
+pub const PAGE: &str = include_str!("page.html");
+
+/// Headers of the page: it may run its own inline script and style, talk
+/// to this agent's WebSocket, and load nothing from anywhere else.
+const PAGE_HEADERS: &str = "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n";
+
 /// What to do with a complete request head.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
@@ -13,21 +20,43 @@ pub enum Route {
     Upgrade { response: Vec<u8> },
     /// Answer and close.
     Respond { response: Vec<u8>, status: u16 },
+    /// A Prometheus scrape, token already checked: the server renders the
+    /// body from its collectors, then answers and closes.
+    Metrics { head_only: bool },
+}
+
+/// A complete response with `body` that closes the connection.
+pub fn response(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+    extra: &str,
+) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        r.extend_from_slice(body);
+    }
+    r
 }
 
 /// A complete plain-text response that closes the connection.
 pub fn respond(status: u16, reason: &str, body: &str, head_only: bool, extra: &str) -> Route {
     let body = format!("{body}\n");
-    let mut r = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !head_only {
-        r.extend_from_slice(body.as_bytes());
-    }
     Route::Respond {
-        response: r,
+        response: response(
+            status,
+            reason,
+            "text/plain; charset=utf-8",
+            body.as_bytes(),
+            head_only,
+            extra,
+        ),
         status,
     }
 }
@@ -78,6 +107,25 @@ fn header<'a>(req: &'a httparse::Request, name: &str) -> Option<&'a [u8]> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value)
+}
+
+/// The credentials of `Authorization: Bearer <token>` (scheme in any case).
+fn bearer<'a>(req: &'a httparse::Request) -> Option<&'a [u8]> {
+    let v = header(req, "Authorization")?.trim_ascii();
+    let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| rest.trim_ascii())
+}
+
+/// The token rule of `/ws` and `/metrics`: none configured, or the right
+/// one as `?token=` or as a bearer token.
+fn authorized(req: &httparse::Request, query: &str, token: Option<&str>) -> bool {
+    let Some(t) = token else { return true };
+    // Both are checked, so the time taken does not say which one was sent.
+    let q = token_ok(t, query_token(query).as_deref());
+    let b = token_ok(t, bearer(req));
+    q | b
 }
 
 fn has_token(value: Option<&[u8]>, token: &str) -> bool {
@@ -149,7 +197,7 @@ pub fn route(buf: &[u8], token: Option<&str>) -> Option<(usize, Route)> {
                     head_only,
                     "Allow: GET\r\n",
                 )
-            } else if token.is_some_and(|t| !token_ok(t, query_token(query).as_deref())) {
+            } else if !authorized(&req, query, token) {
                 respond(
                     401,
                     "Unauthorized",
@@ -161,6 +209,44 @@ pub fn route(buf: &[u8], token: Option<&str>) -> Option<(usize, Route)> {
                 upgrade(&req)
             }
         }
+        "/metrics" => match method {
+            "GET" | "HEAD" if authorized(&req, query, token) => Route::Metrics { head_only },
+            "GET" | "HEAD" => respond(
+                401,
+                "Unauthorized",
+                "missing or wrong token: send Authorization: Bearer <token> or /metrics?token=...",
+                head_only,
+                "WWW-Authenticate: Bearer realm=\"sockagent\"\r\n",
+            ),
+            _ => respond(
+                405,
+                "Method Not Allowed",
+                "only GET is allowed on /metrics",
+                false,
+                "Allow: GET, HEAD\r\n",
+            ),
+        },
+        "/" => match method {
+            // The page holds no data: it opens /ws with the page's own ?token=.
+            "GET" | "HEAD" => Route::Respond {
+                response: response(
+                    200,
+                    "OK",
+                    "text/html; charset=utf-8",
+                    PAGE.as_bytes(),
+                    head_only,
+                    PAGE_HEADERS,
+                ),
+                status: 200,
+            },
+            _ => respond(
+                405,
+                "Method Not Allowed",
+                "only GET is allowed on /",
+                false,
+                "Allow: GET, HEAD\r\n",
+            ),
+        },
         "/healthz" => match method {
             "GET" | "HEAD" => respond(200, "OK", "ok", head_only, ""),
             _ => respond(
@@ -181,7 +267,7 @@ pub fn route(buf: &[u8], token: Option<&str>) -> Option<(usize, Route)> {
         _ => respond(
             404,
             "Not Found",
-            "not found: this agent serves /ws and /healthz",
+            "not found: this agent serves /, /ws, /metrics and /healthz",
             head_only,
             "",
         ),
@@ -232,6 +318,8 @@ mod tests {
         match r {
             Route::Upgrade { .. } => 101,
             Route::Respond { status, .. } => *status,
+            Route::Metrics { head_only: false } => 1200,
+            Route::Metrics { head_only: true } => 1201,
         }
     }
 
@@ -250,6 +338,82 @@ mod tests {
         assert_eq!(go("GET /ws HTTP/1.1\r\n\r\n", None), 400);
         assert_eq!(go("\x01\x02 garbage\r\n\r\n", None), 400);
         assert!(route(b"GET /ws HTTP/1.1\r\nHost:", None).is_none());
+        assert_eq!(go("GET /metrics HTTP/1.1\r\n\r\n", None), 1200);
+        assert_eq!(go("HEAD /metrics HTTP/1.1\r\n\r\n", None), 1201);
+        assert_eq!(go("POST /metrics HTTP/1.1\r\n\r\n", None), 405);
+        assert_eq!(go("GET / HTTP/1.1\r\n\r\n", None), 200);
+        assert_eq!(go("GET /?token=x HTTP/1.1\r\n\r\n", Some("t")), 200);
+        assert_eq!(go("DELETE / HTTP/1.1\r\n\r\n", None), 405);
+    }
+
+    #[test]
+    fn metrics_token_as_query_or_bearer() {
+        let t = Some("s3cr et");
+        assert_eq!(go("GET /metrics HTTP/1.1\r\n\r\n", t), 401);
+        assert_eq!(go("GET /metrics?token=nope HTTP/1.1\r\n\r\n", t), 401);
+        assert_eq!(
+            go(
+                "GET /metrics HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\n",
+                t
+            ),
+            401
+        );
+        assert_eq!(
+            go(
+                "GET /metrics HTTP/1.1\r\nAuthorization: Basic czNjciBldA==\r\n\r\n",
+                t
+            ),
+            401
+        );
+        assert_eq!(go("GET /metrics?token=s3cr%20et HTTP/1.1\r\n\r\n", t), 1200);
+        assert_eq!(
+            go(
+                "GET /metrics HTTP/1.1\r\nauthorization: bearer  s3cr et \r\n\r\n",
+                t
+            ),
+            1200
+        );
+        // the same rule on /ws
+        assert_eq!(
+            go(
+                &format!("GET /ws HTTP/1.1\r\n{UPGRADE}Authorization: Bearer s3cr et\r\n\r\n"),
+                t
+            ),
+            101
+        );
+        let (_, r) = route(b"GET /metrics HTTP/1.1\r\n\r\n", t).unwrap();
+        let Route::Respond { response, .. } = r else {
+            panic!()
+        };
+        let s = String::from_utf8(response).unwrap();
+        assert!(s.contains("WWW-Authenticate: Bearer"), "{s}");
+    }
+
+    #[test]
+    fn page_is_small_self_contained_html() {
+        assert!(PAGE.len() < 30 * 1024, "page is {} bytes", PAGE.len());
+        // no external assets: nothing is fetched from another origin
+        for bad in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "@import",
+            "<script src",
+        ] {
+            assert!(
+                !PAGE.contains(bad),
+                "page refers to an external asset: {bad}"
+            );
+        }
+        let (_, r) = route(b"GET / HTTP/1.1\r\n\r\n", None).unwrap();
+        let Route::Respond { response, .. } = r else {
+            panic!()
+        };
+        let s = String::from_utf8(response).unwrap();
+        assert!(s.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(s.contains("Content-Type: text/html; charset=utf-8\r\n"));
+        assert!(s.contains(&format!("Content-Length: {}\r\n", PAGE.len())));
+        assert!(s.ends_with(PAGE));
     }
 
     #[test]

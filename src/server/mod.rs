@@ -75,6 +75,7 @@ pub struct Server {
     signals: signal_hook_mio::v1_0::Signals,
     shutting_down: Option<Instant>,
     jobs: Jobs,
+    prom_top_n: usize,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -86,6 +87,8 @@ pub struct Options {
     pub limits: Limits,
     /// The journal reader run for `journal_entries`.
     pub journal_cmd: std::ffi::OsString,
+    /// Processes listed by `/metrics` (the top N by CPU).
+    pub prom_top_n: usize,
     /// Serve wss:// with this config.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
@@ -97,6 +100,7 @@ struct Ctx<'a> {
     jobs: &'a mut Jobs,
     registry: &'a mio::Registry,
     token: Option<&'a str>,
+    prom_top_n: usize,
     cfg: &'a WebSocketConfig,
     /// This connection's (slab key, serial), for journal waiters.
     me: (usize, u64),
@@ -122,6 +126,7 @@ impl Server {
             token,
             limits,
             journal_cmd,
+            prom_top_n,
             #[cfg(feature = "tls")]
             tls,
         } = opts;
@@ -155,6 +160,7 @@ impl Server {
             signals,
             shutting_down: None,
             jobs: Jobs::new(journal_cmd),
+            prom_top_n,
             #[cfg(feature = "tls")]
             tls,
         })
@@ -412,6 +418,7 @@ impl Server {
                     jobs: &mut self.jobs,
                     registry: self.poll.registry(),
                     token: self.token.as_deref(),
+                    prom_top_n: self.prom_top_n,
                     cfg: &self.ws_config,
                     me: (k, c.serial),
                     new_timers: &mut new_timers,
@@ -462,7 +469,7 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     }
                 };
                 let (consumed, route) = routed;
-                match route {
+                let (response, status) = match route {
                     http::Route::Upgrade { response } => {
                         let rest = buf.get(consumed..).unwrap_or_default().to_vec();
                         c.io.queue_raw(response);
@@ -471,17 +478,18 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                         c.phase = Phase::Ws { ctx: Box::new(ctx) };
                         c.deadline = None;
                         log::debug!("{}: upgraded", c.peer);
+                        continue;
                     }
-                    http::Route::Respond { response, status } => {
-                        log::debug!("{}: HTTP {status}", c.peer);
-                        c.io.queue_raw(response);
-                        c.phase = Phase::Closing {
-                            ctx: None,
-                            shut: false,
-                        };
-                        c.deadline = None;
-                    }
-                }
+                    http::Route::Respond { response, status } => (response, status),
+                    http::Route::Metrics { head_only } => scrape(x, head_only),
+                };
+                log::debug!("{}: HTTP {status}", c.peer);
+                c.io.queue_raw(response);
+                c.phase = Phase::Closing {
+                    ctx: None,
+                    shut: false,
+                };
+                c.deadline = None;
             }
             Phase::Ws { ctx } => match ws_step(&mut c.io, ctx, &mut c.queue, x, &c.peer) {
                 Ok(o) => return o,
@@ -538,6 +546,39 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A `/metrics` answer: the collectors' scrape, or 500 when `/proc` cannot
+/// be read (Prometheus then records the target as down).
+fn scrape(x: &mut Ctx, head_only: bool) -> (Vec<u8>, u16) {
+    match x.col.prometheus(Instant::now(), x.prom_top_n) {
+        Ok(body) => (
+            http::response(
+                200,
+                "OK",
+                crate::protocol::prom::CONTENT_TYPE,
+                body.as_bytes(),
+                head_only,
+                "",
+            ),
+            200,
+        ),
+        Err(e) => {
+            log::warn!("/metrics: {e}");
+            let body = format!("cannot collect: {e}\n");
+            (
+                http::response(
+                    500,
+                    "Internal Server Error",
+                    "text/plain; charset=utf-8",
+                    body.as_bytes(),
+                    head_only,
+                    "",
+                ),
+                500,
+            )
         }
     }
 }

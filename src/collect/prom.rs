@@ -1,0 +1,771 @@
+//! `GET /metrics`: the Prometheus view of the same collections the
+//! WebSocket answers come from.
+//!
+//! A scrape asks for the `metrics` and `disks` answers exactly as a client
+//! would: each is served from its cache when it is younger than its TTL,
+//! otherwise collected once (which refreshes the cache for the WebSocket
+//! clients too). Those collections keep what `/metrics` needs beside the
+//! encoded answers (`Snap`): the raw `/proc/stat` and `/proc/meminfo` they
+//! read, the mounted filesystems, the hostname. The process rows follow the
+//! processes TTL the same way, without the protobuf and gzip a scrape does
+//! not need. Load average and hwmon temperatures, which no answer carries,
+//! are read by the scrape on the metrics TTL. Names and labels are node_exporter's wherever
+//! the meaning is the same, so its dashboards work; the rest is `sockagent_*`.
+
+use super::fs::{KeptFile, Root};
+use super::{clock_ticks, cpu, disks, memory, page_size, sensors, Collectors};
+use crate::protocol::prom::{valid_name, Kind, Writer};
+use std::time::{Duration, Instant};
+
+/// The collections a scrape may run, for the per-collector timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collector {
+    Metrics = 0,
+    Disks = 1,
+    Processes = 2,
+    /// Load average and hwmon temperatures (scrape only).
+    Sensors = 3,
+}
+
+const COLLECTORS: [&str; 4] = ["metrics", "disks", "processes", "sensors"];
+
+/// Most processes `SOCKAGENT_PROM_TOP_N` may ask for: each is two series.
+pub const MAX_TOP_N: usize = 1000;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Timing {
+    runs: u64,
+    total: Duration,
+    last: Duration,
+}
+
+/// One mounted filesystem, for `node_filesystem_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsRow {
+    pub device: String,
+    pub mountpoint: String,
+    pub fstype: String,
+    pub space: disks::Space,
+}
+
+/// What the last collections read, kept for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Snap {
+    /// `/proc/stat` and `/proc/meminfo` as the last metrics collection read them.
+    pub stat: Vec<u8>,
+    pub meminfo: Vec<u8>,
+    hostname: String,
+    cpu_temp: Option<f32>,
+    /// Every mount the last disks collection saw (not only the first of a device).
+    filesystems: Vec<FsRow>,
+    timings: [Timing; 4],
+    /// When the process rows were last scanned.
+    pub scanned_at: Option<Instant>,
+    /// When load average and hwmon were last read.
+    sensors_at: Option<Instant>,
+    loadavg: Option<[f64; 3]>,
+    loadavg_file: Option<KeptFile>,
+    hwmon: sensors::HwmonTemps,
+    statm_file: Option<KeptFile>,
+    buf: Vec<u8>,
+    cores: Vec<cpu::CpuModes>,
+    last_scrape: Option<Duration>,
+    last_len: usize,
+}
+
+impl Snap {
+    /// Records a collection's duration.
+    pub fn timed(&mut self, c: Collector, started: Instant) {
+        let d = started.elapsed();
+        if let Some(t) = self.timings.get_mut(c as usize) {
+            t.runs += 1;
+            t.total += d;
+            t.last = d;
+        }
+    }
+
+    /// What the metrics collection found besides the two files.
+    pub fn metrics_done(&mut self, hostname: &str, cpu_temp: Option<f32>, started: Instant) {
+        self.hostname.clear();
+        self.hostname.push_str(hostname);
+        self.cpu_temp = cpu_temp;
+        self.timed(Collector::Metrics, started);
+    }
+
+    /// Keeps every mount with its space, one row per (device, mountpoint,
+    /// fstype): an over-mounted path would otherwise give duplicate series.
+    pub fn keep_filesystems(&mut self, mounts: &[disks::Mount], spaces: &[Option<disks::Space>]) {
+        self.filesystems.clear();
+        for (m, s) in mounts.iter().zip(spaces) {
+            let Some(space) = *s else { continue };
+            if self.filesystems.iter().any(|f| {
+                f.device == m.source && f.mountpoint == m.mount_point && f.fstype == m.fstype
+            }) {
+                continue;
+            }
+            self.filesystems.push(FsRow {
+                device: m.source.clone(),
+                mountpoint: m.mount_point.clone(),
+                fstype: m.fstype.clone(),
+                space,
+            });
+        }
+    }
+
+    fn read_sensors(&mut self, root: &Root, temp_enabled: bool, now: Instant) {
+        let t0 = Instant::now();
+        let f = self
+            .loadavg_file
+            .get_or_insert_with(|| KeptFile::new(root, "proc/loadavg"));
+        self.loadavg = match f.read(&mut self.buf) {
+            Ok(()) => parse_loadavg(&self.buf),
+            Err(_) => None,
+        };
+        if temp_enabled {
+            self.hwmon.refresh(root);
+        } else {
+            self.hwmon.temps.clear();
+        }
+        self.sensors_at = Some(now);
+        self.timed(Collector::Sensors, t0);
+    }
+
+    /// The agent's own resident set, bytes (`/proc/self/statm`, never under the root).
+    fn own_rss(&mut self) -> Option<u64> {
+        let f = self
+            .statm_file
+            .get_or_insert_with(|| KeptFile::new(&Root::default(), "proc/self/statm"));
+        f.read(&mut self.buf).ok()?;
+        let pages = super::num::fields(&self.buf)
+            .nth(1)
+            .and_then(super::num::parse_u64)?;
+        Some(pages.saturating_mul(page_size()))
+    }
+}
+
+/// `/proc/loadavg` → the 1, 5 and 15 minute averages.
+pub fn parse_loadavg(buf: &[u8]) -> Option<[f64; 3]> {
+    let mut f = super::num::fields(buf).map(|x| {
+        std::str::from_utf8(x)
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+    });
+    Some([f.next()??, f.next()??, f.next()??])
+}
+
+/// node_exporter's name for a meminfo key: `Active(anon)` → `Active_anon`,
+/// any other character a metric name cannot hold → `_`.
+pub fn meminfo_metric(key: &[u8], kb: bool) -> String {
+    let mut name = String::from("node_memory_");
+    for &b in key {
+        match b {
+            b'(' => name.push('_'),
+            b')' => {}
+            b if b.is_ascii_alphanumeric() || b == b'_' => name.push(b as char),
+            _ => name.push('_'),
+        }
+    }
+    if kb {
+        name.push_str("_bytes");
+    }
+    name
+}
+
+/// The agent's own user and system CPU time, seconds.
+fn own_cpu() -> Option<(f64, f64)> {
+    // SAFETY: ru is a valid out-pointer; getrusage has no other preconditions.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some((secs(ru.ru_utime), secs(ru.ru_stime)))
+}
+
+/// uname(2): (sysname, release, version, machine, domainname).
+fn uname() -> Option<[String; 5]> {
+    // SAFETY: u is a valid out-pointer.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let s = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    Some([
+        s(&u.sysname),
+        s(&u.release),
+        s(&u.version),
+        s(&u.machine),
+        s(&u.domainname),
+    ])
+}
+
+fn fresh_at(at: Option<Instant>, ttl: Duration, now: Instant) -> bool {
+    at.is_some_and(|a| !ttl.is_zero() && now.duration_since(a) < ttl)
+}
+
+impl Collectors {
+    /// One scrape: the body of a `/metrics` answer. Each collection runs
+    /// at most once, and not at all when its cache is fresh. Fails only
+    /// when `/proc/stat` or `/proc/meminfo` cannot be read.
+    pub fn prometheus(&mut self, now: Instant, top_n: usize) -> Result<String, String> {
+        let t0 = Instant::now();
+        // The process rows first: scanned only when older than the
+        // processes TTL and someone asks for processes, and not encoded
+        // here (a WebSocket client's `processes` request encodes them). The
+        // metrics collection right after reuses the scan's process count.
+        if top_n > 0 && !fresh_at(self.snap.scanned_at, self.s.processes_ttl, now) {
+            if let Err(e) = self.scan_processes(now) {
+                log::debug!("/metrics: no processes: {e}");
+                self.scanner.rows.clear();
+            }
+        }
+        self.metrics_answer(now)?;
+        if let Err(e) = self.disks_answer(now) {
+            log::debug!("/metrics: no filesystems: {e}");
+            self.snap.filesystems.clear();
+        }
+        if !fresh_at(self.snap.sensors_at, self.s.metrics_ttl, now) {
+            let root = self.s.root.clone();
+            self.snap.read_sensors(&root, self.s.temp_enabled, now);
+        }
+        let mut out = String::with_capacity(self.snap.last_len + 4096);
+        self.render(&mut Writer { out: &mut out }, top_n);
+        self.snap.last_scrape = Some(t0.elapsed());
+        self.snap.last_len = out.len();
+        Ok(out)
+    }
+
+    fn render(&mut self, w: &mut Writer, top_n: usize) {
+        use Kind::{Counter, Gauge};
+        let hz = clock_ticks() as f64;
+        let counters = cpu::parse_stat_modes(&self.snap.stat, &mut self.snap.cores);
+
+        w.family(
+            "node_cpu_seconds_total",
+            "Seconds the CPUs spent in each mode.",
+            Counter,
+        );
+        for c in &self.snap.cores {
+            let n = c.cpu.to_string();
+            for (mode, ticks) in cpu::MODES.iter().zip(c.ticks) {
+                w.sample(
+                    "node_cpu_seconds_total",
+                    &[("cpu", n.as_str()), ("mode", mode)],
+                    ticks as f64 / hz,
+                );
+            }
+        }
+        w.single(
+            "node_boot_time_seconds",
+            "Node boot time, in unixtime.",
+            Gauge,
+            counters.btime,
+        );
+        w.single(
+            "node_context_switches_total",
+            "Total number of context switches.",
+            Counter,
+            counters.ctxt,
+        );
+        w.single(
+            "node_forks_total",
+            "Total number of forks.",
+            Counter,
+            counters.forks,
+        );
+        w.single(
+            "node_intr_total",
+            "Total number of interrupts serviced.",
+            Counter,
+            counters.intr,
+        );
+        w.single(
+            "node_procs_running",
+            "Number of processes in runnable state.",
+            Gauge,
+            counters.procs_running,
+        );
+        w.single(
+            "node_procs_blocked",
+            "Number of processes blocked waiting for I/O to complete.",
+            Gauge,
+            counters.procs_blocked,
+        );
+        if let Some([l1, l5, l15]) = self.snap.loadavg {
+            w.single("node_load1", "1m load average.", Gauge, l1);
+            w.single("node_load5", "5m load average.", Gauge, l5);
+            w.single("node_load15", "15m load average.", Gauge, l15);
+        }
+
+        let mut seen: Vec<String> = Vec::new();
+        for (key, v, kb) in memory::meminfo_fields(&self.snap.meminfo) {
+            let name = meminfo_metric(key, kb);
+            // A name twice (a kernel oddity) would be a duplicate family.
+            if !valid_name(&name) || seen.contains(&name) {
+                continue;
+            }
+            let help = format!(
+                "Memory information field {}.",
+                name.trim_start_matches("node_memory_")
+            );
+            w.single(&name, &help, Gauge, v);
+            seen.push(name);
+        }
+
+        w.family(
+            "node_network_receive_bytes_total",
+            "Network device statistic receive_bytes.",
+            Counter,
+        );
+        for n in &self.nets {
+            w.sample(
+                "node_network_receive_bytes_total",
+                &[("device", &n.name)],
+                n.received,
+            );
+        }
+        w.family(
+            "node_network_transmit_bytes_total",
+            "Network device statistic transmit_bytes.",
+            Counter,
+        );
+        for n in &self.nets {
+            w.sample(
+                "node_network_transmit_bytes_total",
+                &[("device", &n.name)],
+                n.transmitted,
+            );
+        }
+
+        type Pick = fn(&disks::Space) -> u64;
+        let fs_families: [(&str, &str, Pick); 3] = [
+            (
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                |s| s.total,
+            ),
+            (
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+                |s| s.avail,
+            ),
+            (
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                |s| s.free,
+            ),
+        ];
+        for (name, help, pick) in fs_families {
+            w.family(name, help, Gauge);
+            for f in &self.snap.filesystems {
+                w.sample(
+                    name,
+                    &[
+                        ("device", &f.device),
+                        ("fstype", &f.fstype),
+                        ("mountpoint", &f.mountpoint),
+                    ],
+                    pick(&f.space),
+                );
+            }
+        }
+
+        let temps = &self.snap.hwmon.temps;
+        if !temps.is_empty() {
+            w.family(
+                "node_hwmon_chip_names",
+                "Annotation metric for human-readable chip names",
+                Gauge,
+            );
+            let mut last = None;
+            for t in temps {
+                if let Some(cn) = &t.chip_name {
+                    if last != Some(&t.chip) {
+                        w.sample(
+                            "node_hwmon_chip_names",
+                            &[("chip", &t.chip), ("chip_name", cn)],
+                            1u64,
+                        );
+                    }
+                }
+                last = Some(&t.chip);
+            }
+            w.family(
+                "node_hwmon_sensor_label",
+                "Label for given chip and sensor",
+                Gauge,
+            );
+            for t in temps {
+                if let Some(l) = &t.label {
+                    w.sample(
+                        "node_hwmon_sensor_label",
+                        &[("chip", &t.chip), ("label", l), ("sensor", &t.sensor)],
+                        1u64,
+                    );
+                }
+            }
+            w.family(
+                "node_hwmon_temp_celsius",
+                "Hardware monitor for temperature (input)",
+                Gauge,
+            );
+            for t in temps {
+                if let Some(c) = t.celsius {
+                    w.sample(
+                        "node_hwmon_temp_celsius",
+                        &[("chip", &t.chip), ("sensor", &t.sensor)],
+                        c,
+                    );
+                }
+            }
+        }
+
+        if let Some([sysname, release, version, machine, domainname]) = uname() {
+            w.family(
+                "node_uname_info",
+                "Labeled system information as provided by the uname system call.",
+                Gauge,
+            );
+            w.sample(
+                "node_uname_info",
+                &[
+                    ("domainname", &domainname),
+                    ("machine", &machine),
+                    ("nodename", &self.snap.hostname),
+                    ("release", &release),
+                    ("sysname", &sysname),
+                    ("version", &version),
+                ],
+                1u64,
+            );
+        }
+
+        // sockagent_*: what node_exporter has no name for.
+        w.family(
+            "sockagent_build_info",
+            "The agent's version; always 1.",
+            Gauge,
+        );
+        w.sample(
+            "sockagent_build_info",
+            &[("version", crate::config::VERSION)],
+            1u64,
+        );
+        if let Some(t) = self.snap.cpu_temp {
+            w.single(
+                "sockagent_cpu_temperature_celsius",
+                "CPU package temperature, the sensor the metrics answer reports.",
+                Gauge,
+                t,
+            );
+        }
+        let rows = &self.scanner.rows;
+        if top_n > 0 {
+            w.single(
+                "sockagent_processes",
+                "Processes seen by the last process scan.",
+                Gauge,
+                rows.len() as u64,
+            );
+        }
+        let n = top_n.min(rows.len());
+        let mut top: Vec<&super::processes::ProcRow> = rows.iter().collect();
+        let by_cpu = |a: &&super::processes::ProcRow, b: &&super::processes::ProcRow| {
+            b.cpu_usage
+                .total_cmp(&a.cpu_usage)
+                .then(b.mem_bytes.cmp(&a.mem_bytes))
+                .then(a.pid.cmp(&b.pid))
+        };
+        if n > 0 && n < top.len() {
+            top.select_nth_unstable_by(n - 1, by_cpu);
+        }
+        top.truncate(n);
+        top.sort_unstable_by(by_cpu);
+        w.family(
+            "sockagent_top_process_cpu_percent",
+            "Share of all CPUs used since the previous process scan, 0-100, by the top processes by CPU (SOCKAGENT_PROM_TOP_N).",
+            Gauge,
+        );
+        let pids: Vec<String> = top.iter().map(|r| r.pid.to_string()).collect();
+        for (r, pid) in top.iter().zip(&pids) {
+            w.sample(
+                "sockagent_top_process_cpu_percent",
+                &[("name", &r.name), ("pid", pid)],
+                r.cpu_usage,
+            );
+        }
+        w.family(
+            "sockagent_top_process_resident_memory_bytes",
+            "Resident set size of the same top processes.",
+            Gauge,
+        );
+        for (r, pid) in top.iter().zip(&pids) {
+            w.sample(
+                "sockagent_top_process_resident_memory_bytes",
+                &[("name", &r.name), ("pid", pid)],
+                r.mem_bytes,
+            );
+        }
+        if let Some((user, system)) = own_cpu() {
+            w.family(
+                "sockagent_self_cpu_seconds_total",
+                "CPU time the agent itself has used.",
+                Counter,
+            );
+            w.sample(
+                "sockagent_self_cpu_seconds_total",
+                &[("mode", "user")],
+                user,
+            );
+            w.sample(
+                "sockagent_self_cpu_seconds_total",
+                &[("mode", "system")],
+                system,
+            );
+        }
+        if let Some(rss) = self.snap.own_rss() {
+            w.single(
+                "sockagent_self_resident_memory_bytes",
+                "The agent's own resident set size.",
+                Gauge,
+                rss,
+            );
+        }
+        let timings = self.snap.timings;
+        w.family(
+            "sockagent_collector_duration_seconds",
+            "How long the last run of each collection took.",
+            Gauge,
+        );
+        for (name, t) in COLLECTORS.iter().zip(&timings) {
+            w.sample(
+                "sockagent_collector_duration_seconds",
+                &[("collector", name)],
+                t.last.as_secs_f64(),
+            );
+        }
+        w.family(
+            "sockagent_collector_seconds_total",
+            "Time spent in each collection since the agent started.",
+            Counter,
+        );
+        for (name, t) in COLLECTORS.iter().zip(&timings) {
+            w.sample(
+                "sockagent_collector_seconds_total",
+                &[("collector", name)],
+                t.total.as_secs_f64(),
+            );
+        }
+        w.family(
+            "sockagent_collector_runs_total",
+            "Runs of each collection since the agent started (cache hits are not runs).",
+            Counter,
+        );
+        for (name, t) in COLLECTORS.iter().zip(&timings) {
+            w.sample(
+                "sockagent_collector_runs_total",
+                &[("collector", name)],
+                t.runs,
+            );
+        }
+        if let Some(d) = self.snap.last_scrape {
+            w.single(
+                "sockagent_scrape_duration_seconds",
+                "How long the previous /metrics scrape took, collections included.",
+                Gauge,
+                d.as_secs_f64(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::collect::Settings;
+
+    fn scrape(tree: &str, top_n: usize) -> String {
+        let root = Root::new(format!(
+            "{}/tests/fixtures/{tree}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let mut c = Collectors::new(
+            Settings {
+                root,
+                ..Settings::default()
+            },
+            16,
+        );
+        c.prometheus(Instant::now(), top_n).unwrap()
+    }
+
+    /// The exposition rules a scraper relies on: every sample line is
+    /// `name[{k="v",...}] value`, every family has HELP and TYPE before its
+    /// samples, a family's samples are together, no series twice.
+    fn check_exposition(text: &str) -> Vec<(String, String, String)> {
+        let mut samples = Vec::new();
+        let mut families: Vec<String> = Vec::new();
+        let mut typed: Option<String> = None;
+        let mut series = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap().to_string();
+                assert!(!families.contains(&name), "family {name} twice");
+                families.push(name);
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert_eq!(Some(name), families.last().map(String::as_str));
+                assert!(kind == "counter" || kind == "gauge", "{line}");
+                if kind == "counter" {
+                    assert!(name.ends_with("_total"), "counter {name}");
+                }
+                typed = Some(name.to_string());
+                continue;
+            }
+            let (series_key, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series_key.split_once('{') {
+                Some((n, l)) => (n, l.strip_suffix('}').expect(line)),
+                None => (series_key, ""),
+            };
+            assert!(valid_name(name), "{line}");
+            assert_eq!(
+                Some(name),
+                typed.as_deref(),
+                "sample outside its family: {line}"
+            );
+            assert!(
+                value.parse::<f64>().is_ok() || ["NaN", "+Inf", "-Inf"].contains(&value),
+                "{line}"
+            );
+            assert!(
+                series.insert(series_key.to_string()),
+                "series twice: {line}"
+            );
+            samples.push((name.to_string(), labels.to_string(), value.to_string()));
+        }
+        samples
+    }
+
+    fn value<'a>(s: &'a [(String, String, String)], name: &str, labels: &str) -> &'a str {
+        s.iter()
+            .find(|x| x.0 == name && x.1 == labels)
+            .map(|x| x.2.as_str())
+            .unwrap_or_else(|| panic!("no {name}{{{labels}}}"))
+    }
+
+    #[test]
+    fn h200_vm_tree() {
+        let text = scrape("h200-vm", 10);
+        let s = check_exposition(&text);
+        // values read from the fixture's files
+        assert_eq!(value(&s, "node_memory_MemTotal_bytes", ""), "135148564480");
+        assert_eq!(value(&s, "node_memory_SwapTotal_bytes", ""), "0");
+        assert_eq!(value(&s, "node_boot_time_seconds", ""), "1795665180");
+        assert_eq!(value(&s, "node_load1", ""), "0.07");
+        assert_eq!(value(&s, "node_load15", ""), "0");
+        let cpu_lines = s.iter().filter(|x| x.0 == "node_cpu_seconds_total").count();
+        assert_eq!(cpu_lines, 16 * 8);
+        assert!(s
+            .iter()
+            .any(|x| x.0 == "node_network_receive_bytes_total" && x.1 == "device=\"eth0\""));
+        // statvfs of the tree's "/" (a directory on this machine): some size
+        let size = value(
+            &s,
+            "node_filesystem_size_bytes",
+            "device=\"/dev/vda\",fstype=\"ext4\",mountpoint=\"/\"",
+        );
+        assert!(size.parse::<u64>().unwrap() > 0);
+        assert_eq!(value(&s, "sockagent_processes", ""), "2");
+        assert_eq!(
+            s.iter()
+                .filter(|x| x.0 == "sockagent_top_process_cpu_percent")
+                .count(),
+            2
+        );
+        assert!(!text.contains("node_hwmon"), "no hwmon in that tree");
+    }
+
+    #[test]
+    fn top_n_is_bounded() {
+        let s = check_exposition(&scrape("prometheus-procfs", 1));
+        let top: Vec<_> = s
+            .iter()
+            .filter(|x| x.0 == "sockagent_top_process_resident_memory_bytes")
+            .collect();
+        assert_eq!(top.len(), 1);
+        let s = check_exposition(&scrape("prometheus-procfs", 0));
+        assert!(!s.iter().any(|x| x.0.starts_with("sockagent_top_process")));
+        // the comm "(a b ) ( c d) " is a label value like any other
+        let s = check_exposition(&scrape("prometheus-procfs", 10));
+        assert!(s
+            .iter()
+            .any(|x| x.1 == "name=\"(a b ) ( c d) \",pid=\"584\""));
+    }
+
+    #[test]
+    fn hwmon_from_node_exporter_tree() {
+        let s = check_exposition(&scrape("node-exporter", 10));
+        assert_eq!(
+            value(
+                &s,
+                "node_hwmon_temp_celsius",
+                "chip=\"platform_coretemp_0\",sensor=\"temp1\""
+            ),
+            "55"
+        );
+        assert_eq!(
+            value(
+                &s,
+                "node_hwmon_chip_names",
+                "chip=\"platform_coretemp_0\",chip_name=\"coretemp\""
+            ),
+            "1"
+        );
+        assert_eq!(
+            value(
+                &s,
+                "node_hwmon_sensor_label",
+                "chip=\"platform_coretemp_0\",label=\"Core 0\",sensor=\"temp2\""
+            ),
+            "1"
+        );
+        assert_eq!(value(&s, "sockagent_cpu_temperature_celsius", ""), "55");
+    }
+
+    #[test]
+    fn loadavg() {
+        assert_eq!(
+            parse_loadavg(b"0.52 1.50 2.00 1/95 4242\n"),
+            Some([0.52, 1.5, 2.0])
+        );
+        assert_eq!(parse_loadavg(b"0.52 x"), None);
+        assert_eq!(parse_loadavg(b""), None);
+    }
+
+    #[test]
+    fn meminfo_names_are_node_exporters() {
+        assert_eq!(
+            meminfo_metric(b"MemTotal", true),
+            "node_memory_MemTotal_bytes"
+        );
+        assert_eq!(
+            meminfo_metric(b"Active(anon)", true),
+            "node_memory_Active_anon_bytes"
+        );
+        assert_eq!(
+            meminfo_metric(b"HugePages_Total", false),
+            "node_memory_HugePages_Total"
+        );
+        assert_eq!(meminfo_metric(b"We-ird", true), "node_memory_We_ird_bytes");
+    }
+}
