@@ -103,6 +103,19 @@ mod nvml {
         assert_eq!(m.cpu_per_core.len(), 16);
         assert_eq!(m.mem_total, 135148564480);
         assert!(agent.log().contains("NVML loaded from"), "{}", agent.log());
+        // and the same GPUs in /metrics
+        let r = agent.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let line = |s: &str| r.lines().find(|l| l.starts_with(s)).map(str::to_string);
+        let a100_used = line("sockagent_gpu_memory_used_bytes{gpu=\"1\",name=\"NVIDIA A100-SXM4-80GB\",vendor=\"nvidia\"} ");
+        assert_eq!(
+            a100_used
+                .as_deref()
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok()),
+            Some((4096 * MIB) as f64),
+            "{r}"
+        );
+        assert!(line("sockagent_gpu_temperature_celsius{gpu=\"0\",name=\"NVIDIA H200\",vendor=\"nvidia\"} 37").is_some(), "{r}");
     }
 
     /// hwtests/gpu-nvidia.sh, run against the stand-in with an nvidia-smi

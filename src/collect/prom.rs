@@ -242,6 +242,53 @@ impl Collectors {
         Ok(out)
     }
 
+    /// One series per GPU and reading, labelled `gpu` (its index), `name`
+    /// and `vendor`; a reading the driver does not give is left out.
+    fn render_gpus(&mut self, w: &mut Writer) {
+        let Some(gpus) = self.gpus.read(Instant::now()) else {
+            return;
+        };
+        type Pick = fn(&super::gpu::Gpu) -> Option<f64>;
+        let series: [(&str, &str, Pick); 4] = [
+            (
+                "sockagent_gpu_utilization_percent",
+                "GPU busy %, 0-100.",
+                |g| g.usage.map(f64::from),
+            ),
+            (
+                "sockagent_gpu_memory_total_bytes",
+                "GPU memory in total.",
+                |g| g.memory_total.map(|v| v as f64),
+            ),
+            (
+                "sockagent_gpu_memory_used_bytes",
+                "GPU memory in use (NVIDIA: without driver-reserved memory).",
+                |g| g.memory_used.map(|v| v as f64),
+            ),
+            (
+                "sockagent_gpu_temperature_celsius",
+                "GPU temperature.",
+                |g| g.temp_c.map(f64::from),
+            ),
+        ];
+        let idx: Vec<String> = (0..gpus.len()).map(|i| i.to_string()).collect();
+        for (name, help, pick) in series {
+            if !gpus.iter().any(|g| pick(g).is_some()) {
+                continue;
+            }
+            w.family(name, help, Kind::Gauge);
+            for (g, i) in gpus.iter().zip(&idx) {
+                if let Some(v) = pick(g) {
+                    w.sample(
+                        name,
+                        &[("gpu", i), ("name", &g.name), ("vendor", g.vendor)],
+                        v,
+                    );
+                }
+            }
+        }
+    }
+
     fn render(&mut self, w: &mut Writer, top_n: usize) {
         use Kind::{Counter, Gauge};
         let hz = clock_ticks() as f64;
@@ -513,6 +560,7 @@ impl Collectors {
                 r.mem_bytes,
             );
         }
+        self.render_gpus(w);
         if let Some((user, system)) = own_cpu() {
             w.family(
                 "sockagent_self_cpu_seconds_total",
