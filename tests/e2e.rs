@@ -514,3 +514,34 @@ fn mounting_and_unmounting_a_disk_shows_at_once() {
         "{before:?} / {gone:?}"
     );
 }
+
+/// With no client connected the agent sleeps in epoll_wait with no timeout:
+/// no timer, cache or deadline wakes it (the handshake deadline of a closed
+/// connection included).
+#[test]
+fn no_wakeups_while_no_client_is_connected() {
+    let agent = Agent::start(&[], &[("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", "500")]);
+    {
+        let mut ws = agent.ws();
+        assert!(json(&ask(&mut ws, "get_metrics"))["cpu_total"].is_number());
+        let _ = agent.http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let _ = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+        let _ = ws.close(None);
+        let _ = ws.flush();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let switches = |pid: u32| -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        s.lines()
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches")
+                    || l.starts_with("nonvoluntary_ctxt_switches")
+            })
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let before = switches(agent.child.id());
+    // past every deadline those connections ever had
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(switches(agent.child.id()), before, "the idle agent woke up");
+}

@@ -384,6 +384,12 @@ impl Server {
         if self.conns.contains(k) {
             let mut c = self.conns.remove(k);
             let _ = self.poll.registry().deregister(&mut c.io.sock);
+            // Its timers go too (a handshake deadline outlives the upgrade
+            // in the heap): one left for a closed connection would wake an
+            // otherwise idle agent for nothing.
+            let serial = c.serial;
+            self.timers
+                .retain(|Reverse((_, t))| *t != Timer::Conn(k, serial));
             log::debug!("{}: closed", c.peer);
         }
     }
