@@ -7,6 +7,7 @@
 //!
 //! cargo install socktop_agent@1.60.1 --root /opt/socktop_ref   # needs libdrm-dev
 //! SOCKTOP_REF=/opt/socktop_ref/bin/socktop_agent cargo bench --bench compare
+//! SOCKAGENT_BIN=target/x86_64-unknown-linux-musl/release/sockagent cargo bench --bench compare
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -151,7 +152,8 @@ fn row(name: &str, ours: f64, theirs: f64, unit: &str) {
 }
 
 fn main() {
-    let ours_bin = env!("CARGO_BIN_EXE_sockagent").to_string();
+    // SOCKAGENT_BIN: another build of ours (the static musl one, say).
+    let ours_bin = std::env::var("SOCKAGENT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sockagent").to_string());
     let ref_bin = std::env::var("SOCKTOP_REF")
         .unwrap_or_else(|_| "/opt/socktop_ref/bin/socktop_agent".into());
     if !std::path::Path::new(&ref_bin).exists() {
