@@ -153,7 +153,8 @@ fn row(name: &str, ours: f64, theirs: f64, unit: &str) {
 
 fn main() {
     // SOCKAGENT_BIN: another build of ours (the static musl one, say).
-    let ours_bin = std::env::var("SOCKAGENT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sockagent").to_string());
+    let ours_bin = std::env::var("SOCKAGENT_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sockagent").to_string());
     let ref_bin = std::env::var("SOCKTOP_REF")
         .unwrap_or_else(|_| "/opt/socktop_ref/bin/socktop_agent".into());
     if !std::path::Path::new(&ref_bin).exists() {

@@ -54,20 +54,11 @@ fn metrics_match_proc() {
 fn first_metrics_answer_has_a_real_cpu_window() {
     // Burn CPU on one core while the agent starts: a window of microseconds
     // (the reference's first answer) would report 0 on every core.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let burner = std::thread::spawn(move || {
-        let mut x = 0u64;
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            x = x.wrapping_mul(31).wrapping_add(7);
-        }
-        x
-    });
+    let burner = Burner::start();
     let agent = Agent::start(&[], &[]);
     let mut ws = agent.ws();
     let m = json(&ask(&mut ws, "get_metrics"));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    burner.join().unwrap();
+    drop(burner);
     let max = m["cpu_per_core"]
         .as_array()
         .unwrap()
@@ -165,21 +156,12 @@ fn meminfo_self_rss() -> u64 {
 
 #[test]
 fn first_process_answer_has_real_cpu_shares() {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let burner = std::thread::spawn(move || {
-        let mut x = 0u64;
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            x = x.wrapping_mul(31).wrapping_add(7);
-        }
-        x
-    });
+    let burner = Burner::start();
     let agent = Agent::start(&[], &[]);
     std::thread::sleep(Duration::from_millis(300));
     let mut ws = agent.ws();
     let (_, rows) = decode_processes(&binary(&ask(&mut ws, "get_processes")));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    burner.join().unwrap();
+    drop(burner);
     let me = rows.iter().find(|p| p.pid == std::process::id()).unwrap();
     assert!(
         me.cpu > 5.0,

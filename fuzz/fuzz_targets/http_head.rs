@@ -13,6 +13,10 @@ fuzz_target!(|data: &[u8]| {
                     assert!(response.starts_with(format!("HTTP/1.1 {status} ").as_bytes()));
                     assert!(!String::from_utf8_lossy(&response).contains("s3cret"));
                 }
+                // only with the right token, or none configured
+                Route::Metrics { .. } => {
+                    assert!(token.is_none() || String::from_utf8_lossy(data).contains("s3cret"))
+                }
             }
         }
     }

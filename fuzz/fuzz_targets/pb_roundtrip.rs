@@ -2,7 +2,6 @@
 //! gzip of the encoding inflates to the same bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use quick_protobuf::BytesReader;
 use sockagent::collect::processes::ProcRow;
 use sockagent::protocol::{gzip::Gzip, pb};
 
@@ -21,30 +20,7 @@ fuzz_target!(|rows: Vec<Row>| {
         .collect();
     let mut out = Vec::new();
     pb::encode_processes(&rows, &mut out);
-    let mut r = BytesReader::from_bytes(&out);
-    let mut back = Vec::new();
-    let mut count = 0;
-    while !r.is_eof() {
-        match r.next_tag(&out).unwrap() {
-            8 => count = r.read_uint32(&out).unwrap(),
-            18 => {
-                let sub = r.read_bytes(&out).unwrap();
-                let mut rr = BytesReader::from_bytes(sub);
-                let mut p = ProcRow::default();
-                while !rr.is_eof() {
-                    match rr.next_tag(sub).unwrap() {
-                        8 => p.pid = rr.read_uint32(sub).unwrap(),
-                        18 => p.name = rr.read_string(sub).unwrap().to_string(),
-                        29 => p.cpu_usage = rr.read_float(sub).unwrap(),
-                        32 => p.mem_bytes = rr.read_uint64(sub).unwrap(),
-                        t => panic!("unexpected tag {t}"),
-                    }
-                }
-                back.push(p);
-            }
-            t => panic!("unexpected tag {t}"),
-        }
-    }
+    let (count, back) = pb::decode_processes(&out).expect("our own frame decodes");
     assert_eq!(count as usize, rows.len());
     assert_eq!(back.len(), rows.len());
     for (a, b) in rows.iter().zip(&back) {

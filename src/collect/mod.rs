@@ -198,26 +198,21 @@ pub fn epoch_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `sysconf(name)`, or `default` where the system does not say.
+fn sysconf_or(name: libc::c_int, default: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(name) };
+    u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(default)
+}
+
 /// `sysconf(_SC_PAGESIZE)`: 4 KiB on x86, 16 or 64 KiB on some arm64 kernels.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as u64
-    } else {
-        4096
-    }
+    sysconf_or(libc::_SC_PAGESIZE, 4096)
 }
 
 /// `sysconf(_SC_CLK_TCK)`: the unit of /proc's tick counters (USER_HZ).
 pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v as u64
-    } else {
-        100
-    }
+    sysconf_or(libc::_SC_CLK_TCK, 100)
 }
 
 impl Collectors {
@@ -601,25 +596,11 @@ impl Collectors {
     /// `process_detail::MAX_PIDS` PIDs, expired ones dropped first.
     pub fn journal_store(&mut self, pid: u32, json: &str, now: Instant) -> Answer {
         let v = Utf8Bytes::from(json.to_string());
-        self.journal
-            .retain(|_, c| now.duration_since(c.at) < journal::TTL);
-        if self.journal.len() >= process_detail::MAX_PIDS {
-            if let Some(k) = self
-                .journal
-                .iter()
-                .min_by_key(|(_, c)| c.at)
-                .map(|(k, _)| *k)
-            {
-                self.journal.remove(&k);
-            }
-        }
-        self.journal.insert(
-            pid,
-            Cached {
-                at: now,
-                value: v.clone(),
-            },
-        );
+        let c = Cached {
+            at: now,
+            value: v.clone(),
+        };
+        process_detail::insert_bounded(&mut self.journal, pid, c, now, journal::TTL, |c| c.at);
         Answer::Text(v)
     }
 }

@@ -246,6 +246,25 @@ struct Entry {
     answer: Option<(Instant, String)>,
 }
 
+/// Inserts into a per-PID map that holds at most `MAX_PIDS` entries:
+/// entries older than `expire` go first, then the oldest if still full.
+pub fn insert_bounded<V>(
+    map: &mut HashMap<u32, V>,
+    pid: u32,
+    value: V,
+    now: Instant,
+    expire: std::time::Duration,
+    at: impl Fn(&V) -> Instant,
+) {
+    map.retain(|_, v| now.duration_since(at(v)) < expire);
+    if !map.contains_key(&pid) && map.len() >= MAX_PIDS {
+        if let Some(oldest) = map.iter().min_by_key(|(_, v)| at(v)).map(|(k, _)| *k) {
+            map.remove(&oldest);
+        }
+    }
+    map.insert(pid, value);
+}
+
 /// Per-PID answers and CPU baselines, bounded.
 #[derive(Default)]
 pub struct DetailCache {
@@ -299,27 +318,13 @@ impl DetailCache {
             cached_at: super::epoch_ms() / 1000,
         })
         .ok()?;
-        self.entries
-            .retain(|_, e| now.duration_since(e.seen) < EXPIRE);
-        if !self.entries.contains_key(&pid) && self.entries.len() >= MAX_PIDS {
-            if let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.seen)
-                .map(|(k, _)| *k)
-            {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.entries.insert(
-            pid,
-            Entry {
-                seen: now,
-                ticks,
-                start_time: d.start_time,
-                answer: Some((now, json.clone())),
-            },
-        );
+        let entry = Entry {
+            seen: now,
+            ticks,
+            start_time: d.start_time,
+            answer: Some((now, json.clone())),
+        };
+        insert_bounded(&mut self.entries, pid, entry, now, EXPIRE, |e| e.seen);
         Some(json)
     }
 

@@ -415,3 +415,36 @@ pub fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     }
     Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+/// A thread spinning on one core until dropped.
+pub struct Burner {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Burner {
+    pub fn start() -> Burner {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
+            x
+        });
+        Burner {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
