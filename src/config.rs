@@ -188,9 +188,6 @@ pub fn parse(
         None => 10,
     };
     let token = env("SOCKTOP_TOKEN").filter(|t| !t.is_empty());
-    if env("SOCKTOP_WORKER_THREADS").is_some() {
-        log::debug!("SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design");
-    }
     let config = Box::new(Config {
         port,
         bind: bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),

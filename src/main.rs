@@ -157,6 +157,9 @@ fn main() -> ExitCode {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .format_timestamp_millis()
                 .init();
+            if std::env::var_os("SOCKTOP_WORKER_THREADS").is_some() {
+                log::debug!("SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design");
+            }
             match run(*cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
