@@ -41,6 +41,7 @@ Environment:
   SOCKAGENT_MAX_CONNECTIONS       open connections before new ones get 503 (1024)
   SOCKAGENT_MAX_QUEUED_BYTES      output queued for a client that does not read before it is dropped (4194304)
   SOCKAGENT_HANDSHAKE_TIMEOUT_MS  time to finish the TLS handshake and send the request head (5000)
+  SOCKAGENT_IDLE_TIMEOUT_MS       close a WebSocket client silent this long (0 = never, the default)
   SOCKAGENT_PROM_TOP_N            processes listed by /metrics, the top N by CPU (10; 0-1000)
   SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
@@ -67,6 +68,8 @@ pub struct Config {
     pub max_connections: usize,
     pub max_queued_output: usize,
     pub handshake_timeout: Duration,
+    /// 0: WebSocket clients may stay silent forever.
+    pub idle_timeout: Duration,
     /// Processes listed by `/metrics` (the top N by CPU).
     pub prom_top_n: usize,
 }
@@ -210,6 +213,7 @@ pub fn parse(
         max_connections: count("SOCKAGENT_MAX_CONNECTIONS", 1024)?,
         max_queued_output: count("SOCKAGENT_MAX_QUEUED_BYTES", 4 << 20)?,
         handshake_timeout: ttl("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", 5000)?,
+        idle_timeout: ttl("SOCKAGENT_IDLE_TIMEOUT_MS", 0)?,
         prom_top_n,
     });
     Ok(match bench {

@@ -73,6 +73,7 @@ fn run(cfg: Config) -> Result<(), String> {
         max_connections: cfg.max_connections,
         max_queued_output: cfg.max_queued_output,
         handshake_timeout: cfg.handshake_timeout,
+        idle_timeout: Some(cfg.idle_timeout).filter(|d| !d.is_zero()),
         ..Limits::default()
     };
     // Keep half of what is left after the connections for kept /proc files.
@@ -158,7 +159,9 @@ fn main() -> ExitCode {
                 .format_timestamp_millis()
                 .init();
             if std::env::var_os("SOCKTOP_WORKER_THREADS").is_some() {
-                log::debug!("SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design");
+                log::debug!(
+                    "SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design"
+                );
             }
             match run(*cfg) {
                 Ok(()) => ExitCode::SUCCESS,

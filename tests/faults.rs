@@ -255,3 +255,29 @@ fn runs_as_an_unprivileged_user() {
         .unwrap()
         .read(&mut buf);
 }
+
+#[test]
+fn idle_timeout_closes_silent_clients_only_when_set() {
+    let agent = Agent::start(&[], &[("SOCKAGENT_IDLE_TIMEOUT_MS", "400")]);
+    let mut talker = agent.ws();
+    let mut silent = agent.ws();
+    assert!(json(&ask(&mut silent, "get_metrics"))["cpu_total"].is_number());
+    // the talker keeps asking; the silent one says nothing for > 400 ms
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(json(&ask(&mut talker, "get_metrics"))["cpu_total"].is_number());
+    }
+    match silent.read() {
+        Ok(Message::Close(Some(f))) => assert_eq!(
+            f.code,
+            tungstenite::protocol::frame::coding::CloseCode::Away
+        ),
+        other => panic!("expected an idle close, got {other:?}"),
+    }
+    assert!(json(&ask(&mut talker, "get_disks")).is_array());
+    // off by default: a client silent for longer stays connected
+    let agent = Agent::start(&[], &[]);
+    let mut ws = agent.ws();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(json(&ask(&mut ws, "get_metrics"))["cpu_total"].is_number());
+}

@@ -208,6 +208,8 @@ pub struct Conn {
     /// Distinguishes this connection from a later one in the same slab slot.
     pub serial: u64,
     pub deadline: Option<Instant>,
+    /// When the one timer this connection has in the heap fires, if any.
+    pub timer_at: Option<Instant>,
     pub queue: VecDeque<Slot>,
     pub peer: String,
 }

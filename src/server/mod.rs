@@ -42,6 +42,9 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// How long a closing connection may linger for the peer to close.
     pub linger: Duration,
+    /// A WebSocket client silent this long is closed (1001); off by
+    /// default: the TUI keeps long sessions and asks every 0.5-5 s anyway.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -51,6 +54,7 @@ impl Default for Limits {
             max_queued_output: 4 << 20,
             handshake_timeout: Duration::from_secs(5),
             linger: Duration::from_secs(2),
+            idle_timeout: None,
         }
     }
 }
@@ -241,18 +245,60 @@ impl Server {
                     }
                 }
                 Timer::Conn(k, serial) => {
-                    let expired = self.conns.get(k).is_some_and(|c| {
-                        c.serial == serial && c.deadline.is_some_and(|d| d <= now)
-                    });
-                    if expired {
-                        if let Some(c) = self.conns.get(k) {
-                            log::debug!("{}: deadline passed, dropping", c.peer);
+                    let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
+                        continue;
+                    };
+                    c.timer_at = None;
+                    match c.deadline {
+                        Some(d) if d <= now && matches!(c.phase, Phase::Ws { .. }) => {
+                            log::debug!("{}: idle, closing", c.peer);
+                            let old = std::mem::replace(
+                                &mut c.phase,
+                                Phase::Closing {
+                                    ctx: None,
+                                    shut: false,
+                                },
+                            );
+                            if let Phase::Ws { mut ctx } = old {
+                                let frame = CloseFrame {
+                                    code: CloseCode::Away,
+                                    reason: "idle".into(),
+                                };
+                                let _ = ctx.close(&mut c.io, Some(frame));
+                                c.phase = Phase::Closing {
+                                    ctx: Some(ctx),
+                                    shut: false,
+                                };
+                            }
+                            c.deadline = None;
+                            self.drive(k);
                         }
-                        self.close(k);
+                        Some(d) if d <= now => {
+                            log::debug!("{}: deadline passed, dropping", c.peer);
+                            self.close(k);
+                        }
+                        // moved later since (an idle timeout after activity)
+                        Some(_) => self.arm(k),
+                        None => {}
                     }
                 }
             }
         }
+    }
+
+    /// Makes sure connection `k` has a timer at (or before) its deadline;
+    /// one timer per connection at a time.
+    fn arm(&mut self, k: usize) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        let Some(d) = c.deadline else { return };
+        if c.timer_at.is_some_and(|t| t <= d) {
+            return;
+        }
+        c.timer_at = Some(d);
+        let serial = c.serial;
+        self.add_timer(d, Timer::Conn(k, serial));
     }
 
     fn accept(&mut self) {
@@ -311,6 +357,7 @@ impl Server {
                         },
                         serial,
                         deadline: Some(deadline),
+                        timer_at: Some(deadline),
                         queue: VecDeque::new(),
                         peer: peer.to_string(),
                     });
@@ -439,14 +486,17 @@ impl Server {
         match outcome {
             Outcome::Drop => self.close(k),
             Outcome::Keep => {
-                // A connection that entered Closing gets its linger deadline.
+                // A connection that entered Closing gets its linger
+                // deadline; an open WebSocket, its idle deadline (if set).
                 if let Some(c) = self.conns.get_mut(k) {
-                    if matches!(c.phase, Phase::Closing { .. }) && c.deadline.is_none() {
-                        let d = Instant::now() + self.limits.linger;
-                        c.deadline = Some(d);
-                        let serial = c.serial;
-                        self.add_timer(d, Timer::Conn(k, serial));
+                    match (&c.phase, self.limits.idle_timeout) {
+                        (Phase::Closing { .. }, _) if c.deadline.is_none() => {
+                            c.deadline = Some(Instant::now() + self.limits.linger);
+                        }
+                        (Phase::Ws { .. }, Some(idle)) => c.deadline = Some(Instant::now() + idle),
+                        _ => {}
                     }
+                    self.arm(k);
                 }
             }
         }
