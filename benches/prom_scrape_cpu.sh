@@ -3,6 +3,7 @@
 # prometheus-node-exporter (default collectors), side by side on this machine.
 #
 #   cargo build --release && benches/prom_scrape_cpu.sh [SCRAPES] [GAP_S]
+#   PLAIN=1 benches/prom_scrape_cpu.sh ...     # without Accept-Encoding: gzip
 #
 # Both run on loopback ports; each gets SCRAPES scrapes GAP_S apart (1.6 s:
 # longer than every sockagent cache window, so each scrape really collects,
@@ -42,7 +43,10 @@ cpu_ns() { # CPU time of a whole process (every thread), ns
 cpu_ticks_ns() { # utime+stime of the process (threads that exited included), ns
     sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$hz" '{printf "%d\n", ($12+$13)*1e9/hz}'
 }
-scrape() { curl -fsS -o /dev/null "http://127.0.0.1:$1/metrics"; }
+# As Prometheus scrapes: it always sends Accept-Encoding: gzip (both
+# exporters then gzip). PLAIN=1 asks for uncompressed answers instead.
+if [ -n "${PLAIN:-}" ]; then ENC=(); else ENC=(-H "Accept-Encoding: gzip"); fi
+scrape() { curl -fsS -o /dev/null "${ENC[@]}" "http://127.0.0.1:$1/metrics"; }
 
 scrape "$PA"; scrape "$PN"; sleep "$GAP"
 a0=$(cpu_ns $AP); n0=$(cpu_ns $NP); t0=$(cpu_ticks_ns $NP)

@@ -58,6 +58,50 @@ fn metrics_obey_the_token() {
     assert!(!agent.log().contains("s3cret"));
 }
 
+/// Prometheus sends Accept-Encoding: gzip; the answer is then gzipped and
+/// says so, and inflates to the same exposition text.
+#[test]
+fn metrics_are_gzipped_when_the_client_takes_it() {
+    use std::io::{Read, Write};
+    let agent = Agent::start(&[], &[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200 ") && head.contains("content-encoding: gzip"),
+        "{head}"
+    );
+    let body = &raw[split + 4..];
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(body.len(), len);
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.contains("node_memory_MemTotal_bytes "), "{text}");
+    let plain = agent.http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        !plain.to_lowercase().contains("content-encoding"),
+        "{plain}"
+    );
+    assert!(
+        body.len() * 3 < plain.len(),
+        "gzip pays: {} vs {}",
+        body.len(),
+        plain.len()
+    );
+}
+
 #[test]
 fn metrics_describe_this_machine() {
     let agent = Agent::start(&[], &[("SOCKAGENT_PROM_TOP_N", "3")]);

@@ -558,6 +558,12 @@ impl Collectors {
         Ok(())
     }
 
+    /// `input` gzipped with the agent's one compressor (`None` if it failed).
+    pub fn gzip(&mut self, input: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(input.len() / 4 + 64);
+        self.gzip.compress(input, &mut out).then_some(out)
+    }
+
     /// The `process_metrics` answer; `None` when there is no such process.
     pub fn process_metrics_answer(&mut self, pid: u32, now: Instant) -> Option<Answer> {
         let clock = process_detail::Clock {

@@ -22,7 +22,8 @@ pub enum Route {
     Respond { response: Vec<u8>, status: u16 },
     /// A Prometheus scrape, token already checked: the server renders the
     /// body from its collectors, then answers and closes.
-    Metrics { head_only: bool },
+    /// `gzip`: the client accepts a gzip body (Prometheus always does).
+    Metrics { head_only: bool, gzip: bool },
 }
 
 /// A complete response with `body` that closes the connection.
@@ -43,6 +44,20 @@ pub fn response(
         r.extend_from_slice(body);
     }
     r
+}
+
+/// Whether an Accept-Encoding value lists gzip (q=0 excluded).
+pub fn accepts_gzip(value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| {
+        String::from_utf8_lossy(v).split(',').any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let name_ok = parts.next().is_some_and(|n| n.eq_ignore_ascii_case("gzip"));
+            let q0 = parts.any(|p| {
+                p.replace(' ', "").eq_ignore_ascii_case("q=0") || p.replace(' ', "") == "q=0.0"
+            });
+            name_ok && !q0
+        })
+    })
 }
 
 /// A complete plain-text response that closes the connection.
@@ -210,7 +225,10 @@ pub fn route(buf: &[u8], token: Option<&str>) -> Option<(usize, Route)> {
             }
         }
         "/metrics" => match method {
-            "GET" | "HEAD" if authorized(&req, query, token) => Route::Metrics { head_only },
+            "GET" | "HEAD" if authorized(&req, query, token) => Route::Metrics {
+                head_only,
+                gzip: accepts_gzip(header(&req, "Accept-Encoding")),
+            },
             "GET" | "HEAD" => respond(
                 401,
                 "Unauthorized",
@@ -318,8 +336,12 @@ mod tests {
         match r {
             Route::Upgrade { .. } => 101,
             Route::Respond { status, .. } => *status,
-            Route::Metrics { head_only: false } => 1200,
-            Route::Metrics { head_only: true } => 1201,
+            Route::Metrics {
+                head_only: false, ..
+            } => 1200,
+            Route::Metrics {
+                head_only: true, ..
+            } => 1201,
         }
     }
 
@@ -476,6 +498,15 @@ mod tests {
         assert!(!String::from_utf8(response)
             .unwrap()
             .contains("Sec-WebSocket-Protocol"));
+    }
+
+    #[test]
+    fn accept_encoding() {
+        assert!(accepts_gzip(Some(b"gzip")));
+        assert!(accepts_gzip(Some(b"deflate, GZIP;q=0.5")));
+        assert!(!accepts_gzip(Some(b"gzip;q=0")));
+        assert!(!accepts_gzip(Some(b"identity")));
+        assert!(!accepts_gzip(None));
     }
 
     #[test]

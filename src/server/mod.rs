@@ -537,7 +537,7 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                         continue;
                     }
                     http::Route::Respond { response, status } => (response, status),
-                    http::Route::Metrics { head_only } => scrape(x, head_only),
+                    http::Route::Metrics { head_only, gzip } => scrape(x, head_only, gzip),
                 };
                 log::debug!("{}: HTTP {status}", c.peer);
                 c.io.queue_raw(response);
@@ -608,19 +608,26 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
 
 /// A `/metrics` answer: the collectors' scrape, or 500 when `/proc` cannot
 /// be read (Prometheus then records the target as down).
-fn scrape(x: &mut Ctx, head_only: bool) -> (Vec<u8>, u16) {
+/// A scrape's answer; gzipped when the client takes it (Prometheus does):
+/// ~5x fewer bytes to push through the socket costs less than it saves.
+fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
     match x.col.prometheus(Instant::now(), x.prom_top_n) {
-        Ok(body) => (
-            http::response(
-                200,
-                "OK",
-                crate::protocol::prom::CONTENT_TYPE,
-                body.as_bytes(),
-                head_only,
-                "",
-            ),
-            200,
-        ),
+        Ok(body) => {
+            let zipped = if gzip {
+                x.col.gzip(body.as_bytes())
+            } else {
+                None
+            };
+            let (bytes, extra) = match &zipped {
+                Some(z) => (
+                    z.as_slice(),
+                    "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n",
+                ),
+                None => (body.as_bytes(), "Vary: Accept-Encoding\r\n"),
+            };
+            let ct = crate::protocol::prom::CONTENT_TYPE;
+            (http::response(200, "OK", ct, bytes, head_only, extra), 200)
+        }
         Err(e) => {
             log::warn!("/metrics: {e}");
             let body = format!("cannot collect: {e}\n");
