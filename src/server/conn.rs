@@ -213,3 +213,29 @@ pub struct Conn {
     pub queue: VecDeque<Slot>,
     pub peer: String,
 }
+
+impl Conn {
+    /// Sends a close frame and moves an open WebSocket to Closing (where
+    /// its last bytes are flushed and the peer's are drained). False, and
+    /// nothing done, in any other phase.
+    pub fn close_ws(&mut self, frame: tungstenite::protocol::CloseFrame) -> bool {
+        if !matches!(self.phase, Phase::Ws { .. }) {
+            return false;
+        }
+        let old = std::mem::replace(
+            &mut self.phase,
+            Phase::Closing {
+                ctx: None,
+                shut: false,
+            },
+        );
+        if let Phase::Ws { mut ctx } = old {
+            let _ = ctx.close(&mut self.io, Some(frame));
+            self.phase = Phase::Closing {
+                ctx: Some(ctx),
+                shut: false,
+            };
+        }
+        true
+    }
+}

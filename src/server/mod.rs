@@ -252,24 +252,10 @@ impl Server {
                     match c.deadline {
                         Some(d) if d <= now && matches!(c.phase, Phase::Ws { .. }) => {
                             log::debug!("{}: idle, closing", c.peer);
-                            let old = std::mem::replace(
-                                &mut c.phase,
-                                Phase::Closing {
-                                    ctx: None,
-                                    shut: false,
-                                },
-                            );
-                            if let Phase::Ws { mut ctx } = old {
-                                let frame = CloseFrame {
-                                    code: CloseCode::Away,
-                                    reason: "idle".into(),
-                                };
-                                let _ = ctx.close(&mut c.io, Some(frame));
-                                c.phase = Phase::Closing {
-                                    ctx: Some(ctx),
-                                    shut: false,
-                                };
-                            }
+                            c.close_ws(CloseFrame {
+                                code: CloseCode::Away,
+                                reason: "idle".into(),
+                            });
                             c.deadline = None;
                             self.drive(k);
                         }
@@ -399,30 +385,14 @@ impl Server {
             let Some(c) = self.conns.get_mut(k) else {
                 continue;
             };
-            let phase = std::mem::replace(
-                &mut c.phase,
-                Phase::Closing {
-                    ctx: None,
-                    shut: false,
-                },
-            );
-            match phase {
-                Phase::Ws { mut ctx } => {
-                    let _ = ctx.close(
-                        &mut c.io,
-                        Some(CloseFrame {
-                            code: CloseCode::Away,
-                            reason: "agent shutting down".into(),
-                        }),
-                    );
-                    c.phase = Phase::Closing {
-                        ctx: Some(ctx),
-                        shut: false,
-                    };
-                    self.drive(k);
-                }
-                Phase::Http { .. } => self.close(k),
-                other => c.phase = other,
+            let frame = CloseFrame {
+                code: CloseCode::Away,
+                reason: "agent shutting down".into(),
+            };
+            if c.close_ws(frame) {
+                self.drive(k);
+            } else if matches!(c.phase, Phase::Http { .. }) {
+                self.close(k);
             }
         }
     }
@@ -551,20 +521,7 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                 Ok(o) => return o,
                 Err(None) => return Outcome::Drop,
                 Err(Some(frame)) => {
-                    let old = std::mem::replace(
-                        &mut c.phase,
-                        Phase::Closing {
-                            ctx: None,
-                            shut: false,
-                        },
-                    );
-                    if let Phase::Ws { mut ctx } = old {
-                        let _ = ctx.close(&mut c.io, Some(frame));
-                        c.phase = Phase::Closing {
-                            ctx: Some(ctx),
-                            shut: false,
-                        };
-                    }
+                    c.close_ws(frame);
                 }
             },
             Phase::Closing { ctx, shut } => {
