@@ -37,22 +37,30 @@ pub struct StatSample {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParseError(pub &'static str);
 
-fn parse_ticks<'a>(cols: impl Iterator<Item = &'a [u8]>) -> Option<CpuTicks> {
-    let mut t = CpuTicks::default();
+/// The first eight columns of a `cpu` line (user, nice, system, idle,
+/// iowait, irq, softirq, steal; missing ones 0) and how many there were.
+/// `None` on a column that is not a number.
+fn parse_columns<'a>(cols: impl Iterator<Item = &'a [u8]>) -> Option<([u64; 8], usize)> {
+    let mut c = [0u64; 8];
     let mut n = 0;
-    for (i, c) in cols.take(8).enumerate() {
-        let v = parse_u64(c)?;
-        t.total = t.total.saturating_add(v);
-        if i == 3 || i == 4 {
-            t.idle = t.idle.saturating_add(v);
-        }
+    for (slot, col) in c.iter_mut().zip(cols) {
+        *slot = parse_u64(col)?;
         n += 1;
     }
+    Some((c, n))
+}
+
+fn parse_ticks<'a>(cols: impl Iterator<Item = &'a [u8]>) -> Option<CpuTicks> {
+    let (c, n) = parse_columns(cols)?;
     // Kernels before 2.6.11 had 4..7 columns; fewer than 4 is not /proc/stat.
     if n < 4 {
         return None;
     }
-    Some(t)
+    let [_, _, _, idle, iowait, ..] = c;
+    Some(CpuTicks {
+        total: c.iter().fold(0u64, |a, &v| a.saturating_add(v)),
+        idle: idle.saturating_add(iowait),
+    })
 }
 
 /// Parses `/proc/stat` into `out` (reusing its core vector).
@@ -136,19 +144,8 @@ pub fn parse_stat_modes(buf: &[u8], cores: &mut Vec<CpuModes>) -> StatCounters {
         else {
             continue;
         };
-        let mut m = CpuModes {
-            cpu: n,
-            ticks: [0; 8],
-        };
-        let mut ok = true;
-        for (slot, col) in m.ticks.iter_mut().zip(f) {
-            match parse_u64(col) {
-                Some(v) => *slot = v,
-                None => ok = false,
-            }
-        }
-        if ok {
-            cores.push(m);
+        if let Some((ticks, _)) = parse_columns(f) {
+            cores.push(CpuModes { cpu: n, ticks });
         }
     }
     cores.sort_unstable_by_key(|m| m.cpu);
