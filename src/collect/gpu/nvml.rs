@@ -61,14 +61,16 @@ struct Loaded {
 pub struct Nvidia {
     /// `SOCKAGENT_NVML_LIB`, else `DEFAULT_NVML_LIB` then `libnvidia-ml.so`.
     lib: Option<OsString>,
-    loaded: Option<Loaded>,
+    /// Boxed: NVML's function table is ~10 KiB, and the probe that finds no
+    /// NVML (most hosts) should not touch that much stack.
+    loaded: Option<Box<Loaded>>,
     /// NVML's absence was logged (once at info; later tries at debug).
     told: bool,
     lost: BTreeSet<u32>,
 }
 
 /// Opens `path`, checks it is an NVML library, initialises NVML.
-fn open(path: &OsStr) -> Result<Loaded, String> {
+fn open(path: &OsStr) -> Result<Box<Loaded>, String> {
     let from = path.to_string_lossy().into_owned();
     // SAFETY: loading a library runs its initialisers; this is the NVIDIA
     // driver's NVML library (or the one the operator named), whose
@@ -89,6 +91,19 @@ fn open(path: &OsStr) -> Result<Loaded, String> {
     let mem_v2 = unsafe { lib.get::<MemoryInfoV2>(b"nvmlDeviceGetMemoryInfo_v2\0") }
         .ok()
         .map(|s| *s);
+    init(path, from, lib, mem_v2)
+}
+
+/// NVML's own initialisation, apart from `open` so that its ~10 KiB stack
+/// frame is only entered where the library exists: stack pages once
+/// touched stay resident for the agent's life.
+#[inline(never)]
+fn init(
+    path: &OsStr,
+    from: String,
+    lib: libloading::Library,
+    mem_v2: Option<MemoryInfoV2>,
+) -> Result<Box<Loaded>, String> {
     let nvml = Nvml::builder()
         .lib_path(path)
         .init()
@@ -96,13 +111,13 @@ fn open(path: &OsStr) -> Result<Loaded, String> {
     let count = nvml
         .device_count()
         .map_err(|e| format!("{from}: device count: {e}"))?;
-    Ok(Loaded {
+    Ok(Box::new(Loaded {
         nvml,
         mem_v2,
         _lib: lib,
         count,
         from,
-    })
+    }))
 }
 
 /// Errors that mean "this reading is not available on this GPU", as
