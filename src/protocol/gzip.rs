@@ -1,50 +1,24 @@
-//! gzip (RFC 1952) into a reused buffer: miniz_oxide's raw deflate with an
-//! 10-byte header and an 8-byte trailer (CRC32 from crc32fast, size).
+//! gzip (RFC 1952) into a reused buffer: our one-shot raw deflate
+//! (`deflate.rs`) between a 10-byte header and an 8-byte trailer (CRC32
+//! from crc32fast, size).
 
-use miniz_oxide::deflate::core::{compress, CompressorOxide, TDEFLFlush, TDEFLStatus};
+use super::deflate::Deflater;
 
-/// Compression level: 1 is the fastest; process frames shrink ~4x at 1
-/// and barely more at 6, for 2-3x the CPU.
-pub const LEVEL: u8 = 1;
-
-/// Keeps the compressor's state (~300 KiB of tables) for the agent's life.
+/// Keeps the encoder's state (48 KiB: a hash table and a block of tokens)
+/// for the agent's life, so compressing allocates nothing.
 #[derive(Default)]
 pub struct Gzip {
-    comp: Box<CompressorOxide>,
+    deflate: Deflater,
 }
 
 impl Gzip {
     /// Compresses `input` into `out` (cleared first) as one gzip member.
-    /// False (and `out` unspecified) if the compressor failed: send raw.
+    /// Always true: the encoder cannot fail (kept so that callers still
+    /// fall back to sending raw should that ever change).
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
         out.clear();
         out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
-        self.comp.reset();
-        self.comp
-            .set_format_and_level(miniz_oxide::DataFormat::Raw, LEVEL);
-        let mut in_pos = 0;
-        let start = out.len();
-        out.resize(start + input.len() / 2 + 64, 0);
-        let mut out_pos = start;
-        loop {
-            let (status, read, written) = compress(
-                &mut self.comp,
-                input.get(in_pos..).unwrap_or_default(),
-                out.get_mut(out_pos..).unwrap_or_default(),
-                TDEFLFlush::Finish,
-            );
-            in_pos += read;
-            out_pos += written;
-            match status {
-                TDEFLStatus::Done => break,
-                TDEFLStatus::Okay => {
-                    let len = out.len();
-                    out.resize(len * 2, 0);
-                }
-                _ => return false,
-            }
-        }
-        out.truncate(out_pos);
+        self.deflate.compress(input, out);
         let crc = crc32fast::hash(input);
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&(input.len() as u32).to_le_bytes());

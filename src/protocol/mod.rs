@@ -1,5 +1,6 @@
 //! What goes over the wire: requests in, answers out.
 
+pub mod deflate;
 pub mod gzip;
 pub mod pb;
 pub mod prom;
