@@ -1,11 +1,11 @@
 #!/bin/sh
 # Regenerates packaging/hot-functions.txt: the functions the agent runs
-# while it starts and serves a TUI-like client (metrics, processes, disks,
-# one process's detail), found with valgrind's callgrind, as demangled
-# names. packaging/linker-gcc places them together at the start of .text.
+# while it starts and serves a TUI-like client (benches/tui-rss.py: metrics,
+# processes, disks, one process's detail and journal), found with valgrind's
+# callgrind, as demangled names. packaging/linker-gcc places them together
+# at the start of .text. The list is the union over the glibc and the
+# static musl builds (musl's own libc functions are in the latter's binary).
 # Needs: valgrind, python3 with the `websockets` package.
-# The list is the union over the glibc and the static musl builds (musl's
-# own libc functions are in the latter's binary).
 #   sh benches/hot-functions.sh [seconds]      (default 6)
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,37 +14,17 @@ port=39411
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 : > "$tmp/all"
-for target in x86_64-unknown-linux-gnu x86_64-unknown-linux-musl; do
-CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --quiet --target $target
-bin=target/$target/release/sockagent
+# `cargo build --release` as the README builds it (glibc), and static musl.
+for target in "" x86_64-unknown-linux-musl; do
+# The release build itself, relinked with its symbols (packaging/linker-gcc):
+# a build with other settings could inline other functions.
+touch src/main.rs
+SOCKAGENT_LINK_SYMBOLS=1 cargo build --release --quiet ${target:+--target $target}
+bin=target/${target:-.}/release/sockagent
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/cg" \
     "$bin" --port $port > "$tmp/log" 2>&1 &
 vg=$!
-python3 - "$port" "$secs" <<'PY'
-import asyncio, json, os, sys, time, websockets
-port, secs = int(sys.argv[1]), float(sys.argv[2])
-async def main():
-    for _ in range(300):
-        try:
-            ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None)
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
-    end = time.monotonic() + secs
-    i = 0
-    while time.monotonic() < end:
-        for r in ["get_metrics", "get_processes"] + (["get_disks"] if i % 3 == 0 else []):
-            await ws.send(r)
-            await ws.recv()
-        await ws.send(json.dumps({"type": "get_metrics"}))
-        await ws.recv()
-        i += 1
-        await asyncio.sleep(0.2)
-    await ws.send(json.dumps({"type": "get_process_metrics", "pid": os.getpid()}))
-    await ws.recv()
-    await ws.close()
-asyncio.run(main())
-PY
+python3 benches/tui-rss.py --client $port --seconds "$secs"
 kill -TERM $vg
 wait $vg || true
 # Every function of our binary that callgrind saw run (fn= and cfn= lines;
@@ -65,7 +45,7 @@ awk -v bin="$(basename "$bin")" '
 ' "$tmp/cg" | sort -u > "$tmp/hot.mangled"
 # valgrind's CPU has no AVX-512 or SHA extensions: add the variants that
 # crc32 (gzip trailers) and sha1 (the WebSocket handshake) pick on real CPUs.
-extra='^(crc32fast::specialized::|sha1::compress::x86::)'
+extra='^(crc32fast::specialized::|sha1::compress::x86::|<std::process::Child>::kill$)'
 nm --defined-only "$bin" | cut -c 20- > "$tmp/m"
 nm -C --defined-only "$bin" | cut -c 20- | paste -d '\t' "$tmp/m" - |
     awk -F '\t' -v extra="$extra" 'NR == FNR { hot[$0] = 1; next }
@@ -73,4 +53,9 @@ nm -C --defined-only "$bin" | cut -c 20- | paste -d '\t' "$tmp/m" - |
     cat >> "$tmp/all"
 done
 LC_ALL=C sort -u "$tmp/all" > packaging/hot-functions.txt
+# Relink both, stripped and in the new order.
+for target in "" x86_64-unknown-linux-musl; do
+    touch src/main.rs
+    cargo build --release --quiet ${target:+--target $target}
+done
 echo "packaging/hot-functions.txt: $(wc -l < packaging/hot-functions.txt) functions"

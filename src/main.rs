@@ -36,7 +36,9 @@ fn raise_nofile() -> u64 {
 }
 
 /// The certificate: the user's (--cert/--key) or the self-signed one.
+/// Not inlined: its stack frame (rcgen, rustls) is only entered with TLS on.
 #[cfg(feature = "tls")]
+#[inline(never)]
 fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
     use sockagent::server::tls;
     let (cert, key) = match (&cfg.cert, &cfg.key) {
@@ -116,6 +118,23 @@ fn run(cfg: Config) -> Result<(), String> {
     server.run().map_err(|e| format!("event loop failed: {e}"))
 }
 
+/// `sockagent bench`; not inlined, so serving never touches its stack frame.
+#[inline(never)]
+fn bench(cfg: &Config, iterations: u32) -> ExitCode {
+    let settings = Settings {
+        root: cfg.root.clone(),
+        temp_enabled: cfg.temp_enabled,
+        ..Settings::default()
+    };
+    match sockagent::bench::run(settings, iterations) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sockagent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let action = match config::parse(std::env::args_os().skip(1), env) {
@@ -140,20 +159,7 @@ fn main() -> ExitCode {
         Action::Bench {
             iterations,
             config: cfg,
-        } => {
-            let settings = Settings {
-                root: cfg.root.clone(),
-                temp_enabled: cfg.temp_enabled,
-                ..Settings::default()
-            };
-            match sockagent::bench::run(settings, iterations) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("sockagent: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => bench(&cfg, iterations),
         Action::Run(cfg) => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .format_timestamp_millis()
