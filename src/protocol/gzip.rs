@@ -4,8 +4,9 @@
 
 use super::deflate::Deflater;
 
-/// Keeps the encoder's state (48 KiB: a hash table and a block of tokens)
-/// for the agent's life, so compressing allocates nothing.
+/// Keeps the encoder's state (54 KiB: a hash table, a block of tokens,
+/// codes and Huffman scratch) for the agent's life, so compressing
+/// allocates nothing.
 #[derive(Default)]
 pub struct Gzip {
     deflate: Deflater,
