@@ -29,10 +29,8 @@ fuzz_target!(|rows: Vec<Row>| {
     }
     let mut gz = Gzip::default();
     let mut z = Vec::new();
-    if gz.compress(&out, &mut z) {
-        let inflated = miniz_inflate(&z);
-        assert_eq!(inflated, out);
-    }
+    gz.compress(&out, &mut z);
+    assert_eq!(miniz_inflate(&z), out);
 });
 
 /// gunzip with miniz_oxide's inflater (header 10 bytes, trailer 8).

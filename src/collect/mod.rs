@@ -531,9 +531,8 @@ impl Collectors {
         };
         pb::encode_processes(&self.scanner.rows, &mut self.pb_buf);
         self.processes = None;
-        let v = if self.pb_buf.len() > GZIP_THRESHOLD
-            && self.gzip.compress(&self.pb_buf, &mut self.gz_buf)
-        {
+        let v = if self.pb_buf.len() > GZIP_THRESHOLD {
+            self.gzip.compress(&self.pb_buf, &mut self.gz_buf);
             refill(&mut self.processes_pool, &self.gz_buf)
         } else {
             refill(&mut self.processes_pool, &self.pb_buf)
@@ -558,10 +557,11 @@ impl Collectors {
         Ok(())
     }
 
-    /// `input` gzipped with the agent's one compressor (`None` if it failed).
-    pub fn gzip(&mut self, input: &[u8]) -> Option<Vec<u8>> {
+    /// `input` gzipped with the agent's one compressor.
+    pub fn gzip(&mut self, input: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.len() / 4 + 64);
-        self.gzip.compress(input, &mut out).then_some(out)
+        self.gzip.compress(input, &mut out);
+        out
     }
 
     /// The `process_metrics` answer; `None` when there is no such process.

@@ -16,16 +16,13 @@ pub struct Gzip {
 
 impl Gzip {
     /// Compresses `input` into `out` (cleared first) as one gzip member.
-    /// Always true: the encoder cannot fail (kept so that callers still
-    /// fall back to sending raw should that ever change).
-    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
         self.deflate.compress(input, out);
         let crc = crc32fast::hash(input);
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&(input.len() as u32).to_le_bytes());
-        true
     }
 }
 
@@ -45,7 +42,7 @@ mod tests {
                 .flat_map(|i| (i % 251).to_le_bytes())
                 .collect(),
         ] {
-            assert!(g.compress(&input, &mut out));
+            g.compress(&input, &mut out);
             assert_eq!(&out[..2], &[0x1f, 0x8b]);
             let mut d = flate2::read::GzDecoder::new(&out[..]);
             let mut back = Vec::new();

@@ -564,17 +564,13 @@ fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
 }
 
 /// A `/metrics` answer: the collectors' scrape, or 500 when `/proc` cannot
-/// be read (Prometheus then records the target as down).
-/// A scrape's answer; gzipped when the client takes it (Prometheus does):
-/// ~5x fewer bytes to push through the socket costs less than it saves.
+/// be read (Prometheus then records the target as down). Gzipped when the
+/// client takes it (Prometheus does): ~5x fewer bytes to push through the
+/// socket costs less than it saves.
 fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
     match x.col.prometheus(Instant::now(), x.prom_top_n) {
         Ok(body) => {
-            let zipped = if gzip {
-                x.col.gzip(body.as_bytes())
-            } else {
-                None
-            };
+            let zipped = gzip.then(|| x.col.gzip(body.as_bytes()));
             let (bytes, extra) = match &zipped {
                 Some(z) => (
                     z.as_slice(),
