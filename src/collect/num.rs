@@ -15,6 +15,28 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Parses an unsigned fixed-point decimal such as `0.52` (`/proc/loadavg`):
+/// the digits as an integer over a power of ten, one correctly rounded
+/// division, so the nearest `f64` as `str::parse` gives, without its code
+/// and tables in the binary. `None` for anything else, or over 15 digits.
+pub fn parse_decimal(s: &[u8]) -> Option<f64> {
+    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, &s[..0]),
+    };
+    if int.is_empty() || int.len() + frac.len() > 15 {
+        return None;
+    }
+    let mut v = parse_u64(int)?;
+    for &b in frac {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    Some(v as f64 / 10f64.powi(frac.len() as i32))
+}
+
 /// Parses a possibly negative decimal (some `/proc/PID/stat` fields are).
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     match s.split_first() {
@@ -39,6 +61,27 @@ pub fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_parse_as_str_parse_does() {
+        for s in [
+            "0", "0.52", "1.50", "2.00", "12345.67", "0.1", "0.3", "99.99", "7", "3.14159265358979",
+        ] {
+            assert_eq!(parse_decimal(s.as_bytes()), s.parse::<f64>().ok(), "{s}");
+        }
+        for n in 0..20_000u32 {
+            let s = format!("{}.{:02}", n / 100, n % 100);
+            assert_eq!(parse_decimal(s.as_bytes()), s.parse::<f64>().ok(), "{s}");
+        }
+        for bad in ["", ".5", "1.", "-1", "1.2.3", "x", "1e3", "1234567890123456"] {
+            let got = parse_decimal(bad.as_bytes());
+            if bad == "1." {
+                assert_eq!(got, Some(1.0));
+            } else {
+                assert_eq!(got, None, "{bad}");
+            }
+        }
+    }
 
     #[test]
     fn numbers() {

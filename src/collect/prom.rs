@@ -145,11 +145,7 @@ impl Snap {
 
 /// `/proc/loadavg` → the 1, 5 and 15 minute averages.
 pub fn parse_loadavg(buf: &[u8]) -> Option<[f64; 3]> {
-    let mut f = super::num::fields(buf).map(|x| {
-        std::str::from_utf8(x)
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-    });
+    let mut f = super::num::fields(buf).map(super::num::parse_decimal);
     Some([f.next()??, f.next()??, f.next()??])
 }
 

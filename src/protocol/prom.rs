@@ -22,6 +22,8 @@ pub enum Kind {
 pub enum Value {
     U(u64),
     F(f64),
+    /// Written in its own shortest form, so 49.925f32 stays "49.925".
+    F32(f32),
 }
 
 impl From<u64> for Value {
@@ -38,8 +40,7 @@ impl From<f64> for Value {
 
 impl From<f32> for Value {
     fn from(v: f32) -> Self {
-        // Through the shortest decimal form, so 49.925f32 stays "49.925".
-        Value::F(v.to_string().parse().unwrap_or(f64::from(v)))
+        Value::F32(v)
     }
 }
 
@@ -87,6 +88,10 @@ fn push_value(out: &mut String, v: Value) {
         Value::F(f) => {
             let _ = write!(out, "{f}");
         }
+        Value::F32(f) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        Value::F32(f) => push_value(out, Value::F(f64::from(f))),
     }
 }
 
