@@ -36,7 +36,7 @@ fn raise_nofile() -> u64 {
 }
 
 /// The certificate: the user's (--cert/--key) or the self-signed one.
-/// Not inlined: its stack frame (rcgen, rustls) is only entered with TLS on.
+/// Not inlined: its stack frame (certificate, rustls) is only entered with TLS on.
 #[cfg(feature = "tls")]
 #[inline(never)]
 fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {

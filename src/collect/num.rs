@@ -65,7 +65,16 @@ mod tests {
     #[test]
     fn decimals_parse_as_str_parse_does() {
         for s in [
-            "0", "0.52", "1.50", "2.00", "12345.67", "0.1", "0.3", "99.99", "7", "3.14159265358979",
+            "0",
+            "0.52",
+            "1.50",
+            "2.00",
+            "12345.67",
+            "0.1",
+            "0.3",
+            "99.99",
+            "7",
+            "3.14159265358979",
         ] {
             assert_eq!(parse_decimal(s.as_bytes()), s.parse::<f64>().ok(), "{s}");
         }
@@ -73,7 +82,16 @@ mod tests {
             let s = format!("{}.{:02}", n / 100, n % 100);
             assert_eq!(parse_decimal(s.as_bytes()), s.parse::<f64>().ok(), "{s}");
         }
-        for bad in ["", ".5", "1.", "-1", "1.2.3", "x", "1e3", "1234567890123456"] {
+        for bad in [
+            "",
+            ".5",
+            "1.",
+            "-1",
+            "1.2.3",
+            "x",
+            "1e3",
+            "1234567890123456",
+        ] {
             let got = parse_decimal(bad.as_bytes());
             if bad == "1." {
                 assert_eq!(got, Some(1.0));

@@ -155,7 +155,9 @@ fn generate(
     hostname: &str,
     extra: &str,
 ) -> Result<(), String> {
-    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+    use super::cert::{self as x509, San};
+    use ring::rand::SecureRandom as _;
+    use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING as ALG};
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let err = |what: &str, e: &dyn std::fmt::Display| format!("TLS certificate: {what}: {e}");
     fs::DirBuilder::new()
@@ -164,39 +166,41 @@ fn generate(
         .create(dir)
         .map_err(|e| err(&format!("cannot create {}", dir.display()), &e))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    let mut names = vec![hostname.to_string(), "localhost".to_string()];
-    names.dedup();
-    let mut params = CertificateParams::new(names).map_err(|e| err("bad hostname", &e))?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::from(
-            std::net::Ipv6Addr::LOCALHOST,
-        )));
-    for s in extra.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match s.parse::<IpAddr>() {
-            Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
-            Err(_) => match s.to_string().try_into() {
-                Ok(dns) => params.subject_alt_names.push(SanType::DnsName(dns)),
-                Err(_) => log::warn!("SOCKTOP_AGENT_EXTRA_SANS: ignoring invalid name {s:?}"),
-            },
+    let mut sans = Vec::new();
+    for n in [hostname, "localhost"] {
+        if x509::valid_dns(n) && !sans.contains(&San::Dns(n.to_string())) {
+            sans.push(San::Dns(n.to_string()));
         }
     }
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, hostname);
-    params.distinguished_name = dn;
-    // Valid from yesterday (clock skew) for 397 days, as the reference.
+    sans.push(San::Ip(IpAddr::from([127, 0, 0, 1])));
+    sans.push(San::Ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+    for s in extra.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match s.parse::<IpAddr>() {
+            Ok(ip) => sans.push(San::Ip(ip)),
+            Err(_) if x509::valid_dns(s) => sans.push(San::Dns(s.to_string())),
+            Err(_) => log::warn!("SOCKTOP_AGENT_EXTRA_SANS: ignoring invalid name {s:?}"),
+        }
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let fail = |what: &str| err(what, &"the system's random source or ring failed");
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ALG, &rng).map_err(|_| fail("key generation"))?;
+    let kp =
+        EcdsaKeyPair::from_pkcs8(&ALG, pkcs8.as_ref(), &rng).map_err(|_| fail("key generation"))?;
+    let mut serial = [0u8; 20];
+    rng.fill(&mut serial).map_err(|_| fail("serial number"))?;
+    serial[0] = (serial[0] & 0x7f) | 0x40; // positive, 20 bytes, minimal
+                                           // Valid from yesterday (clock skew) for 397 days, as the reference.
     let day = now_epoch().div_euclid(86_400);
-    let ymd = |days: i64| {
-        let (y, m, d) = crate::collect::journal::civil_from_days(days);
-        rcgen::date_time_ymd(y as i32, m as u8, d as u8)
-    };
-    params.not_before = ymd(day - 1);
-    params.not_after = ymd(day + 397);
-    let kp = KeyPair::generate().map_err(|e| err("key generation", &e))?;
-    let c = params.self_signed(&kp).map_err(|e| err("signing", &e))?;
+    let tbs = x509::tbs(
+        &serial,
+        hostname,
+        &sans,
+        day - 1,
+        day + 397,
+        kp.public_key().as_ref(),
+    );
+    let sig = kp.sign(&rng, &tbs).map_err(|_| fail("signing"))?;
+    let der = x509::certificate(&tbs, sig.as_ref());
     let mut kf = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -205,9 +209,10 @@ fn generate(
         .open(key)
         .map_err(|e| err(&format!("cannot write {}", key.display()), &e))?;
     let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
-    kf.write_all(kp.serialize_pem().as_bytes())
+    kf.write_all(x509::pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes())
         .map_err(|e| err("writing the key", &e))?;
-    fs::write(cert, c.pem()).map_err(|e| err(&format!("cannot write {}", cert.display()), &e))?;
+    fs::write(cert, x509::pem("CERTIFICATE", &der))
+        .map_err(|e| err(&format!("cannot write {}", cert.display()), &e))?;
     log::info!(
         "generated a self-signed TLS certificate at {} (key {})",
         cert.display(),
@@ -320,6 +325,38 @@ mod tests {
             "an unexpired pair is reused as is"
         );
         assert!(server_config(&cert, &key).is_ok());
+        // The signature verifies with the key's public half, over the TBS
+        // bytes as they stand in the certificate.
+        let cert_der = &der;
+        let der = super::der;
+        let (_, body, _) = der(cert_der).unwrap();
+        let (_, tbs_body, rest) = der(body).unwrap();
+        let tbs = &body[..body.len() - rest.len()];
+        assert!(tbs.len() > tbs_body.len());
+        let (_, _, rest) = der(rest).unwrap(); // signatureAlgorithm
+        let (tag, bits, _) = der(rest).unwrap();
+        assert_eq!((tag, bits[0]), (0x03, 0));
+        let pkcs8 = PrivateKeyDer::from_pem_file(&key).unwrap();
+        use ring::signature::{self as sig, KeyPair};
+        let kp = sig::EcdsaKeyPair::from_pkcs8(
+            &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+            pkcs8.secret_der(),
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_ASN1, kp.public_key().as_ref())
+            .verify(tbs, &bits[1..])
+            .expect("the self-signature verifies");
+        // Every name asked for is in the subjectAltName, IPs as 4 or 16 bytes.
+        for want in [
+            &b"\x82\x08testhost"[..],
+            b"\x82\x09localhost",
+            b"\x87\x04\x7f\0\0\x01",
+            b"\x87\x04\x0a\0\0\x09",
+            b"\x82\x0bexample.lan",
+        ] {
+            assert!(cert_der.windows(want.len()).any(|w| w == want), "{want:?}");
+        }
         assert!(not_after(b"\x30\x03\x02\x01\x00").is_none());
         assert!(not_after(b"").is_none());
         fs::remove_dir_all(&dir).unwrap();
