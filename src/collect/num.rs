@@ -20,10 +20,9 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
 /// division, so the nearest `f64` as `str::parse` gives, without its code
 /// and tables in the binary. `None` for anything else, or over 15 digits.
 pub fn parse_decimal(s: &[u8]) -> Option<f64> {
-    let (int, frac) = match s.iter().position(|&b| b == b'.') {
-        Some(i) => (&s[..i], &s[i + 1..]),
-        None => (s, &s[..0]),
-    };
+    let mut parts = s.splitn(2, |&b| b == b'.');
+    let int = parts.next().unwrap_or_default();
+    let frac = parts.next().unwrap_or_default();
     if int.is_empty() || int.len() + frac.len() > 15 {
         return None;
     }

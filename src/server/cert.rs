@@ -30,7 +30,7 @@ fn tlv(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
         let bytes = n.to_be_bytes();
         let skip = bytes.iter().take_while(|&&b| b == 0).count();
         out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
+        out.extend_from_slice(bytes.get(skip..).unwrap_or_default());
     }
     out.extend_from_slice(body);
 }
