@@ -1,8 +1,11 @@
-//! One process in detail (`process_metrics`), read with the `procfs` crate:
-//! this path runs for one PID every 500 ms at most, so clarity beats speed.
+//! One process in detail (`process_metrics`): this path runs for one PID
+//! every 500 ms at most, so clarity beats speed. It reads `stat` with the
+//! scan's own parser (`processes::parse_pid_stat`) and the few other files
+//! with the small parsers here. It used the `procfs` crate until the binary
+//! size target (#10): procfs was 55 KB of the binary for five files.
 
 use super::fs::Root;
-use procfs::process::Process;
+use super::processes::{parse_pid_stat, PidStat};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -108,8 +111,40 @@ pub fn parse_io(buf: &[u8]) -> (Option<u64>, Option<u64>) {
     out
 }
 
-fn path_string(p: procfs::ProcResult<PathBuf>) -> Option<String> {
-    p.ok().map(|p| p.to_string_lossy().into_owned())
+/// `(size, resident, shared)` pages from `/proc/PID/statm`.
+pub fn parse_statm(buf: &[u8]) -> Option<(u64, u64, u64)> {
+    let mut f = super::num::fields(buf).map(super::num::parse_u64);
+    Some((f.next()??, f.next()??, f.next()??))
+}
+
+/// The real UID and GID from `/proc/PID/status` (`Uid:` and `Gid:` lines,
+/// real, effective, saved, filesystem).
+pub fn parse_status_ids(buf: &[u8]) -> Option<(u32, u32)> {
+    let (mut uid, mut gid) = (None, None);
+    for line in super::num::lines(buf) {
+        let mut f = super::num::fields(line);
+        let slot = match f.next() {
+            Some(b"Uid:") => &mut uid,
+            Some(b"Gid:") => &mut gid,
+            _ => continue,
+        };
+        *slot = f
+            .next()
+            .and_then(super::num::parse_u64)
+            .and_then(|v| u32::try_from(v).ok());
+    }
+    Some((uid?, gid?))
+}
+
+fn link_string(p: PathBuf) -> Option<String> {
+    std::fs::read_link(p)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+fn stat_of(path: PathBuf, f: impl FnOnce(PidStat<'_>) -> Option<Detail>) -> Option<Detail> {
+    let buf = std::fs::read(path).ok()?;
+    f(parse_pid_stat(&buf)?)
 }
 
 /// Reads one process. `with_family`: also its children and threads.
@@ -121,71 +156,96 @@ pub fn read_detail(
     with_family: bool,
 ) -> Option<(Detail, u64)> {
     let dir = root.path(&format!("proc/{pid}"));
-    let p = Process::new_with_root(dir.clone()).ok()?;
-    let st = p.stat().ok()?;
-    let statm = p.statm().ok();
-    let (uid, gid) = match p.status() {
-        Ok(s) => (s.ruid, s.rgid),
-        Err(_) => {
+    let mut ticks = 0;
+    let mut d = stat_of(dir.join("stat"), |st| {
+        ticks = st.utime.saturating_add(st.stime);
+        let comm = String::from_utf8_lossy(st.comm).into_owned();
+        Some(Detail {
+            pid,
+            name: comm,
+            command: String::new(),
+            cpu_usage: 0.0,
+            mem_bytes: u64::try_from(st.rss_pages)
+                .unwrap_or(0)
+                .saturating_mul(clock.page_size),
+            virtual_mem_bytes: st.vsize,
+            shared_mem_bytes: None,
+            thread_count: u32::try_from(st.num_threads.max(0)).unwrap_or(u32::MAX),
+            fd_count: None,
+            status: state_name(char::from(st.state)).to_string(),
+            parent_pid: u32::try_from(st.ppid).ok().filter(|&p| p != 0),
+            user_id: 0,
+            group_id: 0,
+            start_time: clock.btime + st.starttime / clock.ticks_per_sec.max(1),
+            cpu_time_user: clock.ticks_to_us(st.utime),
+            cpu_time_system: clock.ticks_to_us(st.stime),
+            read_bytes: None,
+            write_bytes: None,
+            working_directory: None,
+            executable_path: None,
+            child_processes: Vec::new(),
+            threads: Vec::new(),
+        })
+    })?;
+    if let Some((_, resident, shared)) = std::fs::read(dir.join("statm"))
+        .ok()
+        .and_then(|b| parse_statm(&b))
+    {
+        d.mem_bytes = resident.saturating_mul(clock.page_size);
+        d.shared_mem_bytes = Some(shared.saturating_mul(clock.page_size));
+    }
+    (d.user_id, d.group_id) = match std::fs::read(dir.join("status"))
+        .ok()
+        .and_then(|b| parse_status_ids(&b))
+    {
+        Some(ids) => ids,
+        None => {
             use std::os::unix::fs::MetadataExt;
             let m = std::fs::metadata(&dir).ok()?;
             (m.uid(), m.gid())
         }
     };
-    // Our own read of `io`: procfs rejects the negative
-    // cancelled_write_bytes some kernels print; unreadable (not our
-    // process, no CAP_SYS_PTRACE) → null.
-    let io = std::fs::read(dir.join("io")).ok().map(|b| parse_io(&b));
+    // io and fd are unreadable for others' processes without
+    // CAP_SYS_PTRACE: null. Some kernels print a negative
+    // cancelled_write_bytes, which parse_io ignores.
+    if let Some((r, w)) = std::fs::read(dir.join("io")).ok().map(|b| parse_io(&b)) {
+        (d.read_bytes, d.write_bytes) = (r, w);
+    }
+    d.fd_count = std::fs::read_dir(dir.join("fd"))
+        .ok()
+        .and_then(|rd| u32::try_from(rd.count()).ok());
     let cmd = std::fs::read(dir.join("cmdline"))
         .map(|b| parse_cmdline(&b))
         .unwrap_or_default();
-    let ticks = st.utime.saturating_add(st.stime);
-    let mut d = Detail {
-        pid,
-        name: st.comm.clone(),
-        command: if cmd.is_empty() {
-            format!("[{}]", st.comm)
-        } else {
-            cmd
-        },
-        cpu_usage: 0.0,
-        mem_bytes: statm
-            .as_ref()
-            .map_or(st.rss.saturating_mul(clock.page_size), |m| {
-                m.resident.saturating_mul(clock.page_size)
-            }),
-        virtual_mem_bytes: st.vsize,
-        shared_mem_bytes: statm
-            .as_ref()
-            .map(|m| m.shared.saturating_mul(clock.page_size)),
-        thread_count: u32::try_from(st.num_threads.max(0)).unwrap_or(u32::MAX),
-        fd_count: p.fd_count().ok().and_then(|n| u32::try_from(n).ok()),
-        status: state_name(st.state).to_string(),
-        parent_pid: u32::try_from(st.ppid).ok().filter(|&p| p != 0),
-        user_id: uid,
-        group_id: gid,
-        start_time: clock.btime + st.starttime / clock.ticks_per_sec.max(1),
-        cpu_time_user: clock.ticks_to_us(st.utime),
-        cpu_time_system: clock.ticks_to_us(st.stime),
-        read_bytes: io.and_then(|i| i.0),
-        write_bytes: io.and_then(|i| i.1),
-        working_directory: path_string(p.cwd()),
-        executable_path: path_string(p.exe()),
-        child_processes: Vec::new(),
-        threads: Vec::new(),
+    d.command = if cmd.is_empty() {
+        format!("[{}]", d.name)
+    } else {
+        cmd
     };
+    d.working_directory = link_string(dir.join("cwd"));
+    d.executable_path = link_string(dir.join("exe"));
     if with_family {
-        if let Ok(tasks) = p.tasks() {
-            for t in tasks.flatten() {
-                let Ok(ts) = t.stat() else { continue };
-                d.threads.push(ThreadDetail {
-                    tid: u32::try_from(t.tid).unwrap_or(0),
-                    name: ts.comm,
-                    cpu_time_user: clock.ticks_to_us(ts.utime),
-                    cpu_time_system: clock.ticks_to_us(ts.stime),
-                    status: state_name(ts.state).to_string(),
-                });
-            }
+        let mut tids: Vec<u32> = std::fs::read_dir(dir.join("task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        for tid in tids {
+            let Ok(buf) = std::fs::read(dir.join(format!("task/{tid}/stat"))) else {
+                continue;
+            };
+            let Some(ts) = parse_pid_stat(&buf) else {
+                continue;
+            };
+            d.threads.push(ThreadDetail {
+                tid,
+                name: String::from_utf8_lossy(ts.comm).into_owned(),
+                cpu_time_user: clock.ticks_to_us(ts.utime),
+                cpu_time_system: clock.ticks_to_us(ts.stime),
+                status: state_name(char::from(ts.state)).to_string(),
+            });
         }
         for child in children(root, pid) {
             if let Some((c, _)) = read_detail(root, child, clock, false) {
@@ -375,6 +435,26 @@ mod tests {
         assert_eq!(d.virtual_mem_bytes, 56274944);
         assert_eq!(d.read_bytes, Some(1024));
         assert_eq!(d.executable_path.as_deref(), Some("/usr/bin/vim"));
+        assert_eq!(d.working_directory.as_deref(), Some("/usr/bin"));
+        assert_eq!((d.user_id, d.group_id), (1000, 1001));
+        assert_eq!(d.mem_bytes, 12547 * 4096);
+        assert_eq!(d.shared_mem_bytes, Some(u64::MAX), "saturates, as before");
+        assert_eq!(d.fd_count, Some(5));
+        assert_eq!(d.write_bytes, Some(2048));
+        assert!(d.threads.is_empty(), "no task directory in this fixture");
+    }
+
+    #[test]
+    fn statm_and_status_ids() {
+        assert_eq!(
+            parse_statm(b"149919 12547 4242 19864 0 14531 0\n"),
+            Some((149_919, 12_547, 4242))
+        );
+        assert_eq!(parse_statm(b"1 2"), None);
+        let status = b"Name:\tx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\n";
+        assert_eq!(parse_status_ids(status), Some((1000, 5)));
+        assert_eq!(parse_status_ids(b"Uid:\t1\n"), None);
+        assert_eq!(parse_status_ids(b"Uid:\t99999999999\nGid:\t1\n"), None);
     }
 
     #[test]
@@ -394,10 +474,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["process"]["pid"], me);
         // walking many pids keeps at most MAX_PIDS entries
-        for pid in procfs::process::all_processes()
+        for pid in std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
-            .map(|p| p.pid as u32)
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             .take(200)
         {
             let _ = cache.answer(&root, pid, &c, Instant::now());
