@@ -46,7 +46,7 @@ fn time(name: &'static str, n: u32, started: Instant, mut f: impl FnMut() -> usi
     if shown {
         eprint!("\r{:60}\r", "");
     }
-    micros.sort_by(f64::total_cmp);
+    micros.sort_unstable_by(f64::total_cmp);
     Timing {
         name,
         micros,

@@ -231,10 +231,10 @@ pub fn build_rows(
             None => groups.push((key, vec![p.row])),
         }
     }
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
     for (disk, mut rows) in groups {
-        rows.sort_by(|a, b| (a.is_partition, &a.name).cmp(&(b.is_partition, &b.name)));
+        rows.sort_unstable_by(|a, b| (a.is_partition, &a.name).cmp(&(b.is_partition, &b.name)));
         let has_whole = rows.iter().any(|r| !r.is_partition);
         if !has_whole {
             let total = rows.iter().map(|r| r.total).fold(0u64, u64::saturating_add);

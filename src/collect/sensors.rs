@@ -67,7 +67,7 @@ fn sorted_entries(root: &Root, rel: &str) -> Vec<(String, PathBuf)> {
         Err(_) => return Vec::new(),
     };
     // hwmon10 after hwmon9
-    v.sort_by(|a, b| {
+    v.sort_unstable_by(|a, b| {
         let na =
             a.0.trim_start_matches(|c: char| !c.is_ascii_digit())
                 .parse::<u64>()
@@ -155,7 +155,7 @@ pub fn hwmon_dirs(dev: &Path) -> Vec<PathBuf> {
                 Some((n, e.path()))
             })
             .collect();
-        v.sort();
+        v.sort_unstable();
         out.extend(v.into_iter().map(|(_, p)| p));
     }
     out
@@ -240,7 +240,7 @@ pub fn disk_temp_file(root: &Root, disk: &str) -> Option<PathBuf> {
                 })
                 .map(|e| e.path())
                 .collect();
-            ctrls.sort();
+            ctrls.sort_unstable();
             devs.extend(ctrls);
         }
     }
@@ -393,7 +393,7 @@ pub fn find_hwmon_temps(root: &Root) -> Vec<HwmonTemp> {
         if sensors.is_empty() {
             continue;
         }
-        sensors.sort_by_key(|s| s.0);
+        sensors.sort_unstable_by_key(|s| s.0);
         for (n, input, label) in sensors {
             out.push(HwmonTemp {
                 chip: chip.clone(),

@@ -168,7 +168,7 @@ pub fn probe(root: &Root, known: &[Card]) -> Vec<Card> {
         .flatten()
         .filter_map(|e| Some((card_number(e.file_name().to_str()?)?, e.path())))
         .collect();
-    found.sort();
+    found.sort_unstable();
     found.truncate(MAX_CARDS);
     let mut out = Vec::new();
     for (_, dir) in found {

@@ -72,7 +72,7 @@ fn find_load(root: &Root) -> Option<PathBuf> {
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .filter(|n| is_tegra_gpu(n))
         .collect();
-    names.sort();
+    names.sort_unstable();
     names.into_iter().find_map(|n| {
         let p = root.path(&format!("sys/class/devfreq/{n}/device/load"));
         p.exists().then_some(p)
@@ -86,7 +86,7 @@ fn find_zone(root: &Root) -> Option<PathBuf> {
         .filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.path())))
         .filter(|(n, _)| n.starts_with("thermal_zone"))
         .collect();
-    zones.sort();
+    zones.sort_unstable();
     zones.into_iter().find_map(|(_, dir)| {
         read_trim(&dir.join("type"))
             .filter(|t| is_gpu_zone(t))
