@@ -5,7 +5,7 @@
 //! size target (#10): procfs was 74 KB of the binary for five files.
 
 use super::fs::Root;
-use super::processes::{parse_pid_stat, PidStat};
+use super::processes::parse_pid_stat;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -142,9 +142,42 @@ fn link_string(p: PathBuf) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-fn stat_of(path: PathBuf, f: impl FnOnce(PidStat<'_>) -> Option<Detail>) -> Option<Detail> {
-    let buf = std::fs::read(path).ok()?;
-    f(parse_pid_stat(&buf)?)
+/// Reads a `/proc` file into `buf` in one `read` (a 4 KiB buffer holds
+/// every file read here; a short read is the end), where `std::fs::read`
+/// would `statx` first and then grow from 32 bytes, a syscall per doubling.
+fn read(path: PathBuf, buf: &mut Vec<u8>) -> Option<&[u8]> {
+    let f = std::fs::File::open(path).ok()?;
+    super::fs::pread_all(&f, buf).ok()?;
+    Some(buf)
+}
+
+/// Open descriptors: since Linux 6.2 the size of procfs's `/proc/PID/fd`
+/// is their number (a `statfs` and a `stat`, where listing a busy process's
+/// fds costs tens of µs); older kernels say 0 there, and a directory that
+/// is not procfs's (a fixture tree) has a size of its own: then they are
+/// counted.
+fn fd_count(fd_dir: PathBuf) -> Option<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let c = std::ffi::CString::new(fd_dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid C string and `st` a zeroed statfs for the
+    // kernel to fill; nothing else is read or kept.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // f_type is i64, i32 or an unsigned long, by target.
+    #[allow(clippy::unnecessary_cast)]
+    let on_procfs =
+        unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type as i64 == PROC_SUPER_MAGIC;
+    let size = if on_procfs {
+        std::fs::metadata(&fd_dir).ok()?.len()
+    } else {
+        0
+    };
+    let n = if size > 0 {
+        size
+    } else {
+        std::fs::read_dir(fd_dir).ok()?.count() as u64
+    };
+    u32::try_from(n).ok()
 }
 
 /// Reads one process. `with_family`: also its children and threads.
@@ -156,11 +189,12 @@ pub fn read_detail(
     with_family: bool,
 ) -> Option<(Detail, u64)> {
     let dir = root.path(&format!("proc/{pid}"));
-    let mut ticks = 0;
-    let mut d = stat_of(dir.join("stat"), |st| {
-        ticks = st.utime.saturating_add(st.stime);
+    let mut buf = Vec::with_capacity(4096);
+    let st = parse_pid_stat(read(dir.join("stat"), &mut buf)?)?;
+    let ticks = st.utime.saturating_add(st.stime);
+    let mut d = {
         let comm = String::from_utf8_lossy(st.comm).into_owned();
-        Some(Detail {
+        Detail {
             pid,
             name: comm,
             command: String::new(),
@@ -185,19 +219,13 @@ pub fn read_detail(
             executable_path: None,
             child_processes: Vec::new(),
             threads: Vec::new(),
-        })
-    })?;
-    if let Some((_, resident, shared)) = std::fs::read(dir.join("statm"))
-        .ok()
-        .and_then(|b| parse_statm(&b))
-    {
+        }
+    };
+    if let Some((_, resident, shared)) = read(dir.join("statm"), &mut buf).and_then(parse_statm) {
         d.mem_bytes = resident.saturating_mul(clock.page_size);
         d.shared_mem_bytes = Some(shared.saturating_mul(clock.page_size));
     }
-    (d.user_id, d.group_id) = match std::fs::read(dir.join("status"))
-        .ok()
-        .and_then(|b| parse_status_ids(&b))
-    {
+    (d.user_id, d.group_id) = match read(dir.join("status"), &mut buf).and_then(parse_status_ids) {
         Some(ids) => ids,
         None => {
             use std::os::unix::fs::MetadataExt;
@@ -208,14 +236,12 @@ pub fn read_detail(
     // io and fd are unreadable for others' processes without
     // CAP_SYS_PTRACE: null. Some kernels print a negative
     // cancelled_write_bytes, which parse_io ignores.
-    if let Some((r, w)) = std::fs::read(dir.join("io")).ok().map(|b| parse_io(&b)) {
+    if let Some((r, w)) = read(dir.join("io"), &mut buf).map(parse_io) {
         (d.read_bytes, d.write_bytes) = (r, w);
     }
-    d.fd_count = std::fs::read_dir(dir.join("fd"))
-        .ok()
-        .and_then(|rd| u32::try_from(rd.count()).ok());
-    let cmd = std::fs::read(dir.join("cmdline"))
-        .map(|b| parse_cmdline(&b))
+    d.fd_count = fd_count(dir.join("fd"));
+    let cmd = read(dir.join("cmdline"), &mut buf)
+        .map(parse_cmdline)
         .unwrap_or_default();
     d.command = if cmd.is_empty() {
         format!("[{}]", d.name)
@@ -442,6 +468,23 @@ mod tests {
         assert_eq!(d.fd_count, Some(5));
         assert_eq!(d.write_bytes, Some(2048));
         assert!(d.threads.is_empty(), "no task directory in this fixture");
+    }
+
+    #[test]
+    fn fd_count_on_procfs_matches_the_listing() {
+        // A child whose descriptors stay put (this process's change as
+        // other tests run beside this one): stdin, stdout and stderr.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let dir = PathBuf::from(format!("/proc/{}/fd", child.id()));
+        let listed = std::fs::read_dir(&dir).unwrap().count() as u32;
+        assert!(listed >= 3, "{listed}");
+        assert_eq!(fd_count(dir), Some(listed));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]
