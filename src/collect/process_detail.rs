@@ -167,17 +167,14 @@ fn fd_count(fd_dir: PathBuf) -> Option<u32> {
     #[allow(clippy::unnecessary_cast)]
     let on_procfs =
         unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type as i64 == PROC_SUPER_MAGIC;
-    let size = if on_procfs {
-        std::fs::metadata(&fd_dir).ok()?.len()
-    } else {
-        0
-    };
-    let n = if size > 0 {
-        size
-    } else {
-        std::fs::read_dir(fd_dir).ok()?.count() as u64
-    };
-    u32::try_from(n).ok()
+    if on_procfs {
+        match std::fs::metadata(&fd_dir).map(|m| m.len()) {
+            Ok(0) => {}
+            Ok(n) => return u32::try_from(n).ok(),
+            Err(_) => return None,
+        }
+    }
+    u32::try_from(std::fs::read_dir(fd_dir).ok()?.count()).ok()
 }
 
 /// Reads one process. `with_family`: also its children and threads.
@@ -192,34 +189,31 @@ pub fn read_detail(
     let mut buf = Vec::with_capacity(4096);
     let st = parse_pid_stat(read(dir.join("stat"), &mut buf)?)?;
     let ticks = st.utime.saturating_add(st.stime);
-    let mut d = {
-        let comm = String::from_utf8_lossy(st.comm).into_owned();
-        Detail {
-            pid,
-            name: comm,
-            command: String::new(),
-            cpu_usage: 0.0,
-            mem_bytes: u64::try_from(st.rss_pages)
-                .unwrap_or(0)
-                .saturating_mul(clock.page_size),
-            virtual_mem_bytes: st.vsize,
-            shared_mem_bytes: None,
-            thread_count: u32::try_from(st.num_threads.max(0)).unwrap_or(u32::MAX),
-            fd_count: None,
-            status: state_name(char::from(st.state)).to_string(),
-            parent_pid: u32::try_from(st.ppid).ok().filter(|&p| p != 0),
-            user_id: 0,
-            group_id: 0,
-            start_time: clock.btime + st.starttime / clock.ticks_per_sec.max(1),
-            cpu_time_user: clock.ticks_to_us(st.utime),
-            cpu_time_system: clock.ticks_to_us(st.stime),
-            read_bytes: None,
-            write_bytes: None,
-            working_directory: None,
-            executable_path: None,
-            child_processes: Vec::new(),
-            threads: Vec::new(),
-        }
+    let mut d = Detail {
+        pid,
+        name: String::from_utf8_lossy(st.comm).into_owned(),
+        command: String::new(),
+        cpu_usage: 0.0,
+        mem_bytes: u64::try_from(st.rss_pages)
+            .unwrap_or(0)
+            .saturating_mul(clock.page_size),
+        virtual_mem_bytes: st.vsize,
+        shared_mem_bytes: None,
+        thread_count: u32::try_from(st.num_threads.max(0)).unwrap_or(u32::MAX),
+        fd_count: None,
+        status: state_name(char::from(st.state)).to_string(),
+        parent_pid: u32::try_from(st.ppid).ok().filter(|&p| p != 0),
+        user_id: 0,
+        group_id: 0,
+        start_time: clock.btime + st.starttime / clock.ticks_per_sec.max(1),
+        cpu_time_user: clock.ticks_to_us(st.utime),
+        cpu_time_system: clock.ticks_to_us(st.stime),
+        read_bytes: None,
+        write_bytes: None,
+        working_directory: None,
+        executable_path: None,
+        child_processes: Vec::new(),
+        threads: Vec::new(),
     };
     if let Some((_, resident, shared)) = read(dir.join("statm"), &mut buf).and_then(parse_statm) {
         d.mem_bytes = resident.saturating_mul(clock.page_size);
@@ -259,10 +253,8 @@ pub fn read_detail(
             .collect();
         tids.sort_unstable();
         for tid in tids {
-            let Ok(buf) = std::fs::read(dir.join(format!("task/{tid}/stat"))) else {
-                continue;
-            };
-            let Some(ts) = parse_pid_stat(&buf) else {
+            let path = dir.join(format!("task/{tid}/stat"));
+            let Some(ts) = read(path, &mut buf).and_then(parse_pid_stat) else {
                 continue;
             };
             d.threads.push(ThreadDetail {
