@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod disks;
+pub mod error;
 pub mod fs;
 pub mod gpu;
 pub mod journal;
