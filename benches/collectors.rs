@@ -1,6 +1,7 @@
 //! One bench per collector, on the live /proc and on captured fixture trees.
 //! `cargo bench --bench collectors`
 
+use sockagent::answers::{Answers, Ttls};
 use sockagent::collect::fs::Root;
 use sockagent::collect::processes::ProcScanner;
 use sockagent::collect::{self, cpu, process_detail, Collectors, Settings};
@@ -37,17 +38,17 @@ fn main() {
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
 
-fn uncached(root: Root) -> Collectors {
-    Collectors::new(
-        Settings {
-            root,
-            metrics_ttl: Duration::ZERO,
-            disks_ttl: Duration::ZERO,
-            processes_ttl: Duration::ZERO,
-            ..Settings::default()
-        },
-        4096,
-    )
+fn uncached(root: Root) -> Answers {
+    let no_cache = Ttls {
+        metrics: Duration::ZERO,
+        disks: Duration::ZERO,
+        processes: Duration::ZERO,
+    };
+    let settings = Settings {
+        root,
+        ..Settings::default()
+    };
+    Answers::new(Collectors::new(settings, 4096), no_cache)
 }
 
 /// cpu + memory + net (+ temperature, hostname, process count): one metrics answer.
@@ -59,13 +60,13 @@ fn metrics_sample(b: divan::Bencher, tree: &str) {
         Root::new(format!("{FIXTURES}{tree}"))
     };
     let mut c = uncached(root);
-    b.bench_local(|| c.metrics_answer(Instant::now()));
+    b.bench_local(|| c.metrics(Instant::now()));
 }
 
 #[divan::bench]
 fn disks(b: divan::Bencher) {
     let mut c = uncached(Root::default());
-    b.bench_local(|| c.disks_answer(Instant::now()));
+    b.bench_local(|| c.disks(Instant::now()));
 }
 
 /// The whole process scan (kept fds, pread), without encoding.

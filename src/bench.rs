@@ -1,9 +1,10 @@
 //! `sockagent bench`: times every collector on this machine, so a board
 //! owner can measure collector latency without a Rust toolchain.
 
+use crate::answers::{Answers, Ttls};
 use crate::collect::processes::ProcScanner;
-use crate::collect::{self, cpu, process_detail, Answer, Collectors, Settings};
-use crate::protocol::{gzip::Gzip, pb};
+use crate::collect::{self, cpu, process_detail, Collectors, Settings};
+use crate::protocol::{gzip::Gzip, pb, Answer};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -58,25 +59,22 @@ fn time(name: &'static str, n: u32, started: Instant, mut f: impl FnMut() -> usi
 pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
     let n = iterations;
     let root = settings.root.clone();
-    let mut col = Collectors::new(
-        Settings {
-            metrics_ttl: Duration::ZERO,
-            disks_ttl: Duration::ZERO,
-            processes_ttl: Duration::ZERO,
-            ..settings
-        },
-        4096,
-    );
+    let no_cache = Ttls {
+        metrics: Duration::ZERO,
+        disks: Duration::ZERO,
+        processes: Duration::ZERO,
+    };
+    let mut col = Answers::new(Collectors::new(settings, 4096), no_cache);
     let started = Instant::now();
     let mut out = Vec::new();
     out.push(time("metrics (cpu+mem+net+temp)", n, started, || {
-        col.metrics_answer(Instant::now()).map_or(0, |a| size(&a))
+        col.metrics(Instant::now()).map_or(0, |a| size(&a))
     }));
     out.push(time("disks", n, started, || {
-        col.disks_answer(Instant::now()).map_or(0, |a| size(&a))
+        col.disks(Instant::now()).map_or(0, |a| size(&a))
     }));
     out.push(time("processes (scan+protobuf+gzip)", n, started, || {
-        col.processes_answer(Instant::now()).map_or(0, |a| size(&a))
+        col.processes(Instant::now()).map_or(0, |a| size(&a))
     }));
     out.push(time("/metrics scrape (top 10)", n, started, || {
         col.prometheus(Instant::now(), 10).map_or(0, |s| s.len())

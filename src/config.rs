@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Most processes `SOCKAGENT_PROM_TOP_N` may ask for: each is two series.
+pub const MAX_TOP_N: usize = 1000;
+
 pub const HELP: &str = "\
 sockagent: a light Linux metrics agent speaking the socktop WebSocket API
 
@@ -180,11 +183,11 @@ pub fn parse(
     };
     let prom_top_n = match env("SOCKAGENT_PROM_TOP_N") {
         Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n <= crate::collect::prom::MAX_TOP_N => n,
+            Ok(n) if n <= MAX_TOP_N => n,
             _ => {
                 return Err(format!(
                     "SOCKAGENT_PROM_TOP_N: invalid value {v:?} (expected 0-{})",
-                    crate::collect::prom::MAX_TOP_N
+                    MAX_TOP_N
                 ))
             }
         },

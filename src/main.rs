@@ -2,6 +2,7 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
+use sockagent::answers::{Answers, Ttls};
 use sockagent::collect::{Collectors, Settings, MIN_CPU_WINDOW};
 use sockagent::config::{self, Action, Config};
 use sockagent::server::{Limits, Options, Server};
@@ -87,11 +88,16 @@ fn run(cfg: Config) -> Result<(), String> {
             temp_enabled: cfg.temp_enabled,
             gpu_enabled: cfg.gpu_enabled,
             nvml_lib: cfg.nvml_lib.clone(),
-            metrics_ttl: cfg.metrics_ttl,
-            disks_ttl: cfg.disks_ttl,
-            processes_ttl: cfg.processes_ttl,
         },
         fd_budget,
+    );
+    let answers = Answers::new(
+        collectors,
+        Ttls {
+            metrics: cfg.metrics_ttl,
+            disks: cfg.disks_ttl,
+            processes: cfg.processes_ttl,
+        },
     );
     let opts = Options {
         token: cfg.token.clone(),
@@ -101,7 +107,7 @@ fn run(cfg: Config) -> Result<(), String> {
         #[cfg(feature = "tls")]
         tls,
     };
-    let mut server = Server::new(listener, collectors, opts).map_err(|e| e.to_string())?;
+    let mut server = Server::new(listener, answers, opts).map_err(|e| e.to_string())?;
     log::info!(
         "listening on {}://{local}/ws (token {})",
         if cfg.tls { "wss" } else { "ws" },

@@ -6,6 +6,7 @@
 //! the pid table, its row), a payload larger than any before it, and a
 //! client still holding the previous payload (then the pool gets new memory).
 
+use sockagent::answers::{Answers, Ttls};
 use sockagent::collect::{Collectors, Settings};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The counter is global and the test harness runs tests on several
+/// threads: each test holds this while it counts.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn count(f: impl FnOnce()) -> u64 {
     ALLOCS.store(0, Ordering::Relaxed);
     ON.store(true, Ordering::Relaxed);
@@ -46,20 +51,24 @@ fn count(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn fresh_answers_allocate_nothing_in_the_steady_state() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let settings = Settings {
-        metrics_ttl: Duration::ZERO,
-        processes_ttl: Duration::ZERO,
         temp_enabled: true,
         ..Settings::default()
     };
-    let mut c = Collectors::new(settings, 4096);
+    let ttl = Ttls {
+        metrics: Duration::ZERO,
+        processes: Duration::ZERO,
+        ..Ttls::default()
+    };
+    let mut c = Answers::new(Collectors::new(settings, 4096), ttl);
     for _ in 0..10 {
-        c.metrics_answer(Instant::now()).unwrap();
-        c.processes_answer(Instant::now()).unwrap();
+        c.metrics(Instant::now()).unwrap();
+        c.processes(Instant::now()).unwrap();
     }
     let n = count(|| {
         for _ in 0..100 {
-            drop(c.metrics_answer(Instant::now()).unwrap());
+            drop(c.metrics(Instant::now()).unwrap());
         }
     });
     eprintln!("metrics: {n}");
@@ -70,7 +79,7 @@ fn fresh_answers_allocate_nothing_in_the_steady_state() {
     // answer or per pid.
     let n = count(|| {
         for _ in 0..100 {
-            drop(c.processes_answer(Instant::now()).unwrap());
+            drop(c.processes(Instant::now()).unwrap());
         }
     });
     eprintln!("processes: {n}");
@@ -82,16 +91,17 @@ fn fresh_answers_allocate_nothing_in_the_steady_state() {
 
 #[test]
 fn cached_answers_allocate_nothing() {
-    let mut c = Collectors::new(Settings::default(), 4096);
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Answers::new(Collectors::new(Settings::default(), 4096), Ttls::default());
     let now = Instant::now();
-    c.metrics_answer(now).unwrap();
-    c.processes_answer(now).unwrap();
-    c.disks_answer(now).unwrap();
+    c.metrics(now).unwrap();
+    c.processes(now).unwrap();
+    c.disks(now).unwrap();
     let n = count(|| {
         for _ in 0..100 {
-            drop(c.metrics_answer(now).unwrap());
-            drop(c.processes_answer(now).unwrap());
-            drop(c.disks_answer(now).unwrap());
+            drop(c.metrics(now).unwrap());
+            drop(c.processes(now).unwrap());
+            drop(c.disks(now).unwrap());
         }
     });
     assert_eq!(n, 0);

@@ -2,7 +2,6 @@
 //! gzip of the encoding inflates to the same bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sockagent::collect::processes::ProcRow;
 use sockagent::protocol::{gzip::Gzip, pb};
 
 #[derive(arbitrary::Arbitrary, Debug)]
@@ -14,9 +13,9 @@ struct Row {
 }
 
 fuzz_target!(|rows: Vec<Row>| {
-    let rows: Vec<ProcRow> = rows
+    let rows: Vec<pb::Process> = rows
         .into_iter()
-        .map(|r| ProcRow { pid: r.pid, name: r.name, cpu_usage: r.cpu, mem_bytes: r.mem })
+        .map(|r| pb::Process { pid: r.pid, name: r.name, cpu_usage: r.cpu, mem_bytes: r.mem })
         .collect();
     let mut out = Vec::new();
     pb::encode_processes(&rows, &mut out);

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         let pct = s.all.busy_pct_since(&cpu::CpuTicks::default());
         assert!((0.0..=100.0).contains(&pct));
     }
-    let _ = memory::parse_meminfo(data);
+    let _ = memory::parse_meminfo(data, &mut Vec::new());
     let mut nets = Vec::new();
     net::parse_net_dev(data, &mut nets);
     let mounts = disks::parse_mountinfo(data);

@@ -24,18 +24,26 @@ impl CpuTicks {
     }
 }
 
-/// What the agent keeps from one read of `/proc/stat`.
+/// What the agent keeps from one read of `/proc/stat`: the busy/idle
+/// figures the answers need, and the per-mode ticks and counters that
+/// `/metrics` shows, all from one pass over the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatSample {
     pub all: CpuTicks,
     /// (cpu number, ticks), sorted by cpu number. Offline CPUs are absent.
     pub cores: Vec<(u32, CpuTicks)>,
-    /// Boot time, epoch seconds.
-    pub btime: u64,
+    /// Each core's ticks per mode, in the same order as `cores`.
+    pub modes: Vec<CpuModes>,
+    /// Boot time and the other system-wide counters.
+    pub counters: StatCounters,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct ParseError(pub &'static str);
+impl StatSample {
+    /// Boot time, epoch seconds (0 when the file had no `btime` line).
+    pub fn btime(&self) -> u64 {
+        self.counters.btime
+    }
+}
 
 /// The first eight columns of a `cpu` line (user, nice, system, idle,
 /// iowait, irq, softirq, steal; missing ones 0) and how many there were.
@@ -50,44 +58,64 @@ fn parse_columns<'a>(cols: impl Iterator<Item = &'a [u8]>) -> Option<([u64; 8], 
     Some((c, n))
 }
 
-fn parse_ticks<'a>(cols: impl Iterator<Item = &'a [u8]>) -> Option<CpuTicks> {
+fn parse_ticks<'a>(cols: impl Iterator<Item = &'a [u8]>) -> Option<([u64; 8], CpuTicks)> {
     let (c, n) = parse_columns(cols)?;
     // Kernels before 2.6.11 had 4..7 columns; fewer than 4 is not /proc/stat.
     if n < 4 {
         return None;
     }
     let [_, _, _, idle, iowait, ..] = c;
-    Some(CpuTicks {
+    let ticks = CpuTicks {
         total: c.iter().fold(0u64, |a, &v| a.saturating_add(v)),
         idle: idle.saturating_add(iowait),
-    })
+    };
+    Some((c, ticks))
 }
 
-/// Parses `/proc/stat` into `out` (reusing its core vector).
-pub fn parse_stat(buf: &[u8], out: &mut StatSample) -> Result<(), ParseError> {
+/// Parses `/proc/stat` into `out` (reusing its vectors), in one pass.
+pub fn parse_stat(buf: &[u8], out: &mut StatSample) -> Result<(), &'static str> {
     out.cores.clear();
-    out.btime = 0;
+    out.modes.clear();
+    out.counters = StatCounters::default();
     let mut saw_all = false;
+    let mut sorted = true;
     for line in lines(buf) {
         let mut f = fields(line);
         let Some(key) = f.next() else { continue };
-        if key == b"cpu" {
-            out.all = parse_ticks(f).ok_or(ParseError("bad aggregate cpu line"))?;
+        let counter = match key {
+            b"btime" => Some(&mut out.counters.btime),
+            b"ctxt" => Some(&mut out.counters.ctxt),
+            b"processes" => Some(&mut out.counters.forks),
+            b"intr" => Some(&mut out.counters.intr),
+            b"procs_running" => Some(&mut out.counters.procs_running),
+            b"procs_blocked" => Some(&mut out.counters.procs_blocked),
+            _ => None,
+        };
+        if let Some(slot) = counter {
+            *slot = f.next().and_then(parse_u64).unwrap_or(0);
+        } else if key == b"cpu" {
+            out.all = parse_ticks(f).ok_or("bad aggregate cpu line")?.1;
             saw_all = true;
         } else if let Some(num) = key.strip_prefix(b"cpu") {
             let Some(n) = parse_u64(num).and_then(|n| u32::try_from(n).ok()) else {
                 continue;
             };
-            let t = parse_ticks(f).ok_or(ParseError("bad per-cpu line"))?;
+            let (modes, t) = parse_ticks(f).ok_or("bad per-cpu line")?;
+            sorted &= out.cores.last().is_none_or(|c| c.0 < n);
             out.cores.push((n, t));
-        } else if key == b"btime" {
-            out.btime = f.next().and_then(parse_u64).unwrap_or(0);
+            out.modes.push(CpuModes {
+                cpu: n,
+                ticks: modes,
+            });
         }
     }
     if !saw_all {
-        return Err(ParseError("no aggregate cpu line"));
+        return Err("no aggregate cpu line");
     }
-    out.cores.sort_unstable_by_key(|c| c.0);
+    if !sorted {
+        out.cores.sort_unstable_by_key(|c| c.0);
+        out.modes.sort_unstable_by_key(|m| m.cpu);
+    }
     Ok(())
 }
 
@@ -115,43 +143,6 @@ pub struct StatCounters {
     pub procs_blocked: u64,
 }
 
-/// Parses every `cpuN` line's per-mode ticks into `cores` (sorted by cpu
-/// number, reusing the vector) and the counters. Lines that do not parse
-/// are skipped: this feeds /metrics, which shows what it can.
-pub fn parse_stat_modes(buf: &[u8], cores: &mut Vec<CpuModes>) -> StatCounters {
-    cores.clear();
-    let mut c = StatCounters::default();
-    for line in lines(buf) {
-        let mut f = fields(line);
-        let Some(key) = f.next() else { continue };
-        let counter = match key {
-            b"btime" => Some(&mut c.btime),
-            b"ctxt" => Some(&mut c.ctxt),
-            b"processes" => Some(&mut c.forks),
-            b"intr" => Some(&mut c.intr),
-            b"procs_running" => Some(&mut c.procs_running),
-            b"procs_blocked" => Some(&mut c.procs_blocked),
-            _ => None,
-        };
-        if let Some(slot) = counter {
-            *slot = f.next().and_then(parse_u64).unwrap_or(0);
-            continue;
-        }
-        let Some(n) = key
-            .strip_prefix(b"cpu")
-            .and_then(parse_u64)
-            .and_then(|n| u32::try_from(n).ok())
-        else {
-            continue;
-        };
-        if let Some((ticks, _)) = parse_columns(f) {
-            cores.push(CpuModes { cpu: n, ticks });
-        }
-    }
-    cores.sort_unstable_by_key(|m| m.cpu);
-    c
-}
-
 /// Per-core busy % of `now` against `prev`, matched by cpu number, in
 /// cpu-number order. A core absent from `prev` (just onlined) reads 0.
 pub fn per_core_pct(now: &StatSample, prev: &StatSample, out: &mut Vec<f32>) {
@@ -163,6 +154,12 @@ pub fn per_core_pct(now: &StatSample, prev: &StatSample, out: &mut Vec<f32>) {
         };
         out.push(pct);
     }
+}
+
+/// `/proc/loadavg` → the 1, 5 and 15 minute averages.
+pub fn parse_loadavg(buf: &[u8]) -> Option<[f64; 3]> {
+    let mut f = fields(buf).map(super::num::parse_decimal);
+    Some([f.next()??, f.next()??, f.next()??])
 }
 
 #[cfg(test)]
@@ -186,7 +183,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
             }
         );
         assert_eq!(s.cores.len(), 2);
-        assert_eq!(s.btime, 1_700_000_000);
+        assert_eq!(s.btime(), 1_700_000_000);
     }
 
     #[test]
@@ -232,7 +229,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
         let mut s = StatSample::default();
         parse_stat(&buf, &mut s).unwrap();
         assert_eq!(s.cores.len(), 8);
-        assert_eq!(s.btime, 1_418_183_276);
+        assert_eq!(s.btime(), 1_418_183_276);
         // cpu  301854 612 111922 8979004 3552 2 3944 0 0 0
         assert_eq!(
             s.all.total,
@@ -248,8 +245,9 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
             "/tests/fixtures/prometheus-procfs/proc/stat"
         ))
         .unwrap();
-        let mut cores = Vec::new();
-        let c = parse_stat_modes(&buf, &mut cores);
+        let mut s = StatSample::default();
+        parse_stat(&buf, &mut s).unwrap();
+        let (cores, c) = (&s.modes, s.counters);
         assert_eq!(cores.len(), 8);
         // cpu0 44490 19 21045 1087069 220 1 3410 0 0 0
         assert_eq!(cores[0].ticks, [44490, 19, 21045, 1087069, 220, 1, 3410, 0]);
@@ -258,16 +256,33 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
         assert_eq!(c.forks, 26442);
         assert_eq!((c.procs_running, c.procs_blocked), (2, 1));
         assert_eq!(c.intr, 73777505);
-        // a short line (old kernel) reads 0 for the missing modes; garbage is skipped
-        let c = parse_stat_modes(b"cpu 1 2 3 4\ncpu3 1 2 3 4\ncpu1 x 2 3 4\n", &mut cores);
+        // a short line (old kernel) reads 0 for the missing modes; out of
+        // order lines come back in cpu-number order
+        parse_stat(b"cpu 2 4 6 8\ncpu3 1 2 3 4\ncpu1 1 2 3 4\n", &mut s).unwrap();
         assert_eq!(
-            cores,
-            vec![CpuModes {
-                cpu: 3,
-                ticks: [1, 2, 3, 4, 0, 0, 0, 0]
-            }]
+            s.modes,
+            vec![
+                CpuModes {
+                    cpu: 1,
+                    ticks: [1, 2, 3, 4, 0, 0, 0, 0]
+                },
+                CpuModes {
+                    cpu: 3,
+                    ticks: [1, 2, 3, 4, 0, 0, 0, 0]
+                }
+            ]
         );
-        assert_eq!(c, StatCounters::default());
+        assert_eq!(s.counters, StatCounters::default());
+    }
+
+    #[test]
+    fn loadavg() {
+        assert_eq!(
+            parse_loadavg(b"0.52 1.50 2.00 1/95 4242\n"),
+            Some([0.52, 1.5, 2.0])
+        );
+        assert_eq!(parse_loadavg(b"0.52 x"), None);
+        assert_eq!(parse_loadavg(b""), None);
     }
 
     #[test]

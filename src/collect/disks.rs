@@ -182,6 +182,37 @@ fn row_name(m: &Mount, d: &DevInfo) -> String {
     }
 }
 
+/// One mounted filesystem with its space, for `node_filesystem_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsRow {
+    pub device: String,
+    pub mountpoint: String,
+    pub fstype: String,
+    pub space: Space,
+}
+
+/// Every mount with its space into `out`, one row per (device,
+/// mountpoint, fstype): an over-mounted path would otherwise give
+/// duplicate series.
+pub fn keep_filesystems(mounts: &[Mount], spaces: &[Option<Space>], out: &mut Vec<FsRow>) {
+    out.clear();
+    for (m, s) in mounts.iter().zip(spaces) {
+        let Some(space) = *s else { continue };
+        if out
+            .iter()
+            .any(|f| f.device == m.source && f.mountpoint == m.mount_point && f.fstype == m.fstype)
+        {
+            continue;
+        }
+        out.push(FsRow {
+            device: m.source.clone(),
+            mountpoint: m.mount_point.clone(),
+            fstype: m.fstype.clone(),
+            space,
+        });
+    }
+}
+
 /// Builds the rows: one per device (first mount wins), whole-disk rows with
 /// summed totals before their partitions, groups sorted by name.
 pub fn build_rows(

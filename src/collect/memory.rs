@@ -11,34 +11,51 @@ pub struct MemInfo {
     pub swap_used: u64,
 }
 
-/// `mem_used = MemTotal - MemAvailable`; kernels older than 3.14 have no
-/// MemAvailable, then MemFree + Buffers + Cached stands in for it.
-pub fn parse_meminfo(buf: &[u8]) -> Option<MemInfo> {
+/// One `Key: value [kB]` line of `/proc/meminfo`, kept for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemField {
+    /// The key without its colon (`Active(anon)`).
+    pub key: String,
+    /// Bytes for kB lines, else the bare count.
+    pub value: u64,
+    /// Whether the line was in kB.
+    pub kb: bool,
+}
+
+/// Parses `/proc/meminfo` in one pass: the answer's four figures, and
+/// every line into `fields` (rows reused in place, so a steady file
+/// allocates nothing). `mem_used = MemTotal - MemAvailable`; kernels older
+/// than 3.14 have no MemAvailable, then MemFree + Buffers + Cached stands
+/// in for it. `None` without a MemTotal line.
+pub fn parse_meminfo(buf: &[u8], fields: &mut Vec<MemField>) -> Option<MemInfo> {
     let (mut total, mut avail, mut free, mut buffers, mut cached) = (None, None, 0, 0, 0);
     let (mut swap_total, mut swap_free) = (0, 0);
-    for line in lines(buf) {
-        let mut f = fields(line);
-        let (Some(key), Some(val)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let Some(v) = parse_u64(val) else { continue };
-        // Values are in kB unless a unit is absent (HugePages_* counts).
-        let bytes = if f.next() == Some(b"kB") {
-            v.saturating_mul(1024)
-        } else {
-            v
-        };
+    let mut n = 0;
+    for (key, bytes, kb) in meminfo_fields(buf) {
         match key {
-            b"MemTotal:" => total = Some(bytes),
-            b"MemAvailable:" => avail = Some(bytes),
-            b"MemFree:" => free = bytes,
-            b"Buffers:" => buffers = bytes,
-            b"Cached:" => cached = bytes,
-            b"SwapTotal:" => swap_total = bytes,
-            b"SwapFree:" => swap_free = bytes,
+            b"MemTotal" => total = Some(bytes),
+            b"MemAvailable" => avail = Some(bytes),
+            b"MemFree" => free = bytes,
+            b"Buffers" => buffers = bytes,
+            b"Cached" => cached = bytes,
+            b"SwapTotal" => swap_total = bytes,
+            b"SwapFree" => swap_free = bytes,
             _ => {}
         }
+        if fields.len() <= n {
+            fields.push(MemField::default());
+        }
+        if let Some(f) = fields.get_mut(n) {
+            if f.key.as_bytes() != key {
+                f.key.clear();
+                f.key.push_str(&String::from_utf8_lossy(key));
+            }
+            f.value = bytes;
+            f.kb = kb;
+        }
+        n += 1;
     }
+    fields.truncate(n);
     let total = total?;
     let avail = avail.unwrap_or_else(|| free + buffers + cached);
     Some(MemInfo {
@@ -67,18 +84,22 @@ mod tests {
 
     #[test]
     fn available_and_fallback() {
+        let mut f = Vec::new();
         let m = parse_meminfo(
             b"MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\nSwapTotal: 50 kB\nSwapFree: 20 kB\nHugePages_Total: 0\n",
+            &mut f,
         )
         .unwrap();
         assert_eq!(m.mem_total, 1_024_000);
         assert_eq!(m.mem_used, 400 * 1024);
         assert_eq!(m.swap_used, 30 * 1024);
-        let old =
-            parse_meminfo(b"MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n")
-                .unwrap();
+        let old = parse_meminfo(
+            b"MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n",
+            &mut f,
+        )
+        .unwrap();
         assert_eq!(old.mem_used, 600 * 1024);
-        assert!(parse_meminfo(b"garbage").is_none());
+        assert!(parse_meminfo(b"garbage", &mut f).is_none());
     }
 
     #[test]
@@ -93,6 +114,16 @@ mod tests {
                 (&b"HugePages_Total"[..], 3, false),
             ]
         );
+        // the kept rows: the same, reused in place on the next read
+        let mut rows = Vec::new();
+        parse_meminfo(b, &mut rows).unwrap();
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["MemTotal", "Active(anon)", "HugePages_Total"]);
+        assert_eq!((rows[2].value, rows[2].kb), (3, false));
+        let cap = rows[0].key.capacity();
+        parse_meminfo(b"MemTotal: 2 kB\n", &mut rows).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].value, rows[0].key.capacity()), (2048, cap));
     }
 
     #[test]
@@ -102,7 +133,7 @@ mod tests {
             "/tests/fixtures/h200-vm/proc/meminfo"
         ))
         .unwrap();
-        let m = parse_meminfo(&buf).unwrap();
+        let m = parse_meminfo(&buf, &mut Vec::new()).unwrap();
         // The reference agent reported mem_total 135148564480 on that machine.
         assert_eq!(m.mem_total, 135_148_564_480);
         assert_eq!(m.swap_total, 0);

@@ -1,7 +1,10 @@
-//! Collectors: the one owner of every baseline, kept file, buffer and cache.
-//!
-//! Each `*_answer` returns the encoded answer, from the cache when it is
-//! younger than its TTL. Nothing here runs unless a request asks for it.
+//! Collectors: the one owner of every baseline, kept file and sample
+//! buffer. Each collection reads into buffers that live as long as the
+//! agent and leaves a typed sample behind (`MetricsSample`, `DisksSample`,
+//! the process rows, `SensorsSample`); what is encoded from them, and when
+//! a sample is fresh enough to reuse, is the answers module's business.
+//! Nothing here knows of JSON frames, protobuf or gzip, and nothing here
+//! runs unless a request asks for it.
 
 pub mod cpu;
 pub mod disks;
@@ -14,25 +17,20 @@ pub mod net;
 pub mod num;
 pub mod process_detail;
 pub mod processes;
-pub mod prom;
 pub mod sensors;
 
-use crate::protocol::{gzip::Gzip, pb};
-use bytes::BytesMut;
+use error::{CollectError, Reported, Result};
 use fs::{KeptFile, Root};
-use serde::Serialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tungstenite::{Bytes, Utf8Bytes};
 
 /// CPU percentages are computed over at least this window, so an answer
 /// never describes a few microseconds of scheduler noise.
 pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
 
-/// A process scan younger than this gives `process_count` for free.
-const PROCESS_COUNT_MAX_AGE: Duration = Duration::from_secs(5);
-
-/// Process frames larger than this are gzipped (as the reference does).
-pub const GZIP_THRESHOLD: usize = 768;
+/// `process_count` may be this old: the last process scan's count, else a
+/// listing of `/proc` kept this long (a listing costs more kernel time
+/// than the rest of a metrics sample, and the count moves slowly).
+pub const PROCESS_COUNT_MAX_AGE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -43,9 +41,6 @@ pub struct Settings {
     pub gpu_enabled: bool,
     /// `SOCKAGENT_NVML_LIB`: the NVML library to load instead of the default.
     pub nvml_lib: Option<std::ffi::OsString>,
-    pub metrics_ttl: Duration,
-    pub disks_ttl: Duration,
-    pub processes_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -55,54 +50,82 @@ impl Default for Settings {
             temp_enabled: true,
             gpu_enabled: true,
             nvml_lib: None,
-            metrics_ttl: Duration::from_millis(250),
-            disks_ttl: Duration::from_millis(1000),
-            processes_ttl: Duration::from_millis(1500),
         }
     }
 }
 
-struct Cached<T> {
-    at: Instant,
-    value: T,
+/// The collections, for their timings (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    Metrics = 0,
+    Disks = 1,
+    Processes = 2,
+    /// Load average and hwmon temperatures (scrape only).
+    Sensors = 3,
 }
 
-fn fresh<T: Clone>(c: &Option<Cached<T>>, ttl: Duration, now: Instant) -> Option<T> {
-    match c {
-        Some(c) if !ttl.is_zero() && now.duration_since(c.at) < ttl => Some(c.value.clone()),
-        _ => None,
+impl Collection {
+    pub const ALL: [Collection; 4] = [
+        Collection::Metrics,
+        Collection::Disks,
+        Collection::Processes,
+        Collection::Sensors,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::Metrics => "metrics",
+            Collection::Disks => "disks",
+            Collection::Processes => "processes",
+            Collection::Sensors => "sensors",
+        }
     }
 }
 
-/// An encoded answer, ready to become one WebSocket frame.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    Text(Utf8Bytes),
-    Binary(Bytes),
+/// How often and how long one collection has run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    pub runs: u64,
+    pub total: Duration,
+    pub last: Duration,
 }
 
-impl Answer {
-    pub fn text(s: String) -> Self {
-        Answer::Text(Utf8Bytes::from(s))
-    }
+/// The fast metrics, as the last metrics collection found them.
+#[derive(Debug, Default)]
+pub struct MetricsSample {
+    /// When it was collected; `None` before the first collection.
+    pub at: Option<Instant>,
+    pub sampled_at_ms: u64,
+    pub cpu_total: f32,
+    pub per_core: Vec<f32>,
+    /// The `/proc/stat` read behind the percentages, typed (per-mode
+    /// ticks and counters for `/metrics`).
+    pub stat: cpu::StatSample,
+    pub mem: memory::MemInfo,
+    /// Every `/proc/meminfo` line.
+    pub mem_fields: Vec<memory::MemField>,
+    pub hostname: String,
+    pub cpu_temp_c: Option<f32>,
+    pub nets: Vec<net::NetDev>,
+    pub process_count: u64,
 }
 
-#[derive(Serialize)]
-struct MetricsOut<'a> {
-    sampled_at_ms: u64,
-    cpu_total: f32,
-    cpu_per_core: &'a [f32],
-    mem_total: u64,
-    mem_used: u64,
-    swap_total: u64,
-    swap_used: u64,
-    hostname: &'a str,
-    cpu_temp_c: Option<f32>,
-    disks: [u8; 0],
-    networks: &'a [net::NetDev],
-    top_processes: [u8; 0],
-    gpus: Option<&'a [gpu::Gpu]>,
-    process_count: u64,
+/// The mounted filesystems, as the last disks collection found them.
+#[derive(Debug, Default)]
+pub struct DisksSample {
+    pub at: Option<Instant>,
+    /// The `disks` answer's rows.
+    pub rows: Vec<disks::DiskRow>,
+    /// Every mount with its space (not only the first of a device).
+    pub filesystems: Vec<disks::FsRow>,
+}
+
+/// What only `/metrics` shows: load average and every hwmon temperature.
+#[derive(Debug, Default)]
+pub struct SensorsSample {
+    pub at: Option<Instant>,
+    pub loadavg: Option<[f64; 3]>,
+    pub hwmon: sensors::HwmonTemps,
 }
 
 pub struct Collectors {
@@ -111,35 +134,29 @@ pub struct Collectors {
     meminfo_file: KeptFile,
     netdev_file: KeptFile,
     hostname_file: KeptFile,
+    loadavg_file: KeptFile,
+    statm_file: KeptFile,
     buf: Vec<u8>,
-    json: Vec<u8>,
-    /// Frame payload memory for each kind of answer (see `refill`).
-    metrics_pool: BytesMut,
-    disks_pool: BytesMut,
-    processes_pool: BytesMut,
-    host: String,
     proc_dir: fs::KeptDir,
     /// Older and newer CPU baselines (see `cpu_sample`), and scratch.
     cpu_a: (Instant, cpu::StatSample),
     cpu_b: (Instant, cpu::StatSample),
-    cpu_new: cpu::StatSample,
-    per_core: Vec<f32>,
-    nets: Vec<net::NetDev>,
+    cpu_scratch: cpu::StatSample,
     temp: sensors::CpuTemp,
     gpus: gpu::Gpus,
     scanner: processes::ProcScanner,
-    pb_buf: Vec<u8>,
-    gz_buf: Vec<u8>,
-    gzip: Gzip,
-    metrics: Option<Cached<Utf8Bytes>>,
-    disks: Option<Cached<Utf8Bytes>>,
-    processes: Option<Cached<Bytes>>,
+    /// When the process rows were last scanned.
+    scanned_at: Option<Instant>,
+    /// A listing's process count, and when it was taken.
+    listed: Option<(Instant, u64)>,
     mountinfo: Option<std::fs::File>,
     topology: Option<std::rc::Rc<DiskTopology>>,
     detail: process_detail::DetailCache,
-    journal: std::collections::HashMap<u32, Cached<Utf8Bytes>>,
-    /// What the collections read, kept for `/metrics` (see prom.rs).
-    snap: prom::Snap,
+    metrics: MetricsSample,
+    disks: DisksSample,
+    sensors: SensorsSample,
+    timings: [Timing; 4],
+    reported: Reported,
 }
 
 /// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
@@ -158,16 +175,6 @@ fn uname_hostname() -> String {
         return String::from_utf8_lossy(b.get(..end).unwrap_or_default()).into_owned();
     }
     "localhost".into()
-}
-
-/// The frame payload for a fresh answer, carved from `pool`: once the
-/// previous answer from this pool has been let go (the cache dropped it and
-/// tungstenite copied it into its output buffer), `reserve` reclaims the
-/// same memory, so the steady state allocates nothing.
-pub fn refill(pool: &mut BytesMut, data: &[u8]) -> Bytes {
-    pool.reserve(data.len());
-    pool.extend_from_slice(data);
-    pool.split().freeze()
 }
 
 /// What the disks answer needs that only changes with the mount table.
@@ -216,6 +223,41 @@ pub fn clock_ticks() -> u64 {
     sysconf_or(libc::_SC_CLK_TCK, 100)
 }
 
+/// The agent's own user and system CPU time, seconds.
+pub fn own_cpu() -> Option<(f64, f64)> {
+    // SAFETY: ru is a valid out-pointer; getrusage has no other preconditions.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some((secs(ru.ru_utime), secs(ru.ru_stime)))
+}
+
+/// uname(2): (sysname, release, version, machine, domainname).
+pub fn uname() -> Option<[String; 5]> {
+    // SAFETY: u is a valid out-pointer.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let s = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    Some([
+        s(&u.sysname),
+        s(&u.release),
+        s(&u.version),
+        s(&u.machine),
+        s(&u.domainname),
+    ])
+}
+
 impl Collectors {
     /// `fd_budget`: how many `/proc/PID/stat` files the scan may keep open.
     pub fn new(s: Settings, fd_budget: usize) -> Self {
@@ -226,18 +268,14 @@ impl Collectors {
             meminfo_file: KeptFile::new(&root, "proc/meminfo"),
             netdev_file: KeptFile::new(&root, "proc/net/dev"),
             hostname_file: KeptFile::new(&root, "proc/sys/kernel/hostname"),
+            loadavg_file: KeptFile::new(&root, "proc/loadavg"),
+            // the agent's own, never under the root
+            statm_file: KeptFile::new(&Root::default(), "proc/self/statm"),
             buf: Vec::with_capacity(16 * 1024),
-            json: Vec::with_capacity(4 * 1024),
-            metrics_pool: BytesMut::new(),
-            disks_pool: BytesMut::new(),
-            processes_pool: BytesMut::new(),
-            host: String::new(),
             proc_dir: fs::KeptDir::new(&root, "proc"),
             cpu_a: (now, cpu::StatSample::default()),
             cpu_b: (now, cpu::StatSample::default()),
-            cpu_new: cpu::StatSample::default(),
-            per_core: Vec::new(),
-            nets: Vec::new(),
+            cpu_scratch: cpu::StatSample::default(),
             temp: sensors::CpuTemp::default(),
             gpus: gpu::Gpus::new(
                 root.clone(),
@@ -249,17 +287,16 @@ impl Collectors {
                 now,
             ),
             scanner: processes::ProcScanner::new(fd_budget, page_size()),
-            pb_buf: Vec::new(),
-            gz_buf: Vec::new(),
-            gzip: Gzip::default(),
-            metrics: None,
-            disks: None,
-            processes: None,
+            scanned_at: None,
+            listed: None,
             mountinfo: None,
             topology: None,
             detail: process_detail::DetailCache::default(),
-            journal: std::collections::HashMap::new(),
-            snap: prom::Snap::default(),
+            metrics: MetricsSample::default(),
+            disks: DisksSample::default(),
+            sensors: SensorsSample::default(),
+            timings: [Timing::default(); 4],
+            reported: Reported::default(),
             s,
         };
         c.prime();
@@ -273,112 +310,115 @@ impl Collectors {
     /// Takes the CPU and process baselines, so the first answers describe a
     /// real window instead of zeros.
     fn prime(&mut self) {
-        if self.read_stat().is_ok() {
-            self.cpu_a.1.clone_from(&self.cpu_new);
-            self.cpu_b.1.clone_from(&self.cpu_new);
-            let total = self.cpu_new.all.total;
-            if let Err(e) = self.scanner.scan(&self.s.root, total) {
+        let mut first = cpu::StatSample::default();
+        if read_stat(&mut self.stat_file, &mut self.buf, &mut first).is_ok() {
+            self.cpu_a.1.clone_from(&first);
+            self.cpu_b.1.clone_from(&first);
+            if let Err(e) = self.scanner.scan(&self.s.root, first.all.total) {
                 log::warn!("process scan baseline failed: {e}");
             }
         }
     }
 
-    fn read_stat(&mut self) -> Result<(), String> {
-        self.stat_file
-            .read(&mut self.buf)
-            .map_err(|e| format!("cannot read /proc/stat: {e}"))?;
-        cpu::parse_stat(&self.buf, &mut self.cpu_new).map_err(|e| format!("/proc/stat: {}", e.0))
+    /// Logs a collector error as its kind says (malformed input once).
+    pub fn report(&mut self, e: &CollectError) {
+        self.reported.note(e);
     }
 
-    /// Reads `/proc/stat` and computes total and per-core busy % against a
-    /// baseline at least `MIN_CPU_WINDOW` old where one exists: `a` is
-    /// always at least that much older than `b`, and `b` is replaced only
-    /// once it is that old.
-    fn cpu_sample(&mut self, now: Instant) -> Result<f32, String> {
-        self.read_stat()?;
-        let total;
+    fn timed(&mut self, c: Collection, started: Instant) {
+        let d = started.elapsed();
+        if let Some(t) = self.timings.get_mut(c as usize) {
+            t.runs += 1;
+            t.total += d;
+            t.last = d;
+        }
+    }
+
+    /// Each collection's runs and time, in `Collection::ALL` order.
+    pub fn timings(&self) -> &[Timing; 4] {
+        &self.timings
+    }
+
+    /// Reads `/proc/stat` into the sample and computes total and per-core
+    /// busy % against a baseline at least `MIN_CPU_WINDOW` old where one
+    /// exists: `a` is always at least that much older than `b`, and `b` is
+    /// replaced only once it is that old.
+    fn cpu_sample(&mut self, now: Instant) -> Result<()> {
+        let m = &mut self.metrics;
+        read_stat(&mut self.stat_file, &mut self.buf, &mut m.stat)?;
         if now.duration_since(self.cpu_b.0) >= MIN_CPU_WINDOW {
-            total = self.cpu_new.all.busy_pct_since(&self.cpu_b.1.all);
-            cpu::per_core_pct(&self.cpu_new, &self.cpu_b.1, &mut self.per_core);
+            m.cpu_total = m.stat.all.busy_pct_since(&self.cpu_b.1.all);
+            cpu::per_core_pct(&m.stat, &self.cpu_b.1, &mut m.per_core);
             std::mem::swap(&mut self.cpu_a, &mut self.cpu_b);
-            std::mem::swap(&mut self.cpu_b.1, &mut self.cpu_new);
+            self.cpu_b.1.clone_from(&m.stat);
             self.cpu_b.0 = now;
         } else {
-            total = self.cpu_new.all.busy_pct_since(&self.cpu_a.1.all);
-            cpu::per_core_pct(&self.cpu_new, &self.cpu_a.1, &mut self.per_core);
+            m.cpu_total = m.stat.all.busy_pct_since(&self.cpu_a.1.all);
+            cpu::per_core_pct(&m.stat, &self.cpu_a.1, &mut m.per_core);
         }
-        Ok(total)
+        Ok(())
     }
 
     /// The host's name, re-read each sample (it can change) into a kept
     /// String: no allocation unless it changed.
     fn refresh_hostname(&mut self) {
+        let host = &mut self.metrics.hostname;
         if self.hostname_file.read(&mut self.buf).is_ok() {
             let h = self.buf.trim_ascii();
             if !h.is_empty() {
-                if h != self.host.as_bytes() {
-                    self.host = String::from_utf8_lossy(h).into_owned();
+                if h != host.as_bytes() {
+                    *host = String::from_utf8_lossy(h).into_owned();
                 }
                 return;
             }
         }
-        if self.host.is_empty() {
-            self.host = uname_hostname();
+        if host.is_empty() {
+            *host = uname_hostname();
         }
     }
 
-    /// The number of processes: the last process scan's when it is recent
-    /// (the TUI asks for processes every 2 s), else a listing of /proc
-    /// (~30 µs of kernel time on a small host, more than the rest of a
-    /// metrics sample).
+    /// The number of processes, at most `PROCESS_COUNT_MAX_AGE` old: the
+    /// last process scan's (the TUI asks for processes every 2 s), else
+    /// the last listing of /proc, else a new listing.
     fn count_processes(&mut self, now: Instant) -> u64 {
-        // A recent process scan (a /metrics scrape scans first) has just
-        // counted them: no second walk of /proc.
-        if let Some(at) = self.snap.scanned_at {
-            if now.duration_since(at) < PROCESS_COUNT_MAX_AGE {
-                return self.scanner.rows.len() as u64;
-            }
+        let young = |at: Instant| now.duration_since(at) < PROCESS_COUNT_MAX_AGE;
+        match (self.scanned_at, self.listed) {
+            (Some(at), _) if young(at) => return self.scanner.rows.len() as u64,
+            (_, Some((at, n))) if young(at) => return n,
+            _ => {}
         }
         let mut n = 0u64;
         match self
             .proc_dir
             .for_each(|name| n += u64::from(fs::pid_of(name).is_some()))
         {
-            Ok(()) => n,
-            Err(_) => 0,
+            Ok(()) => {
+                self.listed = Some((now, n));
+                n
+            }
+            Err(e) => {
+                self.report(&CollectError::io("/proc", e));
+                0
+            }
         }
     }
 
-    /// Serializes into the reused JSON buffer, then into the frame payload
-    /// (see `refill`).
-    fn encode_json<T: Serialize>(
-        json: &mut Vec<u8>,
-        pool: &mut BytesMut,
-        v: &T,
-    ) -> Result<Utf8Bytes, String> {
-        json.clear();
-        serde_json::to_writer(&mut *json, v).map_err(|e| e.to_string())?;
-        Utf8Bytes::try_from(refill(pool, json)).map_err(|e| e.to_string())
-    }
-
-    /// The `metrics` answer (JSON text).
-    pub fn metrics_answer(&mut self, now: Instant) -> Result<Answer, String> {
-        if let Some(v) = fresh(&self.metrics, self.s.metrics_ttl, now) {
-            return Ok(Answer::Text(v));
-        }
+    /// Collects the fast metrics. Fails only when `/proc/stat` or
+    /// `/proc/meminfo` cannot be read; every other reading is optional.
+    pub fn collect_metrics(&mut self, now: Instant) -> Result<&MetricsSample> {
         let t0 = Instant::now();
-        let cpu_total = self.cpu_sample(now)?;
-        self.snap.stat.clone_from(&self.buf);
+        self.cpu_sample(now)?;
         self.meminfo_file
             .read(&mut self.buf)
-            .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
-        self.snap.meminfo.clone_from(&self.buf);
-        let mem = memory::parse_meminfo(&self.buf).ok_or("/proc/meminfo has no MemTotal")?;
+            .map_err(CollectError::reading("/proc/meminfo"))?;
+        let m = &mut self.metrics;
+        m.mem = memory::parse_meminfo(&self.buf, &mut m.mem_fields)
+            .ok_or(CollectError::malformed("/proc/meminfo", "no MemTotal line"))?;
         match self.netdev_file.read(&mut self.buf) {
-            Ok(()) => net::parse_net_dev(&self.buf, &mut self.nets),
+            Ok(()) => net::parse_net_dev(&self.buf, &mut m.nets),
             Err(e) => {
-                log::debug!("cannot read /proc/net/dev: {e}");
-                self.nets.clear();
+                m.nets.clear();
+                self.reported.note(&CollectError::io("/proc/net/dev", e));
             }
         }
         self.refresh_hostname();
@@ -388,38 +428,36 @@ impl Collectors {
         } else {
             None
         };
-        let gpus = self.gpus.read(now);
-        self.snap.metrics_done(&self.host, cpu_temp_c, t0);
-        let out = MetricsOut {
-            sampled_at_ms: epoch_ms(),
-            cpu_total,
-            cpu_per_core: &self.per_core,
-            mem_total: mem.mem_total,
-            mem_used: mem.mem_used,
-            swap_total: mem.swap_total,
-            swap_used: mem.swap_used,
-            hostname: &self.host,
-            cpu_temp_c,
-            disks: [],
-            networks: &self.nets,
-            top_processes: [],
-            gpus,
-            process_count,
-        };
-        self.metrics = None; // let go of the old payload so its memory is reused
-        let v = Self::encode_json(&mut self.json, &mut self.metrics_pool, &out)?;
-        self.metrics = Some(Cached {
-            at: now,
-            value: v.clone(),
-        });
-        Ok(Answer::Text(v))
+        let m = &mut self.metrics;
+        m.process_count = process_count;
+        m.cpu_temp_c = cpu_temp_c;
+        m.sampled_at_ms = epoch_ms();
+        m.at = Some(now);
+        self.timed(Collection::Metrics, t0);
+        Ok(&self.metrics)
+    }
+
+    /// The last metrics collection's sample.
+    pub fn metrics(&self) -> &MetricsSample {
+        &self.metrics
+    }
+
+    /// Every GPU's readings (their own 1.5 s cache); `None` when there is
+    /// no GPU or GPUs are disabled.
+    pub fn gpus(&mut self, now: Instant) -> Option<&[gpu::Gpu]> {
+        self.gpus.read(now)
+    }
+
+    /// The last metrics sample and the GPUs' readings, together.
+    pub fn metrics_and_gpus(&mut self, now: Instant) -> (&MetricsSample, Option<&[gpu::Gpu]>) {
+        (&self.metrics, self.gpus.read(now))
     }
 
     /// The mounted block devices, their sysfs facts and temperature files.
     /// Reading mountinfo costs ~25 µs of kernel time even when nothing
     /// changed, so the kept file is polled instead: the kernel flags it
     /// (POLLPRI) when the mount table changes, and only then is it re-read.
-    fn disk_topology(&mut self) -> Result<std::rc::Rc<DiskTopology>, String> {
+    fn disk_topology(&mut self) -> Result<std::rc::Rc<DiskTopology>> {
         let changed = match (&self.mountinfo, &self.topology) {
             (Some(f), Some(_)) => mount_table_changed(f),
             _ => true,
@@ -428,17 +466,14 @@ impl Collectors {
             return Ok(t.clone());
         }
         let root = self.s.root.clone();
-        if self.mountinfo.is_none() {
-            self.mountinfo = Some(
-                std::fs::File::open(root.path("proc/self/mountinfo"))
-                    .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?,
-            );
-        }
-        let file = self.mountinfo.as_ref().ok_or("mountinfo")?;
-        if let Err(e) = fs::pread_all(file, &mut self.buf) {
-            self.mountinfo = None;
-            return Err(format!("cannot read /proc/self/mountinfo: {e}"));
-        }
+        const MOUNTINFO: &str = "/proc/self/mountinfo";
+        let file = match self.mountinfo.take() {
+            Some(f) => f,
+            None => std::fs::File::open(root.path(MOUNTINFO))
+                .map_err(CollectError::reading(MOUNTINFO))?,
+        };
+        fs::pread_all(&file, &mut self.buf).map_err(CollectError::reading(MOUNTINFO))?;
+        self.mountinfo = Some(file);
         let mounts = disks::parse_mountinfo(&self.buf);
         let mut info = std::collections::HashMap::new();
         let mut temp_files = std::collections::HashMap::new();
@@ -462,11 +497,9 @@ impl Collectors {
         Ok(t)
     }
 
-    /// The `disks` answer (JSON text).
-    pub fn disks_answer(&mut self, now: Instant) -> Result<Answer, String> {
-        if let Some(v) = fresh(&self.disks, self.s.disks_ttl, now) {
-            return Ok(Answer::Text(v));
-        }
+    /// Collects the mounted filesystems: a `statvfs` per mount and a
+    /// temperature read per disk (the topology only on a mount change).
+    pub fn collect_disks(&mut self, now: Instant) -> Result<&DisksSample> {
         let t0 = Instant::now();
         let root = self.s.root.clone();
         let temps = self.s.temp_enabled;
@@ -477,8 +510,8 @@ impl Collectors {
             .iter()
             .map(|m| disks::space(&root.path(&m.mount_point)))
             .collect();
-        self.snap.keep_filesystems(&topo.mounts, &spaces);
-        let rows = disks::build_rows(
+        disks::keep_filesystems(&topo.mounts, &spaces, &mut self.disks.filesystems);
+        self.disks.rows = disks::build_rows(
             &topo.mounts,
             |m| {
                 topo.info
@@ -501,113 +534,87 @@ impl Collectors {
                     .and_then(|p| sensors::read_temp(&p))
             },
         );
-        self.snap.timed(prom::Collector::Disks, t0);
-        self.disks = None;
-        let v = Self::encode_json(&mut self.json, &mut self.disks_pool, &rows)?;
-        self.disks = Some(Cached {
-            at: now,
-            value: v.clone(),
-        });
-        Ok(Answer::Text(v))
+        self.disks.at = Some(now);
+        self.timed(Collection::Disks, t0);
+        Ok(&self.disks)
     }
 
-    /// The `processes` answer (protobuf, gzipped above the threshold).
-    pub fn processes_answer(&mut self, now: Instant) -> Result<Answer, String> {
-        if let Some(v) = fresh(&self.processes, self.s.processes_ttl, now) {
-            return Ok(Answer::Binary(v));
-        }
-        // Rows a /metrics scrape scanned inside the window are encoded, not
-        // scanned again; the answer is as old as its rows.
-        let at = match self.snap.scanned_at {
-            Some(t)
-                if !self.s.processes_ttl.is_zero()
-                    && now.duration_since(t) < self.s.processes_ttl =>
-            {
-                t
-            }
-            _ => {
-                self.scan_processes(now)?;
-                now
-            }
-        };
-        pb::encode_processes(&self.scanner.rows, &mut self.pb_buf);
-        self.processes = None;
-        let v = if self.pb_buf.len() > GZIP_THRESHOLD {
-            self.gzip.compress(&self.pb_buf, &mut self.gz_buf);
-            refill(&mut self.processes_pool, &self.gz_buf)
-        } else {
-            refill(&mut self.processes_pool, &self.pb_buf)
-        };
-        self.processes = Some(Cached {
-            at,
-            value: v.clone(),
-        });
-        Ok(Answer::Binary(v))
+    /// The last disks collection's sample.
+    pub fn disks(&self) -> &DisksSample {
+        &self.disks
     }
 
     /// Scans every process; CPU shares are over the time since the previous scan.
-    fn scan_processes(&mut self, now: Instant) -> Result<(), String> {
+    pub fn collect_processes(&mut self, now: Instant) -> Result<&[processes::ProcRow]> {
         let t0 = Instant::now();
-        self.read_stat()?;
-        let total = self.cpu_new.all.total;
+        read_stat(&mut self.stat_file, &mut self.buf, &mut self.cpu_scratch)?;
+        let total = self.cpu_scratch.all.total;
         self.scanner
             .scan(&self.s.root, total)
-            .map_err(|e| format!("cannot list /proc: {e}"))?;
-        self.snap.scanned_at = Some(now);
-        self.snap.timed(prom::Collector::Processes, t0);
-        Ok(())
+            .map_err(CollectError::reading("/proc"))?;
+        self.scanned_at = Some(now);
+        self.timed(Collection::Processes, t0);
+        Ok(&self.scanner.rows)
     }
 
-    /// `input` gzipped with the agent's one compressor.
-    pub fn gzip(&mut self, input: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(input.len() / 4 + 64);
-        self.gzip.compress(input, &mut out);
-        out
+    /// The last process scan's rows and when it ran (`None`: not since start).
+    pub fn processes(&self) -> (Option<Instant>, &[processes::ProcRow]) {
+        (self.scanned_at, &self.scanner.rows)
     }
 
-    /// The `process_metrics` answer; `None` when there is no such process.
-    pub fn process_metrics_answer(&mut self, pid: u32, now: Instant) -> Option<Answer> {
+    /// Reads load average and every hwmon temperature (`/metrics` only).
+    pub fn collect_sensors(&mut self, now: Instant) -> &SensorsSample {
+        let t0 = Instant::now();
+        let s = &mut self.sensors;
+        s.loadavg = match self.loadavg_file.read(&mut self.buf) {
+            Ok(()) => cpu::parse_loadavg(&self.buf),
+            Err(_) => None,
+        };
+        if self.s.temp_enabled {
+            s.hwmon.refresh(&self.s.root);
+        } else {
+            s.hwmon.temps.clear();
+        }
+        s.at = Some(now);
+        self.timed(Collection::Sensors, t0);
+        &self.sensors
+    }
+
+    /// The last sensors collection's sample.
+    pub fn sensors(&self) -> &SensorsSample {
+        &self.sensors
+    }
+
+    /// The agent's own resident set, bytes (`/proc/self/statm`, never under the root).
+    pub fn own_rss(&mut self) -> Option<u64> {
+        self.statm_file.read(&mut self.buf).ok()?;
+        let pages = num::fields(&self.buf).nth(1).and_then(num::parse_u64)?;
+        Some(pages.saturating_mul(page_size()))
+    }
+
+    /// One process in detail; `None` when there is no such process.
+    pub fn process_detail(&mut self, pid: u32, now: Instant) -> Option<String> {
         let clock = process_detail::Clock {
             ticks_per_sec: clock_ticks(),
             page_size: page_size(),
             btime: self.btime(),
         };
-        self.detail
-            .answer(&self.s.root, pid, &clock, now)
-            .map(Answer::text)
+        self.detail.answer(&self.s.root, pid, &clock, now)
     }
 
     /// Boot time (epoch s) from the last `/proc/stat` read, reading it if needed.
     fn btime(&mut self) -> u64 {
-        if self.cpu_b.1.btime == 0 {
-            let _ = self.read_stat();
-            return self.cpu_new.btime;
+        if self.cpu_b.1.btime() == 0 {
+            let _ = read_stat(&mut self.stat_file, &mut self.buf, &mut self.cpu_scratch);
+            return self.cpu_scratch.btime();
         }
-        self.cpu_b.1.btime
+        self.cpu_b.1.btime()
     }
+}
 
-    /// A journal answer for `pid` younger than its TTL.
-    pub fn journal_cached(&mut self, pid: u32, now: Instant) -> Option<Answer> {
-        fresh(
-            &self.journal.get(&pid).map(|c| Cached {
-                at: c.at,
-                value: c.value.clone(),
-            }),
-            journal::TTL,
-            now,
-        )
-        .map(Answer::Text)
-    }
-
-    /// Keeps a journal answer; the cache holds at most
-    /// `process_detail::MAX_PIDS` PIDs, expired ones dropped first.
-    pub fn journal_store(&mut self, pid: u32, json: &str, now: Instant) -> Answer {
-        let v = Utf8Bytes::from(json.to_string());
-        let c = Cached {
-            at: now,
-            value: v.clone(),
-        };
-        process_detail::insert_bounded(&mut self.journal, pid, c, now, journal::TTL, |c| c.at);
-        Answer::Text(v)
-    }
+/// Reads and parses `/proc/stat` into `out`.
+fn read_stat(file: &mut KeptFile, buf: &mut Vec<u8>, out: &mut cpu::StatSample) -> Result<()> {
+    file.read(buf)
+        .map_err(CollectError::reading("/proc/stat"))?;
+    cpu::parse_stat(buf, out).map_err(|why| CollectError::malformed("/proc/stat", why))
 }

@@ -6,6 +6,7 @@ pub mod pb;
 pub mod prom;
 
 use serde::Deserialize;
+use tungstenite::{Bytes, Utf8Bytes};
 
 /// Longest request text we parse. Real requests are < 64 bytes; longer text
 /// gets an error object. Frames over `MAX_FRAME` close the connection (1009).
@@ -13,6 +14,19 @@ pub const MAX_REQUEST: usize = 1024;
 /// Largest frame or message a client may send: a few KiB is plenty for any
 /// request; past it the connection closes with 1009, payload never buffered.
 pub const MAX_FRAME: usize = 4096;
+
+/// An encoded answer, ready to become one WebSocket frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Answer {
+    pub fn text(s: String) -> Self {
+        Answer::Text(Utf8Bytes::from(s))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {

@@ -1,27 +1,59 @@
 //! The process frame, to the guide's schema (`proto/processes.proto`),
-//! encoded with quick-protobuf from the scanner's rows without copying them.
+//! encoded with quick-protobuf straight from the caller's rows (anything
+//! that says its four fields: `ProcessRow`), without copying them.
 
-use crate::collect::processes::ProcRow;
 use quick_protobuf::sizeofs::{sizeof_len, sizeof_varint};
 use quick_protobuf::{MessageWrite, Result, Writer, WriterBackend};
 
-/// `message Process { uint32 pid = 1; string name = 2; float cpu_usage = 3; uint64 mem_bytes = 4; }`
-pub struct Process<'a>(pub &'a ProcRow);
+/// What the encoder reads of one process: the schema's four fields.
+pub trait ProcessRow {
+    fn pid(&self) -> u32;
+    fn name(&self) -> &str;
+    fn cpu_usage(&self) -> f32;
+    fn mem_bytes(&self) -> u64;
+}
 
-impl MessageWrite for Process<'_> {
+/// A decoded process (`decode_processes`), and a row the encoder takes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+    pub cpu_usage: f32,
+    pub mem_bytes: u64,
+}
+
+impl ProcessRow for Process {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn cpu_usage(&self) -> f32 {
+        self.cpu_usage
+    }
+    fn mem_bytes(&self) -> u64 {
+        self.mem_bytes
+    }
+}
+
+/// `message Process { uint32 pid = 1; string name = 2; float cpu_usage = 3; uint64 mem_bytes = 4; }`
+struct Msg<'a, R>(&'a R);
+
+impl<R: ProcessRow> MessageWrite for Msg<'_, R> {
     fn get_size(&self) -> usize {
         let p = self.0;
-        (if p.pid != 0 {
-            1 + sizeof_varint(u64::from(p.pid))
+        (if p.pid() != 0 {
+            1 + sizeof_varint(u64::from(p.pid()))
         } else {
             0
-        }) + (if !p.name.is_empty() {
-            1 + sizeof_len(p.name.len())
+        }) + (if !p.name().is_empty() {
+            1 + sizeof_len(p.name().len())
         } else {
             0
-        }) + (if p.cpu_usage != 0.0 { 1 + 4 } else { 0 })
-            + (if p.mem_bytes != 0 {
-                1 + sizeof_varint(p.mem_bytes)
+        }) + (if p.cpu_usage() != 0.0 { 1 + 4 } else { 0 })
+            + (if p.mem_bytes() != 0 {
+                1 + sizeof_varint(p.mem_bytes())
             } else {
                 0
             })
@@ -29,33 +61,33 @@ impl MessageWrite for Process<'_> {
 
     fn write_message<W: WriterBackend>(&self, w: &mut Writer<W>) -> Result<()> {
         let p = self.0;
-        if p.pid != 0 {
-            w.write_with_tag(8, |w| w.write_uint32(p.pid))?;
+        if p.pid() != 0 {
+            w.write_with_tag(8, |w| w.write_uint32(p.pid()))?;
         }
-        if !p.name.is_empty() {
-            w.write_with_tag(18, |w| w.write_string(&p.name))?;
+        if !p.name().is_empty() {
+            w.write_with_tag(18, |w| w.write_string(p.name()))?;
         }
-        if p.cpu_usage != 0.0 {
-            w.write_with_tag(29, |w| w.write_float(p.cpu_usage))?;
+        if p.cpu_usage() != 0.0 {
+            w.write_with_tag(29, |w| w.write_float(p.cpu_usage()))?;
         }
-        if p.mem_bytes != 0 {
-            w.write_with_tag(32, |w| w.write_uint64(p.mem_bytes))?;
+        if p.mem_bytes() != 0 {
+            w.write_with_tag(32, |w| w.write_uint64(p.mem_bytes()))?;
         }
         Ok(())
     }
 }
 
 /// `message ProcessList { uint32 process_count = 1; repeated Process processes = 2; }`
-pub struct ProcessList<'a>(pub &'a [ProcRow]);
+struct List<'a, R>(&'a [R]);
 
-impl MessageWrite for ProcessList<'_> {
+impl<R: ProcessRow> MessageWrite for List<'_, R> {
     fn get_size(&self) -> usize {
         let n = self.0.len() as u64;
         (if n != 0 { 1 + sizeof_varint(n) } else { 0 })
             + self
                 .0
                 .iter()
-                .map(|p| 1 + sizeof_len(Process(p).get_size()))
+                .map(|p| 1 + sizeof_len(Msg(p).get_size()))
                 .sum::<usize>()
     }
 
@@ -65,16 +97,16 @@ impl MessageWrite for ProcessList<'_> {
             w.write_with_tag(8, |w| w.write_uint32(u32::try_from(n).unwrap_or(u32::MAX)))?;
         }
         for p in self.0 {
-            w.write_with_tag(18, |w| w.write_message(&Process(p)))?;
+            w.write_with_tag(18, |w| w.write_message(&Msg(p)))?;
         }
         Ok(())
     }
 }
 
 /// Encodes the rows into `out` (cleared first).
-pub fn encode_processes(rows: &[ProcRow], out: &mut Vec<u8>) {
+pub fn encode_processes<R: ProcessRow>(rows: &[R], out: &mut Vec<u8>) {
     out.clear();
-    let msg = ProcessList(rows);
+    let msg = List(rows);
     out.reserve(msg.get_size());
     let mut w = Writer::new(&mut *out);
     // Writing into a Vec cannot fail.
@@ -83,7 +115,7 @@ pub fn encode_processes(rows: &[ProcRow], out: &mut Vec<u8>) {
 
 /// Decodes a process frame (not gzipped) back into rows: for tests and
 /// the fuzz round trip. `None` on anything that is not such a frame.
-pub fn decode_processes(buf: &[u8]) -> Option<(u32, Vec<ProcRow>)> {
+pub fn decode_processes(buf: &[u8]) -> Option<(u32, Vec<Process>)> {
     use quick_protobuf::BytesReader;
     let mut r = BytesReader::from_bytes(buf);
     let (mut count, mut rows) = (0, Vec::new());
@@ -93,7 +125,7 @@ pub fn decode_processes(buf: &[u8]) -> Option<(u32, Vec<ProcRow>)> {
             18 => {
                 let sub = r.read_bytes(buf).ok()?;
                 let mut rr = BytesReader::from_bytes(sub);
-                let mut p = ProcRow::default();
+                let mut p = Process::default();
                 while !rr.is_eof() {
                     match rr.next_tag(sub).ok()? {
                         8 => p.pid = rr.read_uint32(sub).ok()?,
@@ -118,13 +150,13 @@ mod tests {
     #[test]
     fn round_trip_by_hand_decoding() {
         let rows = vec![
-            ProcRow {
+            Process {
                 pid: 1,
                 name: "init".into(),
                 cpu_usage: 1.5,
                 mem_bytes: 4096,
             },
-            ProcRow {
+            Process {
                 pid: 584,
                 name: "(a b ) ( c d) ".into(),
                 cpu_usage: 0.0,
@@ -133,7 +165,7 @@ mod tests {
         ];
         let mut out = Vec::new();
         encode_processes(&rows, &mut out);
-        assert_eq!(out.len(), ProcessList(&rows).get_size());
+        assert_eq!(out.len(), List(&rows).get_size());
         let (count, back) = decode_processes(&out).unwrap();
         assert_eq!(count, 2);
         assert_eq!(back, rows);

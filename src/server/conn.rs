@@ -1,191 +1,31 @@
-//! One connection: its socket, its phase, its queue of answers.
+//! One connection's state machine: HTTP head → WebSocket → closing, its
+//! socket and its queue of answers, kept in request order.
 
-use mio::net::TcpStream;
+use super::dispatch::{self, Ctx, Slot};
+use super::http;
+use super::transport::Transport;
+use crate::protocol::{self, Answer};
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::net::Shutdown;
 use std::time::Instant;
-use tungstenite::protocol::WebSocketContext;
+use tungstenite::error::{CapacityError, Error as WsError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketContext};
+use tungstenite::Message;
 
-/// The socket (plain or TLS), plus bytes that must go out before anything
-/// else (the HTTP response head): tungstenite writes through this, so a 101
-/// that did not fit in the socket buffer can never be overtaken by a frame.
-pub struct Transport {
-    pub sock: TcpStream,
-    #[cfg(feature = "tls")]
-    pub tls: Option<Box<rustls::ServerConnection>>,
-    pre: Vec<u8>,
-    pre_off: usize,
-    /// The last read was short, so the socket's receive queue was empty:
-    /// the next read can say WouldBlock without a syscall. (Edge-triggered
-    /// polling stays correct: data arriving later makes a new edge.)
-    drained: bool,
+/// Answers one connection may have queued behind a slow one before we stop
+/// reading its requests.
+const MAX_PENDING: usize = 256;
+
+/// What the loop does with a connection after its step.
+pub enum Outcome {
+    Keep,
+    Drop,
 }
 
-/// TLS output rustls may hold for one client before writes push back.
-#[cfg(feature = "tls")]
-const TLS_BUFFER: usize = 256 * 1024;
-
-impl Transport {
-    pub fn new(sock: TcpStream) -> Self {
-        Transport {
-            sock,
-            #[cfg(feature = "tls")]
-            tls: None,
-            pre: Vec::new(),
-            pre_off: 0,
-            drained: false,
-        }
-    }
-
-    #[cfg(feature = "tls")]
-    pub fn new_tls(sock: TcpStream, cfg: std::sync::Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        let mut conn = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
-        conn.set_buffer_limit(Some(TLS_BUFFER));
-        let mut t = Transport::new(sock);
-        t.tls = Some(Box::new(conn));
-        Ok(t)
-    }
-
-    /// Queues bytes to go out before anything written later.
-    pub fn queue_raw(&mut self, bytes: Vec<u8>) {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &mut self.tls {
-            // rustls buffers plaintext (unlimited here: the head is small).
-            tls.set_buffer_limit(None);
-            let _ = tls.writer().write_all(&bytes);
-            tls.set_buffer_limit(Some(TLS_BUFFER));
-            return;
-        }
-        if self.pre_off >= self.pre.len() {
-            self.pre = bytes;
-            self.pre_off = 0;
-        } else {
-            self.pre.extend_from_slice(&bytes);
-        }
-    }
-
-    /// Writes everything queued (raw bytes, TLS records); `WouldBlock` if
-    /// the socket is full.
-    pub fn flush_raw(&mut self) -> io::Result<()> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &mut self.tls {
-            while tls.wants_write() {
-                match tls.write_tls(&mut self.sock) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(());
-        }
-        while self.pre_off < self.pre.len() {
-            match self
-                .sock
-                .write(self.pre.get(self.pre_off..).unwrap_or_default())
-            {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.pre_off += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.pre = Vec::new();
-        self.pre_off = 0;
-        Ok(())
-    }
-
-    /// Starts a TLS close (close_notify); plain sockets have nothing to say.
-    pub fn close_notify(&mut self) {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &mut self.tls {
-            tls.send_close_notify();
-        }
-    }
-
-    #[cfg(feature = "tls")]
-    fn tls_read(
-        tls: &mut rustls::ServerConnection,
-        sock: &mut TcpStream,
-        buf: &mut [u8],
-    ) -> io::Result<usize> {
-        loop {
-            match tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            match tls.read_tls(sock) {
-                Ok(0) => return Ok(0),
-                Ok(_) => {
-                    if let Err(e) = tls.process_new_packets() {
-                        // Send the alert rustls queued, then give up.
-                        let _ = tls.write_tls(sock);
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                    // Handshake replies go out as soon as they exist.
-                    while tls.wants_write() {
-                        match tls.write_tls(sock) {
-                            Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &mut self.tls {
-            return Self::tls_read(tls, &mut self.sock, buf);
-        }
-        if std::mem::take(&mut self.drained) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = self.sock.read(buf)?;
-        self.drained = n > 0 && n < buf.len();
-        Ok(n)
-    }
-}
-
-impl Write for Transport {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() {
-            match self.flush_raw() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            let n = match &mut self.tls {
-                Some(tls) => tls.writer().write(buf)?,
-                None => 0,
-            };
-            if n == 0 && !buf.is_empty() {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let _ = self.flush_raw();
-            return Ok(n);
-        }
-        self.flush_raw()?;
-        self.sock.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.flush_raw()
-    }
-}
-
-/// One answer slot, kept in request order.
-pub enum Slot {
-    Ready(crate::collect::Answer),
-    /// Waiting for journal job `serial`; later answers queue behind it.
-    Waiting(u64),
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
 }
 
 pub enum Phase {
@@ -238,4 +78,208 @@ impl Conn {
         }
         true
     }
+}
+
+/// Advances one connection through its phases.
+pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
+    loop {
+        match &mut c.phase {
+            Phase::Http { buf } => {
+                let mut chunk = [0u8; 2048];
+                let routed = loop {
+                    if let Some(r) = http::route(buf, x.token) {
+                        break r;
+                    }
+                    match c.io.read(&mut chunk) {
+                        Ok(0) => return Outcome::Drop,
+                        Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                        Err(e) if would_block(&e) => return Outcome::Keep,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            log::debug!("{}: dropped before the request head: {e}", c.peer);
+                            return Outcome::Drop;
+                        }
+                    }
+                };
+                let (consumed, route) = routed;
+                let (response, status) = match route {
+                    http::Route::Upgrade { response } => {
+                        let rest = buf.get(consumed..).unwrap_or_default().to_vec();
+                        c.io.queue_raw(response);
+                        let ctx =
+                            WebSocketContext::from_partially_read(rest, Role::Server, Some(*x.cfg));
+                        c.phase = Phase::Ws { ctx: Box::new(ctx) };
+                        c.deadline = None;
+                        log::debug!("{}: upgraded", c.peer);
+                        continue;
+                    }
+                    http::Route::Respond { response, status } => (response, status),
+                    http::Route::Metrics { head_only, gzip } => {
+                        dispatch::scrape(x, head_only, gzip)
+                    }
+                };
+                log::debug!("{}: HTTP {status}", c.peer);
+                c.io.queue_raw(response);
+                c.phase = Phase::Closing {
+                    ctx: None,
+                    shut: false,
+                };
+                c.deadline = None;
+            }
+            Phase::Ws { ctx } => match ws_step(&mut c.io, ctx, &mut c.queue, x, &c.peer) {
+                Ok(o) => return o,
+                Err(None) => return Outcome::Drop,
+                Err(Some(frame)) => {
+                    c.close_ws(frame);
+                }
+            },
+            Phase::Closing { ctx, shut } => {
+                // 1. get our last bytes out
+                let flushed = match ctx {
+                    Some(ctx) => match ctx.flush(&mut c.io) {
+                        Ok(()) => true,
+                        Err(WsError::Io(e)) if would_block(&e) => false,
+                        Err(_) => true, // closed, or nothing more to send
+                    },
+                    None => match c.io.flush_raw() {
+                        Ok(()) => true,
+                        Err(e) if would_block(&e) => false,
+                        Err(_) => return Outcome::Drop,
+                    },
+                };
+                if !flushed {
+                    return Outcome::Keep;
+                }
+                if !*shut {
+                    c.io.close_notify();
+                    let _ = c.io.flush_raw();
+                    let _ = c.io.sock.shutdown(Shutdown::Write);
+                    *shut = true;
+                }
+                // 2. discard input until the peer closes
+                let mut sink = [0u8; 4096];
+                loop {
+                    match c.io.sock.read(&mut sink) {
+                        Ok(0) => return Outcome::Drop,
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) => return Outcome::Keep,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Outcome::Drop,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads every available frame, answers each request in order, flushes.
+/// `Err(Some(frame))`: close with that frame; `Err(None)`: drop now.
+fn ws_step(
+    io: &mut Transport,
+    ctx: &mut WebSocketContext,
+    queue: &mut VecDeque<Slot>,
+    x: &mut Ctx,
+    peer: &str,
+) -> Result<Outcome, Option<CloseFrame>> {
+    loop {
+        if queue.len() >= MAX_PENDING {
+            // Answers wait behind a journal read: stop reading until they go
+            // out (the delivery drives this connection again).
+            break;
+        }
+        match ctx.read(io) {
+            Ok(Message::Text(t)) => queue.push_back(dispatch::answer(t.as_str(), x)),
+            Ok(Message::Binary(b)) => {
+                let a = Answer::text(protocol::error_json(
+                    "binary frames are not requests: send a text frame such as {\"type\":\"metrics\"}",
+                    &format!("<binary frame, {} bytes>", b.len()),
+                    None,
+                ));
+                queue.push_back(Slot::Ready(a));
+            }
+            Ok(_) => {} // ping (pong queued by tungstenite), pong, close (reply queued)
+            Err(WsError::Io(e)) if would_block(&e) => break,
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(WsError::Utf8(_)) => {
+                let a = Answer::text(protocol::error_json(
+                    "text frame is not valid UTF-8",
+                    "",
+                    None,
+                ));
+                queue.push_back(Slot::Ready(a));
+            }
+            Err(WsError::Capacity(e)) => {
+                log::debug!("{peer}: {e}; closing with 1009");
+                let reason = match e {
+                    CapacityError::MessageTooLong { max_size, .. } => {
+                        format!("message over {max_size} bytes")
+                    }
+                    _ => format!("frame over {} bytes", protocol::MAX_FRAME),
+                };
+                return Err(Some(CloseFrame {
+                    code: CloseCode::Size,
+                    reason: reason.into(),
+                }));
+            }
+            Err(WsError::Protocol(e)) => {
+                log::debug!("{peer}: protocol error: {e}");
+                return Err(Some(CloseFrame {
+                    code: CloseCode::Protocol,
+                    reason: "protocol error".into(),
+                }));
+            }
+            Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Err(None),
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return Err(None);
+            }
+        }
+        if pump(io, ctx, queue, peer).is_err() {
+            return Err(None);
+        }
+    }
+    if pump(io, ctx, queue, peer).is_err() {
+        return Err(None);
+    }
+    match ctx.flush(io) {
+        Ok(()) => Ok(Outcome::Keep),
+        Err(WsError::Io(e)) if would_block(&e) => Ok(Outcome::Keep),
+        Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => Err(None),
+        Err(e) => {
+            log::debug!("{peer}: {e}");
+            Err(None)
+        }
+    }
+}
+
+/// Hands the ready answers at the head of the queue to tungstenite.
+fn pump(
+    io: &mut Transport,
+    ctx: &mut WebSocketContext,
+    queue: &mut VecDeque<Slot>,
+    peer: &str,
+) -> Result<(), ()> {
+    while let Some(Slot::Ready(_)) = queue.front() {
+        let Some(Slot::Ready(a)) = queue.pop_front() else {
+            break;
+        };
+        let msg = match a {
+            Answer::Text(t) => Message::Text(t),
+            Answer::Binary(b) => Message::Binary(b),
+        };
+        match ctx.write(io, msg) {
+            Ok(()) => {}
+            // The frame is buffered; it goes out when the socket drains.
+            Err(WsError::Io(e)) if would_block(&e) => {}
+            Err(WsError::WriteBufferFull(_)) => {
+                log::debug!("{peer}: not reading its answers; output over the limit, dropping");
+                return Err(());
+            }
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return Err(());
+            }
+        }
+    }
+    Ok(())
 }

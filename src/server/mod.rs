@@ -4,32 +4,31 @@
 #[cfg(feature = "tls")]
 pub mod cert;
 pub mod conn;
+pub mod dispatch;
 pub mod http;
 pub mod jobs;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod transport;
 
-use crate::collect::{Answer, Collectors};
-use crate::protocol::{self, Request};
-use conn::{Conn, Phase, Slot, Transport};
-use jobs::{Jobs, Started, JOB_BASE};
+use crate::answers::Answers;
+use crate::protocol;
+use conn::{would_block, Conn, Outcome, Phase};
+use dispatch::{Ctx, Slot};
+use jobs::{Jobs, JOB_BASE};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tungstenite::error::{CapacityError, Error as WsError};
+use transport::Transport;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
-use tungstenite::Message;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
-/// Answers one connection may have queued behind a slow one before we stop
-/// reading its requests.
-const MAX_PENDING: usize = 256;
 const SIGNALS: Token = Token(usize::MAX - 2);
 
 /// Limits, with the reason for each value.
@@ -73,7 +72,7 @@ pub struct Server {
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
-    collectors: Collectors,
+    answers: Answers,
     token: Option<String>,
     limits: Limits,
     next_serial: u64,
@@ -100,32 +99,10 @@ pub struct Options {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
-/// What one connection's step may touch besides itself.
-struct Ctx<'a> {
-    col: &'a mut Collectors,
-    jobs: &'a mut Jobs,
-    registry: &'a mio::Registry,
-    token: Option<&'a str>,
-    prom_top_n: usize,
-    cfg: &'a WebSocketConfig,
-    /// This connection's (slab key, serial), for journal waiters.
-    me: (usize, u64),
-    new_timers: &'a mut Vec<(Instant, Timer)>,
-}
-
-enum Outcome {
-    Keep,
-    Drop,
-}
-
-fn would_block(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock
-}
-
 impl Server {
     pub fn new(
         listener: std::net::TcpListener,
-        collectors: Collectors,
+        answers: Answers,
         opts: Options,
     ) -> io::Result<Self> {
         let Options {
@@ -158,7 +135,7 @@ impl Server {
             listener: Some(listener),
             conns: Slab::new(),
             timers: BinaryHeap::new(),
-            collectors,
+            answers,
             token,
             limits,
             next_serial: 0,
@@ -415,9 +392,7 @@ impl Server {
 
     /// Hands a finished journal answer to every connection waiting for it.
     fn deliver(&mut self, job: jobs::Job, answer: &str) {
-        let a = self
-            .collectors
-            .journal_store(job.pid, answer, Instant::now());
+        let a = self.answers.journal_store(job.pid, answer, Instant::now());
         for (k, serial) in job.waiters {
             let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
                 continue;
@@ -435,25 +410,25 @@ impl Server {
 
     /// Runs connection `k` as far as it can go without blocking.
     fn drive(&mut self, k: usize) {
-        let mut new_timers = Vec::new();
+        let mut new_deadlines = Vec::new();
         let outcome = match self.conns.get_mut(k) {
             Some(c) => {
                 let mut ctx = Ctx {
-                    col: &mut self.collectors,
+                    answers: &mut self.answers,
                     jobs: &mut self.jobs,
                     registry: self.poll.registry(),
                     token: self.token.as_deref(),
                     prom_top_n: self.prom_top_n,
                     cfg: &self.ws_config,
                     me: (k, c.serial),
-                    new_timers: &mut new_timers,
+                    new_deadlines: &mut new_deadlines,
                 };
-                step(c, &mut ctx)
+                conn::step(c, &mut ctx)
             }
             None => return,
         };
-        for (at, t) in new_timers {
-            self.add_timer(at, t);
+        for (at, key, serial) in new_deadlines {
+            self.add_timer(at, Timer::Journal(key, serial));
         }
         match outcome {
             Outcome::Drop => self.close(k),
@@ -471,296 +446,6 @@ impl Server {
                     self.arm(k);
                 }
             }
-        }
-    }
-}
-
-/// Advances one connection through its phases.
-fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
-    loop {
-        match &mut c.phase {
-            Phase::Http { buf } => {
-                let mut chunk = [0u8; 2048];
-                let routed = loop {
-                    if let Some(r) = http::route(buf, x.token) {
-                        break r;
-                    }
-                    match c.io.read(&mut chunk) {
-                        Ok(0) => return Outcome::Drop,
-                        Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-                        Err(e) if would_block(&e) => return Outcome::Keep,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            log::debug!("{}: dropped before the request head: {e}", c.peer);
-                            return Outcome::Drop;
-                        }
-                    }
-                };
-                let (consumed, route) = routed;
-                let (response, status) = match route {
-                    http::Route::Upgrade { response } => {
-                        let rest = buf.get(consumed..).unwrap_or_default().to_vec();
-                        c.io.queue_raw(response);
-                        let ctx =
-                            WebSocketContext::from_partially_read(rest, Role::Server, Some(*x.cfg));
-                        c.phase = Phase::Ws { ctx: Box::new(ctx) };
-                        c.deadline = None;
-                        log::debug!("{}: upgraded", c.peer);
-                        continue;
-                    }
-                    http::Route::Respond { response, status } => (response, status),
-                    http::Route::Metrics { head_only, gzip } => scrape(x, head_only, gzip),
-                };
-                log::debug!("{}: HTTP {status}", c.peer);
-                c.io.queue_raw(response);
-                c.phase = Phase::Closing {
-                    ctx: None,
-                    shut: false,
-                };
-                c.deadline = None;
-            }
-            Phase::Ws { ctx } => match ws_step(&mut c.io, ctx, &mut c.queue, x, &c.peer) {
-                Ok(o) => return o,
-                Err(None) => return Outcome::Drop,
-                Err(Some(frame)) => {
-                    c.close_ws(frame);
-                }
-            },
-            Phase::Closing { ctx, shut } => {
-                // 1. get our last bytes out
-                let flushed = match ctx {
-                    Some(ctx) => match ctx.flush(&mut c.io) {
-                        Ok(()) => true,
-                        Err(WsError::Io(e)) if would_block(&e) => false,
-                        Err(_) => true, // closed, or nothing more to send
-                    },
-                    None => match c.io.flush_raw() {
-                        Ok(()) => true,
-                        Err(e) if would_block(&e) => false,
-                        Err(_) => return Outcome::Drop,
-                    },
-                };
-                if !flushed {
-                    return Outcome::Keep;
-                }
-                if !*shut {
-                    c.io.close_notify();
-                    let _ = c.io.flush_raw();
-                    let _ = c.io.sock.shutdown(Shutdown::Write);
-                    *shut = true;
-                }
-                // 2. discard input until the peer closes
-                let mut sink = [0u8; 4096];
-                loop {
-                    match c.io.sock.read(&mut sink) {
-                        Ok(0) => return Outcome::Drop,
-                        Ok(_) => {}
-                        Err(e) if would_block(&e) => return Outcome::Keep,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Outcome::Drop,
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A `/metrics` answer: the collectors' scrape, or 500 when `/proc` cannot
-/// be read (Prometheus then records the target as down). Gzipped when the
-/// client takes it (Prometheus does): ~5x fewer bytes to push through the
-/// socket costs less than it saves.
-fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
-    match x.col.prometheus(Instant::now(), x.prom_top_n) {
-        Ok(body) => {
-            let zipped = gzip.then(|| x.col.gzip(body.as_bytes()));
-            let (bytes, extra) = match &zipped {
-                Some(z) => (
-                    z.as_slice(),
-                    "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n",
-                ),
-                None => (body.as_bytes(), "Vary: Accept-Encoding\r\n"),
-            };
-            let ct = crate::protocol::prom::CONTENT_TYPE;
-            (http::response(200, "OK", ct, bytes, head_only, extra), 200)
-        }
-        Err(e) => {
-            log::warn!("/metrics: {e}");
-            let body = format!("cannot collect: {e}\n");
-            (
-                http::response(
-                    500,
-                    "Internal Server Error",
-                    "text/plain; charset=utf-8",
-                    body.as_bytes(),
-                    head_only,
-                    "",
-                ),
-                500,
-            )
-        }
-    }
-}
-
-/// Reads every available frame, answers each request in order, flushes.
-/// `Err(Some(frame))`: close with that frame; `Err(None)`: drop now.
-fn ws_step(
-    io: &mut Transport,
-    ctx: &mut WebSocketContext,
-    queue: &mut VecDeque<Slot>,
-    x: &mut Ctx,
-    peer: &str,
-) -> Result<Outcome, Option<CloseFrame>> {
-    loop {
-        if queue.len() >= MAX_PENDING {
-            // Answers wait behind a journal read: stop reading until they go
-            // out (the delivery drives this connection again).
-            break;
-        }
-        match ctx.read(io) {
-            Ok(Message::Text(t)) => queue.push_back(answer(t.as_str(), x)),
-            Ok(Message::Binary(b)) => {
-                let a = Answer::text(protocol::error_json(
-                    "binary frames are not requests: send a text frame such as {\"type\":\"metrics\"}",
-                    &format!("<binary frame, {} bytes>", b.len()),
-                    None,
-                ));
-                queue.push_back(Slot::Ready(a));
-            }
-            Ok(_) => {} // ping (pong queued by tungstenite), pong, close (reply queued)
-            Err(WsError::Io(e)) if would_block(&e) => break,
-            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(WsError::Utf8(_)) => {
-                let a = Answer::text(protocol::error_json(
-                    "text frame is not valid UTF-8",
-                    "",
-                    None,
-                ));
-                queue.push_back(Slot::Ready(a));
-            }
-            Err(WsError::Capacity(e)) => {
-                log::debug!("{peer}: {e}; closing with 1009");
-                let reason = match e {
-                    CapacityError::MessageTooLong { max_size, .. } => {
-                        format!("message over {max_size} bytes")
-                    }
-                    _ => format!("frame over {} bytes", protocol::MAX_FRAME),
-                };
-                return Err(Some(CloseFrame {
-                    code: CloseCode::Size,
-                    reason: reason.into(),
-                }));
-            }
-            Err(WsError::Protocol(e)) => {
-                log::debug!("{peer}: protocol error: {e}");
-                return Err(Some(CloseFrame {
-                    code: CloseCode::Protocol,
-                    reason: "protocol error".into(),
-                }));
-            }
-            Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Err(None),
-            Err(e) => {
-                log::debug!("{peer}: {e}");
-                return Err(None);
-            }
-        }
-        if pump(io, ctx, queue, peer).is_err() {
-            return Err(None);
-        }
-    }
-    if pump(io, ctx, queue, peer).is_err() {
-        return Err(None);
-    }
-    match ctx.flush(io) {
-        Ok(()) => Ok(Outcome::Keep),
-        Err(WsError::Io(e)) if would_block(&e) => Ok(Outcome::Keep),
-        Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => Err(None),
-        Err(e) => {
-            log::debug!("{peer}: {e}");
-            Err(None)
-        }
-    }
-}
-
-/// Hands the ready answers at the head of the queue to tungstenite.
-fn pump(
-    io: &mut Transport,
-    ctx: &mut WebSocketContext,
-    queue: &mut VecDeque<Slot>,
-    peer: &str,
-) -> Result<(), ()> {
-    while let Some(Slot::Ready(_)) = queue.front() {
-        let Some(Slot::Ready(a)) = queue.pop_front() else {
-            break;
-        };
-        let msg = match a {
-            Answer::Text(t) => Message::Text(t),
-            Answer::Binary(b) => Message::Binary(b),
-        };
-        match ctx.write(io, msg) {
-            Ok(()) => {}
-            // The frame is buffered; it goes out when the socket drains.
-            Err(WsError::Io(e)) if would_block(&e) => {}
-            Err(WsError::WriteBufferFull(_)) => {
-                log::debug!("{peer}: not reading its answers; output over the limit, dropping");
-                return Err(());
-            }
-            Err(e) => {
-                log::debug!("{peer}: {e}");
-                return Err(());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The answer to one request text: the collectors' answer or an error
-/// object, or a slot that a journal read will fill.
-fn answer(text: &str, x: &mut Ctx) -> Slot {
-    let now = Instant::now();
-    let err = |e: &str, pid: Option<u32>| {
-        Slot::Ready(Answer::text(protocol::error_json(
-            e,
-            text,
-            pid.map(serde_json::Value::from).as_ref(),
-        )))
-    };
-    let result = match protocol::parse_request(text) {
-        Ok(Request::Metrics) => x.col.metrics_answer(now),
-        Ok(Request::Disks) => x.col.disks_answer(now),
-        Ok(Request::Processes) => x.col.processes_answer(now),
-        Ok(Request::ProcessMetrics(pid)) => {
-            return match x.col.process_metrics_answer(pid, now) {
-                Some(a) => Slot::Ready(a),
-                None => err(&format!("no such process: {pid}"), Some(pid)),
-            }
-        }
-        Ok(Request::Journal(pid)) => {
-            if let Some(a) = x.col.journal_cached(pid, now) {
-                return Slot::Ready(a);
-            }
-            return match x.jobs.start(x.registry, pid, x.me) {
-                Started::Now(json) => Slot::Ready(x.col.journal_store(pid, &json, now)),
-                Started::Pending { serial, deadline } => {
-                    if let Some((at, key)) = deadline {
-                        x.new_timers.push((at, Timer::Journal(key, serial)));
-                    }
-                    Slot::Waiting(serial)
-                }
-            };
-        }
-        Err(e) => {
-            return Slot::Ready(Answer::text(protocol::error_json(
-                &e.error,
-                text,
-                e.pid.as_ref(),
-            )))
-        }
-    };
-    match result {
-        Ok(a) => Slot::Ready(a),
-        Err(e) => {
-            log::warn!("{e}");
-            err(&e, None)
         }
     }
 }

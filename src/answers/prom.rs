@@ -1,152 +1,38 @@
-//! `GET /metrics`: the Prometheus view of the same collections the
-//! WebSocket answers come from.
-//!
-//! A scrape asks for the `metrics` and `disks` answers exactly as a client
-//! would: each is served from its cache when it is younger than its TTL,
-//! otherwise collected once (which refreshes the cache for the WebSocket
-//! clients too). Those collections keep what `/metrics` needs beside the
-//! encoded answers (`Snap`): the raw `/proc/stat` and `/proc/meminfo` they
-//! read, the mounted filesystems, the hostname. The process rows follow the
-//! processes TTL the same way, without the protobuf and gzip a scrape does
-//! not need. Load average and hwmon temperatures, which no answer carries,
-//! are read by the scrape on the metrics TTL. Names and labels are node_exporter's wherever
-//! the meaning is the same, so its dashboards work; the rest is `sockagent_*`.
+//! `GET /metrics`: the Prometheus view of the same typed samples the
+//! WebSocket answers are encoded from (`Answers::prometheus` makes each
+//! fresh, as a client's request would, then this renders them). Names and
+//! labels are node_exporter's wherever the meaning is the same, so its
+//! dashboards work; the rest is `sockagent_*`.
 
-use super::fs::{KeptFile, Root};
-use super::{clock_ticks, cpu, disks, memory, page_size, sensors, Collectors};
+use crate::collect::{self, cpu, disks, gpu, processes::ProcRow, Collection, Collectors};
 use crate::protocol::prom::{valid_name, Kind, Writer};
 use std::time::{Duration, Instant};
 
-/// The collections a scrape may run, for the per-collector timings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Collector {
-    Metrics = 0,
-    Disks = 1,
-    Processes = 2,
-    /// Load average and hwmon temperatures (scrape only).
-    Sensors = 3,
-}
-
-const COLLECTORS: [&str; 4] = ["metrics", "disks", "processes", "sensors"];
-
-/// Most processes `SOCKAGENT_PROM_TOP_N` may ask for: each is two series.
-pub const MAX_TOP_N: usize = 1000;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Timing {
-    runs: u64,
-    total: Duration,
-    last: Duration,
-}
-
-/// One mounted filesystem, for `node_filesystem_*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsRow {
-    pub device: String,
-    pub mountpoint: String,
-    pub fstype: String,
-    pub space: disks::Space,
-}
-
-/// What the last collections read, kept for `/metrics`.
+/// The previous scrape, for `sockagent_scrape_duration_seconds` and to
+/// size the next body's buffer.
 #[derive(Debug, Default)]
-pub struct Snap {
-    /// `/proc/stat` and `/proc/meminfo` as the last metrics collection read them.
-    pub stat: Vec<u8>,
-    pub meminfo: Vec<u8>,
-    hostname: String,
-    cpu_temp: Option<f32>,
-    /// Every mount the last disks collection saw (not only the first of a device).
-    filesystems: Vec<FsRow>,
-    timings: [Timing; 4],
-    /// When the process rows were last scanned.
-    pub scanned_at: Option<Instant>,
-    /// When load average and hwmon were last read.
-    sensors_at: Option<Instant>,
-    loadavg: Option<[f64; 3]>,
-    loadavg_file: Option<KeptFile>,
-    hwmon: sensors::HwmonTemps,
-    statm_file: Option<KeptFile>,
-    buf: Vec<u8>,
-    cores: Vec<cpu::CpuModes>,
-    last_scrape: Option<Duration>,
+pub struct ScrapeStats {
+    last: Option<Duration>,
     last_len: usize,
 }
 
-impl Snap {
-    /// Records a collection's duration.
-    pub fn timed(&mut self, c: Collector, started: Instant) {
-        let d = started.elapsed();
-        if let Some(t) = self.timings.get_mut(c as usize) {
-            t.runs += 1;
-            t.total += d;
-            t.last = d;
-        }
-    }
-
-    /// What the metrics collection found besides the two files.
-    pub fn metrics_done(&mut self, hostname: &str, cpu_temp: Option<f32>, started: Instant) {
-        self.hostname.clear();
-        self.hostname.push_str(hostname);
-        self.cpu_temp = cpu_temp;
-        self.timed(Collector::Metrics, started);
-    }
-
-    /// Keeps every mount with its space, one row per (device, mountpoint,
-    /// fstype): an over-mounted path would otherwise give duplicate series.
-    pub fn keep_filesystems(&mut self, mounts: &[disks::Mount], spaces: &[Option<disks::Space>]) {
-        self.filesystems.clear();
-        for (m, s) in mounts.iter().zip(spaces) {
-            let Some(space) = *s else { continue };
-            if self.filesystems.iter().any(|f| {
-                f.device == m.source && f.mountpoint == m.mount_point && f.fstype == m.fstype
-            }) {
-                continue;
-            }
-            self.filesystems.push(FsRow {
-                device: m.source.clone(),
-                mountpoint: m.mount_point.clone(),
-                fstype: m.fstype.clone(),
-                space,
-            });
-        }
-    }
-
-    fn read_sensors(&mut self, root: &Root, temp_enabled: bool, now: Instant) {
-        let t0 = Instant::now();
-        let f = self
-            .loadavg_file
-            .get_or_insert_with(|| KeptFile::new(root, "proc/loadavg"));
-        self.loadavg = match f.read(&mut self.buf) {
-            Ok(()) => parse_loadavg(&self.buf),
-            Err(_) => None,
-        };
-        if temp_enabled {
-            self.hwmon.refresh(root);
-        } else {
-            self.hwmon.temps.clear();
-        }
-        self.sensors_at = Some(now);
-        self.timed(Collector::Sensors, t0);
-    }
-
-    /// The agent's own resident set, bytes (`/proc/self/statm`, never under the root).
-    fn own_rss(&mut self) -> Option<u64> {
-        let f = self
-            .statm_file
-            .get_or_insert_with(|| KeptFile::new(&Root::default(), "proc/self/statm"));
-        f.read(&mut self.buf).ok()?;
-        let pages = super::num::fields(&self.buf)
-            .nth(1)
-            .and_then(super::num::parse_u64)?;
-        Some(pages.saturating_mul(page_size()))
+impl ScrapeStats {
+    pub fn done(&mut self, took: Duration, len: usize) {
+        self.last = Some(took);
+        self.last_len = len;
     }
 }
 
-/// `/proc/loadavg` → the 1, 5 and 15 minute averages.
-pub fn parse_loadavg(buf: &[u8]) -> Option<[f64; 3]> {
-    let mut f = super::num::fields(buf).map(super::num::parse_decimal);
-    Some([f.next()??, f.next()??, f.next()??])
+/// What the scrape made fresh, and what it could not.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    /// Top processes to list (0: none, or the scan failed).
+    pub top_n: usize,
+    /// Whether `sockagent_processes` is shown (`SOCKAGENT_PROM_TOP_N` > 0).
+    pub procs_listed: bool,
+    /// Whether the disks collection succeeded.
+    pub filesystems: bool,
+    pub now: Instant,
 }
 
 /// node_exporter's name for a meminfo key: `Active(anon)` → `Active_anon`,
@@ -167,135 +53,30 @@ pub fn meminfo_metric(key: &[u8], kb: bool) -> String {
     name
 }
 
-/// The agent's own user and system CPU time, seconds.
-fn own_cpu() -> Option<(f64, f64)> {
-    // SAFETY: ru is a valid out-pointer; getrusage has no other preconditions.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return None;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Some((secs(ru.ru_utime), secs(ru.ru_stime)))
-}
-
-/// uname(2): (sysname, release, version, machine, domainname).
-fn uname() -> Option<[String; 5]> {
-    // SAFETY: u is a valid out-pointer.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&b).into_owned()
-    };
-    Some([
-        s(&u.sysname),
-        s(&u.release),
-        s(&u.version),
-        s(&u.machine),
-        s(&u.domainname),
-    ])
-}
-
-fn fresh_at(at: Option<Instant>, ttl: Duration, now: Instant) -> bool {
-    at.is_some_and(|a| !ttl.is_zero() && now.duration_since(a) < ttl)
-}
-
-impl Collectors {
-    /// One scrape: the body of a `/metrics` answer. Each collection runs
-    /// at most once, and not at all when its cache is fresh. Fails only
-    /// when `/proc/stat` or `/proc/meminfo` cannot be read.
-    pub fn prometheus(&mut self, now: Instant, top_n: usize) -> Result<String, String> {
-        let t0 = Instant::now();
-        // The process rows first: scanned only when older than the
-        // processes TTL and someone asks for processes, and not encoded
-        // here (a WebSocket client's `processes` request encodes them). The
-        // metrics collection right after reuses the scan's process count.
-        if top_n > 0 && !fresh_at(self.snap.scanned_at, self.s.processes_ttl, now) {
-            if let Err(e) = self.scan_processes(now) {
-                log::debug!("/metrics: no processes: {e}");
-                self.scanner.rows.clear();
-            }
-        }
-        self.metrics_answer(now)?;
-        if let Err(e) = self.disks_answer(now) {
-            log::debug!("/metrics: no filesystems: {e}");
-            self.snap.filesystems.clear();
-        }
-        if !fresh_at(self.snap.sensors_at, self.s.metrics_ttl, now) {
-            let root = self.s.root.clone();
-            self.snap.read_sensors(&root, self.s.temp_enabled, now);
-        }
-        let mut out = String::with_capacity(self.snap.last_len + 4096);
-        self.render(&mut Writer { out: &mut out }, top_n);
-        self.snap.last_scrape = Some(t0.elapsed());
-        self.snap.last_len = out.len();
-        Ok(out)
-    }
-
-    /// One series per GPU and reading, labelled `gpu` (its index), `name`
-    /// and `vendor`; a reading the driver does not give is left out.
-    fn render_gpus(&mut self, w: &mut Writer) {
-        let Some(gpus) = self.gpus.read(Instant::now()) else {
-            return;
+/// The body of one scrape, from the collectors' current samples.
+pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
+    use Kind::{Counter, Gauge};
+    let mut out = String::with_capacity(stats.last_len + 4096);
+    let w = &mut Writer { out: &mut out };
+    let rss = col.own_rss();
+    let hz = collect::clock_ticks() as f64;
+    {
+        let m = col.metrics();
+        let sensors = col.sensors();
+        let filesystems: &[disks::FsRow] = if p.filesystems {
+            &col.disks().filesystems
+        } else {
+            &[]
         };
-        type Pick = fn(&super::gpu::Gpu) -> Option<f64>;
-        let series: [(&str, &str, Pick); 4] = [
-            (
-                "sockagent_gpu_utilization_percent",
-                "GPU busy %, 0-100.",
-                |g| g.usage.map(f64::from),
-            ),
-            (
-                "sockagent_gpu_memory_total_bytes",
-                "GPU memory in total.",
-                |g| g.memory_total.map(|v| v as f64),
-            ),
-            (
-                "sockagent_gpu_memory_used_bytes",
-                "GPU memory in use (NVIDIA: without driver-reserved memory).",
-                |g| g.memory_used.map(|v| v as f64),
-            ),
-            (
-                "sockagent_gpu_temperature_celsius",
-                "GPU temperature.",
-                |g| g.temp_c.map(f64::from),
-            ),
-        ];
-        let idx: Vec<String> = (0..gpus.len()).map(|i| i.to_string()).collect();
-        for (name, help, pick) in series {
-            if !gpus.iter().any(|g| pick(g).is_some()) {
-                continue;
-            }
-            w.family(name, help, Kind::Gauge);
-            for (g, i) in gpus.iter().zip(&idx) {
-                if let Some(v) = pick(g) {
-                    w.sample(
-                        name,
-                        &[("gpu", i), ("name", &g.name), ("vendor", g.vendor)],
-                        v,
-                    );
-                }
-            }
-        }
-    }
-
-    fn render(&mut self, w: &mut Writer, top_n: usize) {
-        use Kind::{Counter, Gauge};
-        let hz = clock_ticks() as f64;
-        let counters = cpu::parse_stat_modes(&self.snap.stat, &mut self.snap.cores);
+        let rows: &[ProcRow] = if p.top_n > 0 { col.processes().1 } else { &[] };
+        let counters = m.stat.counters;
 
         w.family(
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",
             Counter,
         );
-        for c in &self.snap.cores {
+        for c in &m.stat.modes {
             let n = c.cpu.to_string();
             for (mode, ticks) in cpu::MODES.iter().zip(c.ticks) {
                 w.sample(
@@ -341,14 +122,15 @@ impl Collectors {
             Gauge,
             counters.procs_blocked,
         );
-        if let Some([l1, l5, l15]) = self.snap.loadavg {
+        if let Some([l1, l5, l15]) = sensors.loadavg {
             w.single("node_load1", "1m load average.", Gauge, l1);
             w.single("node_load5", "5m load average.", Gauge, l5);
             w.single("node_load15", "15m load average.", Gauge, l15);
         }
 
         let mut seen: Vec<String> = Vec::new();
-        for (key, v, kb) in memory::meminfo_fields(&self.snap.meminfo) {
+        for f in &m.mem_fields {
+            let (key, v, kb) = (f.key.as_bytes(), f.value, f.kb);
             let name = meminfo_metric(key, kb);
             // A name twice (a kernel oddity) would be a duplicate family.
             if !valid_name(&name) || seen.contains(&name) {
@@ -367,7 +149,7 @@ impl Collectors {
             "Network device statistic receive_bytes.",
             Counter,
         );
-        for n in &self.nets {
+        for n in &m.nets {
             w.sample(
                 "node_network_receive_bytes_total",
                 &[("device", &n.name)],
@@ -379,7 +161,7 @@ impl Collectors {
             "Network device statistic transmit_bytes.",
             Counter,
         );
-        for n in &self.nets {
+        for n in &m.nets {
             w.sample(
                 "node_network_transmit_bytes_total",
                 &[("device", &n.name)],
@@ -407,7 +189,7 @@ impl Collectors {
         ];
         for (name, help, pick) in fs_families {
             w.family(name, help, Gauge);
-            for f in &self.snap.filesystems {
+            for f in filesystems {
                 w.sample(
                     name,
                     &[
@@ -420,7 +202,7 @@ impl Collectors {
             }
         }
 
-        let temps = &self.snap.hwmon.temps;
+        let temps = &sensors.hwmon.temps;
         if !temps.is_empty() {
             w.family(
                 "node_hwmon_chip_names",
@@ -470,7 +252,7 @@ impl Collectors {
             }
         }
 
-        if let Some([sysname, release, version, machine, domainname]) = uname() {
+        if let Some([sysname, release, version, machine, domainname]) = collect::uname() {
             w.family(
                 "node_uname_info",
                 "Labeled system information as provided by the uname system call.",
@@ -481,7 +263,7 @@ impl Collectors {
                 &[
                     ("domainname", &domainname),
                     ("machine", &machine),
-                    ("nodename", &self.snap.hostname),
+                    ("nodename", &m.hostname),
                     ("release", &release),
                     ("sysname", &sysname),
                     ("version", &version),
@@ -498,10 +280,10 @@ impl Collectors {
         );
         w.sample(
             "sockagent_build_info",
-            &[("version", crate::config::VERSION)],
+            &[("version", env!("CARGO_PKG_VERSION"))],
             1u64,
         );
-        if let Some(t) = self.snap.cpu_temp {
+        if let Some(t) = m.cpu_temp_c {
             w.single(
                 "sockagent_cpu_temperature_celsius",
                 "CPU package temperature, the sensor the metrics answer reports.",
@@ -509,8 +291,7 @@ impl Collectors {
                 t,
             );
         }
-        let rows = &self.scanner.rows;
-        if top_n > 0 {
+        if p.procs_listed {
             w.single(
                 "sockagent_processes",
                 "Processes seen by the last process scan.",
@@ -518,9 +299,9 @@ impl Collectors {
                 rows.len() as u64,
             );
         }
-        let n = top_n.min(rows.len());
-        let mut top: Vec<&super::processes::ProcRow> = rows.iter().collect();
-        let by_cpu = |a: &&super::processes::ProcRow, b: &&super::processes::ProcRow| {
+        let n = p.top_n.min(rows.len());
+        let mut top: Vec<&ProcRow> = rows.iter().collect();
+        let by_cpu = |a: &&ProcRow, b: &&ProcRow| {
             b.cpu_usage
                 .total_cmp(&a.cpu_usage)
                 .then(b.mem_bytes.cmp(&a.mem_bytes))
@@ -532,10 +313,10 @@ impl Collectors {
         top.truncate(n);
         top.sort_unstable_by(by_cpu);
         w.family(
-            "sockagent_top_process_cpu_percent",
-            "Share of all CPUs used since the previous process scan, 0-100, by the top processes by CPU (SOCKAGENT_PROM_TOP_N).",
-            Gauge,
-        );
+        "sockagent_top_process_cpu_percent",
+        "Share of all CPUs used since the previous process scan, 0-100, by the top processes by CPU (SOCKAGENT_PROM_TOP_N).",
+        Gauge,
+    );
         let pids: Vec<String> = top.iter().map(|r| r.pid.to_string()).collect();
         for (r, pid) in top.iter().zip(&pids) {
             w.sample(
@@ -556,76 +337,125 @@ impl Collectors {
                 r.mem_bytes,
             );
         }
-        self.render_gpus(w);
-        if let Some((user, system)) = own_cpu() {
-            w.family(
-                "sockagent_self_cpu_seconds_total",
-                "CPU time the agent itself has used.",
-                Counter,
-            );
-            w.sample(
-                "sockagent_self_cpu_seconds_total",
-                &[("mode", "user")],
-                user,
-            );
-            w.sample(
-                "sockagent_self_cpu_seconds_total",
-                &[("mode", "system")],
-                system,
-            );
-        }
-        if let Some(rss) = self.snap.own_rss() {
-            w.single(
-                "sockagent_self_resident_memory_bytes",
-                "The agent's own resident set size.",
-                Gauge,
-                rss,
-            );
-        }
-        let timings = self.snap.timings;
+    }
+    render_gpus(w, col.gpus(p.now));
+    if let Some((user, system)) = collect::own_cpu() {
         w.family(
-            "sockagent_collector_duration_seconds",
-            "How long the last run of each collection took.",
+            "sockagent_self_cpu_seconds_total",
+            "CPU time the agent itself has used.",
+            Counter,
+        );
+        w.sample(
+            "sockagent_self_cpu_seconds_total",
+            &[("mode", "user")],
+            user,
+        );
+        w.sample(
+            "sockagent_self_cpu_seconds_total",
+            &[("mode", "system")],
+            system,
+        );
+    }
+    if let Some(rss) = rss {
+        w.single(
+            "sockagent_self_resident_memory_bytes",
+            "The agent's own resident set size.",
             Gauge,
+            rss,
         );
-        for (name, t) in COLLECTORS.iter().zip(&timings) {
-            w.sample(
-                "sockagent_collector_duration_seconds",
-                &[("collector", name)],
-                t.last.as_secs_f64(),
-            );
-        }
-        w.family(
+    }
+    let timings = *col.timings();
+    let names = Collection::ALL.map(Collection::name);
+    w.family(
+        "sockagent_collector_duration_seconds",
+        "How long the last run of each collection took.",
+        Gauge,
+    );
+    for (name, t) in names.iter().zip(&timings) {
+        w.sample(
+            "sockagent_collector_duration_seconds",
+            &[("collector", name)],
+            t.last.as_secs_f64(),
+        );
+    }
+    w.family(
+        "sockagent_collector_seconds_total",
+        "Time spent in each collection since the agent started.",
+        Counter,
+    );
+    for (name, t) in names.iter().zip(&timings) {
+        w.sample(
             "sockagent_collector_seconds_total",
-            "Time spent in each collection since the agent started.",
-            Counter,
+            &[("collector", name)],
+            t.total.as_secs_f64(),
         );
-        for (name, t) in COLLECTORS.iter().zip(&timings) {
-            w.sample(
-                "sockagent_collector_seconds_total",
-                &[("collector", name)],
-                t.total.as_secs_f64(),
-            );
-        }
-        w.family(
+    }
+    w.family(
+        "sockagent_collector_runs_total",
+        "Runs of each collection since the agent started (cache hits are not runs).",
+        Counter,
+    );
+    for (name, t) in names.iter().zip(&timings) {
+        w.sample(
             "sockagent_collector_runs_total",
-            "Runs of each collection since the agent started (cache hits are not runs).",
-            Counter,
+            &[("collector", name)],
+            t.runs,
         );
-        for (name, t) in COLLECTORS.iter().zip(&timings) {
-            w.sample(
-                "sockagent_collector_runs_total",
-                &[("collector", name)],
-                t.runs,
-            );
+    }
+    if let Some(d) = stats.last {
+        w.single(
+            "sockagent_scrape_duration_seconds",
+            "How long the previous /metrics scrape took, collections included.",
+            Gauge,
+            d.as_secs_f64(),
+        );
+    }
+    out
+}
+
+/// One series per GPU and reading, labelled `gpu` (its index), `name`
+/// and `vendor`; a reading the driver does not give is left out.
+fn render_gpus(w: &mut Writer, gpus: Option<&[gpu::Gpu]>) {
+    let Some(gpus) = gpus else {
+        return;
+    };
+    type Pick = fn(&gpu::Gpu) -> Option<f64>;
+    let series: [(&str, &str, Pick); 4] = [
+        (
+            "sockagent_gpu_utilization_percent",
+            "GPU busy %, 0-100.",
+            |g| g.usage.map(f64::from),
+        ),
+        (
+            "sockagent_gpu_memory_total_bytes",
+            "GPU memory in total.",
+            |g| g.memory_total.map(|v| v as f64),
+        ),
+        (
+            "sockagent_gpu_memory_used_bytes",
+            "GPU memory in use (NVIDIA: without driver-reserved memory).",
+            |g| g.memory_used.map(|v| v as f64),
+        ),
+        (
+            "sockagent_gpu_temperature_celsius",
+            "GPU temperature.",
+            |g| g.temp_c.map(f64::from),
+        ),
+    ];
+    let idx: Vec<String> = (0..gpus.len()).map(|i| i.to_string()).collect();
+    for (name, help, pick) in series {
+        if !gpus.iter().any(|g| pick(g).is_some()) {
+            continue;
         }
-        if let Some(d) = self.snap.last_scrape {
-            w.single(
-                "sockagent_scrape_duration_seconds",
-                "How long the previous /metrics scrape took, collections included.",
-                Gauge,
-                d.as_secs_f64(),
-            );
+        w.family(name, help, Kind::Gauge);
+        for (g, i) in gpus.iter().zip(&idx) {
+            if let Some(v) = pick(g) {
+                w.sample(
+                    name,
+                    &[("gpu", i), ("name", &g.name), ("vendor", g.vendor)],
+                    v,
+                );
+            }
         }
     }
 }
@@ -634,21 +464,24 @@ impl Collectors {
 mod tests {
     use super::*;
 
-    use crate::collect::Settings;
+    use crate::answers::{Answers, Ttls};
+    use crate::collect::{fs::Root, Settings};
 
     fn scrape(tree: &str, top_n: usize) -> String {
         let root = Root::new(format!(
             "{}/tests/fixtures/{tree}",
             env!("CARGO_MANIFEST_DIR")
         ));
-        let mut c = Collectors::new(
+        let c = Collectors::new(
             Settings {
                 root,
                 ..Settings::default()
             },
             16,
         );
-        c.prometheus(Instant::now(), top_n).unwrap()
+        Answers::new(c, Ttls::default())
+            .prometheus(Instant::now(), top_n)
+            .unwrap()
     }
 
     /// The exposition rules a scraper relies on: every sample line is
@@ -784,16 +617,6 @@ mod tests {
             "1"
         );
         assert_eq!(value(&s, "sockagent_cpu_temperature_celsius", ""), "55");
-    }
-
-    #[test]
-    fn loadavg() {
-        assert_eq!(
-            parse_loadavg(b"0.52 1.50 2.00 1/95 4242\n"),
-            Some([0.52, 1.5, 2.0])
-        );
-        assert_eq!(parse_loadavg(b"0.52 x"), None);
-        assert_eq!(parse_loadavg(b""), None);
     }
 
     #[test]

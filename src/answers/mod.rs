@@ -1,0 +1,379 @@
+//! Answers: the one home of every request kind's answer. Given a parsed
+//! `Request`, `Answers` returns the encoded frame, from its cache or from a
+//! fresh sample, and knows each kind's TTL, encoding and error object:
+//!
+//! | kind              | sample (collector)              | TTL (default) | encoding                          |
+//! |-------------------|---------------------------------|---------------|-----------------------------------|
+//! | `metrics`         | `Collectors::collect_metrics`   | 250 ms        | serde JSON, text frame            |
+//! | `disks`           | `Collectors::collect_disks`     | 1 s           | serde JSON, text frame            |
+//! | `processes`       | `Collectors::collect_processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
+//! | `process_metrics` | `Collectors::process_detail`    | 500 ms        | serde JSON, text frame            |
+//! | `journal_entries` | a journal child (the server's)  | 1 s           | serde JSON, text frame            |
+//! | `GET /metrics`    | all of the above + sensors      | their own     | Prometheus text (`prom.rs`)       |
+//!
+//! A sample is fresh while it is younger than its kind's TTL; an encoded
+//! answer is kept beside it until the next sample replaces it, so a cached
+//! answer costs a reference-count increment, and a scrape that refreshed a
+//! sample leaves the WebSocket clients a fresh one too. A fresh answer's
+//! payload is carved from a per-kind `BytesMut` pool (`refill`): once the
+//! previous answer is dropped here and copied out by tungstenite, `reserve`
+//! reclaims the same memory, so the steady state allocates nothing
+//! (`tests/alloc.rs`).
+
+pub mod prom;
+
+use crate::collect::error::{ErrorKind, Result};
+use crate::collect::{gpu, net, processes::ProcRow, Collectors};
+use crate::protocol::{self, gzip::Gzip, pb, Answer, Request};
+use bytes::BytesMut;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tungstenite::{Bytes, Utf8Bytes};
+
+/// Process frames larger than this are gzipped (as the reference does).
+pub const GZIP_THRESHOLD: usize = 768;
+
+/// How long each kind's sample is reused (`SOCKTOP_AGENT_*_TTL_MS`).
+#[derive(Debug, Clone, Copy)]
+pub struct Ttls {
+    pub metrics: Duration,
+    pub disks: Duration,
+    pub processes: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Ttls {
+            metrics: Duration::from_millis(250),
+            disks: Duration::from_millis(1000),
+            processes: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// What a request gets: an answer now, or a journal read the server runs
+/// (a child process) whose output comes back through `journal_store`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Ready(Answer),
+    Journal(u32),
+}
+
+/// A scanned process is a row of the process frame.
+impl pb::ProcessRow for ProcRow {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn cpu_usage(&self) -> f32 {
+        self.cpu_usage
+    }
+    fn mem_bytes(&self) -> u64 {
+        self.mem_bytes
+    }
+}
+
+/// The wire shape of the `metrics` answer (PROTOCOL.md, "metrics").
+#[derive(Serialize)]
+struct MetricsOut<'a> {
+    sampled_at_ms: u64,
+    cpu_total: f32,
+    cpu_per_core: &'a [f32],
+    mem_total: u64,
+    mem_used: u64,
+    swap_total: u64,
+    swap_used: u64,
+    hostname: &'a str,
+    cpu_temp_c: Option<f32>,
+    disks: [u8; 0],
+    networks: &'a [net::NetDev],
+    top_processes: [u8; 0],
+    gpus: Option<&'a [gpu::Gpu]>,
+    process_count: u64,
+}
+
+struct Cached<T> {
+    at: Instant,
+    value: T,
+}
+
+/// True when a sample taken `at` is still young enough to reuse.
+fn fresh(at: Option<Instant>, ttl: Duration, now: Instant) -> bool {
+    at.is_some_and(|a| !ttl.is_zero() && now.duration_since(a) < ttl)
+}
+
+/// The frame payload for a fresh answer, carved from `pool` (see the
+/// module's header).
+fn refill(pool: &mut BytesMut, data: &[u8]) -> Bytes {
+    pool.reserve(data.len());
+    pool.extend_from_slice(data);
+    pool.split().freeze()
+}
+
+/// Serializes into the reused JSON buffer, then into the frame payload.
+fn encode_json<T: Serialize>(json: &mut Vec<u8>, pool: &mut BytesMut, v: &T) -> Utf8Bytes {
+    json.clear();
+    if let Err(e) = serde_json::to_writer(&mut *json, v) {
+        // Only a failing writer errs, and a Vec never fails.
+        log::error!("JSON encoding: {e}");
+    }
+    Utf8Bytes::try_from(refill(pool, json)).unwrap_or_default()
+}
+
+pub struct Answers {
+    col: Collectors,
+    ttl: Ttls,
+    json: Vec<u8>,
+    /// Frame payload memory for each kind of answer (see `refill`).
+    metrics_pool: BytesMut,
+    disks_pool: BytesMut,
+    processes_pool: BytesMut,
+    pb_buf: Vec<u8>,
+    gz_buf: Vec<u8>,
+    gzip: Gzip,
+    /// The encoded answers of the current samples.
+    metrics: Option<Utf8Bytes>,
+    disks: Option<Utf8Bytes>,
+    processes: Option<Bytes>,
+    journal: HashMap<u32, Cached<Utf8Bytes>>,
+    scrape: prom::ScrapeStats,
+}
+
+impl Answers {
+    pub fn new(col: Collectors, ttl: Ttls) -> Self {
+        Answers {
+            col,
+            ttl,
+            json: Vec::with_capacity(4 * 1024),
+            metrics_pool: BytesMut::new(),
+            disks_pool: BytesMut::new(),
+            processes_pool: BytesMut::new(),
+            pb_buf: Vec::new(),
+            gz_buf: Vec::new(),
+            gzip: Gzip::default(),
+            metrics: None,
+            disks: None,
+            processes: None,
+            journal: HashMap::new(),
+            scrape: prom::ScrapeStats::default(),
+        }
+    }
+
+    pub fn collectors(&mut self) -> &mut Collectors {
+        &mut self.col
+    }
+
+    /// The answer to one request text: parsed, then answered; a request
+    /// that does not parse, or whose collection fails, gets an error object.
+    pub fn answer_text(&mut self, text: &str, now: Instant) -> Reply {
+        match protocol::parse_request(text) {
+            Ok(req) => self.answer(req, text, now),
+            Err(e) => Reply::Ready(Answer::text(protocol::error_json(
+                &e.error,
+                text,
+                e.pid.as_ref(),
+            ))),
+        }
+    }
+
+    /// The answer to a parsed request (`text` is quoted in error objects).
+    pub fn answer(&mut self, req: Request, text: &str, now: Instant) -> Reply {
+        let result = match req {
+            Request::Metrics => self.metrics(now),
+            Request::Disks => self.disks(now),
+            Request::Processes => self.processes(now),
+            Request::ProcessMetrics(pid) => {
+                return Reply::Ready(match self.process_metrics(pid, now) {
+                    Some(a) => a,
+                    None => Answer::text(protocol::error_json(
+                        &format!("no such process: {pid}"),
+                        text,
+                        Some(&serde_json::Value::from(pid)),
+                    )),
+                });
+            }
+            Request::Journal(pid) => {
+                return match self.journal_cached(pid, now) {
+                    Some(a) => Reply::Ready(a),
+                    None => Reply::Journal(pid),
+                };
+            }
+        };
+        Reply::Ready(match result {
+            Ok(a) => a,
+            Err(e) => {
+                match e.kind {
+                    ErrorKind::Malformed => self.col.report(&e),
+                    _ => log::warn!("{e}"),
+                }
+                Answer::text(protocol::error_json(&e.to_string(), text, None))
+            }
+        })
+    }
+
+    /// Makes the metrics sample fresh: reused inside its TTL, else
+    /// collected (and the old encoding let go, so its memory is reused).
+    fn metrics_sample(&mut self, now: Instant) -> Result<()> {
+        if !fresh(self.col.metrics().at, self.ttl.metrics, now) {
+            self.metrics = None;
+            self.col.collect_metrics(now)?;
+        }
+        Ok(())
+    }
+
+    fn disks_sample(&mut self, now: Instant) -> Result<()> {
+        if !fresh(self.col.disks().at, self.ttl.disks, now) {
+            self.disks = None;
+            self.col.collect_disks(now)?;
+        }
+        Ok(())
+    }
+
+    fn processes_sample(&mut self, now: Instant) -> Result<()> {
+        if !fresh(self.col.processes().0, self.ttl.processes, now) {
+            self.processes = None;
+            self.col.collect_processes(now)?;
+        }
+        Ok(())
+    }
+
+    /// The `metrics` answer (JSON text).
+    pub fn metrics(&mut self, now: Instant) -> Result<Answer> {
+        self.metrics_sample(now)?;
+        if let Some(v) = &self.metrics {
+            return Ok(Answer::Text(v.clone()));
+        }
+        let (m, gpus) = self.col.metrics_and_gpus(now);
+        let out = MetricsOut {
+            sampled_at_ms: m.sampled_at_ms,
+            cpu_total: m.cpu_total,
+            cpu_per_core: &m.per_core,
+            mem_total: m.mem.mem_total,
+            mem_used: m.mem.mem_used,
+            swap_total: m.mem.swap_total,
+            swap_used: m.mem.swap_used,
+            hostname: &m.hostname,
+            cpu_temp_c: m.cpu_temp_c,
+            disks: [],
+            networks: &m.nets,
+            top_processes: [],
+            gpus,
+            process_count: m.process_count,
+        };
+        let v = encode_json(&mut self.json, &mut self.metrics_pool, &out);
+        self.metrics = Some(v.clone());
+        Ok(Answer::Text(v))
+    }
+
+    /// The `disks` answer (JSON text).
+    pub fn disks(&mut self, now: Instant) -> Result<Answer> {
+        self.disks_sample(now)?;
+        if let Some(v) = &self.disks {
+            return Ok(Answer::Text(v.clone()));
+        }
+        let rows = &self.col.disks().rows;
+        let v = encode_json(&mut self.json, &mut self.disks_pool, rows);
+        self.disks = Some(v.clone());
+        Ok(Answer::Text(v))
+    }
+
+    /// The `processes` answer (protobuf, gzipped above the threshold).
+    /// Rows a `/metrics` scrape scanned inside the TTL are encoded, not
+    /// scanned again.
+    pub fn processes(&mut self, now: Instant) -> Result<Answer> {
+        self.processes_sample(now)?;
+        if let Some(v) = &self.processes {
+            return Ok(Answer::Binary(v.clone()));
+        }
+        pb::encode_processes(self.col.processes().1, &mut self.pb_buf);
+        let v = if self.pb_buf.len() > GZIP_THRESHOLD {
+            self.gzip.compress(&self.pb_buf, &mut self.gz_buf);
+            refill(&mut self.processes_pool, &self.gz_buf)
+        } else {
+            refill(&mut self.processes_pool, &self.pb_buf)
+        };
+        self.processes = Some(v.clone());
+        Ok(Answer::Binary(v))
+    }
+
+    /// The `process_metrics` answer; `None` when there is no such process.
+    pub fn process_metrics(&mut self, pid: u32, now: Instant) -> Option<Answer> {
+        self.col.process_detail(pid, now).map(Answer::text)
+    }
+
+    /// A journal answer for `pid` younger than its TTL.
+    pub fn journal_cached(&mut self, pid: u32, now: Instant) -> Option<Answer> {
+        let c = self.journal.get(&pid)?;
+        fresh(Some(c.at), crate::collect::journal::TTL, now).then(|| Answer::Text(c.value.clone()))
+    }
+
+    /// Keeps a journal answer; the cache holds at most
+    /// `process_detail::MAX_PIDS` PIDs, expired ones dropped first.
+    pub fn journal_store(&mut self, pid: u32, json: &str, now: Instant) -> Answer {
+        let v = Utf8Bytes::from(json.to_string());
+        let c = Cached {
+            at: now,
+            value: v.clone(),
+        };
+        crate::collect::process_detail::insert_bounded(
+            &mut self.journal,
+            pid,
+            c,
+            now,
+            crate::collect::journal::TTL,
+            |c| c.at,
+        );
+        Answer::Text(v)
+    }
+
+    /// One scrape: the body of a `/metrics` answer. Each collection runs
+    /// at most once, and not at all when its sample is fresh. Fails only
+    /// when `/proc/stat` or `/proc/meminfo` cannot be read.
+    pub fn prometheus(&mut self, now: Instant, top_n: usize) -> Result<String> {
+        let t0 = Instant::now();
+        // The process rows first: scanned only when older than the
+        // processes TTL, and not encoded here (a WebSocket client's
+        // `processes` request encodes them). The metrics collection right
+        // after reuses the scan's process count.
+        let mut procs_ok = top_n > 0;
+        if procs_ok {
+            if let Err(e) = self.processes_sample(now) {
+                log::debug!("/metrics: no processes: {e}");
+                procs_ok = false;
+            }
+        }
+        self.metrics_sample(now)?;
+        let fs_ok = match self.disks_sample(now) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("/metrics: no filesystems: {e}");
+                false
+            }
+        };
+        if !fresh(self.col.sensors().at, self.ttl.metrics, now) {
+            self.col.collect_sensors(now);
+        }
+        let body = prom::render(
+            &mut self.col,
+            &self.scrape,
+            prom::Parts {
+                top_n: if procs_ok { top_n } else { 0 },
+                procs_listed: top_n > 0,
+                filesystems: fs_ok,
+                now,
+            },
+        );
+        self.scrape.done(t0.elapsed(), body.len());
+        Ok(body)
+    }
+
+    /// `input` gzipped with the agent's one compressor.
+    pub fn gzip(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len() / 4 + 64);
+        self.gzip.compress(input, &mut out);
+        out
+    }
+}

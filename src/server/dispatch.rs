@@ -1,0 +1,86 @@
+//! The dispatch: one request text, or one `/metrics` scrape, handed to the
+//! answers module. What a connection's step may touch besides itself is
+//! gathered in `Ctx`.
+
+use super::http;
+use super::jobs::{Jobs, Started};
+use crate::answers::{Answers, Reply};
+use crate::protocol::Answer;
+use std::time::Instant;
+use tungstenite::protocol::WebSocketConfig;
+
+/// One answer slot, kept in request order.
+pub enum Slot {
+    Ready(Answer),
+    /// Waiting for journal job `serial`; later answers queue behind it.
+    Waiting(u64),
+}
+
+/// A journal job's deadline, for the loop's timer heap: (when, job key, job serial).
+pub type JobDeadline = (Instant, usize, u64);
+
+/// What one connection's step may touch besides itself.
+pub struct Ctx<'a> {
+    pub answers: &'a mut Answers,
+    pub jobs: &'a mut Jobs,
+    pub registry: &'a mio::Registry,
+    pub token: Option<&'a str>,
+    pub prom_top_n: usize,
+    pub cfg: &'a WebSocketConfig,
+    /// This connection's (slab key, serial), for journal waiters.
+    pub me: (usize, u64),
+    pub new_deadlines: &'a mut Vec<JobDeadline>,
+}
+
+/// The answer to one request text, or a slot that a journal read will fill.
+pub fn answer(text: &str, x: &mut Ctx) -> Slot {
+    let now = Instant::now();
+    match x.answers.answer_text(text, now) {
+        Reply::Ready(a) => Slot::Ready(a),
+        Reply::Journal(pid) => match x.jobs.start(x.registry, pid, x.me) {
+            Started::Now(json) => Slot::Ready(x.answers.journal_store(pid, &json, now)),
+            Started::Pending { serial, deadline } => {
+                if let Some((at, key)) = deadline {
+                    x.new_deadlines.push((at, key, serial));
+                }
+                Slot::Waiting(serial)
+            }
+        },
+    }
+}
+
+/// A `/metrics` answer: the answers' scrape, or 500 when `/proc` cannot
+/// be read (Prometheus then records the target as down). Gzipped when the
+/// client takes it (Prometheus does): ~5x fewer bytes to push through the
+/// socket costs less than it saves.
+pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
+    match x.answers.prometheus(Instant::now(), x.prom_top_n) {
+        Ok(body) => {
+            let zipped = gzip.then(|| x.answers.gzip(body.as_bytes()));
+            let (bytes, extra) = match &zipped {
+                Some(z) => (
+                    z.as_slice(),
+                    "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n",
+                ),
+                None => (body.as_bytes(), "Vary: Accept-Encoding\r\n"),
+            };
+            let ct = crate::protocol::prom::CONTENT_TYPE;
+            (http::response(200, "OK", ct, bytes, head_only, extra), 200)
+        }
+        Err(e) => {
+            log::warn!("/metrics: {e}");
+            let body = format!("cannot collect: {e}\n");
+            (
+                http::response(
+                    500,
+                    "Internal Server Error",
+                    "text/plain; charset=utf-8",
+                    body.as_bytes(),
+                    head_only,
+                    "",
+                ),
+                500,
+            )
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! A connection's byte stream: the socket, plain or TLS, and the bytes
+//! that must go out before any frame.
+
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+
+/// The socket (plain or TLS), plus bytes that must go out before anything
+/// else (the HTTP response head): tungstenite writes through this, so a 101
+/// that did not fit in the socket buffer can never be overtaken by a frame.
+pub struct Transport {
+    pub sock: TcpStream,
+    #[cfg(feature = "tls")]
+    pub tls: Option<Box<rustls::ServerConnection>>,
+    pre: Vec<u8>,
+    pre_off: usize,
+    /// The last read was short, so the socket's receive queue was empty:
+    /// the next read can say WouldBlock without a syscall. (Edge-triggered
+    /// polling stays correct: data arriving later makes a new edge.)
+    drained: bool,
+}
+
+/// TLS output rustls may hold for one client before writes push back.
+#[cfg(feature = "tls")]
+const TLS_BUFFER: usize = 256 * 1024;
+
+impl Transport {
+    pub fn new(sock: TcpStream) -> Self {
+        Transport {
+            sock,
+            #[cfg(feature = "tls")]
+            tls: None,
+            pre: Vec::new(),
+            pre_off: 0,
+            drained: false,
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub fn new_tls(sock: TcpStream, cfg: std::sync::Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        let mut conn = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
+        conn.set_buffer_limit(Some(TLS_BUFFER));
+        let mut t = Transport::new(sock);
+        t.tls = Some(Box::new(conn));
+        Ok(t)
+    }
+
+    /// Queues bytes to go out before anything written later.
+    pub fn queue_raw(&mut self, bytes: Vec<u8>) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            // rustls buffers plaintext (unlimited here: the head is small).
+            tls.set_buffer_limit(None);
+            let _ = tls.writer().write_all(&bytes);
+            tls.set_buffer_limit(Some(TLS_BUFFER));
+            return;
+        }
+        if self.pre_off >= self.pre.len() {
+            self.pre = bytes;
+            self.pre_off = 0;
+        } else {
+            self.pre.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Writes everything queued (raw bytes, TLS records); `WouldBlock` if
+    /// the socket is full.
+    pub fn flush_raw(&mut self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.sock) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
+        }
+        while self.pre_off < self.pre.len() {
+            match self
+                .sock
+                .write(self.pre.get(self.pre_off..).unwrap_or_default())
+            {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.pre_off += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pre = Vec::new();
+        self.pre_off = 0;
+        Ok(())
+    }
+
+    /// Starts a TLS close (close_notify); plain sockets have nothing to say.
+    pub fn close_notify(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls_read(
+        tls: &mut rustls::ServerConnection,
+        sock: &mut TcpStream,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            match tls.read_tls(sock) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        // Send the alert rustls queued, then give up.
+                        let _ = tls.write_tls(sock);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                    // Handshake replies go out as soon as they exist.
+                    while tls.wants_write() {
+                        match tls.write_tls(sock) {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return Self::tls_read(tls, &mut self.sock, buf);
+        }
+        if std::mem::take(&mut self.drained) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.sock.read(buf)?;
+        self.drained = n > 0 && n < buf.len();
+        Ok(n)
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            match self.flush_raw() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            let n = match &mut self.tls {
+                Some(tls) => tls.writer().write(buf)?,
+                None => 0,
+            };
+            if n == 0 && !buf.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let _ = self.flush_raw();
+            return Ok(n);
+        }
+        self.flush_raw()?;
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_raw()
+    }
+}
