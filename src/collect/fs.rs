@@ -99,10 +99,16 @@ pub struct KeptFile {
 
 impl KeptFile {
     pub fn new(root: &Root, rel: &str) -> Self {
-        KeptFile {
-            path: root.path(rel),
-            file: None,
-        }
+        KeptFile::at(root.path(rel))
+    }
+
+    /// A kept file at a path already under the root (one a search found).
+    pub fn at(path: PathBuf) -> Self {
+        KeptFile { path, file: None }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Reads the whole file into `buf`. Opens it on first use; after an

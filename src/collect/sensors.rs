@@ -7,7 +7,7 @@
 //! chosen file is kept; each sample then costs one small read. A read
 //! failure (module unloaded) makes the next sample search again.
 
-use super::fs::Root;
+use super::fs::{KeptFile, Root};
 use std::path::{Path, PathBuf};
 
 /// How a hwmon chip's `name` ranks as the CPU sensor (lower is better).
@@ -249,29 +249,33 @@ pub fn disk_temp_file(root: &Root, disk: &str) -> Option<PathBuf> {
         .find_map(|h| pick_temp_input(&h, &["Composite"]).filter(|p| read_temp(p).is_some()))
 }
 
-/// The CPU temperature sensor, found once and then re-read.
+/// The CPU temperature sensor, found once, then kept open and re-read
+/// with `pread` into a kept buffer (no allocation per sample).
 #[derive(Debug, Default)]
 pub struct CpuTemp {
-    file: Option<PathBuf>,
+    file: Option<KeptFile>,
+    buf: Vec<u8>,
     searched: bool,
 }
 
 impl CpuTemp {
     pub fn read(&mut self, root: &Root) -> Option<f32> {
         if !self.searched {
-            self.file = find_cpu_temp_file(root);
+            self.file = find_cpu_temp_file(root).map(KeptFile::at);
             self.searched = true;
             if let Some(f) = &self.file {
-                log::debug!("CPU temperature from {}", f.display());
+                log::debug!("CPU temperature from {}", f.path().display());
             } else {
                 log::debug!("no CPU temperature sensor found");
             }
         }
+        let buf = &mut self.buf;
         let v = self
             .file
-            .as_ref()
-            .and_then(|f| read_trim(f))
-            .and_then(|s| parse_millideg(&s));
+            .as_mut()
+            .and_then(|f| f.read(buf).ok())
+            .and_then(|()| std::str::from_utf8(buf).ok())
+            .and_then(parse_millideg);
         if v.is_none() && self.file.is_some() {
             // Sensor vanished (driver unloaded): look again next time.
             self.searched = false;
