@@ -200,13 +200,14 @@ fn ws_step(
             Ok(_) => {} // ping (pong queued by tungstenite), pong, close (reply queued)
             Err(WsError::Io(e)) if would_block(&e) => break,
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(WsError::Utf8(_)) => {
-                let a = Answer::text(protocol::error_json(
-                    "text frame is not valid UTF-8",
-                    "",
-                    None,
-                ));
-                queue.push_back(Slot::Ready(a));
+            // A text message (whole or fragmented) or a Close reason that is
+            // not UTF-8 fails the connection with 1007 (RFC 6455 §8.1, §7.4.1).
+            Err(WsError::Utf8(e)) => {
+                log::debug!("{peer}: invalid UTF-8 ({e}); closing with 1007");
+                return Err(Some(CloseFrame {
+                    code: CloseCode::Invalid,
+                    reason: "invalid UTF-8".into(),
+                }));
             }
             Err(WsError::Capacity(e)) => {
                 log::debug!("{peer}: {e}; closing with 1009");

@@ -315,6 +315,10 @@ fn upgrade(req: &httparse::Request) -> Route {
     else {
         return bad("missing Sec-WebSocket-Key");
     };
+    // RFC 6455 §4.1, §4.2.1: the key is 16 random bytes, base64-encoded.
+    if data_encoding::BASE64.decode(key).map(|k| k.len()) != Ok(16) {
+        return bad("Sec-WebSocket-Key must be 16 bytes, base64-encoded");
+    }
     let accept = tungstenite::handshake::derive_accept_key(key);
     let proto = if has_token(header(req, "Sec-WebSocket-Protocol"), "socktop") {
         "Sec-WebSocket-Protocol: socktop\r\n"
