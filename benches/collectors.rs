@@ -9,7 +9,7 @@ use sockagent::protocol::{gzip::Gzip, pb};
 use std::time::{Duration, Instant};
 
 fn main() {
-    // The gzip benches' output sizes, which divan does not show.
+    // The gzip bench's output sizes, which divan does not show.
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -19,18 +19,12 @@ fn main() {
             .iter()
             .any(|f| "gzip".contains(f.as_str()) || f.contains("gzip"))
     {
-        println!("gzip output (bytes): input, ours, miniz_oxide level 1");
+        println!("gzip output (bytes): input, gzipped");
         for which in ["1000-rows", "live", "metrics-body"] {
             let raw = gzip_input(which);
-            let (mut ours, mut miniz) = (Vec::new(), Vec::new());
-            Gzip::default().compress(raw, &mut ours);
-            miniz_gzip(&mut Box::default(), raw, &mut miniz);
-            println!(
-                "  {which:<14} {:>7} {:>7} {:>7}",
-                raw.len(),
-                ours.len(),
-                miniz.len()
-            );
+            let mut out = Vec::new();
+            Gzip::default().compress(raw, &mut out);
+            println!("  {which:<14} {:>7} {:>7}", raw.len(), out.len());
         }
     }
     divan::main();
@@ -105,7 +99,7 @@ fn protobuf_encode(b: divan::Bencher) {
 /// What the agent gzips: this host's process frame; 1000 rows made from
 /// this host's names (pids, CPU and memory varied, deterministic), the
 /// size of a busy server's frame; this host's `/metrics` body (top 10
-/// processes). Made once, so that both gzip benches compress the same bytes.
+/// processes). Made once, so that every run compresses the same bytes.
 fn gzip_input(which: &str) -> &'static [u8] {
     static INPUTS: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
     let [live, big, prom] = INPUTS.get_or_init(|| {
@@ -153,7 +147,8 @@ fn many_rows(n: usize) -> Vec<collect::processes::ProcRow> {
         .collect()
 }
 
-/// Our gzip (own deflate). Compare with `gzip_miniz_level1`, same inputs.
+/// The agent's `Gzip` (miniz_oxide level 1, its compressor kept and reset
+/// per input, into a reused buffer).
 #[divan::bench(args = ["live", "1000-rows", "metrics-body"])]
 fn gzip(b: divan::Bencher, which: &str) {
     let raw = gzip_input(which);
@@ -161,52 +156,6 @@ fn gzip(b: divan::Bencher, which: &str) {
     let mut out = Vec::new();
     b.counter(divan::counter::BytesCount::new(raw.len()))
         .bench_local(|| g.compress(raw, &mut out));
-}
-
-/// What `Gzip` was before its own deflate: miniz_oxide at level 1, its
-/// compressor kept and reset per input, the same header and trailer.
-#[divan::bench(args = ["live", "1000-rows", "metrics-body"])]
-fn gzip_miniz_level1(b: divan::Bencher, which: &str) {
-    let raw = gzip_input(which);
-    let mut comp = Box::default();
-    let mut out = Vec::new();
-    b.counter(divan::counter::BytesCount::new(raw.len()))
-        .bench_local(|| miniz_gzip(&mut comp, raw, &mut out));
-}
-
-fn miniz_gzip(
-    comp: &mut miniz_oxide::deflate::core::CompressorOxide,
-    raw: &[u8],
-    out: &mut Vec<u8>,
-) {
-    use miniz_oxide::deflate::core::{compress, TDEFLFlush, TDEFLStatus};
-    out.clear();
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
-    comp.reset();
-    comp.set_format_and_level(miniz_oxide::DataFormat::Raw, 1);
-    let (mut in_pos, mut out_pos) = (0, out.len());
-    out.resize(out_pos + raw.len() / 2 + 64, 0);
-    loop {
-        let (status, read, written) = compress(
-            comp,
-            &raw[in_pos..],
-            &mut out[out_pos..],
-            TDEFLFlush::Finish,
-        );
-        in_pos += read;
-        out_pos += written;
-        match status {
-            TDEFLStatus::Done => break,
-            TDEFLStatus::Okay => {
-                let len = out.len();
-                out.resize(len * 2, 0);
-            }
-            _ => panic!("miniz: {status:?}"),
-        }
-    }
-    out.truncate(out_pos);
-    out.extend_from_slice(&crc32fast::hash(raw).to_le_bytes());
-    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
 }
 
 #[divan::bench(args = ["live", "prometheus-procfs"])]

@@ -28,6 +28,4 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = process_detail::parse_io(data);
     let _ = process_detail::parse_cmdline(data);
-    let _ = process_detail::parse_statm(data);
-    let _ = process_detail::parse_status_ids(data);
 });

@@ -66,32 +66,25 @@ pub fn priority_name(p: u8) -> &'static str {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's civil_from_days).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Microseconds since the epoch → RFC 3339 in UTC, ASCII only.
+/// Microseconds since the epoch → RFC 3339 in UTC, ASCII only, always
+/// six fraction digits. A time past what `time` holds (year 9999; only a
+/// corrupt journal says so) is written as its last microsecond.
 pub fn rfc3339_us(us: u64) -> String {
-    let secs = (us / 1_000_000) as i64;
-    let frac = us % 1_000_000;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
+    let t = i64::try_from(us / 1_000_000)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .map_or(time::PrimitiveDateTime::MAX.assume_utc(), |t| {
+            t.replace_microsecond((us % 1_000_000) as u32).unwrap_or(t)
+        });
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
     )
 }
 
@@ -187,6 +180,11 @@ mod tests {
             rfc3339_us(1_795_665_206_795_123),
             "2026-11-26T03:53:26.795123Z"
         );
+        assert_eq!(
+            rfc3339_us(253_402_300_799_999_999),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(rfc3339_us(u64::MAX), "9999-12-31T23:59:59.999999Z");
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! One process in detail (`process_metrics`): this path runs for one PID
-//! every 500 ms at most, so clarity beats speed. It reads `stat` with the
-//! scan's own parser (`processes::parse_pid_stat`) and the few other files
-//! with the small parsers here. It used the `procfs` crate until the binary
-//! size target (#10): procfs was 74 KB of the binary for five files.
+//! every 500 ms at most, so clarity beats speed. It reads the process
+//! through the `procfs` crate (`stat`, `statm`, `status`, `io`, the fd
+//! count, `cwd`, `exe`, its tasks), rooted at `Root` so fixture trees work;
+//! the command line and a `/proc/PID/io` procfs refuses go through the two
+//! small parsers here. (Issue 15 brought procfs back after #10 had
+//! replaced it with hand parsers for size.)
 
+use super::error::{CollectError, ErrorKind, Result};
 use super::fs::Root;
-use super::processes::parse_pid_stat;
+use procfs::process::Process;
+use procfs::ProcError;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -88,6 +92,8 @@ impl Clock {
 }
 
 /// The command line, NUL-separated args joined by spaces; lossy UTF-8.
+/// Ours rather than procfs's `cmdline()`, which refuses (as an I/O error)
+/// an argv that is not UTF-8 where this keeps the rest of it.
 pub fn parse_cmdline(raw: &[u8]) -> String {
     let parts: Vec<String> = raw
         .split(|&b| b == 0)
@@ -97,7 +103,9 @@ pub fn parse_cmdline(raw: &[u8]) -> String {
     parts.join(" ")
 }
 
-/// `read_bytes` and `write_bytes` of `/proc/PID/io`.
+/// `read_bytes` and `write_bytes` of `/proc/PID/io`, for the file procfs
+/// refuses whole: some kernels print a negative `cancelled_write_bytes`
+/// (procfs wants every field a u64), which this ignores.
 pub fn parse_io(buf: &[u8]) -> (Option<u64>, Option<u64>) {
     let mut out = (None, None);
     for line in super::num::lines(buf) {
@@ -111,52 +119,39 @@ pub fn parse_io(buf: &[u8]) -> (Option<u64>, Option<u64>) {
     out
 }
 
-/// `(size, resident, shared)` pages from `/proc/PID/statm`.
-pub fn parse_statm(buf: &[u8]) -> Option<(u64, u64, u64)> {
-    let mut f = super::num::fields(buf).map(super::num::parse_u64);
-    Some((f.next()??, f.next()??, f.next()??))
-}
-
-/// The real UID and GID from `/proc/PID/status` (`Uid:` and `Gid:` lines,
-/// real, effective, saved, filesystem).
-pub fn parse_status_ids(buf: &[u8]) -> Option<(u32, u32)> {
-    let (mut uid, mut gid) = (None, None);
-    for line in super::num::lines(buf) {
-        let mut f = super::num::fields(line);
-        let slot = match f.next() {
-            Some(b"Uid:") => &mut uid,
-            Some(b"Gid:") => &mut gid,
-            _ => continue,
+/// A procfs error as the collectors' one error type: a process gone (or a
+/// file this kernel lacks) is `Vanished`, a refusal `Permission`, a file
+/// procfs could not parse `Malformed`.
+fn proc_error(what: &'static str) -> impl Fn(ProcError) -> CollectError {
+    move |e| {
+        let kind = |kind| CollectError {
+            kind,
+            what,
+            source: None,
+            why: "",
         };
-        *slot = f
-            .next()
-            .and_then(super::num::parse_u64)
-            .and_then(|v| u32::try_from(v).ok());
+        match e {
+            ProcError::NotFound(_) => kind(ErrorKind::Vanished),
+            ProcError::PermissionDenied(_) => kind(ErrorKind::Permission),
+            ProcError::Io(e, _) => CollectError::io(what, e),
+            ProcError::Incomplete(_) => CollectError::malformed(what, "incomplete"),
+            ProcError::Other(_) | ProcError::InternalError(_) => {
+                CollectError::malformed(what, "not what procfs parses")
+            }
+        }
     }
-    Some((uid?, gid?))
 }
 
-fn link_string(p: PathBuf) -> Option<String> {
-    std::fs::read_link(p)
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+fn link_string(p: procfs::ProcResult<PathBuf>) -> Option<String> {
+    p.ok().map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Reads a `/proc` file into `buf` in one `read` (a 4 KiB buffer holds
-/// every file read here; a short read is the end), where `std::fs::read`
-/// would `statx` first and then grow from 32 bytes, a syscall per doubling.
-fn read(path: PathBuf, buf: &mut Vec<u8>) -> Option<&[u8]> {
-    let f = std::fs::File::open(path).ok()?;
-    super::fs::pread_all(&f, buf).ok()?;
-    Some(buf)
-}
-
-/// Open descriptors: since Linux 6.2 the size of procfs's `/proc/PID/fd`
-/// is their number (a `statfs` and a `stat`, where listing a busy process's
-/// fds costs tens of µs); older kernels say 0 there, and a directory that
-/// is not procfs's (a fixture tree) has a size of its own: then they are
-/// counted.
-fn fd_count(fd_dir: PathBuf) -> Option<u32> {
+/// Open descriptors: procfs's `fd_count` where `/proc/PID/fd` is procfs's
+/// (since Linux 6.2 the directory's size is their number, a `stat` where
+/// listing a busy process's fds costs tens of µs; older kernels say 0 and
+/// it counts the listing). A directory that is not procfs's (a fixture
+/// tree) has a size of its own, so it is always counted.
+fn fd_count(proc: &Process, fd_dir: PathBuf) -> Option<u32> {
     use std::os::unix::ffi::OsStrExt;
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let c = std::ffi::CString::new(fd_dir.as_os_str().as_bytes()).ok()?;
@@ -168,40 +163,36 @@ fn fd_count(fd_dir: PathBuf) -> Option<u32> {
     let on_procfs =
         unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0 && st.f_type as i64 == PROC_SUPER_MAGIC;
     if on_procfs {
-        match std::fs::metadata(&fd_dir).map(|m| m.len()) {
-            Ok(0) => {}
-            Ok(n) => return u32::try_from(n).ok(),
-            Err(_) => return None,
-        }
+        return u32::try_from(proc.fd_count().ok()?).ok();
     }
     u32::try_from(std::fs::read_dir(fd_dir).ok()?.count()).ok()
 }
 
-/// Reads one process. `with_family`: also its children and threads.
 /// Reads one process: its detail and its utime+stime ticks.
+/// `with_family`: also its children and threads. Only `stat` must be
+/// readable; a field whose file is refused (io, fd, cwd, exe of another
+/// user's process without CAP_SYS_PTRACE) is null.
 pub fn read_detail(
     root: &Root,
     pid: u32,
     clock: &Clock,
     with_family: bool,
-) -> Option<(Detail, u64)> {
+) -> Result<(Detail, u64)> {
     let dir = root.path(&format!("proc/{pid}"));
-    let mut buf = Vec::with_capacity(4096);
-    let st = parse_pid_stat(read(dir.join("stat"), &mut buf)?)?;
+    let proc = Process::new_with_root(dir.clone()).map_err(proc_error("/proc/PID"))?;
+    let st = proc.stat().map_err(proc_error("/proc/PID/stat"))?;
     let ticks = st.utime.saturating_add(st.stime);
     let mut d = Detail {
         pid,
-        name: String::from_utf8_lossy(st.comm).into_owned(),
+        name: st.comm,
         command: String::new(),
         cpu_usage: 0.0,
-        mem_bytes: u64::try_from(st.rss_pages)
-            .unwrap_or(0)
-            .saturating_mul(clock.page_size),
+        mem_bytes: st.rss.saturating_mul(clock.page_size),
         virtual_mem_bytes: st.vsize,
         shared_mem_bytes: None,
         thread_count: u32::try_from(st.num_threads.max(0)).unwrap_or(u32::MAX),
         fd_count: None,
-        status: state_name(char::from(st.state)).to_string(),
+        status: state_name(st.state).to_string(),
         parent_pid: u32::try_from(st.ppid).ok().filter(|&p| p != 0),
         user_id: 0,
         group_id: 0,
@@ -215,25 +206,31 @@ pub fn read_detail(
         child_processes: Vec::new(),
         threads: Vec::new(),
     };
-    if let Some((_, resident, shared)) = read(dir.join("statm"), &mut buf).and_then(parse_statm) {
-        d.mem_bytes = resident.saturating_mul(clock.page_size);
-        d.shared_mem_bytes = Some(shared.saturating_mul(clock.page_size));
+    if let Ok(m) = proc.statm() {
+        d.mem_bytes = m.resident.saturating_mul(clock.page_size);
+        d.shared_mem_bytes = Some(m.shared.saturating_mul(clock.page_size));
     }
-    (d.user_id, d.group_id) = match read(dir.join("status"), &mut buf).and_then(parse_status_ids) {
-        Some(ids) => ids,
-        None => {
+    // The real IDs; a status procfs cannot parse: the directory's owner.
+    (d.user_id, d.group_id) = match proc.status() {
+        Ok(s) => (s.ruid, s.rgid),
+        Err(_) => {
             use std::os::unix::fs::MetadataExt;
-            let m = std::fs::metadata(&dir).ok()?;
+            let m = std::fs::metadata(&dir).map_err(CollectError::reading("/proc/PID"))?;
             (m.uid(), m.gid())
         }
     };
     // io and fd are unreadable for others' processes without
-    // CAP_SYS_PTRACE: null. Some kernels print a negative
-    // cancelled_write_bytes, which parse_io ignores.
-    if let Some((r, w)) = read(dir.join("io"), &mut buf).map(parse_io) {
-        (d.read_bytes, d.write_bytes) = (r, w);
-    }
-    d.fd_count = fd_count(dir.join("fd"));
+    // CAP_SYS_PTRACE: null.
+    (d.read_bytes, d.write_bytes) = match proc.io().map_err(proc_error("/proc/PID/io")) {
+        Ok(io) => (Some(io.read_bytes), Some(io.write_bytes)),
+        Err(e) if e.kind == ErrorKind::Malformed => {
+            let mut buf = Vec::with_capacity(4096);
+            read(dir.join("io"), &mut buf).map_or((None, None), parse_io)
+        }
+        Err(_) => (None, None),
+    };
+    d.fd_count = fd_count(&proc, dir.join("fd"));
+    let mut buf = Vec::with_capacity(4096);
     let cmd = read(dir.join("cmdline"), &mut buf)
         .map(parse_cmdline)
         .unwrap_or_default();
@@ -242,36 +239,38 @@ pub fn read_detail(
     } else {
         cmd
     };
-    d.working_directory = link_string(dir.join("cwd"));
-    d.executable_path = link_string(dir.join("exe"));
+    d.working_directory = link_string(proc.cwd());
+    d.executable_path = link_string(proc.exe());
     if with_family {
-        let mut tids: Vec<u32> = std::fs::read_dir(dir.join("task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .collect();
-        tids.sort_unstable();
-        for tid in tids {
-            let path = dir.join(format!("task/{tid}/stat"));
-            let Some(ts) = read(path, &mut buf).and_then(parse_pid_stat) else {
+        for task in proc.tasks().into_iter().flatten().flatten() {
+            let (Ok(tid), Ok(ts)) = (u32::try_from(task.tid), task.stat()) else {
                 continue;
             };
             d.threads.push(ThreadDetail {
                 tid,
-                name: String::from_utf8_lossy(ts.comm).into_owned(),
+                name: ts.comm,
                 cpu_time_user: clock.ticks_to_us(ts.utime),
                 cpu_time_system: clock.ticks_to_us(ts.stime),
-                status: state_name(char::from(ts.state)).to_string(),
+                status: state_name(ts.state).to_string(),
             });
         }
+        d.threads.sort_unstable_by_key(|t| t.tid);
         for child in children(root, pid) {
-            if let Some((c, _)) = read_detail(root, child, clock, false) {
+            if let Ok((c, _)) = read_detail(root, child, clock, false) {
                 d.child_processes.push(c);
             }
         }
     }
-    Some((d, ticks))
+    Ok((d, ticks))
+}
+
+/// Reads a `/proc` file into `buf` in one `read` (a 4 KiB buffer holds
+/// every file read here; a short read is the end), where `std::fs::read`
+/// would `statx` first and then grow from 32 bytes, a syscall per doubling.
+fn read(path: PathBuf, buf: &mut Vec<u8>) -> Option<&[u8]> {
+    let f = std::fs::File::open(path).ok()?;
+    super::fs::pread_all(&f, buf).ok()?;
+    Some(buf)
 }
 
 /// Direct children: `/proc/PID/task/*/children` where the kernel has it,
@@ -361,7 +360,7 @@ impl DetailCache {
                 return Some(json.clone());
             }
         }
-        let Some((mut d, ticks)) = read_detail(root, pid, clock, true) else {
+        let Ok((mut d, ticks)) = read_detail(root, pid, clock, true) else {
             self.entries.remove(&pid);
             return None;
         };
@@ -474,22 +473,34 @@ mod tests {
         let dir = PathBuf::from(format!("/proc/{}/fd", child.id()));
         let listed = std::fs::read_dir(&dir).unwrap().count() as u32;
         assert!(listed >= 3, "{listed}");
-        assert_eq!(fd_count(dir), Some(listed));
+        let proc = Process::new(child.id() as i32).unwrap();
+        assert_eq!(fd_count(&proc, dir), Some(listed));
         let _ = child.kill();
         let _ = child.wait();
     }
 
     #[test]
-    fn statm_and_status_ids() {
-        assert_eq!(
-            parse_statm(b"149919 12547 4242 19864 0 14531 0\n"),
-            Some((149_919, 12_547, 4242))
-        );
-        assert_eq!(parse_statm(b"1 2"), None);
-        let status = b"Name:\tx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\n";
-        assert_eq!(parse_status_ids(status), Some((1000, 5)));
-        assert_eq!(parse_status_ids(b"Uid:\t1\n"), None);
-        assert_eq!(parse_status_ids(b"Uid:\t99999999999\nGid:\t1\n"), None);
+    fn io_that_procfs_refuses_still_gives_both_counts() {
+        // The fixture's io (as some kernels print it) has a negative
+        // cancelled_write_bytes; the fixture test above reads it through
+        // procfs and then this parser.
+        let io = b"rchar: 1\nread_bytes: 1024\nwrite_bytes: 2048\ncancelled_write_bytes: -1024\n";
+        assert_eq!(parse_io(io), (Some(1024), Some(2048)));
+        assert_eq!(parse_io(b"read_bytes: x\n"), (None, None));
+    }
+
+    #[test]
+    fn errors_say_what_happened() {
+        let root = Root::default();
+        let e = read_detail(&root, u32::MAX - 1, &clock(), false).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Vanished, "{e}");
+        // A directory with a stat procfs cannot parse.
+        let tmp = std::env::temp_dir().join(format!("sockagent-detail-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("proc/7")).unwrap();
+        std::fs::write(tmp.join("proc/7/stat"), b"7 no parens\n").unwrap();
+        let e = read_detail(&Root::new(&tmp), 7, &clock(), false).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Malformed, "{e}");
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]

@@ -221,9 +221,9 @@ impl ProcScanner {
 /// `openat(dirfd, "PID/stat")` without building a path on the heap.
 fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
     use std::os::fd::FromRawFd;
-    let digits = itoa_buf(pid);
+    let mut digits = itoa::Buffer::new();
+    let d = digits.format(pid).as_bytes();
     let mut path = [0u8; 24];
-    let d = digits.as_str().as_bytes();
     let tail = b"/stat\0";
     let len = d.len() + tail.len();
     path.get_mut(..d.len())?.copy_from_slice(d);
@@ -241,37 +241,6 @@ fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
     }
     // SAFETY: fd was just opened and is owned by nobody else.
     Some(unsafe { File::from_raw_fd(fd) })
-}
-
-/// Formats a pid without allocating on the heap.
-fn itoa_buf(n: u32) -> ItoaBuf {
-    let mut b = ItoaBuf {
-        buf: [0; 10],
-        start: 10,
-    };
-    let mut n = n;
-    loop {
-        b.start -= 1;
-        if let Some(slot) = b.buf.get_mut(b.start) {
-            *slot = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || b.start == 0 {
-            break;
-        }
-    }
-    b
-}
-
-struct ItoaBuf {
-    buf: [u8; 10],
-    start: usize,
-}
-
-impl ItoaBuf {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(self.buf.get(self.start..).unwrap_or_default()).unwrap_or("0")
-    }
 }
 
 #[cfg(test)]
@@ -348,8 +317,11 @@ mod tests {
     }
 
     #[test]
-    fn itoa() {
-        assert_eq!(itoa_buf(0).as_str(), "0");
-        assert_eq!(itoa_buf(4294967295).as_str(), "4294967295");
+    fn open_stat_formats_the_pid() {
+        let dir = std::fs::File::open("/proc").unwrap();
+        use std::os::fd::AsRawFd;
+        assert!(open_stat(dir.as_raw_fd(), std::process::id()).is_some());
+        assert!(open_stat(dir.as_raw_fd(), u32::MAX).is_none());
+        assert!(open_stat(dir.as_raw_fd(), 1).is_some());
     }
 }

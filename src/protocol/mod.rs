@@ -1,6 +1,5 @@
 //! What goes over the wire: requests in, answers out.
 
-pub mod deflate;
 pub mod gzip;
 pub mod pb;
 pub mod prom;

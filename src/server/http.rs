@@ -76,27 +76,28 @@ pub fn respond(status: u16, reason: &str, body: &str, head_only: bool, extra: &s
     }
 }
 
-/// Decodes `%XX` and `+` in a query value; `None` on a bad escape.
+/// Decodes `%XX` and `+` (a space, as forms send it; `%2B` is a plus) in
+/// a query value; `None` on a bad escape (`%` not followed by two hex
+/// digits), which percent-encoding would pass through as written.
 pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
+    let escapes_ok = b
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c == b'%')
+        .all(|(i, _)| {
+            b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !escapes_ok {
+        return None;
+    }
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
+    for (k, part) in s.split('+').enumerate() {
+        if k > 0 {
+            out.push(b' ');
         }
+        out.extend(percent_encoding::percent_decode_str(part));
     }
     Some(out)
 }
@@ -440,6 +441,18 @@ mod tests {
         assert!(s.contains("Content-Type: text/html; charset=utf-8\r\n"));
         assert!(s.contains(&format!("Content-Length: {}\r\n", PAGE.len())));
         assert!(s.ends_with(PAGE));
+    }
+
+    #[test]
+    fn query_values_decode_like_forms() {
+        let d = |s| percent_decode(s);
+        assert_eq!(d("s3cr%20et").as_deref(), Some(&b"s3cr et"[..]));
+        assert_eq!(d("a+b%2Bc").as_deref(), Some(&b"a b+c"[..]));
+        assert_eq!(d("%ff%00").as_deref(), Some(&b"\xff\0"[..]));
+        assert_eq!(d("").as_deref(), Some(&b""[..]));
+        for bad in ["%", "%4", "%zz", "%%41", "a%g1"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! The event loop: one thread, one `mio::Poll`, the listener, every
 //! connection in a slab, deadlines in a heap, signals through a pipe.
 
-#[cfg(feature = "tls")]
-pub mod cert;
 pub mod conn;
 pub mod dispatch;
 pub mod http;

@@ -1,5 +1,6 @@
-//! TLS: the certificate (load, generate, renew) and the rustls config. The
-//! connections themselves are driven by the event loop (see `conn.rs`).
+//! TLS: the certificate (load, generate with rcgen, renew when x509-cert
+//! reads it expired) and the rustls config. The connections themselves are
+//! driven by the event loop (see `conn.rs`).
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -22,76 +23,23 @@ pub fn config_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
         .join("tls")
 }
 
-// --- A minimal DER walk to the certificate's notAfter -------------------
-
-/// (tag, content, rest) of the DER element at the start of `b`.
-fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, b) = b.split_first()?;
-    let (&l0, b) = b.split_first()?;
-    let (len, b) = if l0 < 0x80 {
-        (usize::from(l0), b)
-    } else {
-        let n = usize::from(l0 & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let (lb, rest) = (b.get(..n)?, b.get(n..)?);
-        (
-            lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x)),
-            rest,
-        )
-    };
-    Some((tag, b.get(..len)?, b.get(len..)?))
-}
-
-fn digits(b: &[u8]) -> Option<i64> {
-    b.iter().try_fold(0i64, |a, &c| {
-        c.is_ascii_digit().then(|| a * 10 + i64::from(c - b'0'))
-    })
-}
-
-/// Days from 1970-01-01 to y-m-d (Howard Hinnant's days_from_civil).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ) → epoch s.
-fn asn1_time(tag: u8, v: &[u8]) -> Option<i64> {
-    let (y, rest) = match tag {
-        0x17 => {
-            let yy = digits(v.get(..2)?)?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, v.get(2..)?)
-        }
-        0x18 => (digits(v.get(..4)?)?, v.get(4..)?),
-        _ => return None,
-    };
-    let f = |i: usize| rest.get(i..i + 2).and_then(digits);
-    let (mo, d, h, mi, s) = (f(0)?, f(2)?, f(4)?, f(6)?, f(8)?);
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
-}
-
-/// The certificate's notAfter, epoch seconds.
+/// The certificate's notAfter, epoch seconds (x509-cert's DER decoding);
+/// `None` for what is not one certificate.
 pub fn not_after(cert_der: &[u8]) -> Option<i64> {
-    let (_, cert, _) = der(cert_der)?; // Certificate
-    let (_, tbs, _) = der(cert)?; // TBSCertificate
-    let mut rest = tbs;
-    let (tag, _, r) = der(rest)?;
-    if tag == 0xa0 {
-        rest = r; // [0] version
-    }
-    let (_, _, rest) = der(rest)?; // serialNumber
-    let (_, _, rest) = der(rest)?; // signature
-    let (_, _, rest) = der(rest)?; // issuer
-    let (_, validity, _) = der(rest)?;
-    let (_, _, after) = der(validity)?; // skip notBefore
-    let (tag, v, _) = der(after)?;
-    asn1_time(tag, v)
+    use x509_cert::der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let t = cert
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_unix_duration();
+    i64::try_from(t.as_secs()).ok()
+}
+
+/// True for a name a dNSName (an IA5String) can hold and a client can
+/// match: printable ASCII, no spaces, not empty.
+pub fn valid_dns(name: &str) -> bool {
+    !name.is_empty() && name.len() < 254 && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
 // --- Certificates ---------------------------------------------------------
@@ -155,9 +103,8 @@ fn generate(
     hostname: &str,
     extra: &str,
 ) -> Result<(), String> {
-    use super::cert::{self as x509, San};
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType, SerialNumber};
     use ring::rand::SecureRandom as _;
-    use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING as ALG};
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let err = |what: &str, e: &dyn std::fmt::Display| format!("TLS certificate: {what}: {e}");
     fs::DirBuilder::new()
@@ -166,42 +113,53 @@ fn generate(
         .create(dir)
         .map_err(|e| err(&format!("cannot create {}", dir.display()), &e))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let dns = |n: &str| {
+        valid_dns(n)
+            .then(|| n.to_string().try_into().ok())
+            .flatten()
+            .map(SanType::DnsName)
+    };
     let mut sans = Vec::new();
     for n in [hostname, "localhost"] {
-        if x509::valid_dns(n) && !sans.contains(&San::Dns(n.to_string())) {
-            sans.push(San::Dns(n.to_string()));
+        if let Some(san) = dns(n).filter(|s| !sans.contains(s)) {
+            sans.push(san);
         }
     }
-    sans.push(San::Ip(IpAddr::from([127, 0, 0, 1])));
-    sans.push(San::Ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+    sans.push(SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
+    sans.push(SanType::IpAddress(IpAddr::from(
+        std::net::Ipv6Addr::LOCALHOST,
+    )));
     for s in extra.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match s.parse::<IpAddr>() {
-            Ok(ip) => sans.push(San::Ip(ip)),
-            Err(_) if x509::valid_dns(s) => sans.push(San::Dns(s.to_string())),
-            Err(_) => log::warn!("SOCKTOP_AGENT_EXTRA_SANS: ignoring invalid name {s:?}"),
+        match (s.parse::<IpAddr>(), dns(s)) {
+            (Ok(ip), _) => sans.push(SanType::IpAddress(ip)),
+            (Err(_), Some(san)) => sans.push(san),
+            (Err(_), None) => log::warn!("SOCKTOP_AGENT_EXTRA_SANS: ignoring invalid name {s:?}"),
         }
     }
-    let rng = ring::rand::SystemRandom::new();
-    let fail = |what: &str| err(what, &"the system's random source or ring failed");
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ALG, &rng).map_err(|_| fail("key generation"))?;
-    let kp =
-        EcdsaKeyPair::from_pkcs8(&ALG, pkcs8.as_ref(), &rng).map_err(|_| fail("key generation"))?;
     let mut serial = [0u8; 20];
-    rng.fill(&mut serial).map_err(|_| fail("serial number"))?;
+    ring::rand::SystemRandom::new()
+        .fill(&mut serial)
+        .map_err(|_| err("serial number", &"the system's random source failed"))?;
     // Positive, 20 bytes, minimal DER.
     serial[0] = (serial[0] & 0x7f) | 0x40;
-    // Valid from yesterday (clock skew) for 397 days, as the reference.
+    // Valid from yesterday (clock skew) for 397 days, as the reference,
+    // midnight to midnight UTC.
     let day = now_epoch().div_euclid(86_400);
-    let tbs = x509::tbs(
-        &serial,
-        hostname,
-        &sans,
-        day - 1,
-        day + 397,
-        kp.public_key().as_ref(),
-    );
-    let sig = kp.sign(&rng, &tbs).map_err(|_| fail("signing"))?;
-    let der = x509::certificate(&tbs, sig.as_ref());
+    let midnight = |d: i64| {
+        time::OffsetDateTime::from_unix_timestamp(d * 86_400)
+            .map_err(|e| err("the validity period", &e))
+    };
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, hostname);
+    params.subject_alt_names = sans;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.not_before = midnight(day - 1)?;
+    params.not_after = midnight(day + 397)?;
+    // ECDSA P-256 with SHA-256, the key as PKCS#8.
+    let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| err("key generation", &e))?;
+    let signed = params.self_signed(&kp).map_err(|e| err("signing", &e))?;
     let mut kf = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -210,9 +168,9 @@ fn generate(
         .open(key)
         .map_err(|e| err(&format!("cannot write {}", key.display()), &e))?;
     let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
-    kf.write_all(x509::pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes())
+    kf.write_all(kp.serialize_pem().as_bytes())
         .map_err(|e| err("writing the key", &e))?;
-    fs::write(cert, x509::pem("CERTIFICATE", &der))
+    fs::write(cert, signed.pem())
         .map_err(|e| err(&format!("cannot write {}", cert.display()), &e))?;
     log::info!(
         "generated a self-signed TLS certificate at {} (key {})",
@@ -289,16 +247,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_and_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(asn1_time(0x17, b"491231235959Z"), Some(2_524_607_999));
-        assert_eq!(asn1_time(0x18, b"20500101000000Z"), Some(2_524_608_000));
-        assert_eq!(asn1_time(0x17, b"x"), None);
-        for d in [-1000i64, 0, 11_017, 20_000, 30_000] {
-            let (y, m, dd) = crate::collect::journal::civil_from_days(d);
-            assert_eq!(days_from_civil(y, i64::from(m), i64::from(dd)), d);
+    fn not_after_reads_both_time_forms() {
+        // rcgen writes UTCTime through 2049, GeneralizedTime after.
+        for ((y, m, d), want) in [
+            ((2049, 12, 31), 2_524_521_600i64),
+            ((2050, 1, 1), 2_524_608_000),
+        ] {
+            let mut p = rcgen::CertificateParams::new(vec!["x".to_string()]).unwrap();
+            p.not_after = rcgen::date_time_ymd(y, m, d);
+            let kp = rcgen::KeyPair::generate().unwrap();
+            let c = p.self_signed(&kp).unwrap();
+            assert_eq!(not_after(c.der()), Some(want), "{y}");
         }
+    }
+
+    #[test]
+    fn names_a_dns_san_can_hold() {
+        assert!(valid_dns("host-1.lan"));
+        assert!(!valid_dns(""));
+        assert!(!valid_dns("a b"));
+        assert!(!valid_dns("hôte"));
+        assert!(!valid_dns(&"a".repeat(254)));
     }
 
     #[test]
@@ -309,6 +278,7 @@ mod tests {
         let der = first_cert(&cert).unwrap();
         let after = not_after(&der).unwrap();
         assert!(after > now_epoch() + 390 * 86_400 && after < now_epoch() + 400 * 86_400);
+        assert_eq!(after % 86_400, 0, "midnight UTC");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             fs::metadata(&key).unwrap().permissions().mode() & 0o777,
@@ -327,16 +297,20 @@ mod tests {
         );
         assert!(server_config(&cert, &key).is_ok());
         // The signature verifies with the key's public half, over the TBS
-        // bytes as they stand in the certificate.
+        // bytes as they stand in the certificate; CN is the host name.
+        use x509_cert::der::{Decode, Encode};
         let cert_der = &der;
-        let der = super::der;
-        let (_, body, _) = der(cert_der).unwrap();
-        let (_, tbs_body, rest) = der(body).unwrap();
-        let tbs = &body[..body.len() - rest.len()];
-        assert!(tbs.len() > tbs_body.len());
-        let (_, _, rest) = der(rest).unwrap(); // signatureAlgorithm
-        let (tag, bits, _) = der(rest).unwrap();
-        assert_eq!((tag, bits[0]), (0x03, 0));
+        let parsed = x509_cert::Certificate::from_der(cert_der).unwrap();
+        let tbs = parsed.tbs_certificate().to_der().unwrap();
+        assert!(cert_der.windows(tbs.len()).any(|w| w == &tbs[..]));
+        assert_eq!(
+            parsed.tbs_certificate().subject().to_string(),
+            "CN=testhost"
+        );
+        assert_eq!(
+            parsed.tbs_certificate().serial_number().as_bytes().len(),
+            20
+        );
         let pkcs8 = PrivateKeyDer::from_pem_file(&key).unwrap();
         use ring::signature::{self as sig, KeyPair};
         let kp = sig::EcdsaKeyPair::from_pkcs8(
@@ -346,7 +320,7 @@ mod tests {
         )
         .unwrap();
         sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_ASN1, kp.public_key().as_ref())
-            .verify(tbs, &bits[1..])
+            .verify(&tbs, parsed.signature().raw_bytes())
             .expect("the self-signature verifies");
         // Every name asked for is in the subjectAltName, IPs as 4 or 16 bytes.
         for want in [
