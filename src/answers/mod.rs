@@ -7,7 +7,7 @@
 //! | `metrics`         | `Collectors::collect_metrics`   | 250 ms        | serde JSON, text frame            |
 //! | `disks`           | `Collectors::collect_disks`     | 1 s           | serde JSON, text frame            |
 //! | `processes`       | `Collectors::collect_processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
-//! | `process_metrics` | `Collectors::process_detail`    | 500 ms        | serde JSON, text frame            |
+//! | `process_metrics` | `Collectors::process_detail`    | 250 ms        | serde JSON, text frame            |
 //! | `journal_entries` | a journal child (the server's)  | 1 s           | serde JSON, text frame            |
 //! | `GET /metrics`    | all of the above + sensors      | their own     | Prometheus text (`prom.rs`)       |
 //!
@@ -23,7 +23,8 @@
 pub mod prom;
 
 use crate::collect::error::{ErrorKind, Result};
-use crate::collect::{gpu, net, processes::ProcRow, Collectors};
+use crate::collect::process_detail::{insert_bounded, Detail};
+use crate::collect::{epoch_ms, gpu, journal, net, processes::ProcRow, Collectors};
 use crate::protocol::{self, gzip::Gzip, pb, Answer, Request};
 use bytes::BytesMut;
 use serde::Serialize;
@@ -33,6 +34,9 @@ use tungstenite::{Bytes, Utf8Bytes};
 
 /// Process frames larger than this are gzipped (as the reference does).
 pub const GZIP_THRESHOLD: usize = 768;
+/// How long one process's detail is served from the cache (the TUI asks
+/// every 500 ms; two clients watching one process share a read).
+pub const DETAIL_TTL: Duration = Duration::from_millis(250);
 
 /// How long each kind's sample is reused (`SOCKTOP_AGENT_*_TTL_MS`).
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +99,14 @@ struct MetricsOut<'a> {
     process_count: u64,
 }
 
+/// The wire shape of the `process_metrics` answer (the connector's
+/// `ProcessMetricsResponse`).
+#[derive(Serialize)]
+struct DetailOut<'a> {
+    process: &'a Detail,
+    cached_at: u64,
+}
+
 struct Cached<T> {
     at: Instant,
     value: T,
@@ -138,6 +150,7 @@ pub struct Answers {
     metrics: Option<Utf8Bytes>,
     disks: Option<Utf8Bytes>,
     processes: Option<Bytes>,
+    details: HashMap<u32, Cached<Utf8Bytes>>,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
     scrape: prom::ScrapeStats,
 }
@@ -157,6 +170,7 @@ impl Answers {
             metrics: None,
             disks: None,
             processes: None,
+            details: HashMap::new(),
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
         }
@@ -185,16 +199,16 @@ impl Answers {
             Request::Metrics => self.metrics(now),
             Request::Disks => self.disks(now),
             Request::Processes => self.processes(now),
-            Request::ProcessMetrics(pid) => {
-                return Reply::Ready(match self.process_metrics(pid, now) {
-                    Some(a) => a,
-                    None => Answer::text(protocol::error_json(
+            Request::ProcessMetrics(pid) => match self.process_metrics(pid, now) {
+                Err(e) if e.kind == ErrorKind::Vanished => {
+                    return Reply::Ready(Answer::text(protocol::error_json(
                         &format!("no such process: {pid}"),
                         text,
                         Some(&serde_json::Value::from(pid)),
-                    )),
-                });
-            }
+                    )));
+                }
+                r => r,
+            },
             Request::Journal(pid) => {
                 return match self.journal_cached(pid, now) {
                     Some(a) => Reply::Ready(a),
@@ -299,15 +313,38 @@ impl Answers {
         Ok(Answer::Binary(v))
     }
 
-    /// The `process_metrics` answer; `None` when there is no such process.
-    pub fn process_metrics(&mut self, pid: u32, now: Instant) -> Option<Answer> {
-        self.col.process_detail(pid, now).map(Answer::text)
+    /// The `process_metrics` answer (JSON text); a process that is gone
+    /// is `ErrorKind::Vanished`.
+    pub fn process_metrics(&mut self, pid: u32, now: Instant) -> Result<Answer> {
+        if let Some(c) = self.details.get(&pid) {
+            if fresh(Some(c.at), DETAIL_TTL, now) {
+                return Ok(Answer::Text(c.value.clone()));
+            }
+        }
+        let d = match self.col.process_detail(pid, now) {
+            Ok(d) => d,
+            Err(e) => {
+                self.details.remove(&pid);
+                return Err(e);
+            }
+        };
+        let out = DetailOut {
+            process: &d,
+            cached_at: epoch_ms() / 1000,
+        };
+        let v = Utf8Bytes::from(serde_json::to_string(&out).unwrap_or_default());
+        let c = Cached {
+            at: now,
+            value: v.clone(),
+        };
+        insert_bounded(&mut self.details, pid, c, now, DETAIL_TTL, |c| c.at);
+        Ok(Answer::Text(v))
     }
 
     /// A journal answer for `pid` younger than its TTL.
     pub fn journal_cached(&mut self, pid: u32, now: Instant) -> Option<Answer> {
         let c = self.journal.get(&pid)?;
-        fresh(Some(c.at), crate::collect::journal::TTL, now).then(|| Answer::Text(c.value.clone()))
+        fresh(Some(c.at), journal::TTL, now).then(|| Answer::Text(c.value.clone()))
     }
 
     /// Keeps a journal answer; the cache holds at most
@@ -318,14 +355,7 @@ impl Answers {
             at: now,
             value: v.clone(),
         };
-        crate::collect::process_detail::insert_bounded(
-            &mut self.journal,
-            pid,
-            c,
-            now,
-            crate::collect::journal::TTL,
-            |c| c.at,
-        );
+        insert_bounded(&mut self.journal, pid, c, now, journal::TTL, |c| c.at);
         Answer::Text(v)
     }
 

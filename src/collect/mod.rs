@@ -151,7 +151,7 @@ pub struct Collectors {
     listed: Option<(Instant, u64)>,
     mountinfo: Option<std::fs::File>,
     topology: Option<std::rc::Rc<DiskTopology>>,
-    detail: process_detail::DetailCache,
+    detail: process_detail::DetailBaselines,
     metrics: MetricsSample,
     disks: DisksSample,
     sensors: SensorsSample,
@@ -291,7 +291,7 @@ impl Collectors {
             listed: None,
             mountinfo: None,
             topology: None,
-            detail: process_detail::DetailCache::default(),
+            detail: process_detail::DetailBaselines::default(),
             metrics: MetricsSample::default(),
             disks: DisksSample::default(),
             sensors: SensorsSample::default(),
@@ -592,14 +592,14 @@ impl Collectors {
         Some(pages.saturating_mul(page_size()))
     }
 
-    /// One process in detail; `None` when there is no such process.
-    pub fn process_detail(&mut self, pid: u32, now: Instant) -> Option<String> {
+    /// One process in detail, its CPU share since it was last asked for.
+    pub fn process_detail(&mut self, pid: u32, now: Instant) -> Result<process_detail::Detail> {
         let clock = process_detail::Clock {
             ticks_per_sec: clock_ticks(),
             page_size: page_size(),
             btime: self.btime(),
         };
-        self.detail.answer(&self.s.root, pid, &clock, now)
+        self.detail.sample(&self.s.root, pid, &clock, now)
     }
 
     /// Boot time (epoch s) from the last `/proc/stat` read, reading it if needed.

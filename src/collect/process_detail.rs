@@ -52,12 +52,6 @@ pub struct ThreadDetail {
     pub status: String,
 }
 
-#[derive(Serialize)]
-struct Response<'a> {
-    process: &'a Detail,
-    cached_at: u64,
-}
-
 /// The kernel's one-letter task state, spelled out.
 pub fn state_name(c: char) -> &'static str {
     match c {
@@ -307,20 +301,17 @@ pub fn children(root: &Root, pid: u32) -> Vec<u32> {
     out
 }
 
-/// Most PIDs whose answers (and CPU baselines) are kept: a client walking
-/// every PID cannot grow memory past this.
+/// Most PIDs whose CPU baselines (and answers, in `answers`) are kept: a
+/// client walking every PID cannot grow memory past this.
 pub const MAX_PIDS: usize = 64;
-/// How long an answer is served from the cache.
-pub const TTL: std::time::Duration = std::time::Duration::from_millis(250);
-/// Entries unused for this long are dropped.
+/// Baselines unused for this long are dropped.
 const EXPIRE: std::time::Duration = std::time::Duration::from_secs(60);
 
-struct Entry {
-    /// (when, utime+stime, starttime): the CPU baseline for the next ask.
+/// (when, utime+stime, starttime): the CPU baseline for the next ask.
+struct Baseline {
     seen: Instant,
     ticks: u64,
     start_time: u64,
-    answer: Option<(Instant, String)>,
 }
 
 /// Inserts into a per-PID map that holds at most `MAX_PIDS` entries:
@@ -342,31 +333,26 @@ pub fn insert_bounded<V>(
     map.insert(pid, value);
 }
 
-/// Per-PID answers and CPU baselines, bounded.
+/// Per-PID CPU baselines, bounded: a process's `cpu_usage` is over the
+/// time since it was last asked for.
 #[derive(Default)]
-pub struct DetailCache {
-    entries: HashMap<u32, Entry>,
+pub struct DetailBaselines {
+    entries: HashMap<u32, Baseline>,
 }
 
-impl DetailCache {
-    /// The JSON answer for `pid`, or `None` if there is no such process.
-    pub fn answer(&mut self, root: &Root, pid: u32, clock: &Clock, now: Instant) -> Option<String> {
-        if let Some(Entry {
-            answer: Some((at, json)),
-            ..
-        }) = self.entries.get(&pid)
-        {
-            if now.duration_since(*at) < TTL {
-                return Some(json.clone());
+impl DetailBaselines {
+    /// `pid` in detail, its CPU share since it was last asked for (the
+    /// first time: the average over its life so far; 100 = one core).
+    pub fn sample(&mut self, root: &Root, pid: u32, clock: &Clock, now: Instant) -> Result<Detail> {
+        let (mut d, ticks) = match read_detail(root, pid, clock, true) {
+            Ok(v) => v,
+            Err(e) => {
+                self.entries.remove(&pid);
+                return Err(e);
             }
-        }
-        let Ok((mut d, ticks)) = read_detail(root, pid, clock, true) else {
-            self.entries.remove(&pid);
-            return None;
         };
         let uptime_now = super::epoch_ms() as f64 / 1000.0;
         d.cpu_usage = match self.entries.get(&pid) {
-            // Over the time since this PID was last asked for (100 = one core).
             Some(e) if e.start_time == d.start_time && ticks >= e.ticks => {
                 let secs = now.duration_since(e.seen).as_secs_f64();
                 let used = (ticks - e.ticks) as f64 / clock.ticks_per_sec.max(1) as f64;
@@ -376,7 +362,6 @@ impl DetailCache {
                     0.0
                 }
             }
-            // First ask: the average over the process's life so far.
             _ => {
                 let life = uptime_now - d.start_time as f64;
                 let used = ticks as f64 / clock.ticks_per_sec.max(1) as f64;
@@ -390,19 +375,13 @@ impl DetailCache {
         if !d.cpu_usage.is_finite() || d.cpu_usage < 0.0 {
             d.cpu_usage = 0.0;
         }
-        let json = serde_json::to_string(&Response {
-            process: &d,
-            cached_at: super::epoch_ms() / 1000,
-        })
-        .ok()?;
-        let entry = Entry {
+        let b = Baseline {
             seen: now,
             ticks,
             start_time: d.start_time,
-            answer: Some((now, json.clone())),
         };
-        insert_bounded(&mut self.entries, pid, entry, now, EXPIRE, |e| e.seen);
-        Some(json)
+        insert_bounded(&mut self.entries, pid, b, now, EXPIRE, |b| b.seen);
+        Ok(d)
     }
 
     pub fn len(&self) -> usize {
@@ -504,21 +483,22 @@ mod tests {
     }
 
     #[test]
-    fn unknown_pid_is_none_and_cache_is_bounded() {
+    fn unknown_pid_is_vanished_and_baselines_are_bounded() {
         let root = Root::default();
         let c = Clock {
             ticks_per_sec: super::super::clock_ticks(),
             page_size: 4096,
             btime: 0,
         };
-        let mut cache = DetailCache::default();
-        assert!(cache
-            .answer(&root, u32::MAX - 1, &c, Instant::now())
-            .is_none());
+        let mut cache = DetailBaselines::default();
+        let gone = cache.sample(&root, u32::MAX - 1, &c, Instant::now());
+        assert_eq!(
+            gone.unwrap_err().kind,
+            crate::collect::error::ErrorKind::Vanished
+        );
         let me = std::process::id();
-        let json = cache.answer(&root, me, &c, Instant::now()).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v["process"]["pid"], me);
+        let d = cache.sample(&root, me, &c, Instant::now()).unwrap();
+        assert_eq!(d.pid, me);
         // walking many pids keeps at most MAX_PIDS entries
         for pid in std::fs::read_dir("/proc")
             .unwrap()
@@ -526,7 +506,7 @@ mod tests {
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             .take(200)
         {
-            let _ = cache.answer(&root, pid, &c, Instant::now());
+            let _ = cache.sample(&root, pid, &c, Instant::now());
         }
         assert!(cache.len() <= MAX_PIDS);
     }
