@@ -43,7 +43,7 @@ impl Response {
             total_count: 0,
             truncated: false,
             notice: Some(notice.into()),
-            cached_at: super::epoch_ms() / 1000,
+            cached_at: super::host::epoch_ms() / 1000,
         }
     }
 
@@ -161,7 +161,7 @@ pub fn build_response(pid: u32, stdout: &[u8], stderr: &[u8], exit_ok: bool) -> 
         truncated: n >= MAX_ENTRIES,
         entries,
         notice,
-        cached_at: super::epoch_ms() / 1000,
+        cached_at: super::host::epoch_ms() / 1000,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod disks;
 pub mod error;
 pub mod fs;
 pub mod gpu;
+pub mod host;
 pub mod journal;
 pub mod memory;
 pub mod net;
@@ -21,7 +22,9 @@ pub mod sensors;
 
 use error::{CollectError, Reported, Result};
 use fs::{KeptFile, Root};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use host::uname_hostname;
+pub use host::{clock_ticks, epoch_ms, hostname, own_cpu, page_size, uname};
+use std::time::{Duration, Instant};
 
 /// CPU percentages are computed over at least this window, so an answer
 /// never describes a few microseconds of scheduler noise.
@@ -159,24 +162,6 @@ pub struct Collectors {
     reported: Reported,
 }
 
-/// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
-pub fn hostname(root: &Root) -> String {
-    match root.read_trimmed("proc/sys/kernel/hostname") {
-        Ok(h) if !h.is_empty() => h,
-        _ => uname_hostname(),
-    }
-}
-
-fn uname_hostname() -> String {
-    let mut b = [0u8; 256];
-    // SAFETY: b is a valid buffer of the given length.
-    if unsafe { libc::gethostname(b.as_mut_ptr().cast(), b.len()) } == 0 {
-        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-        return String::from_utf8_lossy(b.get(..end).unwrap_or_default()).into_owned();
-    }
-    "localhost".into()
-}
-
 /// What the disks answer needs that only changes with the mount table.
 struct DiskTopology {
     mounts: Vec<disks::Mount>,
@@ -197,65 +182,6 @@ fn mount_table_changed(f: &std::fs::File) -> bool {
     // SAFETY: one valid pollfd, zero timeout.
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     n != 0 && (n < 0 || p.revents & (libc::POLLPRI | libc::POLLERR) != 0)
-}
-
-/// Epoch milliseconds now.
-pub fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// `sysconf(name)`, or `default` where the system does not say.
-fn sysconf_or(name: libc::c_int, default: u64) -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(name) };
-    u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(default)
-}
-
-/// `sysconf(_SC_PAGESIZE)`: 4 KiB on x86, 16 or 64 KiB on some arm64 kernels.
-pub fn page_size() -> u64 {
-    sysconf_or(libc::_SC_PAGESIZE, 4096)
-}
-
-/// `sysconf(_SC_CLK_TCK)`: the unit of /proc's tick counters (USER_HZ).
-pub fn clock_ticks() -> u64 {
-    sysconf_or(libc::_SC_CLK_TCK, 100)
-}
-
-/// The agent's own user and system CPU time, seconds.
-pub fn own_cpu() -> Option<(f64, f64)> {
-    // SAFETY: ru is a valid out-pointer; getrusage has no other preconditions.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return None;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Some((secs(ru.ru_utime), secs(ru.ru_stime)))
-}
-
-/// uname(2): (sysname, release, version, machine, domainname).
-pub fn uname() -> Option<[String; 5]> {
-    // SAFETY: u is a valid out-pointer.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&b).into_owned()
-    };
-    Some([
-        s(&u.sysname),
-        s(&u.release),
-        s(&u.version),
-        s(&u.machine),
-        s(&u.domainname),
-    ])
 }
 
 impl Collectors {

@@ -351,7 +351,7 @@ impl DetailBaselines {
                 return Err(e);
             }
         };
-        let uptime_now = super::epoch_ms() as f64 / 1000.0;
+        let uptime_now = super::host::epoch_ms() as f64 / 1000.0;
         d.cpu_usage = match self.entries.get(&pid) {
             Some(e) if e.start_time == d.start_time && ticks >= e.ticks => {
                 let secs = now.duration_since(e.seen).as_secs_f64();
@@ -486,7 +486,7 @@ mod tests {
     fn unknown_pid_is_vanished_and_baselines_are_bounded() {
         let root = Root::default();
         let c = Clock {
-            ticks_per_sec: super::super::clock_ticks(),
+            ticks_per_sec: crate::collect::host::clock_ticks(),
             page_size: 4096,
             btime: 0,
         };
