@@ -37,6 +37,11 @@ impl Root {
         &self.base
     }
 
+    /// True for the machine's own root (`/`), false for a captured tree.
+    pub fn is_host(&self) -> bool {
+        self.base == Path::new("/")
+    }
+
     /// `rel` is relative to the root ("proc/stat"); a leading `/` is ignored.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.base.join(rel.trim_start_matches('/'))

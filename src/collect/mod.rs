@@ -286,9 +286,13 @@ impl Collectors {
     }
 
     /// The host's name, re-read each sample (it can change) into a kept
-    /// String: no allocation unless it changed.
+    /// String: no allocation unless it changed. On the host itself from
+    /// uname(2), under another root from its `proc/sys/kernel/hostname`.
     fn refresh_hostname(&mut self) {
         let host = &mut self.metrics.hostname;
+        if self.s.root.is_host() && host::refresh_nodename(host) {
+            return;
+        }
         if self.hostname_file.read(&mut self.buf).is_ok() {
             let h = self.buf.trim_ascii();
             if !h.is_empty() {
