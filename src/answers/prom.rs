@@ -699,6 +699,72 @@ mod tests {
     }
 
     #[test]
+    fn cgroups_from_fixture_trees_top_n_bounded() {
+        let s = check_exposition(&scrape("cgroup-v2", 10));
+        let nginx =
+            "cgroup=\"/system.slice/nginx.service\",kind=\"service\",name=\"nginx.service\"";
+        assert_eq!(
+            value(&s, "sockagent_cgroup_cpu_seconds_total", nginx),
+            "48.213377"
+        );
+        assert_eq!(
+            value(&s, "sockagent_cgroup_memory_bytes", nginx),
+            "25714688"
+        );
+        let rw = |d: &str| {
+            format!("cgroup=\"/system.slice/nginx.service\",direction=\"{d}\",kind=\"service\",name=\"nginx.service\"")
+        };
+        assert_eq!(
+            value(&s, "sockagent_cgroup_io_bytes_total", &rw("read")),
+            "12582912"
+        );
+        assert_eq!(
+            value(&s, "sockagent_cgroup_io_bytes_total", &rw("write")),
+            "1052672"
+        );
+        let n = |s: &[(String, String, String)]| {
+            s.iter()
+                .filter(|x| x.0 == "sockagent_cgroup_memory_bytes")
+                .count()
+        };
+        assert_eq!(n(&s), 3);
+        let v1 = check_exposition(&scrape("cgroup-v1", 10));
+        assert_eq!(n(&v1), 3);
+        // sandbox/job-7 has no CPU reading: no CPU series, the others are there
+        assert_eq!(
+            v1.iter()
+                .filter(|x| x.0 == "sockagent_cgroup_cpu_seconds_total")
+                .count(),
+            2
+        );
+        // the default 20 here; 1 heaviest by CPU time (all at 0 % in a still tree)
+        let root = Root::new(format!(
+            "{}/tests/fixtures/cgroup-v2",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let c = Collectors::new(
+            Settings {
+                root,
+                ..Settings::default()
+            },
+            16,
+        );
+        let mut a = Answers::new(c, Ttls::default()).with_prom_top_cgroups(1);
+        let one = check_exposition(&a.prometheus(Instant::now(), 10).unwrap());
+        let top: Vec<_> = one
+            .iter()
+            .filter(|x| x.0 == "sockagent_cgroup_cpu_seconds_total")
+            .collect();
+        assert_eq!(top.len(), 1);
+        assert!(top[0].1.contains("session-2.scope"), "{top:?}");
+        let mut a = a.with_prom_top_cgroups(0);
+        let none = a.prometheus(Instant::now(), 10).unwrap();
+        assert!(!none.contains("sockagent_cgroup_"));
+        // a tree without cgroups: no cgroup families at all
+        assert!(!scrape("h200-vm", 10).contains("sockagent_cgroup_"));
+    }
+
+    #[test]
     fn meminfo_names_are_node_exporters() {
         assert_eq!(
             meminfo_metric(b"MemTotal", true),

@@ -1112,4 +1112,218 @@ mod tests {
             .iter()
             .any(|n| n == b"stat" || n == b"." || n == b".."));
     }
+
+    fn fixture(tree: &str) -> Root {
+        Root::new(format!(
+            "{}/tests/fixtures/{tree}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+    }
+
+    /// (path, kind, name, cpu_ns, mem, mem_max, io, pids) of each row.
+    type Expect = (
+        &'static str,
+        Kind,
+        &'static str,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<(u64, u64)>,
+        Option<u64>,
+    );
+
+    /// Two samples through `Collectors`, then the scanner alone with no
+    /// fd budget (open, read, close): the rows hold what the files hold.
+    fn check_tree(tree: &str, version: Version, want: &[Expect]) {
+        use crate::collect::{Collectors, Settings};
+        let mut c = Collectors::new(
+            Settings {
+                root: fixture(tree),
+                ..Settings::default()
+            },
+            64,
+        );
+        for sample in 0..2 {
+            let rows = c.collect_cgroups(Instant::now()).unwrap().to_vec();
+            let got: Vec<Expect> = rows
+                .iter()
+                .zip(want)
+                .map(|(r, w)| {
+                    (
+                        w.0,
+                        r.kind,
+                        w.2,
+                        r.cpu_ns,
+                        r.mem_bytes,
+                        r.mem_max_bytes,
+                        r.io_read_bytes.zip(r.io_write_bytes),
+                        r.pids,
+                    )
+                })
+                .collect();
+            let paths: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+            let want_paths: Vec<&str> = want.iter().map(|w| w.0).collect();
+            assert_eq!(paths, want_paths, "{tree}, sample {sample}");
+            let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+            let want_names: Vec<&str> = want.iter().map(|w| w.2).collect();
+            assert_eq!(names, want_names);
+            assert_eq!(got, want, "{tree}, sample {sample}");
+            for r in &rows {
+                // the files do not change: no CPU, no I/O since the first sample
+                let (cpu, io) = if sample == 0 {
+                    (None, None)
+                } else {
+                    (r.cpu_ns.map(|_| 0.0), r.io_read_bytes.map(|_| 0.0))
+                };
+                assert_eq!(r.cpu_pct, cpu, "{}", r.path);
+                assert_eq!(r.io_read_bytes_per_s, io, "{}", r.path);
+                assert_eq!(r.io_write_bytes_per_s, io, "{}", r.path);
+            }
+        }
+        let mut s = CgroupScanner::new(0);
+        s.scan(&fixture(tree), Instant::now(), 0, 100).unwrap();
+        assert_eq!(s.version(), Some(version));
+        assert_eq!(s.kept_files(), 0);
+        assert_eq!(
+            &s.rows,
+            &c.cgroups()
+                .1
+                .iter()
+                .map(|r| CgroupRow {
+                    cpu_pct: None,
+                    io_read_bytes_per_s: None,
+                    io_write_bytes_per_s: None,
+                    ..r.clone()
+                })
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn v2_fixture_gives_its_files_values() {
+        check_tree(
+            "cgroup-v2",
+            Version::V2,
+            &[
+                (
+                    "/system.slice/docker-3f2a9c1be0d4a7f6c5b8e9d0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4.scope",
+                    Kind::Container,
+                    "3f2a9c1be0d4",
+                    Some(730_512_004_000),
+                    Some(412_381_184),
+                    Some(536_870_912),
+                    Some((73_400_320, 209_715_200)),
+                    Some(12),
+                ),
+                (
+                    "/system.slice/nginx.service",
+                    Kind::Service,
+                    "nginx.service",
+                    Some(48_213_377_000),
+                    Some(25_714_688),
+                    None,
+                    Some((10_485_760 + 2_097_152, 4096 + 1_048_576)),
+                    Some(3),
+                ),
+                (
+                    "/user.slice/user-1000.slice/session-2.scope",
+                    Kind::Scope,
+                    "session-2.scope",
+                    Some(5_120_004_311_000),
+                    Some(2_198_302_720),
+                    None,
+                    Some((0, 0)),
+                    Some(4), // no pids.current: the lines of cgroup.procs
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn v1_fixture_gives_its_files_values() {
+        check_tree(
+            "cgroup-v1",
+            Version::V1,
+            &[
+                (
+                    "/docker/9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c",
+                    Kind::Container,
+                    "9b8c7d6e5f4a",
+                    Some(730_512_004_000),
+                    Some(412_381_184),
+                    Some(536_870_912),
+                    Some((73_400_320, 209_715_200)),
+                    Some(2), // not in the pids hierarchy
+                ),
+                (
+                    "/sandbox/job-7",
+                    Kind::Other,
+                    "job-7",
+                    None, // only in the memory hierarchy
+                    Some(1_350_475_776),
+                    Some(4_294_967_296),
+                    None,
+                    Some(1),
+                ),
+                (
+                    "/system.slice/nginx.service",
+                    Kind::Service,
+                    "nginx.service",
+                    Some(48_213_377_123),
+                    Some(25_714_688),
+                    None, // 9223372036854771712: no limit
+                    Some((10_485_760 + 2_097_152, 4096 + 1_048_576)),
+                    Some(3),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn no_cgroup_filesystem_is_an_empty_list() {
+        let mut s = CgroupScanner::new(16);
+        s.scan(&fixture("h200-vm"), Instant::now(), 0, 100).unwrap();
+        assert_eq!(s.version(), None);
+        assert!(s.rows.is_empty());
+    }
+
+    /// Rates over a window: counters moved between two samples, one of
+    /// them backwards (a reset: 0, not a wrap); a cgroup removed between
+    /// samples is gone from the next.
+    #[test]
+    fn rates_resets_and_removal() {
+        let dir = std::env::temp_dir().join(format!("sockagent-cg-{}", std::process::id()));
+        let cg = dir.join("sys/fs/cgroup");
+        let a = cg.join("a.service");
+        let b = cg.join("b.service");
+        for d in [&a, &b] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("cgroup.procs"), "7\n").unwrap();
+            std::fs::write(d.join("cpu.stat"), "usage_usec 1000000\n").unwrap();
+            std::fs::write(d.join("io.stat"), "8:0 rbytes=1000 wbytes=5000\n").unwrap();
+        }
+        std::fs::write(cg.join("cgroup.controllers"), "cpu io\n").unwrap();
+        let root = Root::new(&dir);
+        let mut s = CgroupScanner::new(4);
+        let t0 = Instant::now();
+        s.scan(&root, t0, 10_000, 100).unwrap();
+        assert_eq!(s.rows.len(), 2);
+        // a: 0.5 s of CPU over 200 jiffies at 100 Hz (1 s on 2 CPUs): 25 %
+        std::fs::write(a.join("cpu.stat"), "usage_usec 1500000\n").unwrap();
+        std::fs::write(a.join("io.stat"), "8:0 rbytes=3000 wbytes=4000\n").unwrap();
+        s.scan(&root, t0 + Duration::from_secs(2), 10_200, 100)
+            .unwrap();
+        let r = &s.rows[0];
+        assert_eq!(r.path, "/a.service");
+        assert_eq!(r.cpu_pct, Some(25.0));
+        assert_eq!(r.io_read_bytes_per_s, Some(1000.0));
+        assert_eq!(r.io_write_bytes_per_s, Some(0.0), "a reset is 0");
+        std::fs::remove_dir_all(&b).unwrap();
+        s.scan(&root, t0 + Duration::from_secs(3), 10_300, 100)
+            .unwrap();
+        let paths: Vec<&str> = s.rows.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/a.service"]);
+        assert!(s.kept_files() <= 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
