@@ -46,6 +46,7 @@ Environment:
   SOCKAGENT_HANDSHAKE_TIMEOUT_MS  time to finish the TLS handshake and send the request head (5000)
   SOCKAGENT_IDLE_TIMEOUT_MS       close a WebSocket client silent this long (0 = never, the default)
   SOCKAGENT_PROM_TOP_N            processes listed by /metrics, the top N by CPU (10; 0-1000)
+  SOCKAGENT_PROM_TOP_CGROUPS      cgroups listed by /metrics, the top N by CPU (20; 0-1000)
   SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
 ";
@@ -75,6 +76,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Processes listed by `/metrics` (the top N by CPU).
     pub prom_top_n: usize,
+    /// Cgroups listed by `/metrics` (the top N by CPU).
+    pub prom_top_cgroups: usize,
 }
 
 /// What the command line asks for.
@@ -181,18 +184,20 @@ pub fn parse(
         },
         None => Ok(default),
     };
-    let prom_top_n = match env("SOCKAGENT_PROM_TOP_N") {
+    let top = |name: &str, default: usize| match env(name) {
         Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n <= MAX_TOP_N => n,
-            _ => {
-                return Err(format!(
-                    "SOCKAGENT_PROM_TOP_N: invalid value {v:?} (expected 0-{})",
-                    MAX_TOP_N
-                ))
-            }
+            Ok(n) if n <= MAX_TOP_N => Ok(n),
+            _ => Err(format!(
+                "{name}: invalid value {v:?} (expected 0-{MAX_TOP_N})"
+            )),
         },
-        None => 10,
+        None => Ok(default),
     };
+    let prom_top_n = top("SOCKAGENT_PROM_TOP_N", 10)?;
+    let prom_top_cgroups = top(
+        "SOCKAGENT_PROM_TOP_CGROUPS",
+        crate::answers::PROM_TOP_CGROUPS,
+    )?;
     let token = env("SOCKTOP_TOKEN").filter(|t| !t.is_empty());
     let config = Box::new(Config {
         port,
@@ -218,6 +223,7 @@ pub fn parse(
         handshake_timeout: ttl("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", 5000)?,
         idle_timeout: ttl("SOCKAGENT_IDLE_TIMEOUT_MS", 0)?,
         prom_top_n,
+        prom_top_cgroups,
     });
     Ok(match bench {
         Some(iterations) => Action::Bench { iterations, config },
@@ -249,6 +255,13 @@ mod tests {
         assert_eq!(c.bind.to_string(), "0.0.0.0");
         assert_eq!(c.metrics_ttl, Duration::from_millis(250));
         assert_eq!(c.prom_top_n, 10);
+        assert_eq!(c.prom_top_cgroups, 20);
+        assert_eq!(
+            run(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "0")])
+                .unwrap()
+                .prom_top_cgroups,
+            0
+        );
         assert_eq!(
             run(&[], &[("SOCKAGENT_PROM_TOP_N", "0")])
                 .unwrap()
@@ -324,6 +337,9 @@ mod tests {
             .unwrap_err()
             .contains("SOCKAGENT_PROM_TOP_N"));
         assert!(run(&[], &[("SOCKAGENT_PROM_TOP_N", "-1")]).is_err());
+        assert!(run(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "1001")])
+            .unwrap_err()
+            .contains("SOCKAGENT_PROM_TOP_CGROUPS"));
     }
 
     #[test]

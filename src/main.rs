@@ -98,7 +98,8 @@ fn run(cfg: Config) -> Result<(), String> {
             disks: cfg.disks_ttl,
             processes: cfg.processes_ttl,
         },
-    );
+    )
+    .with_prom_top_cgroups(cfg.prom_top_cgroups);
     let opts = Options {
         token: cfg.token.clone(),
         limits,

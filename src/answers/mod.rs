@@ -9,7 +9,11 @@
 //! | `processes`       | `Collectors::collect_processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
 //! | `process_metrics` | `Collectors::process_detail`    | 250 ms        | serde JSON, text frame            |
 //! | `journal_entries` | a journal child (the server's)  | 1 s           | serde JSON, text frame            |
+//! | `cgroups`         | `Collectors::collect_cgroups`   | processes'¹   | serde JSON, text frame            |
 //! | `GET /metrics`    | all of the above + sensors      | their own     | Prometheus text (`prom.rs`)       |
+//!
+//! ¹ the processes TTL (1.5 s; `SOCKTOP_AGENT_PROCESSES_TTL_MS`), never
+//! under `MIN_CPU_WINDOW`: its CPU shares and I/O rates need a real window.
 //!
 //! A sample is fresh while it is younger than its kind's TTL; an encoded
 //! answer is kept beside it until the next sample replaces it, so a cached
@@ -24,7 +28,9 @@ pub mod prom;
 
 use crate::collect::error::{ErrorKind, Result};
 use crate::collect::process_detail::{insert_bounded, Detail};
-use crate::collect::{epoch_ms, gpu, journal, net, processes::ProcRow, Collectors};
+use crate::collect::{
+    cgroups::CgroupRow, epoch_ms, gpu, journal, net, processes::ProcRow, Collectors, MIN_CPU_WINDOW,
+};
 use crate::protocol::{self, gzip::Gzip, pb, Answer, Request};
 use bytes::BytesMut;
 use serde::Serialize;
@@ -107,6 +113,48 @@ struct DetailOut<'a> {
     cached_at: u64,
 }
 
+/// One row of the `cgroups` answer (README, "cgroups").
+#[derive(Serialize)]
+struct CgroupOut<'a> {
+    path: &'a str,
+    kind: &'static str,
+    name: &'a str,
+    cpu_pct: Option<f32>,
+    mem_bytes: Option<u64>,
+    mem_max_bytes: Option<u64>,
+    io_read_bytes_per_s: Option<f64>,
+    io_write_bytes_per_s: Option<f64>,
+    pids: Option<u64>,
+}
+
+impl<'a> From<&'a CgroupRow> for CgroupOut<'a> {
+    fn from(r: &'a CgroupRow) -> Self {
+        CgroupOut {
+            path: &r.path,
+            kind: r.kind.as_str(),
+            name: &r.name,
+            cpu_pct: r.cpu_pct,
+            mem_bytes: r.mem_bytes,
+            mem_max_bytes: r.mem_max_bytes,
+            io_read_bytes_per_s: r.io_read_bytes_per_s,
+            io_write_bytes_per_s: r.io_write_bytes_per_s,
+            pids: r.pids,
+        }
+    }
+}
+
+/// The rows, serialized as a JSON array without a Vec of them.
+struct CgroupsOut<'a>(&'a [CgroupRow]);
+
+impl Serialize for CgroupsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(CgroupOut::from))
+    }
+}
+
+/// Cgroups listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_CGROUPS`).
+pub const PROM_TOP_CGROUPS: usize = 20;
+
 struct Cached<T> {
     at: Instant,
     value: T,
@@ -143,6 +191,7 @@ pub struct Answers {
     metrics_pool: BytesMut,
     disks_pool: BytesMut,
     processes_pool: BytesMut,
+    cgroups_pool: BytesMut,
     pb_buf: Vec<u8>,
     gz_buf: Vec<u8>,
     gzip: Gzip,
@@ -151,6 +200,9 @@ pub struct Answers {
     disks: Option<Utf8Bytes>,
     processes: Option<Bytes>,
     details: HashMap<u32, Cached<Utf8Bytes>>,
+    cgroups: Option<Utf8Bytes>,
+    /// Cgroups listed by `/metrics`, the heaviest by CPU (0: none, not sampled).
+    prom_top_cgroups: usize,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
     scrape: prom::ScrapeStats,
 }
@@ -164,6 +216,7 @@ impl Answers {
             metrics_pool: BytesMut::new(),
             disks_pool: BytesMut::new(),
             processes_pool: BytesMut::new(),
+            cgroups_pool: BytesMut::new(),
             pb_buf: Vec::new(),
             gz_buf: Vec::new(),
             gzip: Gzip::default(),
@@ -171,9 +224,18 @@ impl Answers {
             disks: None,
             processes: None,
             details: HashMap::new(),
+            cgroups: None,
+            prom_top_cgroups: PROM_TOP_CGROUPS,
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
         }
+    }
+
+    /// How many cgroups `/metrics` lists (`SOCKAGENT_PROM_TOP_CGROUPS`;
+    /// 0: none, and the scrape does not sample them).
+    pub fn with_prom_top_cgroups(mut self, n: usize) -> Self {
+        self.prom_top_cgroups = n;
+        self
     }
 
     pub fn collectors(&mut self) -> &mut Collectors {
@@ -199,6 +261,7 @@ impl Answers {
             Request::Metrics => self.metrics(now),
             Request::Disks => self.disks(now),
             Request::Processes => self.processes(now),
+            Request::Cgroups => self.cgroups(now),
             Request::ProcessMetrics(pid) => match self.process_metrics(pid, now) {
                 Err(e) if e.kind == ErrorKind::Vanished => {
                     return Reply::Ready(Answer::text(protocol::error_json(
@@ -252,6 +315,31 @@ impl Answers {
             self.col.collect_processes(now)?;
         }
         Ok(())
+    }
+
+    /// The cgroups sample's TTL: the processes one, at least `MIN_CPU_WINDOW`.
+    fn cgroups_ttl(&self) -> Duration {
+        self.ttl.processes.max(MIN_CPU_WINDOW)
+    }
+
+    fn cgroups_sample(&mut self, now: Instant) -> Result<()> {
+        if !fresh(self.col.cgroups().0, self.cgroups_ttl(), now) {
+            self.cgroups = None;
+            self.col.collect_cgroups(now)?;
+        }
+        Ok(())
+    }
+
+    /// The `cgroups` answer (JSON text): services and containers.
+    pub fn cgroups(&mut self, now: Instant) -> Result<Answer> {
+        self.cgroups_sample(now)?;
+        if let Some(v) = &self.cgroups {
+            return Ok(Answer::Text(v.clone()));
+        }
+        let rows = CgroupsOut(self.col.cgroups().1);
+        let v = encode_json(&mut self.json, &mut self.cgroups_pool, &rows);
+        self.cgroups = Some(v.clone());
+        Ok(Answer::Text(v))
     }
 
     /// The `metrics` answer (JSON text).
@@ -386,6 +474,16 @@ impl Answers {
         if !fresh(self.col.sensors().at, self.ttl.metrics, now) {
             self.col.collect_sensors(now);
         }
+        // Cheap where there are none: the collector then looks for a
+        // cgroup filesystem at most every `cgroups::REPROBE`.
+        let cgroups_ok = self.prom_top_cgroups > 0
+            && match self.cgroups_sample(now) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::debug!("/metrics: no cgroups: {e}");
+                    false
+                }
+            };
         let body = prom::render(
             &mut self.col,
             &self.scrape,
@@ -393,6 +491,7 @@ impl Answers {
                 top_n: if procs_ok { top_n } else { 0 },
                 procs_listed: top_n > 0,
                 filesystems: fs_ok,
+                top_cgroups: if cgroups_ok { self.prom_top_cgroups } else { 0 },
                 now,
             },
         );

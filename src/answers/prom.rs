@@ -4,7 +4,9 @@
 //! labels are node_exporter's wherever the meaning is the same, so its
 //! dashboards work; the rest is `sockagent_*`.
 
-use crate::collect::{self, cpu, disks, gpu, processes::ProcRow, Collection, Collectors};
+use crate::collect::{
+    self, cgroups::CgroupRow, cpu, disks, gpu, processes::ProcRow, Collection, Collectors,
+};
 use crate::protocol::prom::{valid_name, Kind, Writer};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,8 @@ pub struct Parts {
     pub procs_listed: bool,
     /// Whether the disks collection succeeded.
     pub filesystems: bool,
+    /// Cgroups to list, the heaviest by CPU (0: none, or no sample).
+    pub top_cgroups: usize,
     pub now: Instant,
 }
 
@@ -337,6 +341,9 @@ pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
                 r.mem_bytes,
             );
         }
+        if p.top_cgroups > 0 {
+            render_cgroups(w, col.cgroups().1, p.top_cgroups);
+        }
     }
     render_gpus(w, col.gpus(p.now));
     if let Some((user, system)) = collect::own_cpu() {
@@ -411,6 +418,78 @@ pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
         );
     }
     out
+}
+
+/// The `n` cgroups that used most CPU since the previous sample (then
+/// most CPU time in all), labelled `cgroup` (its path), `kind` and `name`
+/// as in the `cgroups` answer. Nothing where the host has no cgroups.
+fn render_cgroups(w: &mut Writer, rows: &[CgroupRow], n: usize) {
+    use Kind::{Counter, Gauge};
+    if rows.is_empty() {
+        return;
+    }
+    let mut top: Vec<&CgroupRow> = rows.iter().collect();
+    let by_cpu = |a: &&CgroupRow, b: &&CgroupRow| {
+        let pct = |r: &CgroupRow| r.cpu_pct.unwrap_or(-1.0);
+        pct(b)
+            .total_cmp(&pct(a))
+            .then(b.cpu_ns.cmp(&a.cpu_ns))
+            .then(a.path.cmp(&b.path))
+    };
+    let n = n.min(top.len());
+    if n > 0 && n < top.len() {
+        top.select_nth_unstable_by(n - 1, by_cpu);
+    }
+    top.truncate(n);
+    top.sort_unstable_by(by_cpu);
+    fn labels(r: &CgroupRow) -> [(&'static str, &str); 3] {
+        [
+            ("cgroup", r.path.as_str()),
+            ("kind", r.kind.as_str()),
+            ("name", r.name.as_str()),
+        ]
+    }
+    w.family(
+        "sockagent_cgroup_cpu_seconds_total",
+        "CPU time used by the cgroup and its descendants, the top cgroups by CPU since the previous sample (SOCKAGENT_PROM_TOP_CGROUPS).",
+        Counter,
+    );
+    for r in &top {
+        if let Some(ns) = r.cpu_ns {
+            w.sample(
+                "sockagent_cgroup_cpu_seconds_total",
+                &labels(r),
+                ns as f64 / 1e9,
+            );
+        }
+    }
+    w.family(
+        "sockagent_cgroup_memory_bytes",
+        "Memory charged to the same cgroups (v2 memory.current, v1 memory.usage_in_bytes).",
+        Gauge,
+    );
+    for r in &top {
+        if let Some(b) = r.mem_bytes {
+            w.sample("sockagent_cgroup_memory_bytes", &labels(r), b);
+        }
+    }
+    w.family(
+        "sockagent_cgroup_io_bytes_total",
+        "Bytes the same cgroups read and wrote on block devices.",
+        Counter,
+    );
+    for r in &top {
+        let [c, k, nm] = labels(r);
+        for (dir, v) in [("read", r.io_read_bytes), ("write", r.io_write_bytes)] {
+            if let Some(v) = v {
+                w.sample(
+                    "sockagent_cgroup_io_bytes_total",
+                    &[c, ("direction", dir), k, nm],
+                    v,
+                );
+            }
+        }
+    }
 }
 
 /// One series per GPU and reading, labelled `gpu` (its index), `name`
@@ -617,6 +696,72 @@ mod tests {
             "1"
         );
         assert_eq!(value(&s, "sockagent_cpu_temperature_celsius", ""), "55");
+    }
+
+    #[test]
+    fn cgroups_from_fixture_trees_top_n_bounded() {
+        let s = check_exposition(&scrape("cgroup-v2", 10));
+        let nginx =
+            "cgroup=\"/system.slice/nginx.service\",kind=\"service\",name=\"nginx.service\"";
+        assert_eq!(
+            value(&s, "sockagent_cgroup_cpu_seconds_total", nginx),
+            "48.213377"
+        );
+        assert_eq!(
+            value(&s, "sockagent_cgroup_memory_bytes", nginx),
+            "25714688"
+        );
+        let rw = |d: &str| {
+            format!("cgroup=\"/system.slice/nginx.service\",direction=\"{d}\",kind=\"service\",name=\"nginx.service\"")
+        };
+        assert_eq!(
+            value(&s, "sockagent_cgroup_io_bytes_total", &rw("read")),
+            "12582912"
+        );
+        assert_eq!(
+            value(&s, "sockagent_cgroup_io_bytes_total", &rw("write")),
+            "1052672"
+        );
+        let n = |s: &[(String, String, String)]| {
+            s.iter()
+                .filter(|x| x.0 == "sockagent_cgroup_memory_bytes")
+                .count()
+        };
+        assert_eq!(n(&s), 3);
+        let v1 = check_exposition(&scrape("cgroup-v1", 10));
+        assert_eq!(n(&v1), 3);
+        // sandbox/job-7 has no CPU reading: no CPU series, the others are there
+        assert_eq!(
+            v1.iter()
+                .filter(|x| x.0 == "sockagent_cgroup_cpu_seconds_total")
+                .count(),
+            2
+        );
+        // the default 20 here; 1 heaviest by CPU time (all at 0 % in a still tree)
+        let root = Root::new(format!(
+            "{}/tests/fixtures/cgroup-v2",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let c = Collectors::new(
+            Settings {
+                root,
+                ..Settings::default()
+            },
+            16,
+        );
+        let mut a = Answers::new(c, Ttls::default()).with_prom_top_cgroups(1);
+        let one = check_exposition(&a.prometheus(Instant::now(), 10).unwrap());
+        let top: Vec<_> = one
+            .iter()
+            .filter(|x| x.0 == "sockagent_cgroup_cpu_seconds_total")
+            .collect();
+        assert_eq!(top.len(), 1);
+        assert!(top[0].1.contains("session-2.scope"), "{top:?}");
+        let mut a = a.with_prom_top_cgroups(0);
+        let none = a.prometheus(Instant::now(), 10).unwrap();
+        assert!(!none.contains("sockagent_cgroup_"));
+        // a tree without cgroups: no cgroup families at all
+        assert!(!scrape("h200-vm", 10).contains("sockagent_cgroup_"));
     }
 
     #[test]

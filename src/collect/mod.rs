@@ -1,11 +1,12 @@
 //! Collectors: the one owner of every baseline, kept file and sample
 //! buffer. Each collection reads into buffers that live as long as the
 //! agent and leaves a typed sample behind (`MetricsSample`, `DisksSample`,
-//! the process rows, `SensorsSample`); what is encoded from them, and when
+//! the process rows, the cgroup rows, `SensorsSample`); what is encoded from them, and when
 //! a sample is fresh enough to reuse, is the answers module's business.
 //! Nothing here knows of JSON frames, protobuf or gzip, and nothing here
 //! runs unless a request asks for it.
 
+pub mod cgroups;
 pub mod cpu;
 pub mod disks;
 pub mod error;
@@ -65,14 +66,16 @@ pub enum Collection {
     Processes = 2,
     /// Load average and hwmon temperatures (scrape only).
     Sensors = 3,
+    Cgroups = 4,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 4] = [
+    pub const ALL: [Collection; 5] = [
         Collection::Metrics,
         Collection::Disks,
         Collection::Processes,
         Collection::Sensors,
+        Collection::Cgroups,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Collection {
             Collection::Disks => "disks",
             Collection::Processes => "processes",
             Collection::Sensors => "sensors",
+            Collection::Cgroups => "cgroups",
         }
     }
 }
@@ -150,6 +154,8 @@ pub struct Collectors {
     scanner: processes::ProcScanner,
     /// When the process rows were last scanned.
     scanned_at: Option<Instant>,
+    /// Services and containers, and when they were last sampled.
+    cgroups: (Option<Instant>, cgroups::CgroupScanner),
     /// A listing's process count, and when it was taken.
     listed: Option<(Instant, u64)>,
     mountinfo: Option<std::fs::File>,
@@ -158,7 +164,7 @@ pub struct Collectors {
     metrics: MetricsSample,
     disks: DisksSample,
     sensors: SensorsSample,
-    timings: [Timing; 4],
+    timings: [Timing; 5],
     reported: Reported,
 }
 
@@ -214,6 +220,8 @@ impl Collectors {
             ),
             scanner: processes::ProcScanner::new(fd_budget, page_size()),
             scanned_at: None,
+            // a quarter of the scan's share: connections and the scan keep the rest
+            cgroups: (None, cgroups::CgroupScanner::new(fd_budget / 4)),
             listed: None,
             mountinfo: None,
             topology: None,
@@ -221,7 +229,7 @@ impl Collectors {
             metrics: MetricsSample::default(),
             disks: DisksSample::default(),
             sensors: SensorsSample::default(),
-            timings: [Timing::default(); 4],
+            timings: [Timing::default(); 5],
             reported: Reported::default(),
             s,
         };
@@ -261,7 +269,7 @@ impl Collectors {
     }
 
     /// Each collection's runs and time, in `Collection::ALL` order.
-    pub fn timings(&self) -> &[Timing; 4] {
+    pub fn timings(&self) -> &[Timing; 5] {
         &self.timings
     }
 
@@ -490,6 +498,25 @@ impl Collectors {
     /// The last process scan's rows and when it ran (`None`: not since start).
     pub fn processes(&self) -> (Option<Instant>, &[processes::ProcRow]) {
         (self.scanned_at, &self.scanner.rows)
+    }
+
+    /// Samples every cgroup that holds processes (services, containers);
+    /// CPU shares and I/O rates are over the time since the previous sample.
+    pub fn collect_cgroups(&mut self, now: Instant) -> Result<&[cgroups::CgroupRow]> {
+        let t0 = Instant::now();
+        read_stat(&mut self.stat_file, &mut self.buf, &mut self.cpu_scratch)?;
+        let total = self.cpu_scratch.all.total;
+        self.cgroups
+            .1
+            .scan(&self.s.root, now, total, clock_ticks())?;
+        self.cgroups.0 = Some(now);
+        self.timed(Collection::Cgroups, t0);
+        Ok(&self.cgroups.1.rows)
+    }
+
+    /// The last cgroups sample's rows and when it ran (`None`: not since start).
+    pub fn cgroups(&self) -> (Option<Instant>, &[cgroups::CgroupRow]) {
+        (self.cgroups.0, &self.cgroups.1.rows)
     }
 
     /// Reads load average and every hwmon temperature (`/metrics` only).

@@ -34,6 +34,8 @@ pub enum Request {
     Processes,
     ProcessMetrics(u32),
     Journal(u32),
+    /// Services and containers: every cgroup that holds processes.
+    Cgroups,
 }
 
 /// A request we could not understand: becomes an error object.
@@ -116,6 +118,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             "metrics" => Ok(Request::Metrics),
             "disks" => Ok(Request::Disks),
             "processes" => Ok(Request::Processes),
+            "cgroups" => Ok(Request::Cgroups),
             "process_metrics" => with_pid(Request::ProcessMetrics),
             "journal_entries" => with_pid(Request::Journal),
             other => Err(RequestError::new(format!(
@@ -134,6 +137,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
         "get_metrics" => Ok(Request::Metrics),
         "get_disks" => Ok(Request::Disks),
         "get_processes" => Ok(Request::Processes),
+        "get_cgroups" => Ok(Request::Cgroups),
         _ => {
             if let Some(arg) = t.strip_prefix("get_process_metrics:") {
                 with_pid(arg, Request::ProcessMetrics)
@@ -142,7 +146,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             } else if t == "get_process_metrics" || t == "get_journal_entries" {
                 Err(RequestError::new(format!("missing pid: send {t}:PID")))
             } else {
-                Err(RequestError::new("unknown request: send {\"type\":\"metrics\"|\"disks\"|\"processes\"} or get_metrics|get_disks|get_processes"))
+                Err(RequestError::new("unknown request: send {\"type\":\"metrics\"|\"disks\"|\"processes\"|\"cgroups\"} or get_metrics|get_disks|get_processes|get_cgroups"))
             }
         }
     }
@@ -205,6 +209,8 @@ mod tests {
             parse_request(r#"{"type":"journal_entries","pid":"9"}"#),
             Ok(Request::Journal(9))
         );
+        assert_eq!(parse_request("get_cgroups"), Ok(Request::Cgroups));
+        assert_eq!(parse_request(r#"{"type":"cgroups"}"#), Ok(Request::Cgroups));
     }
 
     #[test]
@@ -228,6 +234,8 @@ mod tests {
             "{}",
             "[1]",
             "get_metricsx",
+            "get_cgroups:1",
+            "{\"type\":\"cgroup\"}",
             "{\"type\":\"nope\"}",
             "null",
         ] {
