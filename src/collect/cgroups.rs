@@ -933,77 +933,34 @@ fn openat(
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// Room for ~150 entries per `getdents64` call (a cgroup directory has
-/// 20-70: its files and children).
-const DIRENT_BUF: usize = 8 * 1024;
-
 /// Calls `f` with the name of every subdirectory of the open directory
 /// `fd`, from the start (`d_type`; `fstatat` where the filesystem does not
-/// fill it in). `fs::KeptDir` lists names only, and telling a child
-/// cgroup from a control file by its name is guesswork.
+/// fill it in): a child cgroup is told from a control file by its type,
+/// not by guessing from its name.
 fn list_subdirs(fd: RawFd, buf: &mut Vec<u8>, mut f: impl FnMut(&[u8])) -> io::Result<()> {
-    // SAFETY: lseek on a descriptor the caller owns.
-    if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if buf.len() < DIRENT_BUF {
-        buf.resize(DIRENT_BUF, 0);
-    }
-    loop {
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+    super::fs::dir_entries(fd, buf, |name, d_type| {
+        let dir = match d_type {
+            libc::DT_DIR => true,
+            libc::DT_UNKNOWN => is_dir_at(fd, name),
+            _ => false,
+        };
+        if dir {
+            f(name);
         }
-        if n == 0 {
-            return Ok(());
-        }
-        let mut recs = buf.get(..n as usize).unwrap_or_default();
-        // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
-        while let Some(reclen) = recs
-            .get(16..18)
-            .and_then(|b| <[u8; 2]>::try_from(b).ok())
-            .map(|b| usize::from(u16::from_ne_bytes(b)))
-        {
-            let (Some(rec), Some(rest)) = (recs.get(..reclen), recs.get(reclen..)) else {
-                break;
-            };
-            if reclen < 20 {
-                break;
-            }
-            let d_type = rec.get(18).copied().unwrap_or(libc::DT_UNKNOWN);
-            let raw = rec.get(19..).unwrap_or_default();
-            let Some(end) = raw.iter().position(|&c| c == 0) else {
-                break;
-            };
-            let name = raw.get(..end).unwrap_or_default();
-            if name != b"." && name != b".." {
-                let dir = match d_type {
-                    libc::DT_DIR => true,
-                    libc::DT_UNKNOWN => is_dir_at(fd, raw),
-                    _ => false,
-                };
-                if dir {
-                    f(name);
-                }
-            }
-            recs = rest;
-        }
-    }
+    })
 }
 
-/// `fstatat(fd, name)` says directory (`name` NUL-terminated).
+/// `fstatat(fd, name)` says directory.
 fn is_dir_at(fd: RawFd, name: &[u8]) -> bool {
-    if !name.contains(&0) {
-        return false;
+    // NAME_MAX is 255: the name and its NUL fit on the stack.
+    let mut c = [0u8; 256];
+    match c.get_mut(..name.len()) {
+        Some(dst) if name.len() < 256 && !name.contains(&0) => dst.copy_from_slice(name),
+        _ => return false,
     }
-    // SAFETY: st is a valid out-pointer; name is NUL-terminated.
+    // SAFETY: st is a valid out-pointer; c is NUL-terminated.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::fstatat(fd, name.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    let r = unsafe { libc::fstatat(fd, c.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 

@@ -161,6 +161,58 @@ mod tests {
     }
 }
 
+/// Calls `f` with the name and `d_type` of every entry of the open
+/// directory `fd` (no `.`/`..`), from the start: `getdents64` into `buf`
+/// (grown to `DIRENT_BUF` once, then reused).
+pub fn dir_entries(
+    fd: std::os::fd::RawFd,
+    buf: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8], u8),
+) -> io::Result<()> {
+    // SAFETY: lseek on a descriptor the caller owns.
+    if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if buf.len() < DIRENT_BUF {
+        buf.resize(DIRENT_BUF, 0);
+    }
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut recs = buf.get(..n as usize).unwrap_or_default();
+        // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+        while let Some(reclen) = recs
+            .get(16..18)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(|b| usize::from(u16::from_ne_bytes(b)))
+        {
+            let (Some(rec), Some(rest)) = (recs.get(..reclen), recs.get(reclen..)) else {
+                break;
+            };
+            if reclen < 20 {
+                break;
+            }
+            let d_type = rec.get(18).copied().unwrap_or(libc::DT_UNKNOWN);
+            let name = rec.get(19..).unwrap_or_default();
+            let name = name.split(|&c| c == 0).next().unwrap_or_default();
+            if name != b"." && name != b".." {
+                f(name, d_type);
+            }
+            recs = rest;
+        }
+    }
+}
+
 /// A directory kept open and listed again with `getdents64` after a rewind:
 /// no allocation per entry, unlike `std::fs::read_dir`.
 #[derive(Debug)]
@@ -197,57 +249,11 @@ impl KeptDir {
     pub fn for_each(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let fd = self.file()?.as_raw_fd();
-        // SAFETY: lseek on a descriptor we own.
-        if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } < 0 {
-            let e = io::Error::last_os_error();
+        let r = dir_entries(fd, &mut self.buf, |name, _| f(name));
+        if r.is_err() {
             self.file = None;
-            return Err(e);
         }
-        if self.buf.len() < DIRENT_BUF {
-            self.buf.resize(DIRENT_BUF, 0);
-        }
-        loop {
-            // SAFETY: buf is valid for writes of its length.
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    fd,
-                    self.buf.as_mut_ptr(),
-                    self.buf.len(),
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                self.file = None;
-                return Err(e);
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            let mut recs = self.buf.get(..n as usize).unwrap_or_default();
-            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
-            while let Some(reclen) = recs
-                .get(16..18)
-                .and_then(|b| <[u8; 2]>::try_from(b).ok())
-                .map(|b| usize::from(u16::from_ne_bytes(b)))
-            {
-                let (Some(rec), Some(rest)) = (recs.get(..reclen), recs.get(reclen..)) else {
-                    break;
-                };
-                if reclen < 20 {
-                    break;
-                }
-                let name = rec.get(19..).unwrap_or_default();
-                let name = name.split(|&c| c == 0).next().unwrap_or_default();
-                if name != b"." && name != b".." {
-                    f(name);
-                }
-                recs = rest;
-            }
-        }
+        r
     }
 }
 
