@@ -63,6 +63,20 @@ fn process_metrics_of_this_test_and_its_child() {
         assert!(r.cached_at > 1_600_000_000);
         assert!(p.cpu_usage.is_finite() && p.cpu_usage >= 0.0);
     }
+    // The cgroup holding the process: one of its /proc/PID/cgroup paths
+    // (the cgroups answer's naming), and only for the process asked for.
+    let v = common::json(&ask(&mut ws, &format!("get_process_metrics:{me}")));
+    let cg = v["process"]["cgroup"]
+        .as_str()
+        .expect("a cgroup path")
+        .to_string();
+    let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert!(
+        mine.lines()
+            .any(|l| l.rsplit(':').next() == Some(cg.as_str())),
+        "{cg} not in {mine}"
+    );
+    assert!(v["process"]["child_processes"][0]["cgroup"].is_null());
     stop.wait();
     for t in threads {
         t.join().unwrap();

@@ -40,6 +40,9 @@ pub struct Detail {
     pub executable_path: Option<String>,
     pub child_processes: Vec<Detail>,
     pub threads: Vec<ThreadDetail>,
+    /// The cgroup holding the process, as the `cgroups` answer names it
+    /// (`pick_cgroup`); the process asked for only, null for its children.
+    pub cgroup: Option<String>,
 }
 
 /// The shape of the connector's `ThreadInfo`.
@@ -199,6 +202,7 @@ pub fn read_detail(
         executable_path: None,
         child_processes: Vec::new(),
         threads: Vec::new(),
+        cgroup: None,
     };
     if let Ok(m) = proc.statm() {
         d.mem_bytes = m.resident.saturating_mul(clock.page_size);
@@ -236,6 +240,7 @@ pub fn read_detail(
     d.working_directory = link_string(proc.cwd());
     d.executable_path = link_string(proc.exe());
     if with_family {
+        d.cgroup = proc.cgroups().ok().and_then(|g| pick_cgroup(&g.0));
         for task in proc.tasks().into_iter().flatten().flatten() {
             let (Ok(tid), Ok(ts)) = (u32::try_from(task.tid), task.stat()) else {
                 continue;
@@ -256,6 +261,36 @@ pub fn read_detail(
         }
     }
     Ok((d, ticks))
+}
+
+/// The cgroup path to show for a process, from its `/proc/PID/cgroup`
+/// lines: the unified (v2) one where it is not the root, else the v1
+/// `cpuacct` or `memory` hierarchy's (the controllers the `cgroups` answer
+/// reads on a v1 host) where that is not the root, else `/`.
+pub fn pick_cgroup(groups: &[procfs::ProcessCGroup]) -> Option<String> {
+    let not_root = |g: &&procfs::ProcessCGroup| g.pathname != "/";
+    groups
+        .iter()
+        .filter(|g| g.hierarchy == 0 && g.controllers.is_empty())
+        .find(not_root)
+        .or_else(|| {
+            groups
+                .iter()
+                .filter(|g| {
+                    g.controllers
+                        .iter()
+                        .any(|c| c == "cpuacct" || c == "memory")
+                })
+                .find(not_root)
+        })
+        .or_else(|| groups.first())
+        .map(|g| {
+            if not_root(&g) {
+                g.pathname.clone()
+            } else {
+                "/".into()
+            }
+        })
 }
 
 /// Reads a `/proc` file into `buf` in one `read` (a 4 KiB buffer holds
@@ -396,6 +431,44 @@ impl DetailBaselines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn groups(lines: &[(u32, &str, &str)]) -> Vec<procfs::ProcessCGroup> {
+        lines
+            .iter()
+            .map(|&(h, c, p)| procfs::ProcessCGroup {
+                hierarchy: h,
+                controllers: c
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                pathname: p.into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_cgroup_shown_is_the_cgroups_answers() {
+        // a v2 host: the unified line
+        let v2 = groups(&[(0, "", "/system.slice/nginx.service")]);
+        assert_eq!(
+            pick_cgroup(&v2).as_deref(),
+            Some("/system.slice/nginx.service")
+        );
+        // a hybrid v1 host like this development VM: memory's, the unified one being the root
+        let v1 = groups(&[
+            (9, "name=systemd", "/"),
+            (4, "memory", "/process_api/3ce2"),
+            (2, "cpuacct", "/"),
+            (1, "cpu", "/"),
+            (0, "", "/"),
+        ]);
+        assert_eq!(pick_cgroup(&v1).as_deref(), Some("/process_api/3ce2"));
+        // everything at the root
+        let root = groups(&[(2, "cpu,cpuacct", "/"), (0, "", "/")]);
+        assert_eq!(pick_cgroup(&root).as_deref(), Some("/"));
+        assert_eq!(pick_cgroup(&[]), None);
+    }
 
     fn clock() -> Clock {
         Clock {
