@@ -163,3 +163,137 @@ async fn stalled_and_plaintext_clients_are_dropped_others_served() {
     assert!(c.request(AgentRequest::Metrics).await.is_ok());
     std::fs::remove_dir_all(&xdg).unwrap();
 }
+
+/// Accepts any server certificate: this test is about timing, and the
+/// pinning tests above check the certificate.
+#[derive(Debug)]
+struct AnyCert(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One wss:// upgrade whose request is written into the TLS session
+/// before the handshake ends, so the client's Finished and the request go
+/// out in one flight; returns how long the 101 took.
+fn upgrade_in_one_flight(
+    port: u16,
+    cfg: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Duration, String> {
+    let t0 = std::time::Instant::now();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| e.to_string())?;
+    // Buffered until the handshake completes, then sent right behind Finished.
+    tls.writer()
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut got = Vec::new();
+    loop {
+        while tls.wants_write() {
+            tls.write_tls(&mut sock).map_err(|e| e.to_string())?;
+        }
+        let mut buf = [0u8; 4096];
+        match tls.reader().read(&mut buf) {
+            Ok(0) => return Err("closed before the 101".into()),
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&got);
+                    return if head.starts_with("HTTP/1.1 101") {
+                        Ok(t0.elapsed())
+                    } else {
+                        Err(format!("not a 101: {head}"))
+                    };
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match tls.read_tls(&mut sock) {
+            Ok(0) => return Err("closed before the 101".into()),
+            Ok(_) => {
+                tls.process_new_packets().map_err(|e| e.to_string())?;
+            }
+            Err(e) => return Err(format!("no answer after {:?}: {e}", t0.elapsed())),
+        }
+    }
+}
+
+/// Issue 16, item 0: bytes already inside the TLS session when the
+/// socket's readiness edge has passed must still be read. 2 000 wss://
+/// connections in a row, each sending its upgrade in the same flight as
+/// the end of the handshake, every one answered in under a second.
+#[test]
+fn two_thousand_wss_upgrades_in_one_flight_are_all_answered_at_once() {
+    let xdg = tempdir("tls-flight");
+    let agent = Agent::start(
+        &["--enableSSL"],
+        &[
+            ("XDG_CONFIG_HOME", xdg.to_str().unwrap()),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+            .with_no_client_auth(),
+    );
+    let n: usize = std::env::var("SOCKAGENT_WSS_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut slowest = Duration::ZERO;
+    let mut slow = Vec::new();
+    for i in 0..n {
+        match upgrade_in_one_flight(agent.port, &cfg) {
+            Ok(d) => {
+                slowest = slowest.max(d);
+                if d >= Duration::from_secs(1) {
+                    slow.push((i, d));
+                }
+            }
+            Err(e) => panic!("connection {i}: {e}\n{}", agent.log()),
+        }
+    }
+    eprintln!("{n} wss:// upgrades, slowest {slowest:?}");
+    assert!(slow.is_empty(), "answered after 1 s or more: {slow:?}");
+    std::fs::remove_dir_all(&xdg).unwrap();
+}
