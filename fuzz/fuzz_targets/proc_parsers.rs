@@ -1,7 +1,7 @@
 //! Every /proc parser on the same arbitrary bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sockagent::collect::{cpu, disks, memory, net, process_detail, processes};
+use sockagent::collect::{cgroups, cpu, disks, memory, net, process_detail, processes};
 
 fuzz_target!(|data: &[u8]| {
     let mut s = cpu::StatSample::default();
@@ -28,4 +28,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = process_detail::parse_io(data);
     let _ = process_detail::parse_cmdline(data);
+    // cgroup files, and a cgroup path from the same bytes
+    let _ = cgroups::parse_cpu_stat(data);
+    let _ = cgroups::parse_single(data);
+    let _ = cgroups::parse_memory_max(data);
+    let _ = cgroups::parse_memory_limit_v1(data);
+    let _ = cgroups::parse_io_stat(data);
+    let _ = cgroups::parse_blkio_service_bytes(data);
+    if let Ok(path) = std::str::from_utf8(data) {
+        let (_, name) = cgroups::classify(path);
+        assert!(name.len() <= path.len());
+    }
 });
