@@ -120,6 +120,9 @@ pub struct DiskStats {
     pub rows: Vec<DiskIo>,
     /// False when `/proc/diskstats` could not be read (no such source).
     pub ok: bool,
+    /// The file is not there: tried again only with the next listing
+    /// (other errors are retried on the next sample).
+    absent: bool,
 }
 
 impl DiskStats {
@@ -149,13 +152,20 @@ impl DiskStats {
         let file = self
             .file
             .get_or_insert_with(|| KeptFile::new(root, "proc/diskstats"));
+        if self.absent && self.listed != Some(now) {
+            // No /proc/diskstats (a fixture tree, a container): looked for
+            // again with the /sys/block listing, not an open per sample.
+            return Ok(());
+        }
         if let Err(e) = file.read(buf) {
+            self.absent = super::error::CollectError::vanished(&e);
             self.ok = false;
             self.rows.clear();
             self.window.reset();
             return Err(super::error::CollectError::io("/proc/diskstats", e));
         }
         self.ok = true;
+        self.absent = false;
         let step = self.window.step(now);
         let whole = &self.whole;
         parse_diskstats(

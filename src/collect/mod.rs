@@ -120,7 +120,8 @@ pub struct MetricsSample {
     /// `/proc/net/dev`: bytes, errors, drops and byte rates.
     pub nets: Vec<net::NetDev>,
     pub process_count: u64,
-    /// Whole disks' I/O counters and rates (`/proc/diskstats`).
+    /// Whole disks' I/O counters and rates (`/proc/diskstats`), read on
+    /// the board's cadence.
     pub disk_io: diskstats::DiskStats,
     /// Clocks, load, uptime, pressure, throttling, fans, power: read at
     /// most once per `Settings::board_period` (see `board`). The readers
@@ -446,11 +447,13 @@ impl Collectors {
                 self.reported.note(&CollectError::io("/proc/net/dev", e));
             }
         }
-        if let Err(e) = m.disk_io.sample(&self.s.root, now, &mut self.buf) {
-            self.reported.note(&e);
+        if m.board.due(now, self.s.board_period) {
+            if let Err(e) = m.disk_io.sample(&self.s.root, now, &mut self.buf) {
+                self.reported.note(&e);
+            }
+            m.board
+                .refresh(&self.s.root, now, self.s.board_period, &mut self.buf);
         }
-        m.board
-            .refresh(&self.s.root, now, self.s.board_period, &mut self.buf);
         self.refresh_hostname();
         let process_count = self.count_processes(now);
         let cpu_temp_c = if self.s.temp_enabled {
