@@ -88,6 +88,7 @@ fn run(cfg: Config) -> Result<(), String> {
             temp_enabled: cfg.temp_enabled,
             gpu_enabled: cfg.gpu_enabled,
             nvml_lib: cfg.nvml_lib.clone(),
+            ..Settings::default()
         },
         fd_budget,
     );

@@ -154,3 +154,54 @@ fn metrics_with_a_temperature_sensor_allocate_nothing() {
         "get_metrics with a sensor: {n} allocations for 100 fresh answers"
     );
 }
+
+/// The board sources (clocks, load, uptime, pressure, throttling, disk
+/// I/O, fans, batteries, RAPL) read on every sample (`board_period` 0),
+/// on the three hand-made trees that hold them all between them: their
+/// rows and kept files are reused in place, so a steady-state sample
+/// allocates nothing either.
+#[test]
+fn metrics_with_every_board_source_allocate_nothing() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for tree in ["rpi4", "laptop", "server"] {
+        let root = sockagent::collect::fs::Root::new(format!(
+            "{}/tests/fixtures/{tree}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let settings = Settings {
+            root,
+            temp_enabled: true,
+            gpu_enabled: false,
+            board_period: Duration::ZERO,
+            ..Settings::default()
+        };
+        let ttl = Ttls {
+            metrics: Duration::ZERO,
+            ..Ttls::default()
+        };
+        let mut c = Answers::new(Collectors::new(settings, 64), ttl);
+        for _ in 0..10 {
+            c.metrics(Instant::now()).unwrap();
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        let b = &c.collectors().metrics().board;
+        match tree {
+            "rpi4" => assert!(b.cpufreq.any() && b.throttle.sample.is_some(), "{tree}"),
+            "laptop" => assert!(!b.fans.fans.is_empty() && b.power.present(), "{tree}"),
+            _ => assert!(
+                b.pressure.is_some() && b.throttle.sample.is_some(),
+                "{tree}"
+            ),
+        }
+        assert!(!c.collectors().metrics().disk_io.rows.is_empty(), "{tree}");
+        let n = count(|| {
+            for _ in 0..100 {
+                drop(c.metrics(Instant::now()).unwrap());
+            }
+        });
+        assert!(
+            n <= 3,
+            "get_metrics on {tree}: {n} allocations for 100 fresh answers"
+        );
+    }
+}

@@ -105,6 +105,10 @@ const LOOK: &str = "JSON.stringify({
   rows: document.querySelectorAll('#procs tbody td.name').length,
   agent: procs.some(p => p.pid === AGENT_PID && p.name === 'sockagent'),
   disks: document.querySelectorAll('#disks tbody tr').length,
+  diskio: document.querySelectorAll('#diskio tbody tr').length,
+  diskChart: hist.dw.length,
+  clocks: document.querySelectorAll('#clocks div').length,
+  board: !document.getElementById('board').hidden,
   status: document.getElementById('status').textContent,
   err: document.getElementById('err').textContent,
   sent: window.__sent,
@@ -233,6 +237,19 @@ fn page_shows_live_data_in_headless_chromium() {
         .count();
     assert_eq!(look["cores"], ncpu as u64);
     assert!(look["mem"].as_str().unwrap().contains(" of "), "{look}");
+    // board health: the disk rate chart has points, one row per whole disk
+    // (this VM: vda), the board card shows load and uptime; core clocks
+    // where the machine has cpufreq (a VM has none)
+    assert!(look["diskio"].as_u64().unwrap() >= 1, "{look}");
+    assert!(look["diskChart"].as_u64().unwrap() >= 2, "{look}");
+    assert_eq!(look["board"], true, "{look}");
+    let cpufreq =
+        std::path::Path::new("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq").exists();
+    assert_eq!(
+        look["clocks"],
+        if cpufreq { ncpu as u64 } else { 0 },
+        "{look}"
+    );
 
     // never faster than the guide: metrics >= 500 ms, processes >= 2000, disks >= 5000
     let sent = look["sent"].as_array().unwrap();

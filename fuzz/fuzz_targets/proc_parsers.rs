@@ -1,7 +1,10 @@
 //! Every /proc parser on the same arbitrary bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sockagent::collect::{cgroups, cpu, disks, memory, net, process_detail, processes};
+use sockagent::collect::{
+    board, cgroups, cpu, cpufreq, disks, diskstats, memory, net, power, pressure, process_detail,
+    processes, rate, throttle,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut s = cpu::StatSample::default();
@@ -15,6 +18,25 @@ fuzz_target!(|data: &[u8]| {
     let _ = memory::parse_meminfo(data, &mut Vec::new());
     let mut nets = Vec::new();
     net::parse_net_dev(data, &mut nets);
+    // the same bytes twice, a window apart: no rate is negative or NaN
+    net::parse_net_dev_step(data, &mut nets, rate::Step::Due(0.5));
+    for n in &nets {
+        assert!(n.rx_bytes_per_s.per_s.is_none_or(|r| r >= 0.0));
+    }
+    let mut io = Vec::new();
+    diskstats::parse_diskstats(data, |_| true, &mut io, rate::Step::Start);
+    diskstats::parse_diskstats(data, |_| true, &mut io, rate::Step::Due(1.0));
+    for d in &io {
+        assert!(d.busy_pct.is_none_or(|b| (0.0..=100.0).contains(&b)));
+    }
+    let _ = pressure::parse_pressure(data);
+    let _ = board::parse_uptime(data);
+    let _ = cpufreq::parse_khz(data);
+    let _ = power::parse_int(data);
+    if let Some(v) = throttle::parse_throttled(data) {
+        let (now, since) = throttle::firmware_bits(v);
+        assert_eq!(now & !since, 0);
+    }
     let mounts = disks::parse_mountinfo(data);
     let rows = disks::build_rows(
         &mounts,

@@ -29,7 +29,9 @@ pub mod prom;
 use crate::collect::error::{ErrorKind, Result};
 use crate::collect::process_detail::{insert_bounded, Detail};
 use crate::collect::{
-    cgroups::CgroupRow, epoch_ms, gpu, journal, net, processes::ProcRow, Collectors, MIN_CPU_WINDOW,
+    cgroups::CgroupRow, cpufreq::CoreFreq, diskstats::DiskIo, epoch_ms, gpu, journal, net,
+    power::Battery, pressure::Pressure, processes::ProcRow, sensors::Fan, throttle::Throttling,
+    Collectors, MIN_CPU_WINDOW,
 };
 use crate::protocol::{self, gzip::Gzip, pb, Answer, Request};
 use bytes::BytesMut;
@@ -103,6 +105,76 @@ struct MetricsOut<'a> {
     top_processes: [u8; 0],
     gpus: Option<&'a [gpu::Gpu]>,
     process_count: u64,
+    // Board health (README, "metrics"): null where the machine has no source.
+    cpu_freq_mhz: Option<Clocks<'a>>,
+    load_avg: Option<[f64; 3]>,
+    uptime_s: Option<f64>,
+    pressure: Option<PressureOut>,
+    throttling: Option<ThrottlingOut>,
+    disk_io: Option<&'a [DiskIo]>,
+    fans: Option<&'a [Fan]>,
+    power: Option<PowerOut<'a>>,
+}
+
+/// Each core's clock, MHz (null for a core without a reading).
+struct Clocks<'a>(&'a [CoreFreq]);
+
+impl Serialize for Clocks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|c| c.khz.map(|k| k as f64 / 1000.0)))
+    }
+}
+
+#[derive(Serialize)]
+struct PressureOut {
+    cpu_some_avg10: Option<f64>,
+    memory_some_avg10: Option<f64>,
+    memory_full_avg10: Option<f64>,
+    io_some_avg10: Option<f64>,
+    io_full_avg10: Option<f64>,
+}
+
+impl PressureOut {
+    fn of(p: &Pressure) -> Self {
+        let avg = |psi: Option<crate::collect::pressure::Psi>, full: bool| {
+            psi.and_then(|x| if full { x.full } else { x.some })
+                .map(|l| l.avg10)
+        };
+        PressureOut {
+            cpu_some_avg10: avg(p.cpu, false),
+            memory_some_avg10: avg(p.memory, false),
+            memory_full_avg10: avg(p.memory, true),
+            io_some_avg10: avg(p.io, false),
+            io_full_avg10: avg(p.io, true),
+        }
+    }
+}
+
+/// `{"now": [...], "since_boot": [...]}`, reasons by name.
+struct ThrottlingOut(Throttling);
+
+struct Reasons(u8);
+
+impl Serialize for Reasons {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(Throttling::names(self.0))
+    }
+}
+
+impl Serialize for ThrottlingOut {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("now", &Reasons(self.0.now))?;
+        m.serialize_entry("since_boot", &Reasons(self.0.since_boot))?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct PowerOut<'a> {
+    batteries: &'a [Battery],
+    cpu_package_w: Option<f64>,
 }
 
 /// The wire shape of the `process_metrics` answer (the connector's
@@ -349,6 +421,7 @@ impl Answers {
             return Ok(Answer::Text(v.clone()));
         }
         let (m, gpus) = self.col.metrics_and_gpus(now);
+        let b = &m.board;
         let out = MetricsOut {
             sampled_at_ms: m.sampled_at_ms,
             cpu_total: m.cpu_total,
@@ -364,6 +437,19 @@ impl Answers {
             top_processes: [],
             gpus,
             process_count: m.process_count,
+            cpu_freq_mhz: b.cpufreq.any().then_some(Clocks(&b.cpufreq.cores)),
+            load_avg: b.load_avg,
+            uptime_s: b
+                .uptime_s(m.at.unwrap_or(now))
+                .map(|u| (u * 100.0).round() / 100.0),
+            pressure: b.pressure.as_ref().map(PressureOut::of),
+            throttling: b.throttle.sample.map(ThrottlingOut),
+            disk_io: m.disk_io.ok.then_some(m.disk_io.rows.as_slice()),
+            fans: (!b.fans.fans.is_empty()).then_some(b.fans.fans.as_slice()),
+            power: b.power.present().then_some(PowerOut {
+                batteries: &b.power.batteries,
+                cpu_package_w: b.power.cpu_package_w,
+            }),
         };
         let v = encode_json(&mut self.json, &mut self.metrics_pool, &out);
         self.metrics = Some(v.clone());

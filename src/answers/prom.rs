@@ -173,6 +173,8 @@ pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
             );
         }
 
+        render_board(w, m);
+
         type Pick = fn(&disks::Space) -> u64;
         let fs_families: [(&str, &str, Pick); 3] = [
             (
@@ -492,6 +494,203 @@ fn render_cgroups(w: &mut Writer, rows: &[CgroupRow], n: usize) {
     }
 }
 
+/// The board readings of the metrics sample, under node_exporter's names
+/// (its cpufreq, pressure, diskstats, netdev, hwmon, powersupplyclass,
+/// rapl and time collectors) and `sockagent_throttling`.
+fn render_board(w: &mut Writer, m: &collect::MetricsSample) {
+    use Kind::{Counter, Gauge};
+    let b = &m.board;
+    if b.cpufreq.any() {
+        w.family(
+            "node_cpu_scaling_frequency_hertz",
+            "Current scaled CPU thread frequency in hertz.",
+            Gauge,
+        );
+        for c in &b.cpufreq.cores {
+            if let Some(khz) = c.khz {
+                let cpu = c.cpu.to_string();
+                w.sample(
+                    "node_cpu_scaling_frequency_hertz",
+                    &[("cpu", &cpu)],
+                    khz.saturating_mul(1000),
+                );
+            }
+        }
+    }
+    if let Some(p) = &b.pressure {
+        type Line = Option<collect::pressure::PsiLine>;
+        let some = |x: Option<collect::pressure::Psi>| -> Line { x.and_then(|x| x.some) };
+        let full = |x: Option<collect::pressure::Psi>| -> Line { x.and_then(|x| x.full) };
+        let series: [(&str, &str, Line); 5] = [
+            (
+                "node_pressure_cpu_waiting_seconds_total",
+                "Total time in seconds that processes have waited for CPU time",
+                some(p.cpu),
+            ),
+            (
+                "node_pressure_io_stalled_seconds_total",
+                "Total time in seconds no process could make progress due to IO congestion",
+                full(p.io),
+            ),
+            (
+                "node_pressure_io_waiting_seconds_total",
+                "Total time in seconds that processes have waited due to IO congestion",
+                some(p.io),
+            ),
+            (
+                "node_pressure_memory_stalled_seconds_total",
+                "Total time in seconds no process could make progress due to memory congestion",
+                full(p.memory),
+            ),
+            (
+                "node_pressure_memory_waiting_seconds_total",
+                "Total time in seconds that processes have waited for memory",
+                some(p.memory),
+            ),
+        ];
+        for (name, help, line) in series {
+            if let Some(l) = line {
+                w.single(name, help, Counter, l.total_us as f64 / 1e6);
+            }
+        }
+    }
+    if m.disk_io.ok && !m.disk_io.rows.is_empty() {
+        type Pick = fn(&collect::diskstats::DiskIo) -> f64;
+        let series: [(&str, &str, Pick); 3] = [
+            (
+                "node_disk_io_time_seconds_total",
+                "Total seconds spent doing I/Os.",
+                |d| d.io_ms as f64 / 1000.0,
+            ),
+            (
+                "node_disk_read_bytes_total",
+                "The total number of bytes read successfully.",
+                |d| d.read_bytes as f64,
+            ),
+            (
+                "node_disk_written_bytes_total",
+                "The total number of bytes written successfully.",
+                |d| d.written_bytes as f64,
+            ),
+        ];
+        for (name, help, pick) in series {
+            w.family(name, help, Counter);
+            for d in &m.disk_io.rows {
+                w.sample(name, &[("device", &d.name)], pick(d));
+            }
+        }
+    }
+    type NetPick = fn(&collect::net::NetDev) -> u64;
+    let net: [(&str, &str, NetPick); 4] = [
+        (
+            "node_network_receive_drop_total",
+            "Network device statistic receive_drop.",
+            |n| n.rx_dropped,
+        ),
+        (
+            "node_network_receive_errs_total",
+            "Network device statistic receive_errs.",
+            |n| n.rx_errors,
+        ),
+        (
+            "node_network_transmit_drop_total",
+            "Network device statistic transmit_drop.",
+            |n| n.tx_dropped,
+        ),
+        (
+            "node_network_transmit_errs_total",
+            "Network device statistic transmit_errs.",
+            |n| n.tx_errors,
+        ),
+    ];
+    for (name, help, pick) in net {
+        w.family(name, help, Counter);
+        for n in &m.nets {
+            w.sample(name, &[("device", &n.name)], pick(n));
+        }
+    }
+    if !b.fans.fans.is_empty() {
+        w.family(
+            "node_hwmon_fan_rpm",
+            "Hardware monitor for fan revolutions per minute (input)",
+            Gauge,
+        );
+        for f in &b.fans.fans {
+            if let Some(rpm) = f.rpm {
+                w.sample(
+                    "node_hwmon_fan_rpm",
+                    &[("chip", &f.chip), ("sensor", &f.sensor)],
+                    rpm,
+                );
+            }
+        }
+    }
+    let bats = &b.power.batteries;
+    if bats.iter().any(|b| b.capacity_pct.is_some()) {
+        w.family(
+            "node_power_supply_capacity",
+            "capacity value of /sys/class/power_supply/<power_supply>.",
+            Gauge,
+        );
+        for bat in bats {
+            if let Some(c) = bat.capacity_pct {
+                w.sample(
+                    "node_power_supply_capacity",
+                    &[("power_supply", &bat.name)],
+                    c,
+                );
+            }
+        }
+    }
+    let zones = &b.power.rapl;
+    if zones.iter().any(|z| z.energy_uj.is_some()) {
+        w.family(
+            "node_rapl_package_joules_total",
+            "Current Raw energy value in joules",
+            Counter,
+        );
+        for z in zones {
+            if let Some(uj) = z.energy_uj {
+                let index = z.index.to_string();
+                w.sample(
+                    "node_rapl_package_joules_total",
+                    &[("index", &index), ("path", &z.path)],
+                    uj as f64 / 1e6,
+                );
+            }
+        }
+    }
+    if let Some(t) = b.throttle.sample {
+        w.family(
+            "sockagent_throttling",
+            "1 while the board or CPU is throttled for this reason (when=now), or if it was since boot (when=since_boot); only reasons this machine has a source for.",
+            Gauge,
+        );
+        for (i, reason) in collect::throttle::REASONS.iter().enumerate() {
+            let bit = 1u8 << i;
+            if t.known & bit == 0 {
+                continue;
+            }
+            for (when, bits) in [("now", t.now), ("since_boot", t.since_boot)] {
+                w.sample(
+                    "sockagent_throttling",
+                    &[("reason", reason), ("when", when)],
+                    u64::from(bits & bit != 0),
+                );
+            }
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    w.single(
+        "node_time_seconds",
+        "System time in seconds since epoch (1970).",
+        Gauge,
+        now,
+    );
+}
+
 /// One series per GPU and reading, labelled `gpu` (its index), `name`
 /// and `vendor`; a reading the driver does not give is left out.
 fn render_gpus(w: &mut Writer, gpus: Option<&[gpu::Gpu]>) {
@@ -762,6 +961,119 @@ mod tests {
         assert!(!none.contains("sockagent_cgroup_"));
         // a tree without cgroups: no cgroup families at all
         assert!(!scrape("h200-vm", 10).contains("sockagent_cgroup_"));
+    }
+
+    #[test]
+    fn board_families_from_the_hand_made_trees() {
+        let s = check_exposition(&scrape("rpi4", 0));
+        assert_eq!(
+            value(&s, "node_cpu_scaling_frequency_hertz", "cpu=\"3\""),
+            "1500000000"
+        );
+        assert_eq!(
+            value(
+                &s,
+                "sockagent_throttling",
+                "reason=\"under-voltage\",when=\"now\""
+            ),
+            "1"
+        );
+        assert_eq!(
+            value(
+                &s,
+                "sockagent_throttling",
+                "reason=\"soft-temperature-limit\",when=\"since_boot\""
+            ),
+            "0"
+        );
+        assert!(!s.iter().any(|x| x.1.contains("thermal-throttle")));
+        // 3551234 sectors of 512 bytes; io_ticks 60120 ms
+        assert_eq!(
+            value(&s, "node_disk_read_bytes_total", "device=\"mmcblk0\""),
+            "1818231808"
+        );
+        assert_eq!(
+            value(&s, "node_disk_io_time_seconds_total", "device=\"mmcblk0\""),
+            "60.12"
+        );
+        assert!(!s.iter().any(|x| x.1.contains("mmcblk0p")), "no partitions");
+        assert_eq!(
+            value(&s, "node_network_receive_errs_total", "device=\"eth0\""),
+            "3"
+        );
+        assert_eq!(
+            value(&s, "node_network_transmit_drop_total", "device=\"eth0\""),
+            "2"
+        );
+        assert!(!s.iter().any(|x| x.0.starts_with("node_pressure")));
+
+        let s = check_exposition(&scrape("laptop", 0));
+        assert_eq!(
+            value(
+                &s,
+                "node_hwmon_fan_rpm",
+                "chip=\"platform_thinkpad_hwmon\",sensor=\"fan1\""
+            ),
+            "2874"
+        );
+        assert_eq!(
+            value(&s, "node_power_supply_capacity", "power_supply=\"BAT0\""),
+            "81"
+        );
+        assert_eq!(
+            value(
+                &s,
+                "node_rapl_package_joules_total",
+                "index=\"0\",path=\"/sys/class/powercap/intel-rapl:0\""
+            ),
+            "240422.366267"
+        );
+        assert_eq!(
+            s.iter()
+                .filter(|x| x.0 == "node_rapl_package_joules_total")
+                .count(),
+            1
+        );
+
+        let s = check_exposition(&scrape("server", 0));
+        assert_eq!(
+            value(&s, "node_pressure_cpu_waiting_seconds_total", ""),
+            "123456.789012"
+        );
+        assert_eq!(
+            value(&s, "node_pressure_memory_stalled_seconds_total", ""),
+            "12.345678"
+        );
+        assert_eq!(
+            value(&s, "node_pressure_io_stalled_seconds_total", ""),
+            "234.56789"
+        );
+        assert_eq!(
+            value(
+                &s,
+                "sockagent_throttling",
+                "reason=\"thermal-throttle\",when=\"since_boot\""
+            ),
+            "1"
+        );
+        assert_eq!(
+            value(
+                &s,
+                "sockagent_throttling",
+                "reason=\"thermal-throttle\",when=\"now\""
+            ),
+            "0"
+        );
+        assert_eq!(
+            value(&s, "node_disk_written_bytes_total", "device=\"nvme0n1\""),
+            "4487901239808"
+        );
+        assert!(
+            !s.iter().any(|x| x.1.contains("loop0")),
+            "an idle loop device"
+        );
+        assert!(!s.iter().any(|x| x.0 == "node_cpu_scaling_frequency_hertz"));
+        assert!(s.iter().any(|x| x.0 == "node_time_seconds"));
     }
 
     #[test]

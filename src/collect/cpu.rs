@@ -27,7 +27,7 @@ impl CpuTicks {
 /// What the agent keeps from one read of `/proc/stat`: the busy/idle
 /// figures the answers need, and the per-mode ticks and counters that
 /// `/metrics` shows, all from one pass over the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct StatSample {
     pub all: CpuTicks,
     /// (cpu number, ticks), sorted by cpu number. Offline CPUs are absent.
@@ -36,6 +36,26 @@ pub struct StatSample {
     pub modes: Vec<CpuModes>,
     /// Boot time and the other system-wide counters.
     pub counters: StatCounters,
+}
+
+/// `clone_from` reuses the vectors (a derived `Clone` would allocate
+/// new ones): the CPU baselines are replaced this way every 100 ms.
+impl Clone for StatSample {
+    fn clone(&self) -> Self {
+        StatSample {
+            all: self.all,
+            cores: self.cores.clone(),
+            modes: self.modes.clone(),
+            counters: self.counters,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.all = source.all;
+        self.cores.clone_from(&source.cores);
+        self.modes.clone_from(&source.modes);
+        self.counters = source.counters;
+    }
 }
 
 impl StatSample {

@@ -64,6 +64,15 @@ impl CollectError {
         }
     }
 
+    /// True when `e` says the file or its device is gone (ENOENT, ENODEV…):
+    /// a kept file's owner looks its set of files up again.
+    pub fn vanished(e: &io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOENT | libc::ESRCH | libc::ENODEV | libc::ENXIO)
+        ) || e.kind() == io::ErrorKind::NotFound
+    }
+
     /// A closure for `map_err` on an `io::Result`.
     pub fn reading(what: &'static str) -> impl Fn(io::Error) -> Self {
         move |e| CollectError::io(what, e)

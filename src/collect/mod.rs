@@ -6,9 +6,12 @@
 //! Nothing here knows of JSON frames, protobuf or gzip, and nothing here
 //! runs unless a request asks for it.
 
+pub mod board;
 pub mod cgroups;
 pub mod cpu;
+pub mod cpufreq;
 pub mod disks;
+pub mod diskstats;
 pub mod error;
 pub mod fs;
 pub mod gpu;
@@ -17,9 +20,13 @@ pub mod journal;
 pub mod memory;
 pub mod net;
 pub mod num;
+pub mod power;
+pub mod pressure;
 pub mod process_detail;
 pub mod processes;
+pub mod rate;
 pub mod sensors;
+pub mod throttle;
 
 use error::{CollectError, Reported, Result};
 use fs::{KeptFile, Root};
@@ -45,6 +52,9 @@ pub struct Settings {
     pub gpu_enabled: bool,
     /// `SOCKAGENT_NVML_LIB`: the NVML library to load instead of the default.
     pub nvml_lib: Option<std::ffi::OsString>,
+    /// The board sources (clocks, load, pressure, throttling, fans,
+    /// power) are read at most this often (`board::BOARD_PERIOD`).
+    pub board_period: Duration,
 }
 
 impl Default for Settings {
@@ -54,6 +64,7 @@ impl Default for Settings {
             temp_enabled: true,
             gpu_enabled: true,
             nvml_lib: None,
+            board_period: board::BOARD_PERIOD,
         }
     }
 }
@@ -113,8 +124,16 @@ pub struct MetricsSample {
     pub mem_fields: Vec<memory::MemField>,
     pub hostname: String,
     pub cpu_temp_c: Option<f32>,
+    /// `/proc/net/dev`: bytes, errors, drops and byte rates.
     pub nets: Vec<net::NetDev>,
     pub process_count: u64,
+    /// Whole disks' I/O counters and rates (`/proc/diskstats`), read on
+    /// the board's cadence.
+    pub disk_io: diskstats::DiskStats,
+    /// Clocks, load, uptime, pressure, throttling, fans, power: read at
+    /// most once per `Settings::board_period` (see `board`). The readers
+    /// live in the sample: each row keeps its own kept file.
+    pub board: board::Board,
 }
 
 /// The mounted filesystems, as the last disks collection found them.
@@ -149,6 +168,8 @@ pub struct Collectors {
     cpu_a: (Instant, cpu::StatSample),
     cpu_b: (Instant, cpu::StatSample),
     cpu_scratch: cpu::StatSample,
+    /// When the network rates' bases were taken.
+    net_window: rate::Window,
     temp: sensors::CpuTemp,
     gpus: gpu::Gpus,
     scanner: processes::ProcScanner,
@@ -208,6 +229,7 @@ impl Collectors {
             cpu_a: (now, cpu::StatSample::default()),
             cpu_b: (now, cpu::StatSample::default()),
             cpu_scratch: cpu::StatSample::default(),
+            net_window: rate::Window::default(),
             temp: sensors::CpuTemp::default(),
             gpus: gpu::Gpus::new(
                 root.clone(),
@@ -353,11 +375,22 @@ impl Collectors {
         m.mem = memory::parse_meminfo(&self.buf, &mut m.mem_fields)
             .ok_or(CollectError::malformed("/proc/meminfo", "no MemTotal line"))?;
         match self.netdev_file.read(&mut self.buf) {
-            Ok(()) => net::parse_net_dev(&self.buf, &mut m.nets),
+            Ok(()) => {
+                let step = self.net_window.step(now);
+                net::parse_net_dev_step(&self.buf, &mut m.nets, step);
+            }
             Err(e) => {
                 m.nets.clear();
+                self.net_window.reset();
                 self.reported.note(&CollectError::io("/proc/net/dev", e));
             }
+        }
+        if m.board.due(now, self.s.board_period) {
+            if let Err(e) = m.disk_io.sample(&self.s.root, now, &mut self.buf) {
+                self.reported.note(&e);
+            }
+            m.board
+                .refresh(&self.s.root, now, self.s.board_period, &mut self.buf);
         }
         self.refresh_hostname();
         let process_count = self.count_processes(now);

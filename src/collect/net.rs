@@ -1,17 +1,43 @@
-//! Cumulative bytes per interface from `/proc/net/dev` (one read for all).
+//! Per-interface counters from `/proc/net/dev` (one read for all): bytes,
+//! errors and drops, and the byte rates since the previous sample.
 
 use super::num::{fields, lines, parse_u64};
+use super::rate::{Rate, Step};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// One interface: the `networks[]` row of the metrics answer (its serde
+/// keys are the row's keys) and the counters `/metrics` shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct NetDev {
     pub name: String,
     pub received: u64,
     pub transmitted: u64,
+    /// Bytes per second since the previous sample; null on the first.
+    #[serde(serialize_with = "per_s")]
+    pub rx_bytes_per_s: Rate,
+    #[serde(serialize_with = "per_s")]
+    pub tx_bytes_per_s: Rate,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
 }
 
-/// Parses into `out`, reusing its rows (and their name buffers).
+/// A rate's wire form: its per-second value, or null.
+pub(crate) fn per_s<S: serde::Serializer>(r: &Rate, s: S) -> Result<S::Ok, S::Error> {
+    r.per_s.serialize(s)
+}
+
+/// Parses into `out`, reusing its rows (and their name buffers); rates
+/// start over (no previous sample).
 pub fn parse_net_dev(buf: &[u8], out: &mut Vec<NetDev>) {
+    parse_net_dev_step(buf, out, Step::Start);
+}
+
+/// Parses into `out`, reusing its rows; a row that holds the same
+/// interface as before gets its rates by `step` (see `rate`), a new one
+/// a null rate.
+pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
     let mut n = 0;
     for line in lines(buf) {
         // "  eth0: 123 4 ..." ; the two header lines have no ':' before data.
@@ -20,23 +46,37 @@ pub fn parse_net_dev(buf: &[u8], out: &mut Vec<NetDev>) {
         };
         let (name, rest) = line.split_at(colon);
         let name = name.trim_ascii();
-        let mut f = fields(rest.get(1..).unwrap_or_default());
-        let rx = f.next().and_then(parse_u64);
-        let tx = f.nth(7).and_then(parse_u64);
-        let (Some(rx), Some(tx)) = (rx, tx) else {
-            continue;
-        };
-        if name.is_empty() {
+        // rx: bytes packets errs drop fifo frame compressed multicast,
+        // tx: bytes packets errs drop fifo colls carrier compressed
+        let mut v = [0u64; 12];
+        let mut got = 0;
+        for (slot, f) in v.iter_mut().zip(fields(rest.get(1..).unwrap_or_default())) {
+            let Some(x) = parse_u64(f) else { break };
+            *slot = x;
+            got += 1;
+        }
+        // bytes only (an old or hand-made file) is enough for a row
+        if got < 9 || name.is_empty() {
             continue;
         }
+        let [rx, _, rx_errs, rx_drop, _, _, _, _, tx, _, tx_errs, tx_drop] = v;
         if out.len() <= n {
             out.push(NetDev::default());
         }
         if let Some(row) = out.get_mut(n) {
-            row.name.clear();
-            row.name.push_str(&String::from_utf8_lossy(name));
+            let same = row.name.as_bytes() == name;
+            if !same {
+                row.name.clear();
+                row.name.push_str(&String::from_utf8_lossy(name));
+            }
             row.received = rx;
             row.transmitted = tx;
+            row.rx_bytes_per_s.apply(step, rx, !same);
+            row.tx_bytes_per_s.apply(step, tx, !same);
+            row.rx_errors = rx_errs;
+            row.tx_errors = tx_errs;
+            row.rx_dropped = rx_drop;
+            row.tx_dropped = tx_drop;
         }
         n += 1;
     }
@@ -78,6 +118,44 @@ mod tests {
         let eth0 = v.iter().find(|d| d.name == "eth0").unwrap();
         assert_eq!(eth0.received, 874354587);
         assert_eq!(eth0.transmitted, 563352563);
+        assert_eq!(eth0.rx_bytes_per_s.per_s, None);
+    }
+
+    #[test]
+    fn errors_and_drops() {
+        let mut v = Vec::new();
+        parse_net_dev(b" eth0: 100 5 1 2 0 0 0 0 200 6 3 4 0 0 0 0\n", &mut v);
+        let d = &v[0];
+        assert_eq!((d.received, d.transmitted), (100, 200));
+        assert_eq!((d.rx_errors, d.rx_dropped), (1, 2));
+        assert_eq!((d.tx_errors, d.tx_dropped), (3, 4));
+    }
+
+    #[test]
+    fn rates_over_two_buffers() {
+        let mut v = Vec::new();
+        let a =
+            b" eth0: 1000 0 0 0 0 0 0 0 500 0 0 0 0 0 0 0\n lo: 7 0 0 0 0 0 0 0 7 0 0 0 0 0 0 0\n";
+        let b =
+            b" eth0: 3000 0 0 0 0 0 0 0 1500 0 0 0 0 0 0 0\n lo: 7 0 0 0 0 0 0 0 7 0 0 0 0 0 0 0\n";
+        parse_net_dev_step(a, &mut v, Step::Start);
+        assert_eq!(v[0].rx_bytes_per_s.per_s, None);
+        parse_net_dev_step(b, &mut v, Step::Due(0.5));
+        assert_eq!(v[0].rx_bytes_per_s.per_s, Some(4000.0));
+        assert_eq!(v[0].tx_bytes_per_s.per_s, Some(2000.0));
+        assert_eq!(v[1].rx_bytes_per_s.per_s, Some(0.0));
+        let json = serde_json::to_value(&v[0]).unwrap();
+        assert_eq!(json["rx_bytes_per_s"], 4000.0);
+        assert_eq!(json["received"], 3000);
+        assert_eq!(json["rx_errors"], 0);
+        // counters reset (the interface was re-created): null, not huge
+        parse_net_dev_step(a, &mut v, Step::Due(1.0));
+        assert_eq!(v[0].rx_bytes_per_s.per_s, None);
+        // an interface in another row: no rate from someone else's base
+        let c = b" lo: 9 0 0 0 0 0 0 0 9 0 0 0 0 0 0 0\n";
+        parse_net_dev_step(c, &mut v, Step::Due(1.0));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].rx_bytes_per_s.per_s, None);
     }
 
     #[test]
@@ -89,13 +167,10 @@ mod tests {
         );
         assert_eq!(v.len(), 2);
         parse_net_dev(b" c: 5 0 0 0 0 0 0 0 6\n", &mut v);
+        assert_eq!(v.len(), 1);
         assert_eq!(
-            v,
-            vec![NetDev {
-                name: "c".into(),
-                received: 5,
-                transmitted: 6
-            }]
+            (v[0].name.as_str(), v[0].received, v[0].transmitted),
+            ("c", 5, 6)
         );
         parse_net_dev(b" bad: x\n", &mut v);
         assert!(v.is_empty());

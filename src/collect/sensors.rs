@@ -8,6 +8,7 @@
 //! failure (module unloaded) makes the next sample search again.
 
 use super::fs::{KeptFile, Root};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// How a hwmon chip's `name` ranks as the CPU sensor (lower is better).
@@ -446,6 +447,116 @@ impl HwmonTemps {
     }
 }
 
+/// One fan: the `fans[]` row of the metrics answer (its serde keys).
+#[derive(Debug, Serialize)]
+pub struct Fan {
+    /// `fanN_label`, else `<chip name> fanN`.
+    pub name: String,
+    pub rpm: Option<u64>,
+    /// node_exporter's `chip` and `sensor` labels (`fan1`).
+    #[serde(skip)]
+    pub chip: String,
+    #[serde(skip)]
+    pub sensor: String,
+    #[serde(skip)]
+    file: KeptFile,
+}
+
+/// Every hwmon `fanN_input`, in chip then fan order (Documentation/hwmon/sysfs-interface.rst).
+pub fn find_fans(root: &Root) -> Vec<Fan> {
+    let mut out = Vec::new();
+    let mut chips: Vec<String> = Vec::new();
+    for (dir_name, dir) in sorted_entries(root, "sys/class/hwmon") {
+        let mut fans: Vec<(u32, PathBuf, PathBuf)> = Vec::new();
+        for base in [dir.clone(), dir.join("device")] {
+            let Ok(rd) = std::fs::read_dir(&base) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let f = e.file_name();
+                let Some(n) = f
+                    .to_str()
+                    .and_then(|s| s.strip_prefix("fan"))
+                    .and_then(|s| s.strip_suffix("_input"))
+                    .and_then(|s| s.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if !fans.iter().any(|x| x.0 == n) {
+                    fans.push((n, e.path(), base.join(format!("fan{n}_label"))));
+                }
+            }
+        }
+        if fans.is_empty() {
+            continue;
+        }
+        fans.sort_unstable_by_key(|f| f.0);
+        let chip_name = read_trim(&dir.join("name")).filter(|n| !n.is_empty());
+        let mut chip = hwmon_chip(&dir);
+        if chip.is_empty() || chips.contains(&chip) {
+            chip = format!("{chip}_{}", clean_name(&dir_name));
+        }
+        for (n, input, label) in fans {
+            let name = read_trim(&label)
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| format!("{} fan{n}", chip_name.as_deref().unwrap_or(&chip)));
+            out.push(Fan {
+                name,
+                rpm: None,
+                chip: chip.clone(),
+                sensor: format!("fan{n}"),
+                file: KeptFile::at(input),
+            });
+        }
+        chips.push(chip);
+    }
+    out
+}
+
+/// How often the fans are looked for again (a driver loaded later).
+pub const FANS_REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The fans, found at first use and every `FANS_REDISCOVER` or after a
+/// read finds one gone; each read is one `pread` per fan.
+#[derive(Debug, Default)]
+pub struct Fans {
+    pub fans: Vec<Fan>,
+    found: Option<std::time::Instant>,
+}
+
+impl Fans {
+    pub fn refresh(&mut self, root: &Root, now: std::time::Instant, buf: &mut Vec<u8>) {
+        if self
+            .found
+            .is_none_or(|at| now.saturating_duration_since(at) >= FANS_REDISCOVER)
+        {
+            let found = find_fans(root);
+            let same = found.len() == self.fans.len()
+                && found
+                    .iter()
+                    .zip(&self.fans)
+                    .all(|(a, b)| a.file.path() == b.file.path());
+            if !same {
+                self.fans = found;
+            }
+            self.found = Some(now);
+        }
+        let mut gone = false;
+        for f in &mut self.fans {
+            f.rpm = match f.file.read(buf) {
+                Ok(()) => super::num::parse_u64(buf.trim_ascii()),
+                Err(e) => {
+                    gone |= super::error::CollectError::vanished(&e);
+                    None
+                }
+            };
+        }
+        if gone {
+            self.found = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,6 +680,44 @@ mod tests {
         assert_eq!(keys.len(), n, "no two series share labels");
         assert_eq!(clean_name("Package id 0"), "package_id_0");
         assert_eq!(clean_name("0000:00:18.3"), "0000:00:18_3");
+    }
+
+    #[test]
+    fn fans_of_the_laptop_tree() {
+        let mut f = Fans::default();
+        f.refresh(
+            &fixture("laptop"),
+            std::time::Instant::now(),
+            &mut Vec::new(),
+        );
+        let got: Vec<(&str, Option<u64>, &str, &str)> = f
+            .fans
+            .iter()
+            .map(|x| (x.name.as_str(), x.rpm, x.chip.as_str(), x.sensor.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "thinkpad fan1",
+                    Some(2874),
+                    "platform_thinkpad_hwmon",
+                    "fan1"
+                ),
+                ("thinkpad fan2", Some(0), "platform_thinkpad_hwmon", "fan2"),
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&f.fans[0]).unwrap(),
+            serde_json::json!({"name": "thinkpad fan1", "rpm": 2874})
+        );
+        let mut none = Fans::default();
+        none.refresh(
+            &fixture("h200-vm"),
+            std::time::Instant::now(),
+            &mut Vec::new(),
+        );
+        assert!(none.fans.is_empty());
     }
 
     #[test]
