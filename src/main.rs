@@ -68,7 +68,7 @@ fn run(cfg: Config) -> Result<(), String> {
     };
     #[cfg(not(feature = "tls"))]
     if cfg.client_ca.is_some() {
-        return Err("--client-ca: this build has no TLS (built without the `tls` feature)".into());
+        return Err("--client-ca / SOCKAGENT_CLIENT_CA: this build has no TLS (built without the `tls` feature)".into());
     }
     #[cfg(not(feature = "tls"))]
     if cfg.tls {
