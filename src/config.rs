@@ -27,6 +27,9 @@ Options:
       --enableSSL     serve wss:// (TLS) [SOCKTOP_ENABLE_SSL=1]
       --cert PATH     TLS certificate chain (PEM), with --key
       --key PATH      TLS private key (PEM), with --cert
+      --client-ca PATH
+                      with TLS, admit only clients whose certificate is signed by
+                      a CA in this PEM file [SOCKAGENT_CLIENT_CA]
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
@@ -59,6 +62,8 @@ pub struct Config {
     pub tls: bool,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// Client certificates required, signed by a CA in this PEM file.
+    pub client_ca: Option<PathBuf>,
     pub temp_enabled: bool,
     pub gpu_enabled: bool,
     /// The NVML library to load instead of `libnvidia-ml.so.1`.
@@ -116,6 +121,7 @@ pub fn parse(
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
+    let mut client_ca = None;
     let mut bench: Option<u32> = None;
     let str_of = |v: OsString, flag: &str| {
         v.into_string()
@@ -136,6 +142,13 @@ pub fn parse(
             Long("enableSSL") => tls = true,
             Long("cert") => cert = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
             Long("key") => key = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
+            Long("client-ca") => {
+                let v = p.value().map_err(|e| e.to_string())?;
+                if v.is_empty() {
+                    return Err("--client-ca: empty path".into());
+                }
+                client_ca = Some(("--client-ca", PathBuf::from(v)));
+            }
             Value(v) if v == "bench" && bench.is_none() => bench = Some(200),
             Short('n') | Long("iterations") if bench.is_some() => {
                 let v = str_of(p.value().map_err(|e| e.to_string())?, "--iterations")?;
@@ -163,6 +176,17 @@ pub fn parse(
     if cert.is_some() {
         tls = true;
     }
+    let client_ca = client_ca.or_else(|| {
+        env("SOCKAGENT_CLIENT_CA")
+            .filter(|v| !v.is_empty())
+            .map(|v| ("SOCKAGENT_CLIENT_CA", PathBuf::from(v)))
+    });
+    if let Some((name, _)) = &client_ca {
+        if !tls {
+            return Err(format!("{name} needs TLS (--enableSSL)"));
+        }
+    }
+    let client_ca = client_ca.map(|(_, path)| path);
     let port = match port {
         Some(p) => p,
         None => match env("SOCKTOP_PORT") {
@@ -206,6 +230,7 @@ pub fn parse(
         tls,
         cert,
         key,
+        client_ca,
         temp_enabled: env("SOCKTOP_AGENT_TEMP").is_none_or(|v| v.trim() != "0"),
         gpu_enabled: env("SOCKTOP_AGENT_GPU").is_none_or(|v| v.trim() != "0"),
         nvml_lib: env("SOCKAGENT_NVML_LIB")
@@ -340,6 +365,58 @@ mod tests {
         assert!(run(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "1001")])
             .unwrap_err()
             .contains("SOCKAGENT_PROM_TOP_CGROUPS"));
+    }
+
+    #[test]
+    fn client_ca_needs_tls_and_the_flag_wins() {
+        let ca = |c: Config| c.client_ca.map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(ca(run(&[], &[]).unwrap()), None);
+        assert_eq!(
+            ca(run(&["--enableSSL", "--client-ca", "/a.pem"], &[]).unwrap()).as_deref(),
+            Some("/a.pem")
+        );
+        assert_eq!(
+            ca(run(&["--enableSSL"], &[("SOCKAGENT_CLIENT_CA", "/b.pem")]).unwrap()).as_deref(),
+            Some("/b.pem")
+        );
+        assert_eq!(
+            ca(run(
+                &["--enableSSL", "--client-ca=/a.pem"],
+                &[("SOCKAGENT_CLIENT_CA", "/b.pem")]
+            )
+            .unwrap())
+            .as_deref(),
+            Some("/a.pem")
+        );
+        assert_eq!(
+            ca(run(&["--cert", "c", "--key", "k", "--client-ca", "/a.pem"], &[]).unwrap())
+                .as_deref(),
+            Some("/a.pem"),
+            "--cert implies TLS"
+        );
+        assert_eq!(
+            ca(run(&["--client-ca", "/a.pem"], &[("SOCKTOP_ENABLE_SSL", "1")]).unwrap()).as_deref(),
+            Some("/a.pem")
+        );
+        assert_eq!(
+            run(&["--client-ca", "/a.pem"], &[]).unwrap_err(),
+            "--client-ca needs TLS (--enableSSL)"
+        );
+        assert_eq!(
+            run(&[], &[("SOCKAGENT_CLIENT_CA", "/b.pem")]).unwrap_err(),
+            "SOCKAGENT_CLIENT_CA needs TLS (--enableSSL)"
+        );
+        assert_eq!(
+            ca(run(&[], &[("SOCKAGENT_CLIENT_CA", "")]).unwrap()),
+            None,
+            "an empty variable is unset"
+        );
+        assert!(run(&["--enableSSL", "--client-ca", ""], &[])
+            .unwrap_err()
+            .contains("--client-ca"));
+        assert!(run(&["--enableSSL", "--client-ca"], &[])
+            .unwrap_err()
+            .contains("--client-ca"));
     }
 
     #[test]

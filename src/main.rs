@@ -53,7 +53,10 @@ fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, Stri
         }
     };
     log::info!("TLS certificate {}", cert.display());
-    tls::server_config(&cert, &key)
+    if let Some(ca) = &cfg.client_ca {
+        log::info!("client certificates required, signed by {}", ca.display());
+    }
+    tls::server_config(&cert, &key, cfg.client_ca.as_deref())
 }
 
 fn run(cfg: Config) -> Result<(), String> {
@@ -63,6 +66,10 @@ fn run(cfg: Config) -> Result<(), String> {
     } else {
         None
     };
+    #[cfg(not(feature = "tls"))]
+    if cfg.client_ca.is_some() {
+        return Err("--client-ca / SOCKAGENT_CLIENT_CA: this build has no TLS (built without the `tls` feature)".into());
+    }
     #[cfg(not(feature = "tls"))]
     if cfg.tls {
         return Err("--enableSSL: this build has no TLS (built without the `tls` feature)".into());

@@ -180,8 +180,14 @@ fn generate(
     Ok(())
 }
 
-/// The rustls server config for a PEM chain and key.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+/// The rustls server config for a PEM chain and key; with `client_ca`,
+/// clients must present a certificate signed by one of its CAs, and the
+/// others fail the handshake.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -191,24 +197,107 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("cannot read key {}: {e}", key.display()))?;
-    let provider = Arc::new(provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let provider = Arc::new(provider(client_ca.is_some()));
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_no_client_auth()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let roots = Arc::new(client_roots(ca)?);
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| format!("client CA file {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let cfg = builder
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS: certificate and key do not fit together: {e}"))?;
     Ok(Arc::new(cfg))
 }
 
-/// ring's provider, less what a server without client certificates never
-/// uses: no signature verification (it only verifies client certificates)
-/// and no ChaCha20-Poly1305 (every TLS 1.3 client must offer
-/// TLS_AES_128_GCM_SHA256, RFC 8446 §9.1). Naming only what is used lets the
-/// linker drop the rest: 80 KB of the binary (benches/README.md, "Binary
-/// size"). Keys are loaded as by the default provider: RSA, ECDSA (P-256,
-/// P-384) and Ed25519.
-fn provider() -> rustls::crypto::CryptoProvider {
+/// Every certificate in the PEM file `path`, as trust anchors for client
+/// certificates; an unreadable file, a bad certificate or none at all is an
+/// error naming the file.
+pub fn client_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
+    let err = |what: &dyn std::fmt::Display| format!("client CA file {}: {what}", path.display());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(&e))?;
+    if certs.is_empty() {
+        return Err(err(&"no certificate in it"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots.add(c).map_err(|e| err(&e))?;
+    }
+    Ok(roots)
+}
+
+/// ring's signature verifiers for client certificates, as rustls's ring
+/// provider lists them (`SUPPORTED_SIG_ALGS`, private there): ECDSA
+/// P-256/P-384, Ed25519, RSA PKCS#1 and PSS (2048-8192 bits).
+static VERIFIERS: rustls::crypto::WebPkiSupportedAlgorithms = {
+    use rustls::SignatureScheme as S;
+    use webpki::ring as alg;
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[
+            alg::ECDSA_P256_SHA256,
+            alg::ECDSA_P256_SHA384,
+            alg::ECDSA_P384_SHA256,
+            alg::ECDSA_P384_SHA384,
+            alg::ED25519,
+            alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            alg::RSA_PKCS1_2048_8192_SHA256,
+            alg::RSA_PKCS1_2048_8192_SHA384,
+            alg::RSA_PKCS1_2048_8192_SHA512,
+            alg::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            (
+                S::ECDSA_NISTP384_SHA384,
+                &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384],
+            ),
+            (
+                S::ECDSA_NISTP256_SHA256,
+                &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256],
+            ),
+            (S::ED25519, &[alg::ED25519]),
+            (
+                S::RSA_PSS_SHA512,
+                &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+            ),
+            (
+                S::RSA_PSS_SHA384,
+                &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+            ),
+            (
+                S::RSA_PSS_SHA256,
+                &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+            ),
+            (S::RSA_PKCS1_SHA512, &[alg::RSA_PKCS1_2048_8192_SHA512]),
+            (S::RSA_PKCS1_SHA384, &[alg::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[alg::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    }
+};
+
+/// ring's provider, less what this server never uses: no ChaCha20-Poly1305
+/// (every TLS 1.3 client must offer TLS_AES_128_GCM_SHA256, RFC 8446 §9.1)
+/// and, unless client certificates are asked for (`verify`), no signature
+/// verification (it only verifies client certificates). Naming only what is
+/// used lets the linker drop the rest (benches/README.md, "Binary size").
+/// Keys are loaded as by the default provider: RSA, ECDSA (P-256, P-384)
+/// and Ed25519; with `verify`, client certificates are checked with ring's
+/// own set: ECDSA P-256/P-384, Ed25519, RSA PKCS#1 and PSS.
+fn provider(verify: bool) -> rustls::crypto::CryptoProvider {
     use rustls::crypto::ring::{cipher_suite, kx_group};
     use rustls::crypto::{CryptoProvider, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms};
     #[derive(Debug)]
@@ -227,16 +316,21 @@ fn provider() -> rustls::crypto::CryptoProvider {
             rustls::crypto::ring::sign::any_supported_type(&key)
         }
     }
+    let signature_verification_algorithms = if verify {
+        VERIFIERS
+    } else {
+        WebPkiSupportedAlgorithms {
+            all: &[],
+            mapping: &[],
+        }
+    };
     CryptoProvider {
         cipher_suites: vec![
             cipher_suite::TLS13_AES_128_GCM_SHA256,
             cipher_suite::TLS13_AES_256_GCM_SHA384,
         ],
         kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
-        signature_verification_algorithms: WebPkiSupportedAlgorithms {
-            all: &[],
-            mapping: &[],
-        },
+        signature_verification_algorithms,
         secure_random: &Ring,
         key_provider: &Ring,
     }
@@ -259,6 +353,30 @@ mod tests {
             let c = p.self_signed(&kp).unwrap();
             assert_eq!(not_after(c.der()), Some(want), "{y}");
         }
+    }
+
+    #[test]
+    fn the_verifiers_are_rustls_ring_set() {
+        // The same schemes, in the same order, and as many algorithms as
+        // rustls's ring provider has (a rustls upgrade that changes its
+        // list shows up here).
+        let theirs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        let schemes = |a: &rustls::crypto::WebPkiSupportedAlgorithms| {
+            a.mapping
+                .iter()
+                .map(|(s, v)| (*s, v.len()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(schemes(&VERIFIERS), schemes(&theirs));
+        assert_eq!(VERIFIERS.all.len(), theirs.all.len());
+        assert!(provider(false)
+            .signature_verification_algorithms
+            .all
+            .is_empty());
+        assert_eq!(
+            provider(true).signature_verification_algorithms.all.len(),
+            14
+        );
     }
 
     #[test]
@@ -295,7 +413,19 @@ mod tests {
             before,
             "an unexpired pair is reused as is"
         );
-        assert!(server_config(&cert, &key).is_ok());
+        assert!(server_config(&cert, &key, None).is_ok());
+        // The certificate is its own CA: a client CA file of one.
+        assert!(server_config(&cert, &key, Some(&cert)).is_ok());
+        assert_eq!(client_roots(&cert).unwrap().len(), 1);
+        let e = client_roots(&key).unwrap_err();
+        assert!(
+            e.contains(&*key.to_string_lossy()) && e.contains("no certificate"),
+            "{e}"
+        );
+        let missing = dir.join("missing.pem");
+        let e = server_config(&cert, &key, Some(&missing)).unwrap_err();
+        assert!(e.contains(&*missing.to_string_lossy()), "{e}");
+        assert!(!e.contains('\n'), "{e}");
         // The signature verifies with the key's public half, over the TBS
         // bytes as they stand in the certificate; CN is the host name.
         use x509_cert::der::{Decode, Encode};

@@ -117,9 +117,16 @@ impl Transport {
                 Ok(0) => return Ok(0),
                 Ok(_) => {
                     if let Err(e) = tls.process_new_packets() {
-                        // Send the alert rustls queued, then give up.
+                        // Send the alert rustls queued, then give up. The
+                        // caller logs why (a client certificate refused:
+                        // "peer sent no certificates", "UnknownIssuer").
                         let _ = tls.write_tls(sock);
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                        let why = if tls.is_handshaking() {
+                            format!("refused at the TLS handshake: {e}")
+                        } else {
+                            format!("TLS: {e}")
+                        };
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
                     }
                     // Handshake replies go out as soon as they exist.
                     while tls.wants_write() {
