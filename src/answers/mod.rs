@@ -334,15 +334,25 @@ impl Answers {
             Request::Disks => self.disks(now),
             Request::Processes => self.processes(now),
             Request::Cgroups => self.cgroups(now),
+            // Every error names the pid asked for; one that is gone is "no
+            // such process", one that cannot be read says which file.
             Request::ProcessMetrics(pid) => match self.process_metrics(pid, now) {
-                Err(e) if e.kind == ErrorKind::Vanished => {
+                Err(e) => {
+                    let why = match e.kind {
+                        ErrorKind::Vanished => format!("no such process: {pid}"),
+                        ErrorKind::Malformed => {
+                            self.col.report(&e);
+                            format!("process {pid}: {e}")
+                        }
+                        _ => format!("process {pid}: {e}"),
+                    };
                     return Reply::Ready(Answer::text(protocol::error_json(
-                        &format!("no such process: {pid}"),
+                        &why,
                         text,
                         Some(&serde_json::Value::from(pid)),
                     )));
                 }
-                r => r,
+                ok => ok,
             },
             Request::Journal(pid) => {
                 return match self.journal_cached(pid, now) {
