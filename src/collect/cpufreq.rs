@@ -1,15 +1,13 @@
 //! Each core's current clock (Documentation/admin-guide/pm/cpufreq.rst):
 //! `/sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq` in kHz, else
 //! `cpuinfo_cur_freq` (the hardware's reading, often root-only). The set of
-//! cores and their files is found at first use and every `REDISCOVER`, or
+//! cores and their files is found at first use and every `rediscover::REDISCOVER`, or
 //! after a read finds a file gone (a core taken offline); each read is
 //! then one `pread` per core.
 
 use super::fs::{KeptFile, Root};
 use super::num::parse_u64;
-use std::time::{Duration, Instant};
-
-pub const REDISCOVER: Duration = Duration::from_secs(30);
+use std::time::Instant;
 
 /// A kHz value as the kernel writes it (`1500000\n`); `None` for
 /// anything else (`<unknown>`).
@@ -69,12 +67,8 @@ impl CpuFreqs {
 
     /// Reads every core's clock (re-discovering the cores when due).
     pub fn refresh(&mut self, root: &Root, now: Instant, buf: &mut Vec<u8>) {
-        if self
-            .found
-            .is_none_or(|at| now.saturating_duration_since(at) >= REDISCOVER)
-        {
+        if super::rediscover::due(&mut self.found, now) {
             self.discover(root);
-            self.found = Some(now);
         }
         let mut vanished = false;
         for c in &mut self.cores {

@@ -5,17 +5,14 @@
 //! A whole disk is a name with a directory in `/sys/block` (partitions are
 //! not there), minus `loop*`, `ram*` and `zram*` devices that have done no
 //! I/O at all. The `/sys/block` listing is taken at first use and again
-//! every `REDISCOVER` (a disk plugged in meanwhile shows from then on);
+//! every `rediscover::REDISCOVER` (a disk plugged in meanwhile shows from then on);
 //! the kept `/proc/diskstats` is read on every sample.
 
 use super::fs::{KeptDir, KeptFile, Root};
 use super::num::{fields, lines, parse_u64};
 use super::rate::{per_sec, Rate, Step, Window};
 use serde::Serialize;
-use std::time::{Duration, Instant};
-
-/// How often the set of whole disks (`/sys/block`) is listed again.
-pub const REDISCOVER: Duration = Duration::from_secs(30);
+use std::time::Instant;
 
 /// The unit of diskstats' sector counts, whatever the disk's sector size.
 const SECTOR: u64 = 512;
@@ -133,10 +130,7 @@ impl DiskStats {
         now: Instant,
         buf: &mut Vec<u8>,
     ) -> super::error::Result<()> {
-        if self
-            .listed
-            .is_none_or(|at| now.saturating_duration_since(at) >= REDISCOVER)
-        {
+        if super::rediscover::due(&mut self.listed, now) {
             let mut names = Vec::new();
             let block = self
                 .block
@@ -147,7 +141,6 @@ impl DiskStats {
             if names != self.whole {
                 self.whole = names;
             }
-            self.listed = Some(now);
         }
         let file = self
             .file

@@ -25,6 +25,7 @@ pub mod pressure;
 pub mod process_detail;
 pub mod processes;
 pub mod rate;
+pub mod rediscover;
 pub mod sensors;
 pub mod throttle;
 

@@ -15,7 +15,7 @@
 //! `max_energy_range_uj`. `energy_uj` is root-only on kernels since 5.10
 //! (CVE-2020-8694): unreadable, the rate is null.
 //!
-//! The sets are found at first use and every `REDISCOVER` (kept as they
+//! The sets are found at first use and every `rediscover::REDISCOVER` (kept as they
 //! are when nothing changed, so the RAPL bases survive), or after a read
 //! finds a file gone.
 
@@ -25,9 +25,7 @@ use super::num::{parse_i64, parse_u64};
 use super::rate::{wrapping_per_sec, Step, Window};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-pub const REDISCOVER: Duration = Duration::from_secs(30);
+use std::time::Instant;
 
 /// One battery: the `power.batteries[]` row (its serde keys).
 #[derive(Debug, Serialize)]
@@ -217,12 +215,8 @@ impl Power {
 
     /// Reads every battery and RAPL domain (re-discovering when due).
     pub fn refresh(&mut self, root: &Root, now: Instant, buf: &mut Vec<u8>) {
-        if self
-            .found
-            .is_none_or(|at| now.saturating_duration_since(at) >= REDISCOVER)
-        {
+        if super::rediscover::due(&mut self.found, now) {
             self.discover(root);
-            self.found = Some(now);
         }
         let mut gone = false;
         for b in &mut self.batteries {
@@ -298,6 +292,7 @@ impl Power {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn watts() {

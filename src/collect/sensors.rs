@@ -375,30 +375,10 @@ pub fn find_hwmon_temps(root: &Root) -> Vec<HwmonTemp> {
                 chip = format!("{chip}_{}", clean_name(&dir_name));
             }
         }
-        let mut sensors: Vec<(u32, PathBuf, PathBuf)> = Vec::new();
-        for base in [dir.clone(), dir.join("device")] {
-            let Ok(rd) = std::fs::read_dir(&base) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let f = e.file_name();
-                let Some(n) = f
-                    .to_str()
-                    .and_then(|s| s.strip_prefix("temp"))
-                    .and_then(|s| s.strip_suffix("_input"))
-                    .and_then(|s| s.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                if !sensors.iter().any(|s| s.0 == n) {
-                    sensors.push((n, e.path(), base.join(format!("temp{n}_label"))));
-                }
-            }
-        }
+        let sensors = hwmon_inputs(&dir, "temp");
         if sensors.is_empty() {
             continue;
         }
-        sensors.sort_unstable_by_key(|s| s.0);
         for (n, input, label) in sensors {
             out.push(HwmonTemp {
                 chip: chip.clone(),
@@ -462,35 +442,43 @@ pub struct Fan {
     file: KeptFile,
 }
 
+/// A hwmon chip's `{kind}N_input` files (in the chip's directory or its
+/// `device/`, as older drivers put them), each with its `{kind}N_label`
+/// path beside it, in N order: (N, input, label).
+fn hwmon_inputs(dir: &Path, kind: &str) -> Vec<(u32, PathBuf, PathBuf)> {
+    let mut found: Vec<(u32, PathBuf, PathBuf)> = Vec::new();
+    for base in [dir.to_path_buf(), dir.join("device")] {
+        let Ok(rd) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let f = e.file_name();
+            let Some(n) = f
+                .to_str()
+                .and_then(|s| s.strip_prefix(kind))
+                .and_then(|s| s.strip_suffix("_input"))
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !found.iter().any(|x| x.0 == n) {
+                found.push((n, e.path(), base.join(format!("{kind}{n}_label"))));
+            }
+        }
+    }
+    found.sort_unstable_by_key(|f| f.0);
+    found
+}
+
 /// Every hwmon `fanN_input`, in chip then fan order (Documentation/hwmon/sysfs-interface.rst).
 pub fn find_fans(root: &Root) -> Vec<Fan> {
     let mut out = Vec::new();
     let mut chips: Vec<String> = Vec::new();
     for (dir_name, dir) in sorted_entries(root, "sys/class/hwmon") {
-        let mut fans: Vec<(u32, PathBuf, PathBuf)> = Vec::new();
-        for base in [dir.clone(), dir.join("device")] {
-            let Ok(rd) = std::fs::read_dir(&base) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let f = e.file_name();
-                let Some(n) = f
-                    .to_str()
-                    .and_then(|s| s.strip_prefix("fan"))
-                    .and_then(|s| s.strip_suffix("_input"))
-                    .and_then(|s| s.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                if !fans.iter().any(|x| x.0 == n) {
-                    fans.push((n, e.path(), base.join(format!("fan{n}_label"))));
-                }
-            }
-        }
+        let fans = hwmon_inputs(&dir, "fan");
         if fans.is_empty() {
             continue;
         }
-        fans.sort_unstable_by_key(|f| f.0);
         let chip_name = read_trim(&dir.join("name")).filter(|n| !n.is_empty());
         let mut chip = hwmon_chip(&dir);
         if chip.is_empty() || chips.contains(&chip) {
@@ -513,10 +501,7 @@ pub fn find_fans(root: &Root) -> Vec<Fan> {
     out
 }
 
-/// How often the fans are looked for again (a driver loaded later).
-pub const FANS_REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The fans, found at first use and every `FANS_REDISCOVER` or after a
+/// The fans, found at first use and every `rediscover::REDISCOVER` or after a
 /// read finds one gone; each read is one `pread` per fan.
 #[derive(Debug, Default)]
 pub struct Fans {
@@ -526,10 +511,7 @@ pub struct Fans {
 
 impl Fans {
     pub fn refresh(&mut self, root: &Root, now: std::time::Instant, buf: &mut Vec<u8>) {
-        if self
-            .found
-            .is_none_or(|at| now.saturating_duration_since(at) >= FANS_REDISCOVER)
-        {
+        if super::rediscover::due(&mut self.found, now) {
             let found = find_fans(root);
             let same = found.len() == self.fans.len()
                 && found
@@ -539,7 +521,6 @@ impl Fans {
             if !same {
                 self.fans = found;
             }
-            self.found = Some(now);
         }
         let mut gone = false;
         for f in &mut self.fans {

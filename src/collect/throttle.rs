@@ -20,9 +20,7 @@ use super::fs::{KeptFile, Root};
 use super::num::parse_u64;
 use super::rate::{Step, Window};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-pub const REDISCOVER: Duration = Duration::from_secs(30);
+use std::time::Instant;
 
 /// The reasons' wire names, by bit.
 pub const REASONS: [&str; 5] = [
@@ -172,12 +170,8 @@ impl Throttle {
 
     /// Reads every source (re-discovering them when due).
     pub fn refresh(&mut self, root: &Root, now: Instant, buf: &mut Vec<u8>) {
-        if self
-            .found
-            .is_none_or(|at| now.saturating_duration_since(at) >= REDISCOVER)
-        {
+        if super::rediscover::due(&mut self.found, now) {
             self.discover(root);
-            self.found = Some(now);
         }
         let mut t = Throttling::default();
         let mut gone = false;
@@ -254,6 +248,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn get_throttled_bits() {
