@@ -126,7 +126,7 @@ pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
             Gauge,
             counters.procs_blocked,
         );
-        if let Some([l1, l5, l15]) = sensors.loadavg {
+        if let Some([l1, l5, l15]) = m.board.load_avg {
             w.single("node_load1", "1m load average.", Gauge, l1);
             w.single("node_load5", "5m load average.", Gauge, l5);
             w.single("node_load15", "15m load average.", Gauge, l15);

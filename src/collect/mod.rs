@@ -76,7 +76,7 @@ pub enum Collection {
     Metrics = 0,
     Disks = 1,
     Processes = 2,
-    /// Load average and hwmon temperatures (scrape only).
+    /// Every hwmon temperature (scrape only).
     Sensors = 3,
     Cgroups = 4,
 }
@@ -147,11 +147,11 @@ pub struct DisksSample {
     pub filesystems: Vec<disks::FsRow>,
 }
 
-/// What only `/metrics` shows: load average and every hwmon temperature.
+/// What only `/metrics` shows: every hwmon temperature. (Load average is
+/// the metrics sample's, `board.load_avg`.)
 #[derive(Debug, Default)]
 pub struct SensorsSample {
     pub at: Option<Instant>,
-    pub loadavg: Option<[f64; 3]>,
     pub hwmon: sensors::HwmonTemps,
 }
 
@@ -161,7 +161,6 @@ pub struct Collectors {
     meminfo_file: KeptFile,
     netdev_file: KeptFile,
     hostname_file: KeptFile,
-    loadavg_file: KeptFile,
     statm_file: KeptFile,
     buf: Vec<u8>,
     proc_dir: fs::KeptDir,
@@ -222,7 +221,6 @@ impl Collectors {
             meminfo_file: KeptFile::new(&root, "proc/meminfo"),
             netdev_file: KeptFile::new(&root, "proc/net/dev"),
             hostname_file: KeptFile::new(&root, "proc/sys/kernel/hostname"),
-            loadavg_file: KeptFile::new(&root, "proc/loadavg"),
             // the agent's own, never under the root
             statm_file: KeptFile::new(&Root::default(), "proc/self/statm"),
             buf: Vec::with_capacity(16 * 1024),
@@ -553,14 +551,10 @@ impl Collectors {
         (self.cgroups.0, &self.cgroups.1.rows)
     }
 
-    /// Reads load average and every hwmon temperature (`/metrics` only).
+    /// Reads every hwmon temperature (`/metrics` only).
     pub fn collect_sensors(&mut self, now: Instant) -> &SensorsSample {
         let t0 = Instant::now();
         let s = &mut self.sensors;
-        s.loadavg = match self.loadavg_file.read(&mut self.buf) {
-            Ok(()) => cpu::parse_loadavg(&self.buf),
-            Err(_) => None,
-        };
         if self.s.temp_enabled {
             s.hwmon.refresh(&self.s.root);
         } else {
