@@ -371,6 +371,8 @@ struct SampleOut<'a> {
     f: &'a Fixed,
     vars: &'a [f64],
     dims: Dims,
+    /// Interface slots with a name (the rest are spare).
+    named: usize,
 }
 
 impl Serialize for SampleOut<'_> {
@@ -388,8 +390,8 @@ impl Serialize for SampleOut<'_> {
         m.serialize_entry("cpu_per_core", &Pcts(self.vars.get(..cores).unwrap_or(&[])))?;
         m.serialize_entry("mem_used", &f.mem_used)?;
         m.serialize_entry("swap_used", &f.swap_used)?;
-        m.serialize_entry("net_rx_bytes_per_s", &part(cores, n))?;
-        m.serialize_entry("net_tx_bytes_per_s", &part(cores + n, n))?;
+        m.serialize_entry("net_rx_bytes_per_s", &part(cores, self.named))?;
+        m.serialize_entry("net_tx_bytes_per_s", &part(cores + n, self.named))?;
         m.serialize_entry("disk_read_bytes_per_s", &opt(f.disk_read))?;
         m.serialize_entry("disk_write_bytes_per_s", &opt(f.disk_write))?;
         m.serialize_entry("cpu_temp_c", &opt(f.cpu_temp_c))?;
@@ -427,6 +429,7 @@ impl Serialize for Samples<'_> {
                 f,
                 vars,
                 dims: r.dims,
+                named: r.interfaces.len(),
             })?;
         }
         seq.end()

@@ -19,6 +19,33 @@ use tungstenite::Message;
 /// reading its requests.
 const MAX_PENDING: usize = 256;
 
+/// A subscriber's socket send buffer (the kernel doubles it). Without a
+/// bound the kernel's autotuning lets a viewer that stops reading hold
+/// megabytes of stale frames; with it, the socket fills after a few frames
+/// and newer frames replace the one waiting (`Pushes`), so what a slow
+/// viewer gets next is fresh. A larger answer still goes out whole, over
+/// several writable events.
+const PUSH_SNDBUF: libc::c_int = 16 * 1024;
+
+/// Bounds the socket's send buffer (see `PUSH_SNDBUF`); best effort.
+fn bound_sndbuf(sock: &mio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let v = PUSH_SNDBUF;
+    // SAFETY: a valid socket fd and a c_int option value of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        log::debug!("SO_SNDBUF: {}", io::Error::last_os_error());
+    }
+}
+
 /// What the loop does with a connection after its step.
 pub enum Outcome {
     Keep,
@@ -66,6 +93,8 @@ pub struct Pushes {
     /// The socket took less than was written: what tungstenite holds goes
     /// out first, and pushes wait (and coalesce) until it has.
     blocked: bool,
+    /// The socket's send buffer is bounded (`PUSH_SNDBUF`).
+    bounded: bool,
 }
 
 impl Pushes {
@@ -130,6 +159,10 @@ fn write_pushes(
     n: &mut PushCounts,
     peer: &str,
 ) -> Result<(), ()> {
+    if !p.bounded && p.sub != Subscription::default() {
+        bound_sndbuf(&io.sock);
+        p.bounded = true;
+    }
     if p.blocked || !queue.is_empty() {
         return Ok(());
     }
