@@ -140,12 +140,15 @@ pub fn offer(c: &mut Conn, s: Stream, a: Answer, n: &mut PushCounts) {
 }
 
 /// Writes connection `c`'s waiting pushes, if its socket has room and no
-/// answer is queued ahead of them. `Err`: drop the connection.
-pub fn push_out(c: &mut Conn, n: &mut PushCounts) -> Result<(), ()> {
+/// answer is queued ahead of them.
+pub fn push_out(c: &mut Conn, n: &mut PushCounts) -> Outcome {
     let Phase::Ws { ctx } = &mut c.phase else {
-        return Ok(());
+        return Outcome::Keep;
     };
-    write_pushes(&mut c.io, ctx, &c.queue, &mut c.pushes, n, &c.peer)
+    match write_pushes(&mut c.io, ctx, &c.queue, &mut c.pushes, n, &c.peer) {
+        Ok(()) => Outcome::Keep,
+        Err(()) => Outcome::Drop,
+    }
 }
 
 /// Pushed frames go out only behind every answer already asked for (so a

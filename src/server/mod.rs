@@ -459,7 +459,7 @@ impl Server {
                 return false;
             };
             conn::offer(c, s, answer.clone(), counts);
-            if conn::push_out(c, counts).is_err() {
+            if matches!(conn::push_out(c, counts), Outcome::Drop) {
                 failed.push(k);
             }
             true
