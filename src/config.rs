@@ -15,6 +15,11 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Most processes `SOCKAGENT_PROM_TOP_N` may ask for: each is two series.
 pub const MAX_TOP_N: usize = 1000;
 
+/// The history ring's default length, seconds (15 minutes at one sample a second).
+pub const DEFAULT_HISTORY_S: u32 = 900;
+/// The longest history `--history` may ask for: a day (a few MiB on a many-core host).
+pub const MAX_HISTORY_S: u32 = 86_400;
+
 pub const HELP: &str = "\
 sockagent: a light Linux metrics agent speaking the socktop WebSocket API
 
@@ -30,6 +35,10 @@ Options:
       --client-ca PATH
                       with TLS, admit only clients whose certificate is signed by
                       a CA in this PEM file [SOCKAGENT_CLIENT_CA]
+      --history SECONDS
+                      keep one sample a second for this long, for the history
+                      request (default 900; 0 = off, no wakeups while idle;
+                      at most 86400) [SOCKAGENT_HISTORY]
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
@@ -83,6 +92,8 @@ pub struct Config {
     pub prom_top_n: usize,
     /// Cgroups listed by `/metrics` (the top N by CPU).
     pub prom_top_cgroups: usize,
+    /// Seconds of history kept, one sample a second (0: none).
+    pub history_s: u32,
 }
 
 /// What the command line asks for.
@@ -104,6 +115,16 @@ fn parse_port(what: &str, v: &str) -> Result<u16, String> {
         .map_err(|_| format!("{what}: invalid port {v:?} (expected 0-65535)"))
 }
 
+fn parse_history(name: &str, v: &str) -> Result<u32, String> {
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n <= MAX_HISTORY_S)
+        .ok_or_else(|| {
+            format!("{name}: invalid value {v:?} (expected seconds, 0-{MAX_HISTORY_S}; 0 turns history off)")
+        })
+}
+
 fn parse_ms(name: &str, v: &str) -> Result<Duration, String> {
     v.trim()
         .parse::<u64>()
@@ -122,6 +143,7 @@ pub fn parse(
     let mut p = lexopt::Parser::from_args(args);
     let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
     let mut client_ca = None;
+    let mut history = None;
     let mut bench: Option<u32> = None;
     let str_of = |v: OsString, flag: &str| {
         v.into_string()
@@ -148,6 +170,10 @@ pub fn parse(
                     return Err("--client-ca: empty path".into());
                 }
                 client_ca = Some(("--client-ca", PathBuf::from(v)));
+            }
+            Long("history") => {
+                let v = str_of(p.value().map_err(|e| e.to_string())?, "--history")?;
+                history = Some(parse_history("--history", &v)?);
             }
             Value(v) if v == "bench" && bench.is_none() => bench = Some(200),
             Short('n') | Long("iterations") if bench.is_some() => {
@@ -223,6 +249,13 @@ pub fn parse(
         crate::answers::PROM_TOP_CGROUPS,
     )?;
     let token = env("SOCKTOP_TOKEN").filter(|t| !t.is_empty());
+    let history_s = match history {
+        Some(h) => h,
+        None => match env("SOCKAGENT_HISTORY") {
+            Some(v) => parse_history("SOCKAGENT_HISTORY", &v)?,
+            None => DEFAULT_HISTORY_S,
+        },
+    };
     let config = Box::new(Config {
         port,
         bind: bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -249,6 +282,7 @@ pub fn parse(
         idle_timeout: ttl("SOCKAGENT_IDLE_TIMEOUT_MS", 0)?,
         prom_top_n,
         prom_top_cgroups,
+        history_s,
     });
     Ok(match bench {
         Some(iterations) => Action::Bench { iterations, config },
@@ -417,6 +451,29 @@ mod tests {
         assert!(run(&["--enableSSL", "--client-ca"], &[])
             .unwrap_err()
             .contains("--client-ca"));
+    }
+
+    #[test]
+    fn history_flag_and_variable() {
+        assert_eq!(run(&[], &[]).unwrap().history_s, 900);
+        assert_eq!(run(&["--history", "0"], &[]).unwrap().history_s, 0);
+        assert_eq!(
+            run(&["--history=60"], &[("SOCKAGENT_HISTORY", "30")])
+                .unwrap()
+                .history_s,
+            60
+        );
+        assert_eq!(
+            run(&[], &[("SOCKAGENT_HISTORY", "30")]).unwrap().history_s,
+            30
+        );
+        assert!(run(&["--history", "86401"], &[])
+            .unwrap_err()
+            .contains("--history"));
+        assert!(run(&["--history", "-1"], &[]).is_err());
+        assert!(run(&[], &[("SOCKAGENT_HISTORY", "x")])
+            .unwrap_err()
+            .contains("SOCKAGENT_HISTORY"));
     }
 
     #[test]

@@ -107,7 +107,8 @@ fn run(cfg: Config) -> Result<(), String> {
             processes: cfg.processes_ttl,
         },
     )
-    .with_prom_top_cgroups(cfg.prom_top_cgroups);
+    .with_prom_top_cgroups(cfg.prom_top_cgroups)
+    .with_history(cfg.history_s);
     let opts = Options {
         token: cfg.token.clone(),
         limits,

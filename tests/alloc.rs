@@ -205,3 +205,31 @@ fn metrics_with_every_board_source_allocate_nothing() {
         );
     }
 }
+
+/// The history ring's sample a second (issue 18): sized at the first
+/// sample, then each tick (a collection and a slot written) allocates
+/// nothing, including once the ring has wrapped.
+#[test]
+fn history_ticks_allocate_nothing_after_the_first() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c =
+        Answers::new(Collectors::new(Settings::default(), 64), Ttls::default()).with_history(5);
+    let mut t = Instant::now();
+    for _ in 0..3 {
+        t += Duration::from_secs(1);
+        c.history_tick(t);
+    }
+    let n = count(|| {
+        for _ in 0..20 {
+            t += Duration::from_secs(1);
+            c.history_tick(t);
+        }
+    });
+    eprintln!("history ticks: {n}");
+    assert_eq!(n, 0, "{n} allocations for 20 history ticks");
+    let Some(sockagent::protocol::Answer::Text(h)) = c.history_answer(None, false) else {
+        panic!("no history answer")
+    };
+    let v: serde_json::Value = serde_json::from_str(h.as_str()).unwrap();
+    assert_eq!(v["samples"].as_array().unwrap().len(), 5, "{v}");
+}

@@ -497,12 +497,16 @@ fn mounting_and_unmounting_a_disk_shows_at_once() {
     );
 }
 
-/// With no client connected the agent sleeps in epoll_wait with no timeout:
-/// no timer, cache or deadline wakes it (the handshake deadline of a closed
-/// connection included).
+/// With no client connected and history off the agent sleeps in
+/// epoll_wait with no timeout: no timer, cache or deadline wakes it (the
+/// handshake deadline of a closed connection included). (History on ticks
+/// once a second: tests/history.rs.)
 #[test]
 fn no_wakeups_while_no_client_is_connected() {
-    let agent = Agent::start(&[], &[("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", "500")]);
+    let agent = Agent::start(
+        &["--history", "0"],
+        &[("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", "500")],
+    );
     {
         let mut ws = agent.ws();
         assert!(json(&ask(&mut ws, "get_metrics"))["cpu_total"].is_number());

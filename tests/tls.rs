@@ -297,3 +297,155 @@ fn two_thousand_wss_upgrades_in_one_flight_are_all_answered_at_once() {
     assert!(slow.is_empty(), "answered after 1 s or more: {slow:?}");
     std::fs::remove_dir_all(&xdg).unwrap();
 }
+
+/// A client socket whose receive window and segment size are small (set
+/// before connecting, so the agent's side of the connection sizes its
+/// send buffer from them too): a large handshake flight then cannot be
+/// written whole at once.
+fn small_window_socket(port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a fresh socket owned here until `from_raw_fd` takes it; the
+    // option values and the address outlive the calls that read them.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        for (level, opt, v) in [
+            (libc::SOL_SOCKET, libc::SO_RCVBUF, 1024),
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG, 536),
+        ] {
+            let v: libc::c_int = v;
+            let r = libc::setsockopt(fd, level, opt, (&v as *const libc::c_int).cast(), int);
+            assert_eq!(r, 0, "setsockopt: {}", std::io::Error::last_os_error());
+        }
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// Issue 16, item 0: the agent's handshake flight (here a 50 KB
+/// certificate) meets a client that reads slowly through a small window,
+/// so the agent's socket fills while writing it. The rest must still go
+/// out when the socket drains: the connection is then still reading its
+/// request head, and the writable edge that follows only reaches the TLS
+/// read, which must flush what is left (before the fix it did not, and
+/// the client waited for the rest of the flight until the handshake
+/// deadline dropped it, logged as "deadline passed, dropping").
+#[test]
+fn a_handshake_flight_larger_than_the_clients_window_is_sent_whole() {
+    let dir = tempdir("tls-window");
+    let mut names = vec!["localhost".to_string()];
+    names.extend(
+        (0..700).map(|i| {
+            format!("host-{i:04}.a-rather-long-name-to-make-the-certificate-large.example")
+        }),
+    );
+    let params = rcgen::CertificateParams::new(names).unwrap();
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&kp).unwrap();
+    assert!(cert.der().len() > 40_000, "{}", cert.der().len());
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, kp.serialize_pem()).unwrap();
+    let agent = Agent::start(
+        &[
+            "--cert",
+            cert_path.to_str().unwrap(),
+            "--key",
+            key_path.to_str().unwrap(),
+        ],
+        &[("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", "20000")],
+    );
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+            .with_no_client_auth(),
+    );
+    for i in 0..3 {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
+        let mut sock = small_window_socket(agent.port);
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        while tls.wants_write() {
+            tls.write_tls(&mut sock).unwrap();
+        }
+        // Not reading yet: the agent's flight fills our window and then
+        // its own send buffer.
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = std::time::Instant::now();
+        while tls.is_handshaking() {
+            match tls.read_tls(&mut sock) {
+                Ok(0) => panic!(
+                    "connection {i}: closed during the handshake\n{}",
+                    agent.log()
+                ),
+                Ok(_) => {
+                    tls.process_new_packets().unwrap();
+                }
+                Err(e) => panic!(
+                    "connection {i}: the rest of the handshake flight never came \
+                     ({e} after {:?})\n{}",
+                    t0.elapsed(),
+                    agent.log()
+                ),
+            }
+            // Nothing is written until the agent's flight is all here, as
+            // OpenSSL (Python's ssl) does: rustls would send its
+            // compatibility ChangeCipherSpec right after the ServerHello,
+            // and that readable edge would hide the missing flush.
+        }
+        tls.writer()
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                  Sec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+        while tls.wants_write() {
+            tls.write_tls(&mut sock).unwrap();
+        }
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 4096];
+            match tls.reader().read(&mut buf) {
+                Ok(0) => panic!("connection {i}: closed before the 101"),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("connection {i}: {e}"),
+            }
+            match tls.read_tls(&mut sock) {
+                Ok(0) => panic!("connection {i}: closed before the 101"),
+                Ok(_) => {
+                    tls.process_new_packets().unwrap();
+                }
+                Err(e) => panic!("connection {i}: no 101 ({e})\n{}", agent.log()),
+            }
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -10,6 +10,8 @@
 //! | `process_metrics` | `Collectors::process_detail`    | 250 ms        | serde JSON, text frame            |
 //! | `journal_entries` | a journal child (the server's)  | 1 s           | serde JSON, text frame            |
 //! | `cgroups`         | `Collectors::collect_cgroups`   | processes'¹   | serde JSON, text frame            |
+//! | `history`         | the ring (`history.rs`), fed by `history_tick` | –  | serde JSON, text (gzip on request) |
+//! | `subscribe`       | – (the server's streams push the kinds above)  | –  | `{"subscribed":{…}}`     |
 //! | `GET /metrics`    | all of the above + sensors      | their own     | Prometheus text (`prom.rs`)       |
 //!
 //! ¹ the processes TTL (1.5 s; `SOCKTOP_AGENT_PROCESSES_TTL_MS`), never
@@ -24,6 +26,7 @@
 //! reclaims the same memory, so the steady state allocates nothing
 //! (`tests/alloc.rs`).
 
+pub mod history;
 pub mod prom;
 
 use crate::collect::error::{ErrorKind, Result};
@@ -33,7 +36,7 @@ use crate::collect::{
     power::Battery, pressure::Pressure, processes::ProcRow, sensors::Fan, throttle::Throttling,
     Collectors, MIN_CPU_WINDOW,
 };
-use crate::protocol::{self, gzip::Gzip, pb, Answer, Request};
+use crate::protocol::{self, gzip::Gzip, pb, Answer, Request, Subscription};
 use bytes::BytesMut;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -70,6 +73,9 @@ impl Default for Ttls {
 pub enum Reply {
     Ready(Answer),
     Journal(u32),
+    /// The connection's pushed streams from now on (empty: unsubscribe);
+    /// the server keeps them and answers `{"subscribed":{…}}`.
+    Subscribe(Subscription),
 }
 
 /// A scanned process is a row of the process frame.
@@ -277,7 +283,14 @@ pub struct Answers {
     prom_top_cgroups: usize,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
     scrape: prom::ScrapeStats,
+    /// One sample a second (`--history`); `None`: off.
+    history: Option<history::History>,
 }
+
+/// A metrics sample this young (a request's, or the one a pushed stream
+/// just took) is the history's sample for this second: the ring's samples
+/// stay one second apart within this much.
+const HISTORY_REUSE: Duration = Duration::from_millis(50);
 
 impl Answers {
     pub fn new(col: Collectors, ttl: Ttls) -> Self {
@@ -300,9 +313,46 @@ impl Answers {
             prom_top_cgroups: PROM_TOP_CGROUPS,
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
+            history: None,
         }
     }
 
+    /// Keeps `seconds` of history, one sample a second (0: none).
+    pub fn with_history(mut self, seconds: u32) -> Self {
+        self.history = (seconds > 0).then(|| history::History::new(seconds));
+        self
+    }
+
+    /// Whether the history ring is on (the server then ticks it every
+    /// `history::INTERVAL`).
+    pub fn history_on(&self) -> bool {
+        self.history.is_some()
+    }
+
+    /// The history's sample for this second: the metrics sample when one
+    /// was just taken, else a fresh collection (which the next requests
+    /// inside the metrics TTL are answered from).
+    pub fn history_tick(&mut self, now: Instant) {
+        let Some(h) = &self.history else { return };
+        let last = h.last_at();
+        let reuse = self.col.metrics().at.is_some_and(|at| {
+            now.saturating_duration_since(at) < HISTORY_REUSE && last.is_none_or(|l| at > l)
+        });
+        if !reuse {
+            self.metrics = None;
+            if let Err(e) = self.col.collect_metrics(now) {
+                match e.kind {
+                    ErrorKind::Malformed => self.col.report(&e),
+                    _ => log::warn!("history: {e}"),
+                }
+                return;
+            }
+        }
+        let (m, gpus) = self.col.metrics_and_gpus(now);
+        if let Some(h) = &mut self.history {
+            h.record(m, gpus);
+        }
+    }
     /// How many cgroups `/metrics` lists (`SOCKAGENT_PROM_TOP_CGROUPS`;
     /// 0: none, and the scrape does not sample them).
     pub fn with_prom_top_cgroups(mut self, n: usize) -> Self {
@@ -360,6 +410,18 @@ impl Answers {
                     None => Reply::Journal(pid),
                 };
             }
+            Request::History { since_ms, gzip } => match self.history_answer(since_ms, gzip) {
+                Some(a) => Ok(a),
+                None => {
+                    return Reply::Ready(Answer::text(protocol::error_json(
+                        "history is off (--history 0)",
+                        text,
+                        None,
+                    )))
+                }
+            },
+            Request::Subscribe(s) => return Reply::Subscribe(s),
+            Request::Unsubscribe => return Reply::Subscribe(Subscription::default()),
         };
         Reply::Ready(match result {
             Ok(a) => a,
@@ -525,6 +587,24 @@ impl Answers {
         Ok(Answer::Text(v))
     }
 
+    /// The `history` answer: JSON text, or gzipped into a binary frame;
+    /// `None` when history is off. Its buffer goes out with the frame
+    /// (a whole ring is far larger than any other answer, and rarer).
+    pub fn history_answer(&mut self, since_ms: Option<u64>, gzip: bool) -> Option<Answer> {
+        let h = self.history.as_ref()?;
+        let mut json = Vec::with_capacity(256 + h.len() * 320);
+        if let Err(e) = serde_json::to_writer(&mut json, &h.view(since_ms)) {
+            log::error!("JSON encoding: {e}");
+        }
+        Some(if gzip {
+            let mut out = Vec::with_capacity(json.len() / 6 + 64);
+            self.gzip.compress(&json, &mut out);
+            Answer::Binary(Bytes::from(out))
+        } else {
+            Answer::Text(Utf8Bytes::try_from(Bytes::from(json)).unwrap_or_default())
+        })
+    }
+
     /// A journal answer for `pid` younger than its TTL.
     pub fn journal_cached(&mut self, pid: u32, now: Instant) -> Option<Answer> {
         let c = self.journal.get(&pid)?;
@@ -547,6 +627,16 @@ impl Answers {
     /// at most once, and not at all when its sample is fresh. Fails only
     /// when `/proc/stat` or `/proc/meminfo` cannot be read.
     pub fn prometheus(&mut self, now: Instant, top_n: usize) -> Result<String> {
+        self.prometheus_with(now, top_n, prom::PushCounts::default())
+    }
+
+    /// A scrape that also shows the server's pushed streams.
+    pub fn prometheus_with(
+        &mut self,
+        now: Instant,
+        top_n: usize,
+        pushes: prom::PushCounts,
+    ) -> Result<String> {
         let t0 = Instant::now();
         // The process rows first: scanned only when older than the
         // processes TTL, and not encoded here (a WebSocket client's
@@ -589,6 +679,8 @@ impl Answers {
                 filesystems: fs_ok,
                 top_cgroups: if cgroups_ok { self.prom_top_cgroups } else { 0 },
                 now,
+                history: self.history.as_ref().map(|h| (h.bytes(), h.len())),
+                pushes,
             },
         );
         self.scrape.done(t0.elapsed(), body.len());

@@ -37,6 +37,24 @@ pub struct Parts {
     /// Cgroups to list, the heaviest by CPU (0: none, or no sample).
     pub top_cgroups: usize,
     pub now: Instant,
+    /// The history ring's (bytes, samples held); `None` when it is off.
+    pub history: Option<(usize, usize)>,
+    /// The server's pushed streams.
+    pub pushes: PushCounts,
+}
+
+/// The pushed streams' counts, by `protocol::Stream as usize` (the server
+/// keeps them; `/metrics` shows them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushCounts {
+    /// Connections subscribed to each stream now.
+    pub subscribers: [u64; 3],
+    /// Frames handed to subscribers.
+    pub frames: [u64; 3],
+    /// Frames replaced, unsent, by a newer one (a subscriber not reading).
+    pub coalesced: [u64; 3],
+    /// Frames waiting inside the agent for a subscriber's socket.
+    pub pending: u64,
 }
 
 /// node_exporter's name for a meminfo key: `Active(anon)` → `Active_anon`,
@@ -419,7 +437,61 @@ pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
             d.as_secs_f64(),
         );
     }
+    render_streams(w, &p);
     out
+}
+
+/// The history ring and the pushed streams.
+fn render_streams(w: &mut Writer, p: &Parts) {
+    use crate::protocol::Stream;
+    use Kind::{Counter, Gauge};
+    if let Some((bytes, samples)) = p.history {
+        w.single(
+            "sockagent_history_bytes",
+            "Memory of the history ring, sized at start.",
+            Gauge,
+            bytes as u64,
+        );
+        w.single(
+            "sockagent_history_samples",
+            "Samples the history ring holds now.",
+            Gauge,
+            samples as u64,
+        );
+    }
+    let c = &p.pushes;
+    for (name, help, kind, values) in [
+        (
+            "sockagent_subscribers",
+            "Connections subscribed to each pushed stream.",
+            Gauge,
+            &c.subscribers,
+        ),
+        (
+            "sockagent_push_frames_total",
+            "Frames of each stream handed to subscribers.",
+            Counter,
+            &c.frames,
+        ),
+        (
+            "sockagent_push_coalesced_total",
+            "Frames replaced by a newer one before a slow subscriber took them.",
+            Counter,
+            &c.coalesced,
+        ),
+    ] {
+        w.family(name, help, kind);
+        for s in Stream::ALL {
+            let v = values.get(s as usize).copied().unwrap_or(0);
+            w.sample(name, &[("stream", s.name())], v);
+        }
+    }
+    w.single(
+        "sockagent_push_pending_frames",
+        "Pushed frames waiting inside the agent for a subscriber's socket (at most one per stream each).",
+        Gauge,
+        c.pending,
+    );
 }
 
 /// The `n` cgroups that used most CPU since the previous sample (then

@@ -36,6 +36,82 @@ pub enum Request {
     Journal(u32),
     /// Services and containers: every cgroup that holds processes.
     Cgroups,
+    /// The history ring, samples newer than `since_ms` (epoch ms) only;
+    /// gzipped into a binary frame when asked.
+    History {
+        since_ms: Option<u64>,
+        gzip: bool,
+    },
+    /// Pushed streams from now on (replacing any earlier subscription).
+    Subscribe(Subscription),
+    /// No more pushed streams.
+    Unsubscribe,
+}
+
+/// A kind of answer that can be pushed (`subscribe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stream {
+    Metrics = 0,
+    Processes = 1,
+    Disks = 2,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 3] = [Stream::Metrics, Stream::Processes, Stream::Disks];
+
+    /// Its member in a `subscribe` request and answer.
+    pub fn key(self) -> &'static str {
+        match self {
+            Stream::Metrics => "metrics_ms",
+            Stream::Processes => "processes_ms",
+            Stream::Disks => "disks_ms",
+        }
+    }
+
+    /// Its name as a `/metrics` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Metrics => "metrics",
+            Stream::Processes => "processes",
+            Stream::Disks => "disks",
+        }
+    }
+
+    /// The shortest period a client may ask for: the API guide's polling
+    /// intervals (metrics 500 ms, processes 2 s, disks 5 s).
+    pub fn min_ms(self) -> u32 {
+        match self {
+            Stream::Metrics => 500,
+            Stream::Processes => 2000,
+            Stream::Disks => 5000,
+        }
+    }
+}
+
+/// The longest period a stream may have: an hour.
+pub const MAX_PERIOD_MS: u32 = 3_600_000;
+
+/// Each stream's period in ms (`None`: not subscribed), by `Stream as usize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Subscription(pub [Option<u32>; 3]);
+
+impl Subscription {
+    pub fn period(&self, s: Stream) -> Option<u32> {
+        self.0.get(s as usize).copied().flatten()
+    }
+
+    /// The `{"subscribed":{…}}` answer.
+    pub fn answer_json(&self) -> String {
+        let mut o = serde_json::Map::new();
+        for s in Stream::ALL {
+            if let Some(ms) = self.period(s) {
+                o.insert(s.key().into(), ms.into());
+            }
+        }
+        let mut top = serde_json::Map::new();
+        top.insert("subscribed".into(), serde_json::Value::Object(o));
+        serde_json::Value::Object(top).to_string()
+    }
 }
 
 /// A request we could not understand: becomes an error object.
@@ -59,6 +135,68 @@ struct JsonRequest {
     #[serde(rename = "type")]
     kind: Option<serde_json::Value>,
     pid: Option<serde_json::Value>,
+    since_ms: Option<serde_json::Value>,
+    gzip: Option<serde_json::Value>,
+    metrics_ms: Option<serde_json::Value>,
+    processes_ms: Option<serde_json::Value>,
+    disks_ms: Option<serde_json::Value>,
+}
+
+impl JsonRequest {
+    fn history(&self) -> Result<Request, RequestError> {
+        let since_ms = match &self.since_ms {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                RequestError::new(format!(
+                    "since_ms must be a non-negative integer (epoch ms), got {}",
+                    cut(&v.to_string(), 32)
+                ))
+            })?),
+        };
+        let gzip = match &self.gzip {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(RequestError::new(format!(
+                    "gzip must be true or false, got {}",
+                    cut(&v.to_string(), 32)
+                )))
+            }
+        };
+        Ok(Request::History { since_ms, gzip })
+    }
+
+    fn subscribe(&self) -> Result<Request, RequestError> {
+        let mut sub = Subscription::default();
+        for (s, v) in
+            Stream::ALL
+                .into_iter()
+                .zip([&self.metrics_ms, &self.processes_ms, &self.disks_ms])
+        {
+            let Some(v) = v.as_ref().filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let (key, min) = (s.key(), s.min_ms());
+            let ms = v
+                .as_u64()
+                .filter(|ms| (u64::from(min)..=u64::from(MAX_PERIOD_MS)).contains(ms))
+                .ok_or_else(|| {
+                    RequestError::new(format!(
+                        "{key} must be a whole number of ms from {min} to {MAX_PERIOD_MS}, got {}",
+                        cut(&v.to_string(), 32)
+                    ))
+                })?;
+            if let Some(p) = sub.0.get_mut(s as usize) {
+                *p = Some(ms as u32);
+            }
+        }
+        if sub == Subscription::default() {
+            return Err(RequestError::new(
+                "subscribe needs at least one of metrics_ms, processes_ms, disks_ms",
+            ));
+        }
+        Ok(Request::Subscribe(sub))
+    }
 }
 
 fn pid_from_str(s: &str) -> Result<u32, String> {
@@ -119,6 +257,9 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             "disks" => Ok(Request::Disks),
             "processes" => Ok(Request::Processes),
             "cgroups" => Ok(Request::Cgroups),
+            "history" => j.history(),
+            "subscribe" => j.subscribe(),
+            "unsubscribe" => Ok(Request::Unsubscribe),
             "process_metrics" => with_pid(Request::ProcessMetrics),
             "journal_entries" => with_pid(Request::Journal),
             other => Err(RequestError::new(format!(
@@ -138,6 +279,10 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
         "get_disks" => Ok(Request::Disks),
         "get_processes" => Ok(Request::Processes),
         "get_cgroups" => Ok(Request::Cgroups),
+        "get_history" => Ok(Request::History {
+            since_ms: None,
+            gzip: false,
+        }),
         _ => {
             if let Some(arg) = t.strip_prefix("get_process_metrics:") {
                 with_pid(arg, Request::ProcessMetrics)
@@ -146,7 +291,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             } else if t == "get_process_metrics" || t == "get_journal_entries" {
                 Err(RequestError::new(format!("missing pid: send {t}:PID")))
             } else {
-                Err(RequestError::new("unknown request: send {\"type\":\"metrics\"|\"disks\"|\"processes\"|\"cgroups\"} or get_metrics|get_disks|get_processes|get_cgroups"))
+                Err(RequestError::new("unknown request: send {\"type\":\"metrics\"|\"disks\"|\"processes\"|\"cgroups\"|\"history\"} or get_metrics|get_disks|get_processes|get_cgroups|get_history"))
             }
         }
     }
@@ -211,6 +356,57 @@ mod tests {
         );
         assert_eq!(parse_request("get_cgroups"), Ok(Request::Cgroups));
         assert_eq!(parse_request(r#"{"type":"cgroups"}"#), Ok(Request::Cgroups));
+    }
+
+    #[test]
+    fn history_and_streams() {
+        let h = |since_ms, gzip| Ok(Request::History { since_ms, gzip });
+        assert_eq!(parse_request("get_history"), h(None, false));
+        assert_eq!(parse_request(r#"{"type":"history"}"#), h(None, false));
+        assert_eq!(
+            parse_request(r#"{"type":"history","since_ms":1700000000000,"gzip":true}"#),
+            h(Some(1_700_000_000_000), true)
+        );
+        for bad in [
+            r#"{"type":"history","since_ms":-1}"#,
+            r#"{"type":"history","since_ms":"1"}"#,
+            r#"{"type":"history","since_ms":1.5}"#,
+            r#"{"type":"history","gzip":1}"#,
+        ] {
+            assert!(parse_request(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_request(r#"{"type":"subscribe","metrics_ms":1000,"disks_ms":5000}"#),
+            Ok(Request::Subscribe(Subscription([
+                Some(1000),
+                None,
+                Some(5000)
+            ])))
+        );
+        assert_eq!(
+            parse_request(r#"{"type":"unsubscribe"}"#),
+            Ok(Request::Unsubscribe)
+        );
+        for (bad, says) in [
+            (r#"{"type":"subscribe"}"#, "at least one"),
+            (r#"{"type":"subscribe","metrics_ms":499}"#, "metrics_ms"),
+            (r#"{"type":"subscribe","processes_ms":1000}"#, "from 2000"),
+            (r#"{"type":"subscribe","disks_ms":"5000"}"#, "disks_ms"),
+            (r#"{"type":"subscribe","metrics_ms":3600001}"#, "3600000"),
+            (r#"{"type":"subscribe","metrics_ms":600.5}"#, "metrics_ms"),
+        ] {
+            let e = parse_request(bad).unwrap_err();
+            assert!(e.error.contains(says), "{bad}: {}", e.error);
+        }
+        let s = Subscription([Some(1000), Some(3000), None]);
+        assert_eq!(
+            s.answer_json(),
+            r#"{"subscribed":{"metrics_ms":1000,"processes_ms":3000}}"#
+        );
+        assert_eq!(
+            Subscription::default().answer_json(),
+            r#"{"subscribed":{}}"#
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use super::dispatch::{self, Ctx, Slot};
 use super::http;
 use super::transport::Transport;
-use crate::protocol::{self, Answer};
+use crate::answers::prom::PushCounts;
+use crate::protocol::{self, Answer, Stream, Subscription};
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::Shutdown;
@@ -17,6 +18,33 @@ use tungstenite::Message;
 /// Answers one connection may have queued behind a slow one before we stop
 /// reading its requests.
 const MAX_PENDING: usize = 256;
+
+/// A subscriber's socket send buffer (the kernel doubles it). Without a
+/// bound the kernel's autotuning lets a viewer that stops reading hold
+/// megabytes of stale frames; with it, the socket fills after a few frames
+/// and newer frames replace the one waiting (`Pushes`), so what a slow
+/// viewer gets next is fresh. A larger answer still goes out whole, over
+/// several writable events.
+const PUSH_SNDBUF: libc::c_int = 16 * 1024;
+
+/// Bounds the socket's send buffer (see `PUSH_SNDBUF`); best effort.
+fn bound_sndbuf(sock: &mio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let v = PUSH_SNDBUF;
+    // SAFETY: a valid socket fd and a c_int option value of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        log::debug!("SO_SNDBUF: {}", io::Error::last_os_error());
+    }
+}
 
 /// What the loop does with a connection after its step.
 pub enum Outcome {
@@ -52,6 +80,114 @@ pub struct Conn {
     pub timer_at: Option<Instant>,
     pub queue: VecDeque<Slot>,
     pub peer: String,
+    pub pushes: Pushes,
+}
+
+/// A connection's pushed streams: what it subscribed to, and at most one
+/// frame per stream waiting for its socket (a newer frame replaces it:
+/// a subscriber that does not read never builds a queue).
+#[derive(Default)]
+pub struct Pushes {
+    pub sub: Subscription,
+    pending: [Option<Answer>; 3],
+    /// The socket took less than was written: what tungstenite holds goes
+    /// out first, and pushes wait (and coalesce) until it has.
+    blocked: bool,
+    /// The socket's send buffer is bounded (`PUSH_SNDBUF`).
+    bounded: bool,
+}
+
+impl Pushes {
+    /// Frames waiting here.
+    pub fn pending(&self) -> u64 {
+        self.pending.iter().filter(|p| p.is_some()).count() as u64
+    }
+
+    /// Takes subscription `new`: frames of streams it drops are let go.
+    pub fn resubscribe(&mut self, new: Subscription, n: &mut PushCounts) {
+        for s in Stream::ALL {
+            if new.period(s).is_none() {
+                if let Some(p) = self.pending.get_mut(s as usize) {
+                    if p.take().is_some() {
+                        n.pending = n.pending.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        self.sub = new;
+    }
+}
+
+/// Hands stream `s`'s frame to connection `c`, replacing one still unsent.
+pub fn offer(c: &mut Conn, s: Stream, a: Answer, n: &mut PushCounts) {
+    if !matches!(c.phase, Phase::Ws { .. }) {
+        return;
+    }
+    let i = s as usize;
+    let Some(slot) = c.pushes.pending.get_mut(i) else {
+        return;
+    };
+    if let Some(f) = n.frames.get_mut(i) {
+        *f += 1;
+    }
+    if slot.replace(a).is_some() {
+        if let Some(x) = n.coalesced.get_mut(i) {
+            *x += 1;
+        }
+    } else {
+        n.pending += 1;
+    }
+}
+
+/// Writes connection `c`'s waiting pushes, if its socket has room and no
+/// answer is queued ahead of them.
+pub fn push_out(c: &mut Conn, n: &mut PushCounts) -> Outcome {
+    let Phase::Ws { ctx } = &mut c.phase else {
+        return Outcome::Keep;
+    };
+    match write_pushes(&mut c.io, ctx, &c.queue, &mut c.pushes, n, &c.peer) {
+        Ok(()) => Outcome::Keep,
+        Err(()) => Outcome::Drop,
+    }
+}
+
+/// Pushed frames go out only behind every answer already asked for (so a
+/// `subscribed` answer precedes its stream's first frame), and only to a
+/// socket that took everything before: else they wait, one per stream.
+fn write_pushes(
+    io: &mut Transport,
+    ctx: &mut WebSocketContext,
+    queue: &VecDeque<Slot>,
+    p: &mut Pushes,
+    n: &mut PushCounts,
+    peer: &str,
+) -> Result<(), ()> {
+    if !p.bounded && p.sub != Subscription::default() {
+        bound_sndbuf(&io.sock);
+        p.bounded = true;
+    }
+    if p.blocked || !queue.is_empty() {
+        return Ok(());
+    }
+    let mut wrote = false;
+    for slot in &mut p.pending {
+        if let Some(a) = slot.take() {
+            n.pending = n.pending.saturating_sub(1);
+            write_frame(io, ctx, a, peer)?;
+            wrote = true;
+        }
+    }
+    if wrote {
+        match ctx.flush(io) {
+            Ok(()) => {}
+            Err(WsError::Io(e)) if would_block(&e) => p.blocked = true,
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return Err(());
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Conn {
@@ -126,13 +262,15 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                 };
                 c.deadline = None;
             }
-            Phase::Ws { ctx } => match ws_step(&mut c.io, ctx, &mut c.queue, x, &c.peer) {
-                Ok(o) => return o,
-                Err(None) => return Outcome::Drop,
-                Err(Some(frame)) => {
-                    c.close_ws(frame);
+            Phase::Ws { ctx } => {
+                match ws_step(&mut c.io, ctx, &mut c.queue, &mut c.pushes, x, &c.peer) {
+                    Ok(o) => return o,
+                    Err(None) => return Outcome::Drop,
+                    Err(Some(frame)) => {
+                        c.close_ws(frame);
+                    }
                 }
-            },
+            }
             Phase::Closing { ctx, shut } => {
                 // 1. get our last bytes out
                 let flushed = match ctx {
@@ -178,6 +316,7 @@ fn ws_step(
     io: &mut Transport,
     ctx: &mut WebSocketContext,
     queue: &mut VecDeque<Slot>,
+    pushes: &mut Pushes,
     x: &mut Ctx,
     peer: &str,
 ) -> Result<Outcome, Option<CloseFrame>> {
@@ -188,7 +327,7 @@ fn ws_step(
             break;
         }
         match ctx.read(io) {
-            Ok(Message::Text(t)) => queue.push_back(dispatch::answer(t.as_str(), x)),
+            Ok(Message::Text(t)) => queue.push_back(dispatch::answer(t.as_str(), pushes, x)),
             Ok(Message::Binary(b)) => {
                 let a = Answer::text(protocol::error_json(
                     "binary frames are not requests: send a text frame such as {\"type\":\"metrics\"}",
@@ -243,8 +382,15 @@ fn ws_step(
         return Err(None);
     }
     match ctx.flush(io) {
-        Ok(()) => Ok(Outcome::Keep),
-        Err(WsError::Io(e)) if would_block(&e) => Ok(Outcome::Keep),
+        Ok(()) => {
+            pushes.blocked = false;
+            write_pushes(io, ctx, queue, pushes, &mut x.streams.counts, peer).map_err(|()| None)?;
+            Ok(Outcome::Keep)
+        }
+        Err(WsError::Io(e)) if would_block(&e) => {
+            pushes.blocked = true;
+            Ok(Outcome::Keep)
+        }
         Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => Err(None),
         Err(e) => {
             log::debug!("{peer}: {e}");
@@ -264,23 +410,33 @@ fn pump(
         let Some(Slot::Ready(a)) = queue.pop_front() else {
             break;
         };
-        let msg = match a {
-            Answer::Text(t) => Message::Text(t),
-            Answer::Binary(b) => Message::Binary(b),
-        };
-        match ctx.write(io, msg) {
-            Ok(()) => {}
-            // The frame is buffered; it goes out when the socket drains.
-            Err(WsError::Io(e)) if would_block(&e) => {}
-            Err(WsError::WriteBufferFull(_)) => {
-                log::debug!("{peer}: not reading its answers; output over the limit, dropping");
-                return Err(());
-            }
-            Err(e) => {
-                log::debug!("{peer}: {e}");
-                return Err(());
-            }
-        }
+        write_frame(io, ctx, a, peer)?;
     }
     Ok(())
+}
+
+/// Hands one frame to tungstenite (buffered there if the socket is full).
+fn write_frame(
+    io: &mut Transport,
+    ctx: &mut WebSocketContext,
+    a: Answer,
+    peer: &str,
+) -> Result<(), ()> {
+    let msg = match a {
+        Answer::Text(t) => Message::Text(t),
+        Answer::Binary(b) => Message::Binary(b),
+    };
+    match ctx.write(io, msg) {
+        Ok(()) => Ok(()),
+        // The frame is buffered; it goes out when the socket drains.
+        Err(WsError::Io(e)) if would_block(&e) => Ok(()),
+        Err(WsError::WriteBufferFull(_)) => {
+            log::debug!("{peer}: not reading its answers; output over the limit, dropping");
+            Err(())
+        }
+        Err(e) => {
+            log::debug!("{peer}: {e}");
+            Err(())
+        }
+    }
 }

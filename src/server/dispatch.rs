@@ -2,8 +2,10 @@
 //! answers module. What a connection's step may touch besides itself is
 //! gathered in `Ctx`.
 
+use super::conn::Pushes;
 use super::http;
 use super::jobs::{Jobs, Started};
+use super::streams::Streams;
 use crate::answers::{Answers, Reply};
 use crate::protocol::Answer;
 use std::time::Instant;
@@ -30,13 +32,21 @@ pub struct Ctx<'a> {
     /// This connection's (slab key, serial), for journal waiters.
     pub me: (usize, u64),
     pub new_deadlines: &'a mut Vec<JobDeadline>,
+    /// Who subscribed to which pushed stream (and their counts).
+    pub streams: &'a mut Streams,
 }
 
-/// The answer to one request text, or a slot that a journal read will fill.
-pub fn answer(text: &str, x: &mut Ctx) -> Slot {
+/// The answer to one request text, or a slot that a journal read will
+/// fill; a (un)subscribe changes this connection's `pushes`.
+pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
     let now = Instant::now();
     match x.answers.answer_text(text, now) {
         Reply::Ready(a) => Slot::Ready(a),
+        Reply::Subscribe(new) => {
+            x.streams.set(x.me, pushes.sub, new, now);
+            pushes.resubscribe(new, &mut x.streams.counts);
+            Slot::Ready(Answer::text(new.answer_json()))
+        }
         Reply::Journal(pid) => match x.jobs.start(x.registry, pid, x.me) {
             Started::Now(json) => Slot::Ready(x.answers.journal_store(pid, &json, now)),
             Started::Pending { serial, deadline } => {
@@ -54,7 +64,10 @@ pub fn answer(text: &str, x: &mut Ctx) -> Slot {
 /// client takes it (Prometheus does): ~5x fewer bytes to push through the
 /// socket costs less than it saves.
 pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
-    match x.answers.prometheus(Instant::now(), x.prom_top_n) {
+    match x
+        .answers
+        .prometheus_with(Instant::now(), x.prom_top_n, x.streams.counts)
+    {
         Ok(body) => {
             let zipped = gzip.then(|| x.answers.gzip(body.as_bytes()));
             let (bytes, extra) = match &zipped {

@@ -5,12 +5,13 @@ pub mod conn;
 pub mod dispatch;
 pub mod http;
 pub mod jobs;
+pub mod streams;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
 
-use crate::answers::Answers;
-use crate::protocol;
+use crate::answers::{history, Answers};
+use crate::protocol::{self, Answer, Stream};
 use conn::{would_block, Conn, Outcome, Phase};
 use dispatch::{Ctx, Slot};
 use jobs::{Jobs, JOB_BASE};
@@ -22,6 +23,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use streams::Streams;
 use transport::Transport;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -63,6 +65,10 @@ enum Timer {
     Conn(usize, u64),
     Journal(usize, u64),
     AcceptRetry,
+    /// A pushed stream's group tick (stream, period in ms). Ordered before
+    /// `History`: at the same instant the push collects, the ring reuses it.
+    Push(Stream, u32),
+    History,
 }
 
 pub struct Server {
@@ -79,6 +85,7 @@ pub struct Server {
     shutting_down: Option<Instant>,
     jobs: Jobs,
     prom_top_n: usize,
+    streams: Streams,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -128,11 +135,18 @@ impl Server {
             .max_write_buffer_size(limits.max_queued_output)
             .max_frame_size(Some(protocol::MAX_FRAME))
             .max_message_size(Some(protocol::MAX_FRAME));
+        // The grid every pushed stream and the history ring tick on.
+        let epoch = Instant::now();
+        let mut timers = BinaryHeap::new();
+        if answers.history_on() {
+            // the first tick sizes the ring as soon as the loop runs
+            timers.push(Reverse((epoch, Timer::History)));
+        }
         Ok(Server {
             poll,
             listener: Some(listener),
             conns: Slab::new(),
-            timers: BinaryHeap::new(),
+            timers,
             answers,
             token,
             limits,
@@ -142,6 +156,7 @@ impl Server {
             shutting_down: None,
             jobs: Jobs::new(journal_cmd),
             prom_top_n,
+            streams: Streams::new(epoch),
             #[cfg(feature = "tls")]
             tls,
         })
@@ -209,11 +224,17 @@ impl Server {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, t))) = self.timers.pop() else {
+            let Some(Reverse((at, t))) = self.timers.pop() else {
                 break;
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
+                Timer::Push(s, ms) => self.push_tick(s, ms, now),
+                Timer::History => {
+                    self.answers.history_tick(now);
+                    let next = streams::next_tick(at, history::INTERVAL, now);
+                    self.add_timer(next.max(at + history::INTERVAL), Timer::History);
+                }
                 Timer::Journal(key, serial) => {
                     if let Some((job, answer)) =
                         self.jobs.on_deadline(self.poll.registry(), key, serial)
@@ -323,6 +344,7 @@ impl Server {
                         timer_at: Some(deadline),
                         queue: VecDeque::new(),
                         peer: peer.to_string(),
+                        pushes: conn::Pushes::default(),
                     });
                     self.add_timer(deadline, Timer::Conn(k, serial));
                     log::debug!("{peer}: connected");
@@ -378,6 +400,9 @@ impl Server {
         if self.conns.contains(k) {
             let mut c = self.conns.remove(k);
             let _ = self.poll.registry().deregister(&mut c.io.sock);
+            self.streams.forget((k, c.serial), c.pushes.sub);
+            let n = &mut self.streams.counts;
+            n.pending = n.pending.saturating_sub(c.pushes.pending());
             // Its timers go too (a handshake deadline outlives the upgrade
             // in the heap): one left for a closed connection would wake an
             // otherwise idle agent for nothing.
@@ -406,6 +431,51 @@ impl Server {
         }
     }
 
+    /// One tick of the group of stream `s` at `ms`: one answer (from the
+    /// cache, or one collection) handed to every member, each written from
+    /// the same encoded buffer (a reference-counted `Bytes`).
+    fn push_tick(&mut self, s: Stream, ms: u32, now: Instant) {
+        let Some(mut members) = self.streams.take_members(s, ms) else {
+            return;
+        };
+        let answer = match s {
+            Stream::Metrics => self.answers.metrics(now),
+            Stream::Processes => self.answers.processes(now),
+            Stream::Disks => self.answers.disks(now),
+        }
+        .unwrap_or_else(|e| {
+            log::warn!("pushed {}: {e}", s.name());
+            Answer::text(protocol::error_json(
+                &format!("cannot collect {}: {e}", s.name()),
+                "subscribe",
+                None,
+            ))
+        });
+        let mut failed = Vec::new();
+        let before = members.len();
+        let (conns, counts) = (&mut self.conns, &mut self.streams.counts);
+        members.retain(|&(k, serial)| {
+            let Some(c) = conns.get_mut(k).filter(|c| c.serial == serial) else {
+                return false;
+            };
+            conn::offer(c, s, answer.clone(), counts);
+            if matches!(conn::push_out(c, counts), Outcome::Drop) {
+                failed.push(k);
+            }
+            true
+        });
+        let dropped = members.len() != before;
+        if let Some(next) = self.streams.restore(s, ms, members, now) {
+            self.add_timer(next, Timer::Push(s, ms));
+        }
+        if dropped {
+            self.streams.recount();
+        }
+        for k in failed {
+            self.close(k);
+        }
+    }
+
     /// Runs connection `k` as far as it can go without blocking.
     fn drive(&mut self, k: usize) {
         let mut new_deadlines = Vec::new();
@@ -420,6 +490,7 @@ impl Server {
                     cfg: &self.ws_config,
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
+                    streams: &mut self.streams,
                 };
                 conn::step(c, &mut ctx)
             }
@@ -427,6 +498,9 @@ impl Server {
         };
         for (at, key, serial) in new_deadlines {
             self.add_timer(at, Timer::Journal(key, serial));
+        }
+        for (at, s, ms) in self.streams.take_fresh() {
+            self.add_timer(at, Timer::Push(s, ms));
         }
         match outcome {
             Outcome::Drop => self.close(k),

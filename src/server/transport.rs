@@ -101,6 +101,24 @@ impl Transport {
         }
     }
 
+    /// Writes the TLS records rustls holds until it holds none or the
+    /// socket is full; a full socket is not an error here (the writable
+    /// edge that follows drives the connection again, and every read
+    /// comes back through here first).
+    #[cfg(feature = "tls")]
+    fn push_tls(tls: &mut rustls::ServerConnection, sock: &mut TcpStream) -> io::Result<()> {
+        while tls.wants_write() {
+            match tls.write_tls(sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     #[cfg(feature = "tls")]
     fn tls_read(
         tls: &mut rustls::ServerConnection,
@@ -113,6 +131,17 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
+            // Issue 16, item 0: handshake records that an earlier call left
+            // behind because the socket was full (a certificate chain
+            // larger than the peer's window) go out before we read. In the
+            // Http phase nothing else writes: the writable edge that comes
+            // once the peer has read reaches only this read, and if it did
+            // not flush here the peer would wait for the rest of our flight
+            // until the handshake deadline dropped it. Every WouldBlock
+            // this function returns comes from the read below, so none is
+            // returned with records still unsent while the socket takes
+            // them.
+            Self::push_tls(tls, sock)?;
             match tls.read_tls(sock) {
                 Ok(0) => return Ok(0),
                 Ok(_) => {
@@ -128,14 +157,9 @@ impl Transport {
                         };
                         return Err(io::Error::new(io::ErrorKind::InvalidData, why));
                     }
-                    // Handshake replies go out as soon as they exist.
-                    while tls.wants_write() {
-                        match tls.write_tls(sock) {
-                            Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => return Err(e),
-                        }
-                    }
+                    // Handshake replies go out as soon as they exist (what
+                    // does not fit goes out at the top of the next turn).
+                    Self::push_tls(tls, sock)?;
                 }
                 Err(e) => return Err(e),
             }
