@@ -1,9 +1,13 @@
 //! The page at `/` in a real browser: Debian's headless Chromium, driven
 //! over the DevTools protocol (a WebSocket, spoken here with tungstenite).
 //! It loads the page with `?token=`, waits for live data, checks what a
-//! user sees (hostname, a CPU figure, process rows), that the page polls no
-//! faster than the API guide's intervals, that no script error happened,
-//! and saves a screenshot.
+//! user sees (hostname, a CPU figure, process rows), that the page asks for
+//! `history` first and then subscribes instead of polling, that no script
+//! error happened, and saves a screenshot. Then: the charts are filled from
+//! the agent's history right after the page opens, a reconnect backfills
+//! the gap (`since_ms`), and an agent without history (`--history 0`) or one
+//! that ignores history and subscribe (socktop_agent) is polled no faster
+//! than the API guide's intervals.
 //!
 //! Needs the `chromium` package; without it the test fails and says so.
 //! `.ci/run` installs it. `SOCKAGENT_SCREENSHOT=path` also writes the PNG
@@ -16,6 +20,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
@@ -89,12 +94,30 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// Records every request the page sends: (type, ms).
+/// Records every request the page sends: (type, ms, request). With `mute`
+/// in the page's address it drops `history` and `subscribe`, as
+/// socktop_agent ignores them; while `window.__block` is set, connections
+/// fail (they go to a path that is no WebSocket). `window.__filled`: when
+/// the CPU chart first had 4 points, with how many and the time they span.
 const SPY: &str = "window.__sent = []; const __send = WebSocket.prototype.send;
 WebSocket.prototype.send = function (d) {
-  try { window.__sent.push([JSON.parse(d).type, performance.now()]); } catch (e) {}
+  let m = null;
+  try { m = JSON.parse(d); } catch (e) {}
+  if (m) window.__sent.push([m.type, performance.now(), m]);
+  if (m && location.search.includes('mute') && (m.type === 'history' || m.type === 'subscribe')) return;
   return __send.call(this, d);
-};";
+};
+const __WS = WebSocket;
+window.WebSocket = class extends __WS {
+  constructor(u) { super(window.__block ? u.replace('/ws', '/blocked') : u); }
+};
+const __fill = setInterval(() => {
+  try {
+    if (hist.cpu.length < 4) return;
+    window.__filled = [performance.now(), hist.cpu.length, hist.cpu[hist.cpu.length - 1][0] - hist.cpu[0][0]];
+    clearInterval(__fill);
+  } catch (e) {}
+}, 10);";
 
 /// What the page shows now.
 const LOOK: &str = "JSON.stringify({
@@ -103,7 +126,7 @@ const LOOK: &str = "JSON.stringify({
   cores: document.querySelectorAll('#cores .core').length,
   mem: document.getElementById('mem-text').textContent,
   rows: document.querySelectorAll('#procs tbody td.name').length,
-  agent: procs.some(p => p.pid === AGENT_PID && p.name === 'sockagent'),
+  agent: procs.some(p => p.pid === window.AGENT_PID && p.name === 'sockagent'),
   disks: document.querySelectorAll('#disks tbody tr').length,
   diskio: document.querySelectorAll('#diskio tbody tr').length,
   diskChart: hist.dw.length,
@@ -111,123 +134,219 @@ const LOOK: &str = "JSON.stringify({
   board: !document.getElementById('board').hidden,
   status: document.getElementById('status').textContent,
   err: document.getElementById('err').textContent,
+  mode, live, seen, span,
+  cpuPoints: hist.cpu.length,
+  cpuLast: hist.cpu.length ? hist.cpu[hist.cpu.length - 1][0] : 0,
+  cpuStep: hist.cpu.reduce((m, p, i, a) => i ? Math.max(m, p[0] - a[i - 1][0]) : 0, 0),
+  filled: window.__filled || null,
   sent: window.__sent,
 })";
 
-#[test]
-fn page_shows_live_data_in_headless_chromium() {
-    let chromium = tool("chromium", "chromium");
-    let agent = Agent::start(&[], &[("SOCKTOP_TOKEN", SECRET)]);
-    let profile = TempDir::new("chromium");
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--hide-scrollbars",
-            "--mute-audio",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.0.display()))
-        .arg("about:blank")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _browser = Reaped(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Read to the end so the browser never blocks on a full pipe.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("DevTools listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let browser_url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("chromium did not start its DevTools endpoint");
-    let port: u16 = browser_url
-        .trim_start_matches("ws://127.0.0.1:")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (_, list) = http_get(port, "/json/list", "").expect("DevTools target list");
-    let targets: Value = serde_json::from_str(&list).unwrap();
-    let page_ws = targets
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["type"] == "page")
-        .and_then(|t| t["webSocketDebuggerUrl"].as_str())
-        .expect("a page target")
-        .to_string();
-    let mut cdp = Cdp {
-        ws: connect(&page_ws, None).0,
-        next: 0,
-        exceptions: Vec::new(),
-    };
-    cdp.call("Runtime.enable", json!({}));
-    cdp.call("Page.enable", json!({}));
-    let spy = format!("{SPY}\nwindow.AGENT_PID = {};", agent.child.id());
-    cdp.call(
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({"source": spy}),
-    );
-    cdp.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
-    );
-    let url = format!("http://127.0.0.1:{}/?token={SECRET}", agent.port);
-    cdp.call("Page.navigate", json!({"url": url}));
+/// One browser at a time: the timing checks must not share two cores
+/// with another Chromium.
+static SERIAL: Mutex<()> = Mutex::new(());
 
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let host = host.trim();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let look = loop {
-        let look: Value = match cdp.eval(LOOK.replace("AGENT_PID", "window.AGENT_PID").as_str()) {
+/// Headless Chromium with one page, driven over DevTools (fields drop in
+/// order: the DevTools socket, the browser, its profile, then the lock).
+struct Browser {
+    cdp: Cdp,
+    _child: Reaped,
+    _profile: TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Browser {
+    /// Starts Chromium, with the spy in every document it loads.
+    fn start(agent: &Agent) -> Browser {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let chromium = tool("chromium", "chromium");
+        let profile = TempDir::new("chromium");
+        let mut child = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--hide-scrollbars",
+                "--mute-audio",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let child = Reaped(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Read to the end so the browser never blocks on a full pipe.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("DevTools listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let browser_url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("chromium did not start its DevTools endpoint");
+        let port: u16 = browser_url
+            .trim_start_matches("ws://127.0.0.1:")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (_, list) = http_get(port, "/json/list", "").expect("DevTools target list");
+        let targets: Value = serde_json::from_str(&list).unwrap();
+        let page_ws = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .expect("a page target")
+            .to_string();
+        let mut cdp = Cdp {
+            ws: connect(&page_ws, None).0,
+            next: 0,
+            exceptions: Vec::new(),
+        };
+        cdp.call("Runtime.enable", json!({}));
+        cdp.call("Page.enable", json!({}));
+        let spy = format!("{SPY}\nwindow.AGENT_PID = {};", agent.child.id());
+        cdp.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": spy}),
+        );
+        cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+        );
+        Browser {
+            cdp,
+            _child: child,
+            _profile: profile,
+            _serial: serial,
+        }
+    }
+
+    /// Loads the agent's page (`query`: the address' `?…`).
+    fn open(&mut self, agent: &Agent, query: &str) {
+        let url = format!("http://127.0.0.1:{}/{query}", agent.port);
+        self.cdp.call("Page.navigate", json!({"url": url}));
+    }
+
+    fn look(&mut self) -> Value {
+        match self.cdp.eval(LOOK) {
             Ok(v) => v
                 .as_str()
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or(Value::Null),
             Err(e) => json!({ "not yet": e }),
-        };
-        let sent = look["sent"].as_array().cloned().unwrap_or_default();
-        let disks_sent = sent.iter().filter(|s| s[0] == "disks").count();
-        let cpu = look["cpu"].as_str().unwrap_or("");
-        let cpu_ok = cpu
-            .strip_suffix('%')
-            .and_then(|n| n.parse::<f64>().ok())
-            .is_some_and(|n| (0.0..=100.0).contains(&n));
-        if look["host"] == host
-            && cpu_ok
+        }
+    }
+
+    /// What the page shows once `done` holds; fails after `secs`.
+    fn wait(
+        &mut self,
+        agent: &Agent,
+        what: &str,
+        secs: u64,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let look = self.look();
+            if done(&look) {
+                return look;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {secs} s: {look}\nexceptions: {:?}\nagent log:\n{}",
+                self.cdp.exceptions,
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The requests of one kind the page sent: (ms, request).
+fn sent(look: &Value, kind: &str) -> Vec<(f64, Value)> {
+    look["sent"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| s[0] == kind)
+        .map(|s| (s[1].as_f64().unwrap(), s[2].clone()))
+        .collect()
+}
+
+/// Never faster than the guide: metrics >= 500 ms, processes >= 2000,
+/// disks >= 5000, and cgroups (the agent's own) like processes.
+fn assert_spacing(look: &Value) {
+    for (kind, min_ms) in [
+        ("metrics", 500.0),
+        ("processes", 2000.0),
+        ("disks", 5000.0),
+        ("cgroups", 2000.0),
+    ] {
+        let times: Vec<f64> = sent(look, kind).iter().map(|s| s.0).collect();
+        for w in times.windows(2) {
+            // 1 ms: the page schedules with Date.now, the spy reads performance.now
+            assert!(
+                w[1] - w[0] >= min_ms - 1.0,
+                "{kind} polled after {} ms: {times:?}",
+                w[1] - w[0]
+            );
+        }
+    }
+}
+
+fn cpu_ok(look: &Value) -> bool {
+    look["cpu"]
+        .as_str()
+        .unwrap_or("")
+        .strip_suffix('%')
+        .and_then(|n| n.parse::<f64>().ok())
+        .is_some_and(|n| (0.0..=100.0).contains(&n))
+}
+
+fn hostname() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    host.trim().to_string()
+}
+
+#[test]
+fn page_shows_live_data_in_headless_chromium() {
+    let agent = Agent::start(&[], &[("SOCKTOP_TOKEN", SECRET)]);
+    let mut b = Browser::start(&agent);
+    b.open(&agent, &format!("?token={SECRET}"));
+    let host = hostname();
+    // pushed: metrics several times, processes twice, disks once
+    let look = b.wait(&agent, "the page did not show live data", 60, |look| {
+        look["host"] == host.as_str()
+            && cpu_ok(look)
             && look["rows"].as_u64().unwrap_or(0) >= 1
             && look["agent"] == true
-            && disks_sent >= 2
-        {
-            break look;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the page did not show live data within 60 s: {look}\nexceptions: {:?}\nagent log:\n{}",
-            cdp.exceptions,
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert!(cdp.exceptions.is_empty(), "{:?}", cdp.exceptions);
+            && look["disks"].as_u64().unwrap_or(0) >= 1
+            && look["diskChart"].as_u64().unwrap_or(0) >= 2
+            && look["seen"]["metrics"].as_u64().unwrap_or(0) >= 3
+            && look["seen"]["processes"].as_u64().unwrap_or(0) >= 2
+            && look["seen"]["disks"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(b.cdp.exceptions.is_empty(), "{:?}", b.cdp.exceptions);
     assert_eq!(look["err"], "", "{look}");
     assert_eq!(look["status"], "live", "{look}");
     let ncpu = std::fs::read_to_string("/proc/stat")
@@ -251,24 +370,33 @@ fn page_shows_live_data_in_headless_chromium() {
         "{look}"
     );
 
-    // never faster than the guide: metrics >= 500 ms, processes >= 2000, disks >= 5000
-    let sent = look["sent"].as_array().unwrap();
-    for (kind, min_ms) in [("metrics", 500.0), ("processes", 2000.0), ("disks", 5000.0)] {
-        let times: Vec<f64> = sent
-            .iter()
-            .filter(|s| s[0] == kind)
-            .map(|s| s[1].as_f64().unwrap())
-            .collect();
-        assert!(!times.is_empty(), "no {kind} request: {look}");
-        for w in times.windows(2) {
-            // 1 ms: the page schedules with Date.now, the spy reads performance.now
-            assert!(
-                w[1] - w[0] >= min_ms - 1.0,
-                "{kind} polled after {} ms: {times:?}",
-                w[1] - w[0]
-            );
-        }
+    // history first (the whole ring: no since_ms), then one subscribe at
+    // the guide's intervals; the agent pushes those three kinds, so the
+    // page never asks for them; cgroups, no stream, is polled
+    let all = look["sent"].as_array().unwrap();
+    assert_eq!(all[0][0], "history", "{look}");
+    assert_eq!(all[0][2], json!({"type": "history"}), "{look}");
+    let subs = sent(&look, "subscribe");
+    assert_eq!(subs.len(), 1, "{look}");
+    assert_eq!(
+        subs[0].1,
+        json!({"type": "subscribe", "metrics_ms": 1000, "processes_ms": 2000, "disks_ms": 5000}),
+        "{look}"
+    );
+    assert_eq!(look["mode"], "push", "{look}");
+    assert_eq!(
+        look["live"],
+        json!({"metrics": true, "processes": true, "disks": true}),
+        "{look}"
+    );
+    for kind in ["metrics", "processes", "disks"] {
+        assert!(
+            sent(&look, kind).is_empty(),
+            "{kind} polled while subscribed: {look}"
+        );
     }
+    assert!(!sent(&look, "cgroups").is_empty(), "{look}");
+    assert_spacing(&look);
 
     if let Some(s) = std::env::var("SOCKAGENT_SCREENSHOT_WAIT_S")
         .ok()
@@ -277,7 +405,9 @@ fn page_shows_live_data_in_headless_chromium() {
         // more history in the charts (for docs/page.png)
         std::thread::sleep(Duration::from_secs(s));
     }
-    let shot = cdp.call("Page.captureScreenshot", json!({"format": "png"}));
+    let shot = b
+        .cdp
+        .call("Page.captureScreenshot", json!({"format": "png"}));
     let png = base64_decode(shot["data"].as_str().unwrap());
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("page.png");
@@ -286,6 +416,109 @@ fn page_shows_live_data_in_headless_chromium() {
     if let Some(p) = std::env::var_os("SOCKAGENT_SCREENSHOT") {
         std::fs::write(&p, &png).unwrap();
     }
+}
+
+#[test]
+fn page_fills_its_charts_from_history_and_backfills_after_a_reconnect() {
+    let agent = Agent::start(&[], &[]);
+    // the ring's window, as the agent tells it
+    let h = json(&ask(&mut agent.ws(), r#"{"type":"history"}"#));
+    let window = h["capacity"].as_f64().unwrap() * h["interval_ms"].as_f64().unwrap();
+    // some samples in the ring
+    std::thread::sleep(Duration::from_secs(6));
+    let mut b = Browser::start(&agent);
+    b.open(&agent, "");
+    let look = b.wait(&agent, "the CPU chart did not fill", 30, |l| {
+        l["filled"].is_array() && l["mode"] == "push"
+    });
+    // 4 points spanning 3 s within 1.5 s of the page's opening its socket
+    // (its first request): only history can give them, pushes come each second
+    let opened = look["sent"][0][1].as_f64().unwrap();
+    let filled = &look["filled"];
+    assert_eq!(look["sent"][0][0], "history", "{look}");
+    assert!(
+        filled[0].as_f64().unwrap() - opened <= 1500.0,
+        "the CPU chart had 4 points only {} ms after the socket opened: {look}",
+        filled[0].as_f64().unwrap() - opened
+    );
+    assert!(filled[1].as_u64().unwrap() >= 4, "{look}");
+    assert!(filled[2].as_f64().unwrap() >= 3000.0, "{look}");
+    assert_eq!(look["span"].as_f64().unwrap(), window, "{look}");
+    assert!(look["cpuStep"].as_f64().unwrap() <= 2500.0, "{look}");
+
+    // drop the socket and keep the page out for 6 s (it retries after 1 s,
+    // then 2 s more, then 4 s: back about 7 s later): the agent sampled on,
+    // and the page must ask for what it missed and fill the gap
+    let last = b
+        .cdp
+        .eval(
+            "(() => { const l = hist.cpu[hist.cpu.length - 1][0]; window.__block = true; ws.close();
+             setTimeout(() => { window.__block = false; }, 6000); return l; })()",
+        )
+        .unwrap();
+    let look = b.wait(&agent, "the page did not reconnect", 30, |l| {
+        sent(l, "history").len() >= 2
+            && l["mode"] == "push"
+            && l["cpuLast"].as_f64().unwrap_or(0.0) > last.as_f64().unwrap() + 9000.0
+    });
+    let again = &sent(&look, "history")[1].1;
+    assert_eq!(
+        again,
+        &json!({"type": "history", "since_ms": last}),
+        "{look}"
+    );
+    assert!(
+        look["cpuStep"].as_f64().unwrap() <= 2500.0,
+        "a gap in the CPU chart after the reconnect: {look}"
+    );
+    assert_eq!(sent(&look, "subscribe").len(), 2, "{look}");
+    assert!(b.cdp.exceptions.is_empty(), "{:?}", b.cdp.exceptions);
+    assert_eq!(look["err"], "", "{look}");
+
+    // an agent that ignores history and subscribe (socktop_agent): after
+    // 3 s with no answer the page polls, no faster than the guide
+    b.open(&agent, "?mute");
+    let look = b.wait(&agent, "the page did not poll a silent agent", 60, |l| {
+        l["mode"] == "poll"
+            && cpu_ok(l)
+            && l["agent"] == true
+            && sent(l, "disks").len() >= 2
+            && sent(l, "processes").len() >= 2
+    });
+    assert_eq!(look["sent"][0][0], "history", "{look}");
+    assert!(sent(&look, "subscribe").is_empty(), "{look}");
+    let history_at = look["sent"][0][1].as_f64().unwrap();
+    assert!(sent(&look, "metrics")[0].0 - history_at >= 2999.0, "{look}");
+    assert_spacing(&look);
+    assert!(b.cdp.exceptions.is_empty(), "{:?}", b.cdp.exceptions);
+    assert_eq!(look["err"], "", "{look}");
+}
+
+#[test]
+fn page_polls_an_agent_without_history() {
+    let agent = Agent::start(&["--history", "0"], &[]);
+    let mut b = Browser::start(&agent);
+    b.open(&agent, "");
+    let host = hostname();
+    let look = b.wait(&agent, "the page did not show live data", 60, |l| {
+        l["host"] == host.as_str()
+            && cpu_ok(l)
+            && l["rows"].as_u64().unwrap_or(0) >= 1
+            && l["agent"] == true
+            && l["cpuPoints"].as_u64().unwrap_or(0) >= 2
+            && sent(l, "disks").len() >= 2
+    });
+    // history answered an error: the page polls as it did before history
+    assert_eq!(look["sent"][0][0], "history", "{look}");
+    assert_eq!(look["mode"], "poll", "{look}");
+    assert!(sent(&look, "subscribe").is_empty(), "{look}");
+    for kind in ["metrics", "processes", "disks", "cgroups"] {
+        assert!(!sent(&look, kind).is_empty(), "no {kind} request: {look}");
+    }
+    assert_spacing(&look);
+    assert!(b.cdp.exceptions.is_empty(), "{:?}", b.cdp.exceptions);
+    assert_eq!(look["err"], "", "{look}");
+    assert_eq!(look["status"], "live", "{look}");
 }
 
 #[test]

@@ -116,6 +116,27 @@ mod nvml {
             "{r}"
         );
         assert!(line("sockagent_gpu_temperature_celsius{gpu=\"0\",name=\"NVIDIA H200\",vendor=\"nvidia\"} 37").is_some(), "{r}");
+
+        // each GPU's usage and memory in every history sample (issue 18)
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        let mut ws = agent.ws();
+        let h = json(&ask(&mut ws, r#"{"type":"history"}"#));
+        assert_eq!(
+            h["gpus"],
+            serde_json::json!(["NVIDIA H200", "NVIDIA A100-SXM4-80GB"]),
+            "{h}"
+        );
+        let samples = h["samples"].as_array().unwrap();
+        assert!(!samples.is_empty(), "{h}");
+        for s in samples {
+            assert_eq!(s["gpu_usage"], serde_json::json!([0.0, 73.0]), "{s}");
+            assert_eq!(
+                s["gpu_memory_used"],
+                serde_json::json!([0.0, (4096 * MIB) as f64]),
+                "{s}"
+            );
+            assert_eq!(s["cpu_per_core"].as_array().unwrap().len(), 16, "{s}");
+        }
     }
 
     /// hwtests/gpu-nvidia.sh, run against the stand-in with an nvidia-smi

@@ -330,8 +330,9 @@ impl Answers {
     }
 
     /// The history's sample for this second: the metrics sample when one
-    /// was just taken, else a fresh collection (which the next requests
-    /// inside the metrics TTL are answered from).
+    /// was just taken (a request's, a pushed stream's), else a history
+    /// sample (`Collectors::collect_history_sample`: no host name, no
+    /// process count; the next request collects afresh).
     pub fn history_tick(&mut self, now: Instant) {
         let Some(h) = &self.history else { return };
         let last = h.last_at();
@@ -340,7 +341,7 @@ impl Answers {
         });
         if !reuse {
             self.metrics = None;
-            if let Err(e) = self.col.collect_metrics(now) {
+            if let Err(e) = self.col.collect_history_sample(now) {
                 match e.kind {
                     ErrorKind::Malformed => self.col.report(&e),
                     _ => log::warn!("history: {e}"),
@@ -438,7 +439,8 @@ impl Answers {
     /// Makes the metrics sample fresh: reused inside its TTL, else
     /// collected (and the old encoding let go, so its memory is reused).
     fn metrics_sample(&mut self, now: Instant) -> Result<()> {
-        if !fresh(self.col.metrics().at, self.ttl.metrics, now) {
+        let m = self.col.metrics();
+        if !m.full || !fresh(m.at, self.ttl.metrics, now) {
             self.metrics = None;
             self.col.collect_metrics(now)?;
         }

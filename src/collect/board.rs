@@ -53,12 +53,15 @@ struct Files {
 
 impl Board {
     /// True when the last read is `period` old or more (or there is none).
+    /// A tenth of the period early counts: a caller on a one-period tick
+    /// (the history ring's) wakes a little early or late each time, and
+    /// must not find the board fresh every other tick.
     pub fn due(&self, now: Instant, period: Duration) -> bool {
         self.read_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= period)
+            .is_none_or(|at| now.saturating_duration_since(at) >= period - period / 10)
     }
 
-    /// Reads every board source if the last read is `period` old or more.
+    /// Reads every board source if the last read is `period` old or more (see `due`).
     pub fn refresh(&mut self, root: &Root, now: Instant, period: Duration, buf: &mut Vec<u8>) {
         if !self.due(now, period) {
             return;

@@ -128,6 +128,10 @@ pub struct MetricsSample {
     /// `/proc/net/dev`: bytes, errors, drops and byte rates.
     pub nets: Vec<net::NetDev>,
     pub process_count: u64,
+    /// Whether the host name and process count are this sample's own: a
+    /// history tick's sample (`collect_history_sample`) leaves them as the
+    /// last full sample found them, so it answers no request.
+    pub full: bool,
     /// Whole disks' I/O counters and rates (`/proc/diskstats`), read on
     /// the board's cadence.
     pub disk_io: diskstats::DiskStats,
@@ -365,6 +369,18 @@ impl Collectors {
     /// Collects the fast metrics. Fails only when `/proc/stat` or
     /// `/proc/meminfo` cannot be read; every other reading is optional.
     pub fn collect_metrics(&mut self, now: Instant) -> Result<&MetricsSample> {
+        self.collect_metrics_with(now, true)
+    }
+
+    /// The fast metrics the history ring keeps, without what it does not
+    /// (the host name, and the process count, whose listing of `/proc`
+    /// costs more kernel time than the rest): a sample a second with no
+    /// client stays cheap.
+    pub fn collect_history_sample(&mut self, now: Instant) -> Result<&MetricsSample> {
+        self.collect_metrics_with(now, false)
+    }
+
+    fn collect_metrics_with(&mut self, now: Instant, full: bool) -> Result<&MetricsSample> {
         let t0 = Instant::now();
         self.cpu_sample(now)?;
         self.meminfo_file
@@ -391,8 +407,12 @@ impl Collectors {
             m.board
                 .refresh(&self.s.root, now, self.s.board_period, &mut self.buf);
         }
-        self.refresh_hostname();
-        let process_count = self.count_processes(now);
+        let process_count = if full {
+            self.refresh_hostname();
+            self.count_processes(now)
+        } else {
+            self.metrics.process_count
+        };
         let cpu_temp_c = if self.s.temp_enabled {
             self.temp.read(&self.s.root)
         } else {
@@ -400,6 +420,7 @@ impl Collectors {
         };
         let m = &mut self.metrics;
         m.process_count = process_count;
+        m.full = full;
         m.cpu_temp_c = cpu_temp_c;
         m.sampled_at_ms = epoch_ms();
         m.at = Some(now);
