@@ -47,7 +47,10 @@ struct Opts {
     idle_seconds: u64,
     warmup: u64,
     floor: bool,
+    reference_phase: bool,
     ours_polled: bool,
+    /// the agents on CPU 0, this bench on CPU 1
+    pin: bool,
 }
 
 fn opts() -> Opts {
@@ -60,7 +63,9 @@ fn opts() -> Opts {
         idle_seconds: 60,
         warmup: 5,
         floor: true,
+        reference_phase: true,
         ours_polled: false,
+        pin: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -80,7 +85,10 @@ fn opts() -> Opts {
             "--idle-seconds" => o.idle_seconds = num("--idle-seconds", val("--idle-seconds")),
             "--warmup" => o.warmup = num("--warmup", val("--warmup")),
             "--no-floor" => o.floor = false,
+            // profiling the push phase alone (no summary table)
+            "--no-reference" => o.reference_phase = false,
             "--ours-polled" => o.ours_polled = true,
+            "--pin" => o.pin = true,
             // cargo bench passes --bench to harness = false benches
             "--bench" => {}
             _ => panic!("unknown argument {a}"),
@@ -110,6 +118,26 @@ impl Agent {
     }
 }
 
+/// Pins `pid` (0: this thread) to `cpu`.
+fn pin(pid: u32, cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(pid as libc::pid_t, std::mem::size_of_val(&set), &set) != 0 {
+            eprintln!("cannot pin {pid} to CPU {cpu}");
+        }
+    }
+}
+
+static PIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn pin_agent(pid: u32) {
+    if PIN.load(std::sync::atomic::Ordering::Relaxed) {
+        pin(pid, 0);
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -130,6 +158,7 @@ fn start(name: &'static str, bin: &str, args: &[&str]) -> Option<Agent> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    pin_agent(child.id());
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(st)) = child.try_wait() {
@@ -211,8 +240,11 @@ fn ctxt_switches(pid: u32) -> f64 {
     total
 }
 
-/// Busy CPU of the whole machine (everything but idle and iowait), in ms.
-fn machine_busy_ms() -> f64 {
+/// Idle time of the whole machine (idle + iowait), in ms. With a tickless
+/// kernel it is measured, not sampled, where the busy columns are sampled
+/// at ticks and miss tasks that run briefly between them; so busy time is
+/// the wall time of every CPU less this.
+fn machine_idle_ms() -> f64 {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let f: Vec<f64> = s
         .lines()
@@ -222,36 +254,62 @@ fn machine_busy_ms() -> f64 {
         .skip(1)
         .filter_map(|v| v.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq steal (guest is in user)
-    let busy: f64 = f
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    busy * 1000.0 / clk_tck()
+    (f.get(3).unwrap_or(&0.0) + f.get(4).unwrap_or(&0.0)) * 1000.0 / clk_tck()
+}
+
+fn ncpu() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count() as f64
+}
+
+/// utime+stime (ms) and name of every process on the machine, kernel
+/// threads included (ksoftirqd takes over the loopback's receive work
+/// when a burst is long).
+fn all_processes() -> HashMap<u32, (String, f64)> {
+    let mut m = HashMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let name = s
+                .split_once('(')
+                .and_then(|(_, r)| r.rsplit_once(')'))
+                .map(|(n, _)| n.to_string())
+                .unwrap_or_default();
+            m.insert(pid, (name, utime_stime_ms(&pid.to_string())));
+        }
+    }
+    m
 }
 
 /// A snapshot of everything a window is measured by.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Snap {
+    pid: u32,
     at: Instant,
     agent_ns: f64,
     agent_ticks_ms: f64,
     agent_ctx: f64,
     bench_ms: f64,
-    machine_ms: f64,
+    idle_ms: f64,
+    procs: HashMap<u32, (String, f64)>,
 }
 
 fn snap(pid: u32) -> Snap {
     Snap {
+        pid,
         at: Instant::now(),
         agent_ns: cpu_ns(pid),
         agent_ticks_ms: utime_stime_ms(&pid.to_string()),
         agent_ctx: ctxt_switches(pid),
         bench_ms: utime_stime_ms("self"),
-        machine_ms: machine_busy_ms(),
+        idle_ms: machine_idle_ms(),
+        procs: all_processes(),
     }
 }
 
@@ -262,9 +320,11 @@ struct Window {
     agent_ctx_s: f64,
     bench_ms_s: f64,
     other_ms_s: f64,
+    /// the busiest other processes: name, ms/s
+    others: Vec<(String, f64)>,
 }
 
-fn window(a: Snap, b: Snap) -> Window {
+fn window(a: &Snap, b: &Snap) -> Window {
     let secs = b.at.duration_since(a.at).as_secs_f64();
     let agent_ms = (b.agent_ns - a.agent_ns) / 1e6;
     let bench_ms = b.bench_ms - a.bench_ms;
@@ -274,7 +334,23 @@ fn window(a: Snap, b: Snap) -> Window {
         agent_ticks_ms_s: (b.agent_ticks_ms - a.agent_ticks_ms) / secs,
         agent_ctx_s: (b.agent_ctx - a.agent_ctx) / secs,
         bench_ms_s: bench_ms / secs,
-        other_ms_s: ((b.machine_ms - a.machine_ms) - agent_ms - bench_ms).max(0.0) / secs,
+        other_ms_s: (secs * 1e3 * ncpu() - (b.idle_ms - a.idle_ms) - agent_ms - bench_ms).max(0.0)
+            / secs,
+        others: {
+            let me = std::process::id();
+            let mut v: Vec<(String, f64)> = b
+                .procs
+                .iter()
+                .filter(|(pid, _)| **pid != me && **pid != a.pid)
+                .filter_map(|(pid, (name, ms))| {
+                    let d = ms - a.procs.get(pid).map(|p| p.1).unwrap_or(0.0);
+                    (d > 0.0).then(|| (format!("{name}[{pid}]"), d / secs))
+                })
+                .collect();
+            v.sort_by(|x, y| y.1.total_cmp(&x.1));
+            v.truncate(3);
+            v
+        },
     }
 }
 
@@ -510,7 +586,7 @@ fn push_phase(agent: &Agent, n: usize, hello: Option<&str>, o: &Opts) -> PushRes
     }
     let pid = agent.pid();
     let (a, b) = (a.unwrap(), b.unwrap());
-    let w = window(a, b);
+    let w = window(&a, &b);
     let frames: u64 = ticks.values().map(|t| u64::from(t.count)).sum();
     let open = c.open_count();
     let mut tv: Vec<(u64, Tick)> = ticks.into_iter().collect();
@@ -591,7 +667,7 @@ fn poll_phase(agent: &Agent, n: usize, request: &str, o: &Opts) -> PollResult {
         });
     }
     let pid = agent.pid();
-    let w = window(a.unwrap(), b.unwrap());
+    let w = window(a.as_ref().unwrap(), b.as_ref().unwrap());
     PollResult {
         answers_s: answers as f64 / w.secs,
         w,
@@ -662,6 +738,7 @@ fn start_floor(n: usize, bytes: usize) -> Agent {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    pin_agent(child.id());
     let t0 = Instant::now();
     // the floor server counts every accepted connection as a client, so
     // wait for its listener without connecting
@@ -733,6 +810,15 @@ fn print_window(name: &str, w: &Window) {
          this bench {:.1} ms/s; everything else on the machine {:.1} ms/s; window {:.1} s",
         w.agent_ms_s, w.agent_ticks_ms_s, w.agent_ctx_s, w.bench_ms_s, w.other_ms_s, w.secs
     );
+    let o: Vec<String> = w
+        .others
+        .iter()
+        .map(|(n, v)| format!("{n} {v:.1} ms/s"))
+        .collect();
+    println!("  {name}: the busiest other processes: {}", o.join(", "));
+    if w.other_ms_s > 100.0 {
+        println!("  {name}: WARNING: the machine was busy with something else in this window (every CPU's time less its idle time in /proc/stat, less the agent's and this bench's)");
+    }
 }
 
 fn print_push(name: &str, r: &PushResult) {
@@ -809,7 +895,7 @@ fn idle_phase(o: &Opts) {
         .map(|g| snap(g.pid()))
         .collect();
     println!(
-        "idle, no client, {} s ({}; load {}):",
+        "idle, no client, {} s (ended {}; load {}):",
         o.idle_seconds,
         date(),
         loadavg()
@@ -818,7 +904,7 @@ fn idle_phase(o: &Opts) {
         .chain(off.as_ref())
         .zip(a.iter().zip(&b))
     {
-        let w = window(*a, *b);
+        let w = window(a, b);
         println!(
             "  {}: CPU {:.1} ms/hour (utime+stime {:.0} ms/hour), {:.2} context switches/s, VmRSS {:.0} KiB, RssAnon {:.0} KiB",
             g.name,
@@ -849,6 +935,11 @@ fn main() {
     }
     let o = opts();
     raise_nofile();
+    if o.pin {
+        PIN.store(true, std::sync::atomic::Ordering::Relaxed);
+        pin(0, 1);
+        println!("pinned: the agents on CPU 0, this bench on CPU 1");
+    }
     let n = o.clients;
     for b in [&o.bin, &o.reference] {
         if !std::path::Path::new(b).exists() {
@@ -861,9 +952,7 @@ fn main() {
         date(),
         o.seconds,
         o.warmup,
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
+        ncpu(),
         loadavg()
     );
     println!("  sockagent: {}; reference: {}", o.bin, o.reference);
@@ -883,7 +972,7 @@ fn main() {
     );
     drop(ours);
     println!(
-        "push: sockagent, {n} subscribers at metrics_ms 1000 ({}; load {}):",
+        "push: sockagent, {n} subscribers at metrics_ms 1000 (ended {}; load {}):",
         date(),
         loadavg()
     );
@@ -902,7 +991,7 @@ fn main() {
         let r = push_phase(&f, n, None, &o);
         drop(f);
         println!(
-            "floor: one shared {bytes} B frame written to {n} sockets each second ({}; load {}):",
+            "floor: one shared {bytes} B frame written to {n} sockets each second (ended {}; load {}):",
             date(),
             loadavg()
         );
@@ -913,11 +1002,14 @@ fn main() {
         None
     };
 
+    if !o.reference_phase {
+        return;
+    }
     let theirs = start("socktop_agent", &o.reference, &[]).expect("reference did not start");
     let refp = poll_phase(&theirs, n, "get_metrics", &o);
     drop(theirs);
     println!(
-        "poll: socktop_agent 1.60.1, {n} clients sending get_metrics once a second, default caches ({}; load {}):",
+        "poll: socktop_agent 1.60.1, {n} clients sending get_metrics once a second, default caches (ended {}; load {}):",
         date(),
         loadavg()
     );
@@ -929,7 +1021,7 @@ fn main() {
         let r = poll_phase(&g, n, "get_metrics", &o);
         drop(g);
         println!(
-            "poll: sockagent, {n} clients sending get_metrics once a second, default caches ({}; load {}):",
+            "poll: sockagent, {n} clients sending get_metrics once a second, default caches (ended {}; load {}):",
             date(),
             loadavg()
         );
