@@ -30,6 +30,10 @@ impl Drop for Agent {
 
 const REQUESTS: [&str; 3] = ["get_metrics", "get_disks", "get_processes"];
 
+#[path = "common/proc.rs"]
+mod proc;
+use proc::{cpu_ns, ctxt_switches, pct, status_kb};
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -79,54 +83,6 @@ fn connect(port: u16) -> WebSocket<TcpStream> {
         .0
 }
 
-/// Nanoseconds on CPU of every thread of `pid`.
-fn cpu_ns(pid: u32) -> f64 {
-    let mut total = 0.0;
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in rd.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                total += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0);
-            }
-        }
-    }
-    total
-}
-
-fn status_kb(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix(key)
-                    .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
-            })
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn ctxt_switches(pid: u32) -> f64 {
-    let mut total = 0.0;
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in rd.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("status")) {
-                for k in ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
-                    total += s
-                        .lines()
-                        .find_map(|l| l.strip_prefix(k))
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .unwrap_or(0.0);
-                }
-            }
-        }
-    }
-    total
-}
-
 fn stripped_size(bin: &str) -> f64 {
     let tmp = std::env::temp_dir().join(format!("compare-strip-{}", std::process::id()));
     let _ = std::fs::copy(bin, &tmp);
@@ -136,14 +92,6 @@ fn stripped_size(bin: &str) -> f64 {
         .unwrap_or(0.0);
     let _ = std::fs::remove_file(&tmp);
     n
-}
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(((s.len().max(1) - 1) as f64 * p).round() as usize)
-        .copied()
-        .unwrap_or(0.0)
 }
 
 fn row(name: &str, ours: f64, theirs: f64, unit: &str) {

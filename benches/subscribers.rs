@@ -53,6 +53,10 @@ struct Opts {
     pin: bool,
 }
 
+#[path = "common/proc.rs"]
+mod proc;
+use proc::{cpu_ns, ctxt_switches, pct, status_kb};
+
 fn opts() -> Opts {
     let mut o = Opts {
         bin: "target/release/sockagent".into(),
@@ -174,23 +178,6 @@ fn start(name: &'static str, bin: &str, args: &[&str]) -> Option<Agent> {
     Some(Agent { name, child, port })
 }
 
-/// Nanoseconds on CPU of every thread of `pid`.
-fn cpu_ns(pid: u32) -> f64 {
-    let mut total = 0.0;
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in rd.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                total += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0);
-            }
-        }
-    }
-    total
-}
-
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
@@ -207,37 +194,6 @@ fn utime_stime_ms(pid: &str) -> f64 {
         .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
         .sum();
     ticks * 1000.0 / clk_tck()
-}
-
-fn status_kb(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix(key)
-                    .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
-            })
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn ctxt_switches(pid: u32) -> f64 {
-    let mut total = 0.0;
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in rd.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("status")) {
-                for k in ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
-                    total += s
-                        .lines()
-                        .find_map(|l| l.strip_prefix(k))
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .unwrap_or(0.0);
-                }
-            }
-        }
-    }
-    total
 }
 
 /// Idle time of the whole machine (idle + iowait), in ms. With a tickless
@@ -785,14 +741,6 @@ fn prom_value(text: &str, name: &str) -> Option<f64> {
             .then(|| v.trim().parse().ok())
             .flatten()
     })
-}
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(((s.len().max(1) - 1) as f64 * p).round() as usize)
-        .copied()
-        .unwrap_or(f64::NAN)
 }
 
 fn loadavg() -> String {

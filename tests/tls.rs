@@ -201,6 +201,20 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
     }
 }
 
+/// A TLS 1.3 client that takes any server certificate (the agent's own,
+/// generated or given).
+fn any_cert_client() -> std::sync::Arc<rustls::ClientConfig> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+            .with_no_client_auth(),
+    )
+}
+
 /// One wss:// upgrade whose request is written into the TLS session
 /// before the handshake ends, so the client's Finished and the request go
 /// out in one flight; returns how long the 101 took.
@@ -267,15 +281,7 @@ fn two_thousand_wss_upgrades_in_one_flight_are_all_answered_at_once() {
             ("RUST_LOG", "info"),
         ],
     );
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
-            .with_no_client_auth(),
-    );
+    let cfg = any_cert_client();
     let n: usize = std::env::var("SOCKAGENT_WSS_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -369,15 +375,7 @@ fn a_handshake_flight_larger_than_the_clients_window_is_sent_whole() {
         ],
         &[("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", "20000")],
     );
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
-            .with_no_client_auth(),
-    );
+    let cfg = any_cert_client();
     for i in 0..3 {
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let mut tls = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
