@@ -3,6 +3,7 @@
 
 use super::dispatch::{self, Ctx, Slot};
 use super::http;
+use super::pushes::Pushes;
 use super::transport::Transport;
 use crate::answers::prom::PushCounts;
 use crate::protocol::{self, Answer, Stream, Subscription};
@@ -83,60 +84,12 @@ pub struct Conn {
     pub pushes: Pushes,
 }
 
-/// A connection's pushed streams: what it subscribed to, and at most one
-/// frame per stream waiting for its socket (a newer frame replaces it:
-/// a subscriber that does not read never builds a queue).
-#[derive(Default)]
-pub struct Pushes {
-    pub sub: Subscription,
-    pending: [Option<Answer>; 3],
-    /// The socket took less than was written: what tungstenite holds goes
-    /// out first, and pushes wait (and coalesce) until it has.
-    blocked: bool,
-    /// The socket's send buffer is bounded (`PUSH_SNDBUF`).
-    bounded: bool,
-}
-
-impl Pushes {
-    /// Frames waiting here.
-    pub fn pending(&self) -> u64 {
-        self.pending.iter().filter(|p| p.is_some()).count() as u64
-    }
-
-    /// Takes subscription `new`: frames of streams it drops are let go.
-    pub fn resubscribe(&mut self, new: Subscription, n: &mut PushCounts) {
-        for s in Stream::ALL {
-            if new.period(s).is_none() {
-                if let Some(p) = self.pending.get_mut(s as usize) {
-                    if p.take().is_some() {
-                        n.pending = n.pending.saturating_sub(1);
-                    }
-                }
-            }
-        }
-        self.sub = new;
-    }
-}
-
 /// Hands stream `s`'s frame to connection `c`, replacing one still unsent.
 pub fn offer(c: &mut Conn, s: Stream, a: Answer, n: &mut PushCounts) {
     if !matches!(c.phase, Phase::Ws { .. }) {
         return;
     }
-    let i = s as usize;
-    let Some(slot) = c.pushes.pending.get_mut(i) else {
-        return;
-    };
-    if let Some(f) = n.frames.get_mut(i) {
-        *f += 1;
-    }
-    if slot.replace(a).is_some() {
-        if let Some(x) = n.coalesced.get_mut(i) {
-            *x += 1;
-        }
-    } else {
-        n.pending += 1;
-    }
+    c.pushes.offer(s, a, n);
 }
 
 /// Writes connection `c`'s waiting pushes, if its socket has room and no
@@ -170,12 +123,9 @@ fn write_pushes(
         return Ok(());
     }
     let mut wrote = false;
-    for slot in &mut p.pending {
-        if let Some(a) = slot.take() {
-            n.pending = n.pending.saturating_sub(1);
-            write_frame(io, ctx, a, peer)?;
-            wrote = true;
-        }
+    for a in p.take_all(n).into_iter().flatten() {
+        write_frame(io, ctx, a, peer)?;
+        wrote = true;
     }
     if wrote {
         match ctx.flush(io) {

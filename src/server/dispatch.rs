@@ -2,9 +2,9 @@
 //! answers module. What a connection's step may touch besides itself is
 //! gathered in `Ctx`.
 
-use super::conn::Pushes;
 use super::http;
 use super::jobs::{Jobs, Started};
+use super::pushes::Pushes;
 use super::streams::Streams;
 use crate::answers::{Answers, Reply};
 use crate::protocol::Answer;

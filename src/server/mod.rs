@@ -5,6 +5,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod http;
 pub mod jobs;
+pub mod pushes;
 pub mod streams;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -344,7 +345,7 @@ impl Server {
                         timer_at: Some(deadline),
                         queue: VecDeque::new(),
                         peer: peer.to_string(),
-                        pushes: conn::Pushes::default(),
+                        pushes: pushes::Pushes::default(),
                     });
                     self.add_timer(deadline, Timer::Conn(k, serial));
                     log::debug!("{peer}: connected");

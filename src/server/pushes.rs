@@ -1,0 +1,65 @@
+//! One connection's pushed streams: what it subscribed to, and at most one
+//! frame per stream waiting for its socket (a newer frame replaces it: a
+//! subscriber that does not read never builds a queue). Written out by
+//! `conn.rs`; changed by a (un)subscribe in `dispatch.rs`.
+
+use crate::answers::prom::PushCounts;
+use crate::protocol::{Answer, Stream, Subscription};
+
+#[derive(Default)]
+pub struct Pushes {
+    pub sub: Subscription,
+    pending: [Option<Answer>; 3],
+    /// The socket took less than was written: what tungstenite holds goes
+    /// out first, and pushes wait (and coalesce) until it has.
+    pub blocked: bool,
+    /// The socket's send buffer is bounded (`conn::PUSH_SNDBUF`).
+    pub bounded: bool,
+}
+
+impl Pushes {
+    /// Frames waiting here.
+    pub fn pending(&self) -> u64 {
+        self.pending.iter().filter(|p| p.is_some()).count() as u64
+    }
+
+    /// Takes subscription `new`: frames of streams it drops are let go.
+    pub fn resubscribe(&mut self, new: Subscription, n: &mut PushCounts) {
+        for s in Stream::ALL {
+            if new.period(s).is_none() {
+                if let Some(p) = self.pending.get_mut(s as usize) {
+                    if p.take().is_some() {
+                        n.pending = n.pending.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        self.sub = new;
+    }
+
+    /// Puts stream `s`'s frame in its slot, replacing one still unsent.
+    pub fn offer(&mut self, s: Stream, a: Answer, n: &mut PushCounts) {
+        let i = s as usize;
+        let Some(slot) = self.pending.get_mut(i) else {
+            return;
+        };
+        if let Some(f) = n.frames.get_mut(i) {
+            *f += 1;
+        }
+        if slot.replace(a).is_some() {
+            if let Some(x) = n.coalesced.get_mut(i) {
+                *x += 1;
+            }
+        } else {
+            n.pending += 1;
+        }
+    }
+
+    /// The waiting frames, in stream order, taken out to be written.
+    pub fn take_all(&mut self, n: &mut PushCounts) -> [Option<Answer>; 3] {
+        let out = std::mem::take(&mut self.pending);
+        let taken = out.iter().filter(|a| a.is_some()).count() as u64;
+        n.pending = n.pending.saturating_sub(taken);
+        out
+    }
+}
