@@ -516,18 +516,12 @@ fn no_wakeups_while_no_client_is_connected() {
         let _ = ws.flush();
     }
     std::thread::sleep(Duration::from_millis(300));
-    let switches = |pid: u32| -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        s.lines()
-            .filter(|l| {
-                l.starts_with("voluntary_ctxt_switches")
-                    || l.starts_with("nonvoluntary_ctxt_switches")
-            })
-            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-            .sum()
-    };
-    let before = switches(agent.child.id());
+    let before = ctxt_switches(agent.child.id());
     // past every deadline those connections ever had
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(switches(agent.child.id()), before, "the idle agent woke up");
+    assert_eq!(
+        ctxt_switches(agent.child.id()),
+        before,
+        "the idle agent woke up"
+    );
 }

@@ -213,31 +213,24 @@ fn history_off_answers_an_error_and_never_wakes() {
     let _ = ws.flush();
     drop(ws);
     std::thread::sleep(Duration::from_millis(300));
-    let before = switches(agent.child.id());
+    let before = ctxt_switches(agent.child.id());
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(switches(agent.child.id()), before, "woke with history off");
+    assert_eq!(
+        ctxt_switches(agent.child.id()),
+        before,
+        "woke with history off"
+    );
     let (_, body) = http_get(agent.port, "/metrics", "").unwrap();
     assert!(!body.contains("sockagent_history_bytes"), "{body}");
-}
-
-/// Context switches of `pid` so far (each wakeup from epoll_wait is one).
-fn switches(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .filter(|l| {
-            l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches")
-        })
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
-        .sum()
 }
 
 #[test]
 fn history_on_wakes_once_a_second_with_no_client() {
     let agent = Agent::start(&[], &[]);
     std::thread::sleep(Duration::from_millis(1500));
-    let before = switches(agent.child.id());
+    let before = ctxt_switches(agent.child.id());
     std::thread::sleep(Duration::from_secs(5));
-    let n = switches(agent.child.id()) - before;
+    let n = ctxt_switches(agent.child.id()) - before;
     // one tick a second (a switch now and then from the scheduler)
     assert!((4..=8).contains(&n), "{n} wakeups in 5 s");
 }

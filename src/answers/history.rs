@@ -123,10 +123,7 @@ impl History {
 
     /// The ring's memory, bytes (0 before the first sample).
     pub fn bytes(&self) -> usize {
-        self.ring.as_ref().map_or(0, |r| {
-            r.fixed.capacity() * std::mem::size_of::<Fixed>()
-                + r.vars.capacity() * std::mem::size_of::<f64>()
-        })
+        self.ring.as_ref().map_or(0, Ring::bytes)
     }
 
     /// When the last sample the ring took (or based on) was collected.
@@ -146,9 +143,7 @@ impl History {
                     "history: {} samples of {} s, {} KiB ({} cores, {} interface slots, {} GPUs)",
                     self.capacity,
                     INTERVAL.as_secs(),
-                    (r.fixed.capacity() * std::mem::size_of::<Fixed>()
-                        + r.vars.capacity() * std::mem::size_of::<f64>())
-                    .div_ceil(1024),
+                    r.bytes().div_ceil(1024),
                     r.dims.cores,
                     r.dims.interfaces,
                     r.dims.gpus
@@ -204,6 +199,12 @@ impl Ring {
             }
         }
         r
+    }
+
+    /// Its memory, bytes (reserved at its first sample).
+    fn bytes(&self) -> usize {
+        self.fixed.capacity() * std::mem::size_of::<Fixed>()
+            + self.vars.capacity() * std::mem::size_of::<f64>()
     }
 
     /// The slot of interface `name`, a free one taken if it is new.

@@ -234,7 +234,7 @@ impl Server {
                 Timer::History => {
                     self.answers.history_tick(now);
                     let next = streams::next_tick(at, history::INTERVAL, now);
-                    self.add_timer(next.max(at + history::INTERVAL), Timer::History);
+                    self.add_timer(next, Timer::History);
                 }
                 Timer::Journal(key, serial) => {
                     if let Some((job, answer)) =
@@ -436,7 +436,7 @@ impl Server {
     /// cache, or one collection) handed to every member, each written from
     /// the same encoded buffer (a reference-counted `Bytes`).
     fn push_tick(&mut self, s: Stream, ms: u32, now: Instant) {
-        let Some(mut members) = self.streams.take_members(s, ms) else {
+        let Some(members) = self.streams.take_members(s, ms) else {
             return;
         };
         let answer = match s {
@@ -452,25 +452,21 @@ impl Server {
                 None,
             ))
         });
+        // Every member is open: `close` takes a connection out of its
+        // groups (`Streams::forget`), so none is stale here.
         let mut failed = Vec::new();
-        let before = members.len();
-        let (conns, counts) = (&mut self.conns, &mut self.streams.counts);
-        members.retain(|&(k, serial)| {
-            let Some(c) = conns.get_mut(k).filter(|c| c.serial == serial) else {
-                return false;
+        let counts = &mut self.streams.counts;
+        for &(k, serial) in &members {
+            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
+                continue;
             };
             conn::offer(c, s, answer.clone(), counts);
             if matches!(conn::push_out(c, counts), Outcome::Drop) {
                 failed.push(k);
             }
-            true
-        });
-        let dropped = members.len() != before;
+        }
         if let Some(next) = self.streams.restore(s, ms, members, now) {
             self.add_timer(next, Timer::Push(s, ms));
-        }
-        if dropped {
-            self.streams.recount();
         }
         for k in failed {
             self.close(k);

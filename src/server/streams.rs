@@ -142,18 +142,6 @@ impl Streams {
         g.next = next_tick(epoch, Duration::from_millis(u64::from(ms)), now);
         Some(g.next)
     }
-
-    /// Counts the subscribers again (after a tick dropped members whose
-    /// connection was gone).
-    pub fn recount(&mut self) {
-        let mut n = [0u64; 3];
-        for g in &self.groups {
-            if let Some(c) = n.get_mut(g.stream as usize) {
-                *c += g.members.len() as u64;
-            }
-        }
-        self.counts.subscribers = n;
-    }
 }
 
 #[cfg(test)]

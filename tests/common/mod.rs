@@ -448,3 +448,15 @@ impl Drop for Burner {
         }
     }
 }
+
+/// Voluntary and involuntary context switches of `pid` so far: each
+/// wakeup from epoll_wait is one.
+pub fn ctxt_switches(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches")
+        })
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
