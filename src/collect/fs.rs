@@ -65,15 +65,20 @@ impl Root {
 
 /// Reads all of `f` from offset 0 into `buf` (cleared first) with `pread`.
 pub fn pread_all(f: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    pread_expecting(f, buf, 0)
+}
+
+/// `pread_all` for a file that was `expect` bytes long last time (0: not
+/// known): the first read asks for that and a page more, so one read takes
+/// a file that did not grow by a page. Only what a read asks for is zeroed
+/// before it, not the whole buffer a larger file left behind.
+pub fn pread_expecting(f: &File, buf: &mut Vec<u8>, expect: usize) -> io::Result<()> {
     buf.clear();
     let mut off = 0u64;
+    let mut want = expect + 4096;
     loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity().max(4096));
-        }
         let len = buf.len();
-        let spare = buf.capacity() - len;
-        buf.resize(len + spare, 0);
+        buf.resize(len + want, 0);
         let n = match f.read_at(buf.get_mut(len..).unwrap_or_default(), off) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
@@ -88,10 +93,11 @@ pub fn pread_all(f: &File, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.truncate(len + n);
         // A short read is the end: /proc and /sys files fill the whole
         // buffer until they run out, so this saves the read that returns 0.
-        if n < spare || buf.len() >= MAX_READ {
+        if n < want || buf.len() >= MAX_READ {
             return Ok(());
         }
         off += n as u64;
+        want = buf.len();
     }
 }
 
@@ -100,6 +106,8 @@ pub fn pread_all(f: &File, buf: &mut Vec<u8>) -> io::Result<()> {
 pub struct KeptFile {
     path: PathBuf,
     file: Option<File>,
+    /// The last read's length (`pread_expecting`).
+    len: usize,
 }
 
 impl KeptFile {
@@ -109,7 +117,11 @@ impl KeptFile {
 
     /// A kept file at a path already under the root (one a search found).
     pub fn at(path: PathBuf) -> Self {
-        KeptFile { path, file: None }
+        KeptFile {
+            path,
+            file: None,
+            len: 0,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -123,7 +135,8 @@ impl KeptFile {
             Some(f) => f,
             None => File::open(&self.path)?,
         };
-        pread_all(&file, buf)?;
+        pread_expecting(&file, buf, self.len)?;
+        self.len = buf.len();
         self.file = Some(file);
         Ok(())
     }
@@ -146,6 +159,15 @@ mod tests {
         std::fs::write(dir.join("f"), b"second").unwrap();
         k.read(&mut buf).unwrap();
         assert_eq!(buf, b"second");
+        // grown far past the last length (and the page more the first read
+        // asks for), then shrunk: whole each time
+        let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.join("f"), &big).unwrap();
+        k.read(&mut buf).unwrap();
+        assert_eq!(buf, big);
+        std::fs::write(dir.join("f"), b"3").unwrap();
+        k.read(&mut buf).unwrap();
+        assert_eq!(buf, b"3");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
