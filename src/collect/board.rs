@@ -4,9 +4,13 @@
 //! batteries and RAPL; `Collectors` reads `/proc/diskstats` on the same
 //! cadence (the kernel formats a line per block device, loops and
 //! partitions included: ~11 µs on a VM, as much as `/proc/stat`). These are read at most once per `Settings::board_period`
-//! (1 s by default) and reused by the samples in between (load average
-//! moves every 5 s, pressure's avg10 every 2 s); uptime is the last read
-//! plus the time since, so it is exact on every sample.
+//! (1 s by default) and reused by the samples in between. Pressure is read
+//! at most every 2 s, the period the kernel recomputes its averages on.
+//! Load average and uptime are for answers only (a history tick's slot
+//! keeps neither), so a history tick does not read them. Uptime is the
+//! last reading plus the time since, so it is exact on every sample; on
+//! the host the reading is `CLOCK_BOOTTIME`, the clock `/proc/uptime`
+//! prints, so no file is read for it.
 //!
 //! Each reader keeps its files open (`KeptFile`) and finds its set
 //! (cores, fans, batteries, RAPL domains, throttle counts) at first use,
@@ -24,6 +28,10 @@ use std::time::{Duration, Instant};
 /// The default of `Settings::board_period`.
 pub const BOARD_PERIOD: Duration = Duration::from_secs(1);
 
+/// The kernel recomputes pressure's averages every 2 s (`PSI_FREQ`):
+/// reading them more often reads the same figures.
+pub const PRESSURE_PERIOD: Duration = Duration::from_secs(2);
+
 /// `/proc/uptime`'s first field, seconds since boot.
 pub fn parse_uptime(buf: &[u8]) -> Option<f64> {
     fields(buf).next().and_then(parse_decimal)
@@ -38,15 +46,36 @@ pub struct Board {
     pub power: Power,
     pub load_avg: Option<[f64; 3]>,
     pub pressure: Option<Pressure>,
-    /// The last `/proc/uptime` reading and when it was taken.
+    /// The last uptime reading and when it was taken.
     uptime: Option<(f64, Instant)>,
     read_at: Option<Instant>,
+    pressure_at: Option<Instant>,
+    /// When load average and uptime were last read.
+    answer_at: Option<Instant>,
+}
+
+/// `at` is `period` old or more, a tenth early counting (see `Board::due`).
+fn stale(at: Option<Instant>, now: Instant, period: Duration) -> bool {
+    at.is_none_or(|at| now.saturating_duration_since(at) >= period - period / 10)
+}
+
+/// Seconds since boot, suspend included: `CLOCK_BOOTTIME`, the clock
+/// `/proc/uptime` prints (a vDSO call, no file to format).
+fn boot_time_s() -> Option<f64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to write.
+    (unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } == 0)
+        .then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
 }
 
 #[derive(Debug)]
 struct Files {
     loadavg: KeptFile,
-    uptime: KeptFile,
+    /// Under another root only (the host's is `CLOCK_BOOTTIME`).
+    uptime: Option<KeptFile>,
     /// cpu, memory, io
     pressure: [KeptFile; 3],
 }
@@ -57,45 +86,71 @@ impl Board {
     /// (the history ring's) wakes a little early or late each time, and
     /// must not find the board fresh every other tick.
     pub fn due(&self, now: Instant, period: Duration) -> bool {
-        self.read_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= period - period / 10)
+        stale(self.read_at, now, period)
     }
 
-    /// Reads every board source if the last read is `period` old or more (see `due`).
-    pub fn refresh(&mut self, root: &Root, now: Instant, period: Duration, buf: &mut Vec<u8>) {
-        if !self.due(now, period) {
-            return;
-        }
-        self.read_at = Some(now);
+    /// Reads every board source that is due (see `due`): clocks,
+    /// throttling, fans and power each `period`; pressure each `period`
+    /// but at most every `PRESSURE_PERIOD` (each sample with a zero
+    /// period); and, for a sample that makes an answer (`for_answer`),
+    /// load average and uptime each `period`.
+    pub fn refresh(
+        &mut self,
+        root: &Root,
+        now: Instant,
+        period: Duration,
+        buf: &mut Vec<u8>,
+        for_answer: bool,
+    ) {
         let f = self.files.get_or_insert_with(|| Files {
             loadavg: KeptFile::new(root, "proc/loadavg"),
-            uptime: KeptFile::new(root, "proc/uptime"),
+            uptime: (!root.is_host()).then(|| KeptFile::new(root, "proc/uptime")),
             pressure: [
                 KeptFile::new(root, "proc/pressure/cpu"),
                 KeptFile::new(root, "proc/pressure/memory"),
                 KeptFile::new(root, "proc/pressure/io"),
             ],
         });
-        self.load_avg = match f.loadavg.read(buf) {
-            Ok(()) => super::cpu::parse_loadavg(buf),
-            Err(_) => None,
+        if for_answer && stale(self.answer_at, now, period) {
+            self.answer_at = Some(now);
+            self.load_avg = match f.loadavg.read(buf) {
+                Ok(()) => super::cpu::parse_loadavg(buf),
+                Err(_) => None,
+            };
+            self.uptime = match &mut f.uptime {
+                Some(k) => match k.read(buf) {
+                    Ok(()) => parse_uptime(buf),
+                    Err(_) => None,
+                },
+                None => boot_time_s(),
+            }
+            .map(|u| (u, now));
+        }
+        if !stale(self.read_at, now, period) {
+            return;
+        }
+        self.read_at = Some(now);
+        // (a zero period, as the allocation tests set, reads every sample)
+        let psi_period = if period.is_zero() {
+            period
+        } else {
+            period.max(PRESSURE_PERIOD)
         };
-        self.uptime = match f.uptime.read(buf) {
-            Ok(()) => parse_uptime(buf).map(|u| (u, now)),
-            Err(_) => None,
-        };
-        // Absent (no CONFIG_PSI), or EOPNOTSUPP (booted with psi=0): null.
-        let mut psi = |k: &mut KeptFile| -> Option<Psi> {
-            k.read(buf).ok()?;
-            parse_pressure(buf)
-        };
-        let [c, m, i] = &mut f.pressure;
-        let p = Pressure {
-            cpu: psi(c),
-            memory: psi(m),
-            io: psi(i),
-        };
-        self.pressure = (p.cpu.is_some() || p.memory.is_some() || p.io.is_some()).then_some(p);
+        if stale(self.pressure_at, now, psi_period) {
+            self.pressure_at = Some(now);
+            // Absent (no CONFIG_PSI), or EOPNOTSUPP (booted with psi=0): null.
+            let mut psi = |k: &mut KeptFile| -> Option<Psi> {
+                k.read(buf).ok()?;
+                parse_pressure(buf)
+            };
+            let [c, m, i] = &mut f.pressure;
+            let p = Pressure {
+                cpu: psi(c),
+                memory: psi(m),
+                io: psi(i),
+            };
+            self.pressure = (p.cpu.is_some() || p.memory.is_some() || p.io.is_some()).then_some(p);
+        }
         self.cpufreq.refresh(root, now, buf);
         self.throttle.refresh(root, now, buf);
         self.fans.refresh(root, now, buf);
@@ -121,30 +176,89 @@ mod tests {
         assert_eq!(parse_uptime(b"x 1"), None);
     }
 
-    #[test]
-    fn read_once_per_period() {
-        let root = Root::new(concat!(
+    fn server() -> Root {
+        Root::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/server"
-        ));
+        ))
+    }
+
+    #[test]
+    fn read_once_per_period() {
+        let root = server();
         let mut b = Board::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
-        b.refresh(&root, t0, BOARD_PERIOD, &mut buf);
+        b.refresh(&root, t0, BOARD_PERIOD, &mut buf, true);
         assert_eq!(b.load_avg, Some([2.5, 1.75, 1.0]));
         assert_eq!(b.uptime_s(t0), Some(864000.25));
         assert_eq!(b.uptime_s(t0 + Duration::from_secs(2)), Some(864002.25));
         let p = b.pressure.unwrap();
         assert_eq!(p.cpu.unwrap().some.unwrap().avg10, 12.5);
         b.load_avg = None;
+        let half = t0 + Duration::from_millis(500);
+        b.refresh(&root, half, BOARD_PERIOD, &mut buf, true);
+        assert_eq!(b.load_avg, None, "not read again inside the period");
         b.refresh(
             &root,
-            t0 + Duration::from_millis(500),
+            t0 + Duration::from_secs(1),
             BOARD_PERIOD,
             &mut buf,
+            true,
         );
-        assert_eq!(b.load_avg, None, "not read again inside the period");
-        b.refresh(&root, t0 + Duration::from_secs(1), BOARD_PERIOD, &mut buf);
         assert!(b.load_avg.is_some());
+    }
+
+    #[test]
+    fn a_history_tick_reads_no_load_average_and_pressure_every_two_seconds() {
+        let root = server();
+        let mut b = Board::default();
+        let t0 = Instant::now();
+        let mut buf = Vec::new();
+        b.refresh(&root, t0, BOARD_PERIOD, &mut buf, false);
+        assert_eq!(
+            b.load_avg, None,
+            "a history tick's slot keeps no load average"
+        );
+        assert_eq!(b.uptime_s(t0), None);
+        assert!(b.pressure.is_some());
+        b.pressure = None;
+        let t1 = t0 + Duration::from_secs(1);
+        b.refresh(&root, t1, BOARD_PERIOD, &mut buf, false);
+        assert!(b.pressure.is_none(), "pressure's averages move every 2 s");
+        // an answer's sample a moment later still gets them
+        b.refresh(
+            &root,
+            t1 + Duration::from_millis(10),
+            BOARD_PERIOD,
+            &mut buf,
+            true,
+        );
+        assert_eq!(b.load_avg, Some([2.5, 1.75, 1.0]));
+        assert!(b.uptime_s(t1).is_some());
+        // a tick that comes a little early still reads it
+        b.refresh(
+            &root,
+            t0 + Duration::from_millis(1900),
+            BOARD_PERIOD,
+            &mut buf,
+            false,
+        );
+        assert!(b.pressure.is_some());
+    }
+
+    #[test]
+    fn the_hosts_uptime_is_the_boot_clock_proc_uptime_prints() {
+        let mut b = Board::default();
+        let now = Instant::now();
+        let before = parse_uptime(&std::fs::read("/proc/uptime").unwrap()).unwrap();
+        b.refresh(&Root::new("/"), now, BOARD_PERIOD, &mut Vec::new(), true);
+        let after = parse_uptime(&std::fs::read("/proc/uptime").unwrap()).unwrap();
+        let u = b.uptime_s(now).unwrap();
+        // /proc/uptime prints hundredths, truncated
+        assert!(
+            u >= before && u < after + 0.01,
+            "{before} <= {u} < {after} + 0.01"
+        );
     }
 }

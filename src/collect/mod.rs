@@ -404,9 +404,9 @@ impl Collectors {
             if let Err(e) = m.disk_io.sample(&self.s.root, now, &mut self.buf) {
                 self.reported.note(&e);
             }
-            m.board
-                .refresh(&self.s.root, now, self.s.board_period, &mut self.buf);
         }
+        m.board
+            .refresh(&self.s.root, now, self.s.board_period, &mut self.buf, full);
         let process_count = if full {
             self.refresh_hostname();
             self.count_processes(now)
