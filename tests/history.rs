@@ -224,6 +224,41 @@ fn history_off_answers_an_error_and_never_wakes() {
     assert!(!body.contains("sockagent_history_bytes"), "{body}");
 }
 
+/// `key` (kB) from `/proc/PID/status`, in bytes.
+fn status_bytes(pid: u32, key: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {s}"));
+    kb * 1024.0
+}
+
+#[test]
+fn the_ring_is_resident_from_the_start_and_does_not_grow() {
+    // a day of samples: a ring far larger than the rest of the agent, so a
+    // ring left to fault in as it fills would show at once
+    let agent = Agent::start(&["--history", "86400"], &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, body) = http_get(agent.port, "/metrics", "").unwrap();
+    let ring = gauge(&body, "sockagent_history_bytes");
+    assert!(ring > 10e6, "{body}");
+    let pid = agent.child.id();
+    let anon = status_bytes(pid, "RssAnon:");
+    assert!(
+        anon >= ring,
+        "RssAnon {anon} B is under the ring's {ring} B: its pages come in as it fills"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let later = status_bytes(pid, "RssAnon:");
+    assert!(
+        later - anon < 64.0 * 1024.0,
+        "RssAnon grew {} B in 3 s of history",
+        later - anon
+    );
+}
+
 #[test]
 fn history_on_wakes_once_a_second_with_no_client() {
     let agent = Agent::start(&[], &[]);

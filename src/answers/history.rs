@@ -3,6 +3,11 @@
 //! sample is taken and never grown (`tests/history.rs`; its bytes are
 //! logged and shown on `/metrics` as `sockagent_history_bytes`).
 //!
+//! The whole ring is written when it is sized (every slot empty), so its
+//! memory is resident from the start: the agent's RSS does not climb for
+//! the first `--history` seconds and then stop, and a board that cannot
+//! afford it finds out at start.
+//!
 //! A slot holds the fixed readings (`Fixed`) and `stride` more numbers
 //! in one flat `f64` array: each core's busy %, each interface's receive
 //! and transmit rate, each GPU's usage and memory. The set of cores,
@@ -41,6 +46,23 @@ struct Fixed {
     psi_cpu: f32,
     psi_memory: f32,
     psi_io: f32,
+}
+
+impl Fixed {
+    /// A slot not yet written.
+    const EMPTY: Fixed = Fixed {
+        at_ms: 0,
+        cpu_total: f32::NAN,
+        mem_used: 0,
+        swap_used: 0,
+        disk_read: f32::NAN,
+        disk_write: f32::NAN,
+        cpu_temp_c: f32::NAN,
+        freq_avg_mhz: f32::NAN,
+        psi_cpu: f32::NAN,
+        psi_memory: f32::NAN,
+        psi_io: f32::NAN,
+    };
 }
 
 /// The counters the next sample's rates are taken against.
@@ -176,8 +198,10 @@ impl Ring {
         let mut r = Ring {
             cap: capacity,
             dims,
-            fixed: Vec::with_capacity(capacity),
-            vars: Vec::with_capacity(capacity * dims.stride()),
+            // written whole now (NaN is not zero bytes, so no page is left
+            // for later): see the module's header
+            fixed: vec![Fixed::EMPTY; capacity],
+            vars: vec![f64::NAN; capacity * dims.stride()],
             head: 0,
             len: 0,
             interfaces: Vec::with_capacity(dims.interfaces),
@@ -201,7 +225,7 @@ impl Ring {
         r
     }
 
-    /// Its memory, bytes (reserved at its first sample).
+    /// Its memory, bytes (allocated and written at its first sample).
     fn bytes(&self) -> usize {
         self.fixed.capacity() * std::mem::size_of::<Fixed>()
             + self.vars.capacity() * std::mem::size_of::<f64>()
@@ -260,13 +284,8 @@ impl Ring {
         };
         cpu::per_core_pct(&m.stat, &self.base.stat, &mut self.per_core);
         let stride = self.dims.stride();
-        if self.fixed.len() == self.cap {
-            if let Some(f) = self.fixed.get_mut(self.head) {
-                *f = fixed;
-            }
-        } else {
-            self.fixed.push(fixed);
-            self.vars.resize(self.vars.len() + stride, f64::NAN);
+        if let Some(f) = self.fixed.get_mut(self.head) {
+            *f = fixed;
         }
         let Dims {
             cores, interfaces, ..
