@@ -5,7 +5,9 @@
 //! 1. idle: sockagent started fresh with its default history and no client,
 //!    beside one with `--history 0`, both for `--idle-seconds`: CPU per hour
 //!    and context switches per second, then `sockagent_history_bytes` and
-//!    `sockagent_history_samples` from `/metrics`;
+//!    `sockagent_history_samples` from `/metrics`; beside them, two floors:
+//!    this bench re-run as a process that only wakes once a second, and as
+//!    one that also reads the files a history tick reads (`idle_floor`);
 //! 2. push: sockagent, every client sends `{"type":"subscribe","metrics_ms":1000}`
 //!    once and then only reads; the delay of each pushed frame is the
 //!    client's receive time (epoch ms) minus its `sampled_at_ms`, and per tick
@@ -27,6 +29,7 @@
 //! cargo build --release
 //! cargo bench --bench subscribers -- --bin target/release/sockagent
 //!   [--clients 1000] [--seconds 60] [--idle-seconds 60] [--ref PATH]
+//!   [--idle-only]
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -92,6 +95,8 @@ fn opts() -> Opts {
             // profiling the push phase alone (no summary table)
             "--no-reference" => o.reference_phase = false,
             "--ours-polled" => o.ours_polled = true,
+            // the idle phase alone
+            "--idle-only" => o.clients = 0,
             "--pin" => o.pin = true,
             // cargo bench passes --bench to harness = false benches
             "--bench" => {}
@@ -826,41 +831,109 @@ fn date() -> String {
         .unwrap_or_default()
 }
 
+/// `subscribers --idle-floor wake|read`: the least a 1 Hz sampler can do.
+/// `wake` wakes once a second and does nothing; `read` also reads the files
+/// a history tick reads on a machine without hwmon or cpufreq (what
+/// `strace` shows the agent read): `/proc/stat`, `/proc/meminfo`,
+/// `/proc/self/net/dev` and `/proc/diskstats` each second, the three
+/// pressure files every other second, each kept open and read with one
+/// `pread` into a kept buffer.
+fn idle_floor(kind: &str) -> ! {
+    use std::os::unix::fs::FileExt;
+    let open = |p: &str| std::fs::File::open(p).ok();
+    let each: Vec<_> = [
+        "/proc/stat",
+        "/proc/meminfo",
+        "/proc/self/net/dev",
+        "/proc/diskstats",
+    ]
+    .iter()
+    .filter_map(|p| open(p))
+    .collect();
+    let every_other: Vec<_> = ["cpu", "memory", "io"]
+        .iter()
+        .filter_map(|k| open(&format!("/proc/pressure/{k}")))
+        .collect();
+    let read = kind == "read";
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut next = Instant::now();
+    for tick in 0u64.. {
+        next += Duration::from_secs(1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        if read {
+            for f in each
+                .iter()
+                .chain(every_other.iter().filter(|_| tick % 2 == 0))
+            {
+                let _ = f.read_at(&mut buf, 0);
+            }
+        }
+    }
+    unreachable!()
+}
+
+fn start_idle_floor(name: &'static str, kind: &str) -> Agent {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--idle-floor", kind])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    pin_agent(child.id());
+    Agent {
+        name,
+        child,
+        port: 0,
+    }
+}
+
 fn idle_phase(o: &Opts) {
     let Some(on) = start("sockagent", &o.bin, &[]) else {
         return;
     };
     let off = start("sockagent --history 0", &o.bin, &["--history", "0"]);
+    let floors = [
+        start_idle_floor("floor: wake once a second", "wake"),
+        start_idle_floor(
+            "floor: wake once a second and read the tick's files",
+            "read",
+        ),
+    ];
+    let all: Vec<&Agent> = std::iter::once(&on)
+        .chain(off.as_ref())
+        .chain(floors.iter())
+        .collect();
     // settle: the first samples, the page cache
     std::thread::sleep(Duration::from_secs(2));
-    let a: Vec<Snap> = std::iter::once(&on)
-        .chain(off.as_ref())
-        .map(|g| snap(g.pid()))
-        .collect();
+    let a: Vec<Snap> = all.iter().map(|g| snap(g.pid())).collect();
     std::thread::sleep(Duration::from_secs(o.idle_seconds));
-    let b: Vec<Snap> = std::iter::once(&on)
-        .chain(off.as_ref())
-        .map(|g| snap(g.pid()))
-        .collect();
+    let b: Vec<Snap> = all.iter().map(|g| snap(g.pid())).collect();
     println!(
         "idle, no client, {} s (ended {}; load {}):",
         o.idle_seconds,
         date(),
         loadavg()
     );
-    for (g, (a, b)) in std::iter::once(&on)
-        .chain(off.as_ref())
-        .zip(a.iter().zip(&b))
-    {
+    let mut per_hour = Vec::new();
+    for (g, (a, b)) in all.iter().zip(a.iter().zip(&b)) {
         let w = window(a, b);
+        per_hour.push(w.agent_ms_s * 3600.0);
         println!(
-            "  {}: CPU {:.1} ms/hour (utime+stime {:.0} ms/hour), {:.2} context switches/s, VmRSS {:.0} KiB, RssAnon {:.0} KiB",
+            "  {}: CPU {:.1} ms/hour = {:.4} % of a core (utime+stime {:.0} ms/hour), {:.2} context switches/s, VmRSS {:.0} KiB, RssAnon {:.0} KiB",
             g.name,
             w.agent_ms_s * 3600.0,
+            w.agent_ms_s / 10.0,
             w.agent_ticks_ms_s * 3600.0,
             w.agent_ctx_s,
             status_kb(g.pid(), "VmRSS:"),
             status_kb(g.pid(), "RssAnon:"),
+        );
+    }
+    let n = per_hour.len();
+    if n >= 3 {
+        println!(
+            "  sockagent with history: {:.2}x the bare wakeup, {:.2}x the wakeup reading the same files",
+            per_hour[0] / per_hour[n - 2],
+            per_hour[0] / per_hour[n - 1]
         );
     }
     if off.is_none() {
@@ -877,9 +950,13 @@ fn idle_phase(o: &Opts) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("--floor-server") {
-        let p: Vec<usize> = args.map(|v| v.parse().unwrap()).collect();
-        floor_server(p[0] as u16, p[1], p[2]);
+    match args.next().as_deref() {
+        Some("--floor-server") => {
+            let p: Vec<usize> = args.map(|v| v.parse().unwrap()).collect();
+            floor_server(p[0] as u16, p[1], p[2]);
+        }
+        Some("--idle-floor") => idle_floor(&args.next().unwrap_or_default()),
+        _ => {}
     }
     let o = opts();
     raise_nofile();
@@ -909,6 +986,9 @@ fn main() {
     if o.idle_seconds > 0 {
         idle_phase(&o);
         println!();
+    }
+    if n == 0 {
+        return;
     }
 
     let ours = start("sockagent", &o.bin, &[]).expect("sockagent did not start");
