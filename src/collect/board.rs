@@ -4,10 +4,9 @@
 //! batteries and RAPL; `Collectors` reads `/proc/diskstats` on the same
 //! cadence (the kernel formats a line per block device, loops and
 //! partitions included: ~11 µs on a VM, as much as `/proc/stat`). These are read at most once per `Settings::board_period`
-//! (1 s by default) and reused by the samples in between. Pressure is read
-//! at most every 2 s, the period the kernel recomputes its averages on.
-//! Load average and uptime are for answers only (a history tick's slot
-//! keeps neither), so a history tick does not read them. Uptime is the
+//! (1 s by default) and reused by the samples in between. A history tick
+//! reads pressure at most every 2 s, the period the kernel recomputes its
+//! averages on, and no load average or uptime (its slot keeps neither). Uptime is the
 //! last reading plus the time since, so it is exact on every sample; on
 //! the host the reading is `CLOCK_BOOTTIME`, the clock `/proc/uptime`
 //! prints, so no file is read for it.
@@ -91,9 +90,9 @@ impl Board {
 
     /// Reads every board source that is due (see `due`): clocks,
     /// throttling, fans and power each `period`; pressure each `period`
-    /// but at most every `PRESSURE_PERIOD` (each sample with a zero
-    /// period); and, for a sample that makes an answer (`for_answer`),
-    /// load average and uptime each `period`.
+    /// for an answer's sample (`for_answer`), each `PRESSURE_PERIOD` at
+    /// the least for a history tick's; load average and uptime each
+    /// `period`, for an answer's sample only.
     pub fn refresh(
         &mut self,
         root: &Root,
@@ -126,12 +125,10 @@ impl Board {
             }
             .map(|u| (u, now));
         }
-        if !stale(self.read_at, now, period) {
-            return;
-        }
-        self.read_at = Some(now);
-        // (a zero period, as the allocation tests set, reads every sample)
-        let psi_period = if period.is_zero() {
+        // An answer's pressure is at most `period` old, as the rest: its
+        // `total` counters go to /metrics. A history tick keeps only avg10,
+        // which the kernel recomputes every `PRESSURE_PERIOD`.
+        let psi_period = if for_answer {
             period
         } else {
             period.max(PRESSURE_PERIOD)
@@ -151,6 +148,10 @@ impl Board {
             };
             self.pressure = (p.cpu.is_some() || p.memory.is_some() || p.io.is_some()).then_some(p);
         }
+        if !stale(self.read_at, now, period) {
+            return;
+        }
+        self.read_at = Some(now);
         self.cpufreq.refresh(root, now, buf);
         self.throttle.refresh(root, now, buf);
         self.fans.refresh(root, now, buf);
@@ -214,6 +215,7 @@ mod tests {
         let root = server();
         let mut b = Board::default();
         let t0 = Instant::now();
+        let ms = Duration::from_millis;
         let mut buf = Vec::new();
         b.refresh(&root, t0, BOARD_PERIOD, &mut buf, false);
         assert_eq!(
@@ -223,28 +225,18 @@ mod tests {
         assert_eq!(b.uptime_s(t0), None);
         assert!(b.pressure.is_some());
         b.pressure = None;
-        let t1 = t0 + Duration::from_secs(1);
-        b.refresh(&root, t1, BOARD_PERIOD, &mut buf, false);
+        b.refresh(&root, t0 + ms(1000), BOARD_PERIOD, &mut buf, false);
         assert!(b.pressure.is_none(), "pressure's averages move every 2 s");
-        // an answer's sample a moment later still gets them
-        b.refresh(
-            &root,
-            t1 + Duration::from_millis(10),
-            BOARD_PERIOD,
-            &mut buf,
-            true,
-        );
-        assert_eq!(b.load_avg, Some([2.5, 1.75, 1.0]));
-        assert!(b.uptime_s(t1).is_some());
         // a tick that comes a little early still reads it
-        b.refresh(
-            &root,
-            t0 + Duration::from_millis(1900),
-            BOARD_PERIOD,
-            &mut buf,
-            false,
-        );
+        b.refresh(&root, t0 + ms(1900), BOARD_PERIOD, &mut buf, false);
         assert!(b.pressure.is_some());
+        // an answer's sample gets load, uptime and pressure at most a
+        // period old, whatever the ticks read
+        b.pressure = None;
+        b.refresh(&root, t0 + ms(2950), BOARD_PERIOD, &mut buf, true);
+        assert_eq!(b.load_avg, Some([2.5, 1.75, 1.0]));
+        assert!(b.uptime_s(t0 + ms(2950)).is_some());
+        assert!(b.pressure.is_some(), "its totals go to /metrics");
     }
 
     #[test]
