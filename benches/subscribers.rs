@@ -857,7 +857,9 @@ fn idle_floor(kind: &str) -> ! {
     let read = kind == "read";
     let mut buf = vec![0u8; 64 * 1024];
     let mut next = Instant::now();
-    for tick in 0u64.. {
+    let mut tick = 0u64;
+    loop {
+        tick += 1;
         next += Duration::from_secs(1);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         if read {
@@ -869,7 +871,6 @@ fn idle_floor(kind: &str) -> ! {
             }
         }
     }
-    unreachable!()
 }
 
 fn start_idle_floor(name: &'static str, kind: &str) -> Agent {
@@ -928,14 +929,15 @@ fn idle_phase(o: &Opts) {
             status_kb(g.pid(), "RssAnon:"),
         );
     }
-    let n = per_hour.len();
-    if n >= 3 {
-        println!(
-            "  sockagent with history: {:.2}x the bare wakeup, {:.2}x the wakeup reading the same files",
-            per_hour[0] / per_hour[n - 2],
-            per_hour[0] / per_hour[n - 1]
-        );
-    }
+    // `all` is the agent with history first and the two floors last
+    let [.., wake, read] = per_hour[..] else {
+        unreachable!("the two floors are always measured")
+    };
+    println!(
+        "  sockagent with history: {:.2}x the bare wakeup, {:.2}x the wakeup reading the same files",
+        per_hour[0] / wake,
+        per_hour[0] / read
+    );
     if off.is_none() {
         println!("  (sockagent --history 0 did not start: no history flag in this build)");
     }

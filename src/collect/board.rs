@@ -3,13 +3,14 @@
 //! each core's clock, load average, uptime, pressure, throttling, fans,
 //! batteries and RAPL; `Collectors` reads `/proc/diskstats` on the same
 //! cadence (the kernel formats a line per block device, loops and
-//! partitions included: ~11 µs on a VM, as much as `/proc/stat`). These are read at most once per `Settings::board_period`
-//! (1 s by default) and reused by the samples in between. A history tick
-//! reads pressure at most every 2 s, the period the kernel recomputes its
-//! averages on, and no load average or uptime (its slot keeps neither). Uptime is the
-//! last reading plus the time since, so it is exact on every sample; on
-//! the host the reading is `CLOCK_BOOTTIME`, the clock `/proc/uptime`
-//! prints, so no file is read for it.
+//! partitions included: ~11 µs on a VM, as much as `/proc/stat`). These
+//! are read at most once per `Settings::board_period` (1 s by default) and
+//! reused by the samples in between. A history tick reads pressure at most
+//! every 2 s, the period the kernel recomputes its averages on, and no
+//! load average or uptime (its slot keeps neither). Uptime is the last
+//! reading plus the time since, so it is exact on every sample; on the
+//! host the reading is `CLOCK_BOOTTIME`, the clock `/proc/uptime` prints,
+//! so no file is read for it.
 //!
 //! Each reader keeps its files open (`KeptFile`) and finds its set
 //! (cores, fans, batteries, RAPL domains, throttle counts) at first use,
