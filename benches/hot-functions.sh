@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerates packaging/hot-functions.txt: the functions the agent runs
 # while it starts and serves a TUI-like client (benches/tui-rss.py: metrics,
-# processes, disks, one process's detail and journal), found with valgrind's
+# processes, disks, one process's detail and journal, for another process
+# and for the agent itself), found with valgrind's
 # callgrind, as demangled names. packaging/linker-gcc places them together
 # at the start of .text. The list is the union over the glibc and the
 # static musl builds (musl's own libc functions are in the latter's binary).
@@ -24,7 +25,10 @@ bin=target/${target:-.}/release/sockagent
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/cg" \
     "$bin" --port $port > "$tmp/log" 2>&1 &
 vg=$!
+# The process window on another process (the client), then on the agent
+# itself, as benches/tui-rss.py measures it: each reads its own files.
 python3 benches/tui-rss.py --client $port --seconds "$secs"
+python3 benches/tui-rss.py --client $port --seconds "$secs" --pid $vg
 kill -TERM $vg
 wait $vg || true
 # Every function of our binary that callgrind saw run (fn= and cfn= lines;
