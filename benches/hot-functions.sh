@@ -49,7 +49,9 @@ awk -v bin="$(basename "$bin")" '
 ' "$tmp/cg" | sort -u > "$tmp/hot.mangled"
 # valgrind's CPU has no AVX-512 or SHA extensions: add the variants that
 # crc32 (gzip trailers) and sha1 (the WebSocket handshake) pick on real CPUs.
-extra='^(crc32fast::specialized::|sha1::compress::x86::|<std::process::Child>::kill$)'
+# Also what runs before main, which callgrind reports as "(below main)":
+# _start and, in the static musl build, musl's __libc_start_main.
+extra='^(crc32fast::specialized::|sha1::compress::x86::|<std::process::Child>::kill$|_start$|__libc_start_main$)'
 nm --defined-only "$bin" | cut -c 20- > "$tmp/m"
 nm -C --defined-only "$bin" | cut -c 20- | paste -d '\t' "$tmp/m" - |
     awk -F '\t' -v extra="$extra" 'NR == FNR { hot[$0] = 1; next }
