@@ -65,11 +65,11 @@ nm -C --defined-only "$bin" | cut -c 20- | paste -d '\t' "$tmp/m" - |
         ($1 in hot) || $2 ~ extra { print $2 }' "$tmp/hot.mangled" - |
     cat >> "$tmp/all"
 done
+LC_ALL=C sort -u "$tmp/all" > "$tmp/new"
 if [ -n "$check" ]; then
-    LC_ALL=C sort -u "$tmp/all" > "$tmp/new"
     LC_ALL=C comm -13 packaging/hot-functions.txt "$tmp/new" > "$tmp/missing"
 else
-    LC_ALL=C sort -u "$tmp/all" > packaging/hot-functions.txt
+    cp "$tmp/new" packaging/hot-functions.txt
 fi
 # Relink both, stripped and in the list's order.
 for target in "" x86_64-unknown-linux-musl; do
