@@ -79,7 +79,7 @@ pub fn meminfo_metric(key: &[u8], kb: bool) -> String {
 pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
     use Kind::{Counter, Gauge};
     let mut out = String::with_capacity(stats.last_len + 4096);
-    let w = &mut Writer { out: &mut out };
+    let w = &mut Writer::new(&mut out);
     let rss = col.own_rss();
     let hz = collect::clock_ticks() as f64;
     {
