@@ -5,6 +5,7 @@
 //! sockagent: a single-threaded Linux metrics agent speaking the socktop
 //! WebSocket API. See ARCHITECTURE.md for the map.
 
+pub mod alerts;
 pub mod answers;
 pub mod bench;
 pub mod collect;
