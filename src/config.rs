@@ -39,6 +39,11 @@ Options:
                       keep one sample a second for this long, for the history
                       request (default 900; 0 = off, no wakeups while idle;
                       at most 86400) [SOCKAGENT_HISTORY]
+      --alerts FILE   change the built-in alert rules (TOML: threshold, for,
+                      severity, enabled per rule) [SOCKAGENT_ALERTS]
+      --alertmanager URL
+                      send alerts to this Alertmanager (http/https; repeatable)
+                      [SOCKAGENT_ALERTMANAGERS, comma-separated]
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
@@ -94,6 +99,10 @@ pub struct Config {
     pub prom_top_cgroups: usize,
     /// Seconds of history kept, one sample a second (0: none).
     pub history_s: u32,
+    /// The alert rules' changes from `--alerts` (default: none).
+    pub alerts: crate::alerts::Overrides,
+    /// Alertmanager base URLs (`--alertmanager`), checked: http or https.
+    pub alertmanagers: Vec<String>,
 }
 
 /// What the command line asks for.
@@ -134,6 +143,28 @@ fn parse_ms(name: &str, v: &str) -> Result<Duration, String> {
         })
 }
 
+/// The `--alertmanager` URLs, else `SOCKAGENT_ALERTMANAGERS`'s
+/// (comma-separated), at most `deliver::MAX_ALERTMANAGERS`.
+fn alertmanagers_or_env(
+    mut urls: Vec<String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
+    use crate::alerts::deliver::{parse_url, MAX_ALERTMANAGERS};
+    let mut what = "--alertmanager";
+    if urls.is_empty() {
+        what = "SOCKAGENT_ALERTMANAGERS";
+        for v in env(what).iter().flat_map(|v| v.split(',')) {
+            if !v.trim().is_empty() {
+                urls.push(parse_url(what, v)?);
+            }
+        }
+    }
+    if urls.len() > MAX_ALERTMANAGERS {
+        return Err(format!("{what}: at most {MAX_ALERTMANAGERS} Alertmanagers"));
+    }
+    Ok(urls)
+}
+
 /// Parses `args` (without the program name) and an environment lookup.
 pub fn parse(
     args: impl IntoIterator<Item = OsString>,
@@ -144,6 +175,8 @@ pub fn parse(
     let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
     let mut client_ca = None;
     let mut history = None;
+    let mut alerts = None;
+    let mut alertmanagers = Vec::new();
     let mut bench: Option<u32> = None;
     let str_of = |v: OsString, flag: &str| {
         v.into_string()
@@ -174,6 +207,17 @@ pub fn parse(
             Long("history") => {
                 let v = str_of(p.value().map_err(|e| e.to_string())?, "--history")?;
                 history = Some(parse_history("--history", &v)?);
+            }
+            Long("alerts") => {
+                let v = p.value().map_err(|e| e.to_string())?;
+                if v.is_empty() {
+                    return Err("--alerts: empty path".into());
+                }
+                alerts = Some(("--alerts", PathBuf::from(v)));
+            }
+            Long("alertmanager") => {
+                let v = str_of(p.value().map_err(|e| e.to_string())?, "--alertmanager")?;
+                alertmanagers.push(crate::alerts::deliver::parse_url("--alertmanager", &v)?);
             }
             Value(v) if v == "bench" && bench.is_none() => bench = Some(200),
             Short('n') | Long("iterations") if bench.is_some() => {
@@ -256,6 +300,16 @@ pub fn parse(
             None => DEFAULT_HISTORY_S,
         },
     };
+    let alerts = alerts.or_else(|| {
+        env("SOCKAGENT_ALERTS")
+            .filter(|v| !v.is_empty())
+            .map(|v| ("SOCKAGENT_ALERTS", PathBuf::from(v)))
+    });
+    let alerts = match alerts {
+        Some((name, path)) => crate::alerts::Overrides::load(name, &path)?,
+        None => crate::alerts::Overrides::default(),
+    };
+    let alertmanagers = alertmanagers_or_env(alertmanagers, &env)?;
     let config = Box::new(Config {
         port,
         bind: bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -283,6 +337,8 @@ pub fn parse(
         prom_top_n,
         prom_top_cgroups,
         history_s,
+        alerts,
+        alertmanagers,
     });
     Ok(match bench {
         Some(iterations) => Action::Bench { iterations, config },
@@ -489,6 +545,67 @@ mod tests {
         ));
         assert!(parse(["bench", "-n", "0"].map(OsString::from), |_| None).is_err());
         assert!(parse(["-n", "3"].map(OsString::from), |_| None).is_err());
+    }
+
+    #[test]
+    fn alerts_file_and_alertmanagers() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.alerts, crate::alerts::Overrides::default());
+        assert!(c.alertmanagers.is_empty());
+        let dir = std::env::temp_dir().join(format!("sockagent-cfg-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[NodeHighTemperature]\nthreshold = 70\n").unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[NodeHighTemperature]\nfor = \"soon\"\n").unwrap();
+        let g = good.to_str().unwrap();
+        let c = run(&["--alerts", g], &[]).unwrap();
+        assert_eq!(c.alerts.0[2].threshold, Some(70.0));
+        let c = run(&[], &[("SOCKAGENT_ALERTS", g)]).unwrap();
+        assert_eq!(c.alerts.0[2].threshold, Some(70.0));
+        let e = run(&["--alerts", bad.to_str().unwrap()], &[]).unwrap_err();
+        assert!(
+            e.starts_with("--alerts: ") && e.contains("bad.toml: NodeHighTemperature.for"),
+            "{e}"
+        );
+        let e = run(&[], &[("SOCKAGENT_ALERTS", "/nonexistent/a.toml")]).unwrap_err();
+        assert!(
+            e.starts_with("SOCKAGENT_ALERTS: /nonexistent/a.toml: "),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let c = run(
+            &[
+                "--alertmanager",
+                "http://a:9093/",
+                "--alertmanager",
+                "https://b",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.alertmanagers, ["http://a:9093", "https://b"]);
+        let env = [("SOCKAGENT_ALERTMANAGERS", "http://a:9093, http://b:9093,")];
+        assert_eq!(
+            run(&[], &env).unwrap().alertmanagers,
+            ["http://a:9093", "http://b:9093"]
+        );
+        let flag = run(&["--alertmanager", "http://c"], &env).unwrap();
+        assert_eq!(flag.alertmanagers, ["http://c"], "the flag wins");
+        let e = run(&["--alertmanager", "ftp://a"], &[]).unwrap_err();
+        assert!(
+            e.starts_with("--alertmanager: invalid URL \"ftp://a\""),
+            "{e}"
+        );
+        let e = run(&[], &[("SOCKAGENT_ALERTMANAGERS", "http://a,b")]).unwrap_err();
+        assert!(
+            e.starts_with("SOCKAGENT_ALERTMANAGERS: invalid URL \"b\""),
+            "{e}"
+        );
+        let nine = ["http://a"; 9].join(",");
+        let e = run(&[], &[("SOCKAGENT_ALERTMANAGERS", &nine)]).unwrap_err();
+        assert!(e.contains("at most 8"), "{e}");
     }
 
     #[test]

@@ -108,7 +108,8 @@ fn run(cfg: Config) -> Result<(), String> {
         },
     )
     .with_prom_top_cgroups(cfg.prom_top_cgroups)
-    .with_history(cfg.history_s);
+    .with_history(cfg.history_s)
+    .with_alerts(&cfg.alerts, cfg.alertmanagers.len());
     let opts = Options {
         token: cfg.token.clone(),
         limits,

@@ -26,6 +26,7 @@
 //! reclaims the same memory, so the steady state allocates nothing
 //! (`tests/alloc.rs`).
 
+pub mod alerting;
 pub mod history;
 pub mod prom;
 
@@ -285,6 +286,8 @@ pub struct Answers {
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
+    /// The alert rules, evaluated on the history tick (`with_alerts`).
+    alerts: Option<alerting::Alerting>,
 }
 
 /// A metrics sample this young (a request's, or the one a pushed stream
@@ -314,6 +317,7 @@ impl Answers {
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
             history: None,
+            alerts: None,
         }
     }
 
@@ -353,6 +357,38 @@ impl Answers {
         if let Some(h) = &mut self.history {
             h.record(m, gpus);
         }
+        if let Some(a) = &mut self.alerts {
+            a.tick(self.col.metrics(), now);
+        }
+    }
+
+    /// Evaluates the alert rules (with the alerts file's changes) on the
+    /// history tick, delivering to `alertmanagers` Alertmanagers.
+    pub fn with_alerts(
+        mut self,
+        overrides: &crate::alerts::Overrides,
+        alertmanagers: usize,
+    ) -> Self {
+        self.alerts = Some(alerting::Alerting::new(overrides, alertmanagers));
+        self
+    }
+
+    /// The alert engine, once wired (`with_alerts`): delivery's caller
+    /// drives `due`, `payload` and `delivered` through it.
+    pub fn alert_engine(&mut self) -> Option<&mut crate::alerts::Engine> {
+        self.alerts.as_mut().map(|a| &mut a.engine)
+    }
+
+    /// The `alerts` answer: the pending and firing alerts.
+    fn alerts_answer(&mut self) -> std::result::Result<Answer, &'static str> {
+        let a = match &self.alerts {
+            Some(a) if a.evaluated => a,
+            _ => return Err("alerts are not evaluated yet (they ride the history tick: --history 0 turns them off)"),
+        };
+        a.engine.answer_json(&mut self.json);
+        Ok(Answer::text(
+            String::from_utf8_lossy(&self.json).into_owned(),
+        ))
     }
     /// How many cgroups `/metrics` lists (`SOCKAGENT_PROM_TOP_CGROUPS`;
     /// 0: none, and the scrape does not sample them).
@@ -420,6 +456,10 @@ impl Answers {
                         None,
                     )))
                 }
+            },
+            Request::Alerts => match self.alerts_answer() {
+                Ok(a) => Ok(a),
+                Err(e) => return Reply::Ready(Answer::text(protocol::error_json(e, text, None))),
             },
             Request::Subscribe(s) => return Reply::Subscribe(s),
             Request::Unsubscribe => return Reply::Subscribe(Subscription::default()),
@@ -685,6 +725,11 @@ impl Answers {
                 pushes,
             },
         );
+        let mut body = body;
+        if let Some(a) = self.alerts.as_ref().filter(|a| a.evaluated) {
+            a.engine
+                .describe(&mut protocol::prom::Writer::new(&mut body));
+        }
         self.scrape.done(t0.elapsed(), body.len());
         Ok(body)
     }

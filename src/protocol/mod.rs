@@ -42,6 +42,8 @@ pub enum Request {
         since_ms: Option<u64>,
         gzip: bool,
     },
+    /// The pending and firing alerts (the agent's own rules).
+    Alerts,
     /// Pushed streams from now on (replacing any earlier subscription).
     Subscribe(Subscription),
     /// No more pushed streams.
@@ -258,6 +260,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             "processes" => Ok(Request::Processes),
             "cgroups" => Ok(Request::Cgroups),
             "history" => j.history(),
+            "alerts" => Ok(Request::Alerts),
             "subscribe" => j.subscribe(),
             "unsubscribe" => Ok(Request::Unsubscribe),
             "process_metrics" => with_pid(Request::ProcessMetrics),
@@ -279,6 +282,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
         "get_disks" => Ok(Request::Disks),
         "get_processes" => Ok(Request::Processes),
         "get_cgroups" => Ok(Request::Cgroups),
+        "get_alerts" => Ok(Request::Alerts),
         "get_history" => Ok(Request::History {
             since_ms: None,
             gzip: false,
@@ -362,6 +366,8 @@ mod tests {
     fn history_and_streams() {
         let h = |since_ms, gzip| Ok(Request::History { since_ms, gzip });
         assert_eq!(parse_request("get_history"), h(None, false));
+        assert_eq!(parse_request("get_alerts"), Ok(Request::Alerts));
+        assert_eq!(parse_request(r#"{"type":"alerts"}"#), Ok(Request::Alerts));
         assert_eq!(parse_request(r#"{"type":"history"}"#), h(None, false));
         assert_eq!(
             parse_request(r#"{"type":"history","since_ms":1700000000000,"gzip":true}"#),
