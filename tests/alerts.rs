@@ -9,6 +9,8 @@ mod common;
 use common::*;
 use serde_json::Value;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -162,4 +164,164 @@ fn a_bad_alerts_file_is_one_line_and_status_2() {
         err.starts_with("sockagent: --alertmanager: invalid URL"),
         "{err}"
     );
+}
+
+/// A webhook on loopback: each request's body, answered 200.
+fn webhook() -> (u16, std::sync::mpsc::Receiver<Value>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            let Some(body) = read_request(&mut s) else {
+                continue;
+            };
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if let Ok(v) = serde_json::from_slice(&body) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// One HTTP request's body (`Content-Length`).
+fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut r = BufReader::new(s.try_clone().ok()?);
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// `POST path` with a JSON body; the status.
+fn post(port: u16, path: &str, body: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn stamp(start: Instant) -> sockagent::alerts::Stamp {
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    sockagent::alerts::Stamp {
+        mono_ms: start.elapsed().as_millis() as u64,
+        epoch_ms: epoch.as_millis() as u64,
+    }
+}
+
+/// The next webhook notification whose status is `status`.
+fn notified(rx: &std::sync::mpsc::Receiver<Value>, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let v = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no {status} notification reached the webhook"));
+        if v["status"] == status {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn the_payload_goes_through_a_real_alertmanager_to_a_webhook() {
+    use sockagent::alerts::{Engine, Inputs, Overrides};
+    let am = tool("prometheus-alertmanager", "prometheus-alertmanager");
+    let dir = TempDir::new("alertmanager");
+    let (hook, rx) = webhook();
+    let config = dir.0.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  \
+             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
+             webhook_configs:\n      - url: http://127.0.0.1:{hook}/hook\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _am = Reaped(
+        std::process::Command::new(am)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.0.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(port, "/-/ready", "").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "Alertmanager did not get ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let start = Instant::now();
+    let mut e = Engine::new(&Overrides::default(), 1);
+    let mut body = Vec::new();
+    let mut send = |e: &mut Engine, under: bool| {
+        let now = stamp(start);
+        e.evaluate(&Inputs {
+            now,
+            throttle_now: Some(u8::from(under)),
+            ..Inputs::default()
+        });
+        assert!(e.due(0, now.mono_ms));
+        e.payload(0, now, "pi:3000", "http://pi:3000/", &mut body);
+        let status = post(port, "/api/v2/alerts", &body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        e.delivered(0, now.mono_ms, true);
+    };
+    send(&mut e, true);
+    let v = notified(&rx, "firing");
+    let a = &v["alerts"][0];
+    assert_eq!(a["labels"]["alertname"], "NodeUnderVoltage");
+    assert_eq!(a["labels"]["severity"], "critical");
+    assert_eq!(a["labels"]["instance"], "pi:3000");
+    assert_eq!(
+        a["annotations"]["description"],
+        "The firmware reports under-voltage now."
+    );
+    assert_eq!(a["generatorURL"], "http://pi:3000/");
+
+    std::thread::sleep(Duration::from_millis(20));
+    send(&mut e, false);
+    let v = notified(&rx, "resolved");
+    assert_eq!(v["alerts"][0]["labels"]["alertname"], "NodeUnderVoltage");
+    assert_eq!(v["alerts"][0]["status"], "resolved");
+    assert!(!e.due(0, stamp(start).mono_ms + 3_600_000), "acknowledged");
 }
