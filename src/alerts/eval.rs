@@ -8,10 +8,12 @@
 //! time is kept, one bit per Alertmanager in `Alert::unacked`, until each
 //! has acknowledged it with a 2xx; see `deliver.rs`).
 //!
-//! Nothing allocates once the engine is built: the tables are sized at
-//! start (`Limits`), each slot's label is a `String` of `MAX_LABEL`
-//! capacity that is cleared and refilled when the slot is reused, and the
-//! filling-up windows are fixed rings.
+//! Nothing allocates in the steady state: the tables are sized at start
+//! (`MAX_FILESYSTEMS`, `MAX_DEVICES`, `MAX_CGROUPS`), each slot's label is
+//! a `String` that takes `MAX_LABEL` bytes on the slot's first use and is
+//! cleared and refilled when the slot is reused, and the filling-up
+//! windows are fixed rings. The tables are 57 KB, the labels up to 25 KB
+//! more as slots are first used.
 
 use super::config::Overrides;
 use super::rules::{Reads, Rule, NET_WINDOW_S, N_RULES, OOM_HOLD_S, RULES};
@@ -23,10 +25,10 @@ pub const MAX_LABEL: usize = 160;
 /// Filesystems tracked: boards have a handful, a host with snaps dozens.
 pub const MAX_FILESYSTEMS: usize = 64;
 /// Network devices tracked (containers' veths included).
-pub const MAX_DEVICES: usize = 64;
+pub const MAX_DEVICES: usize = 32;
 /// Cgroups tracked for `ServiceMemoryNearLimit` (only those with a finite
-/// `memory.max` need a slot).
-pub const MAX_CGROUPS: usize = 128;
+/// `memory.max` take a slot: few services and containers set one).
+pub const MAX_CGROUPS: usize = 64;
 /// The filling-up window: one point a minute, an hour of them
 /// (node-mixin predicts from 6 h; the issue asks for the last hour).
 pub const WINDOW_STEP_S: u32 = 60;
@@ -206,6 +208,8 @@ fn slot<'t, T: Tracked>(table: &'t mut [Slot<T>], label: &str) -> Option<&'t mut
     let s = table.get_mut(i)?;
     if !s.used {
         s.used = true;
+        // A slot's label memory is taken once, on its first use, and kept.
+        s.label.reserve_exact(MAX_LABEL);
         s.label.clear();
         s.label.push_str(label);
         s.data = T::default();
@@ -217,7 +221,7 @@ fn slot<'t, T: Tracked>(table: &'t mut [Slot<T>], label: &str) -> Option<&'t mut
 fn table<T: Tracked>(n: usize) -> Vec<Slot<T>> {
     (0..n)
         .map(|_| Slot {
-            label: String::with_capacity(MAX_LABEL),
+            label: String::new(),
             used: false,
             seen: false,
             data: T::default(),

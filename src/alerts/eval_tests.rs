@@ -364,3 +364,18 @@ fn tables_are_bounded() {
     run(&mut e, 0, 1, |i| i.filesystems = &one);
     assert_eq!(e.fs.iter().find(|s| s.used).unwrap().label.len(), MAX_LABEL);
 }
+
+/// The tables are sized at start; their fixed cost stays small (labels
+/// come on top, `MAX_LABEL` per slot once used).
+#[test]
+fn table_sizes() {
+    let e = engine("");
+    let b = e.fs.len() * std::mem::size_of::<Slot<Fs>>()
+        + e.net.len() * std::mem::size_of::<Slot<Dev>>()
+        + e.cg.len() * std::mem::size_of::<Slot<Cg>>();
+    assert!(b < 64 * 1024, "{b} bytes");
+    assert!(
+        e.fs.iter().all(|s| s.label.capacity() == 0),
+        "no label memory before use"
+    );
+}

@@ -363,13 +363,17 @@ impl Answers {
     }
 
     /// Evaluates the alert rules (with the alerts file's changes) on the
-    /// history tick, delivering to `alertmanagers` Alertmanagers.
+    /// history tick, delivering to `alertmanagers` Alertmanagers; after
+    /// `with_history`, and only when the history is on.
     pub fn with_alerts(
         mut self,
         overrides: &crate::alerts::Overrides,
         alertmanagers: usize,
     ) -> Self {
-        self.alerts = Some(alerting::Alerting::new(overrides, alertmanagers));
+        // Without the tick nothing would evaluate them: no tables then.
+        if self.history.is_some() {
+            self.alerts = Some(alerting::Alerting::new(overrides, alertmanagers));
+        }
         self
     }
 
