@@ -3,10 +3,11 @@
 //! answers `alerts` and the `sockagent_alerts` family from it.
 //!
 //! What the tick fills today: throttling now (`NodeUnderVoltage`,
-//! `NodeCpuThrottled`), the CPU temperature and memory used. The other
-//! inputs (filesystems, `oom_kill`, the clock's sync state, receive
-//! packets, cgroups' memory) are empty until their readers ride the tick:
-//! their rules hold nothing meanwhile.
+//! `NodeCpuThrottled`), the CPU temperature and memory used from the
+//! sample, and the clock's sync state (one `adjtimex` call). The other
+//! inputs (filesystems, `oom_kill`, receive packets, cgroups' memory) are
+//! empty until their readers ride the tick: their rules hold nothing
+//! meanwhile.
 
 use crate::alerts::eval::mem_used;
 use crate::alerts::{Engine, Inputs, Overrides, Stamp};
@@ -45,6 +46,7 @@ impl Alerting {
                 m.mem.mem_total,
                 m.mem.mem_total.saturating_sub(m.mem.mem_used),
             ),
+            clock_synced: crate::collect::host::clock_synced(),
             ..Inputs::default()
         };
         self.engine.evaluate(&inputs);

@@ -22,6 +22,18 @@ pub(crate) fn uname_hostname() -> String {
     "localhost".into()
 }
 
+/// Whether the kernel says its clock is synchronised (`adjtimex(2)` with
+/// no modes: it only reads): not when it answers `TIME_ERROR` or its
+/// status has `STA_UNSYNC`. `None` when the call fails. The host's clock
+/// whatever the `Root`: no file says this.
+pub fn clock_synced() -> Option<bool> {
+    // SAFETY: an all-zero timex is valid; modes 0 asks for no change.
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is a valid timex for the call to fill.
+    let state = unsafe { libc::adjtimex(&mut t) };
+    (state >= 0).then(|| state != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0)
+}
+
 /// Epoch milliseconds now.
 pub fn epoch_ms() -> u64 {
     SystemTime::now()
