@@ -343,3 +343,91 @@ fn the_payload_goes_through_a_real_alertmanager_to_a_webhook() {
     assert_eq!(v["alerts"][0]["status"], "resolved");
     assert!(!e.due(0, stamp(start).mono_ms + 3_600_000), "acknowledged");
 }
+
+/// Unmounts when dropped, so a failing test leaves no mount behind.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// On this machine: a loop-mounted ext4 filled past 95 % fires
+/// `NodeFilesystemAlmostOutOfSpace` for its mountpoint, both severities,
+/// with a short `for` from an alerts file. Needs root and a loop device
+/// (CI runs as root), as tests/e2e.rs's mount test does.
+#[test]
+fn a_full_loop_mounted_ext4_fires_almost_out_of_space() {
+    let dir = TempDir::new("alerts-loop");
+    let img = dir.0.join("disk.img");
+    let mnt = dir.0.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let run = |cmd: &str, args: &[&std::ffi::OsStr]| {
+        let st = std::process::Command::new(cmd)
+            .args(args)
+            .status()
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        assert!(
+            st.success(),
+            "{cmd} {args:?} failed (this test needs root and a loop device)"
+        );
+    };
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    run(
+        "mkfs.ext4",
+        &["-q".as_ref(), "-F".as_ref(), img.as_os_str()],
+    );
+    run(
+        "mount",
+        &[
+            "-o".as_ref(),
+            "loop".as_ref(),
+            img.as_os_str(),
+            mnt.as_os_str(),
+        ],
+    );
+    let mnt = mnt.canonicalize().unwrap();
+    let _mounted = Mounted(mnt.clone());
+    let space = sockagent::collect::disks::space(&mnt).unwrap();
+    // Leave 2 % of the size available: under both thresholds.
+    let fill = space.avail - space.total / 50;
+    std::fs::write(mnt.join("fill"), vec![0u8; fill as usize]).unwrap();
+    let after = sockagent::collect::disks::space(&mnt).unwrap();
+    assert!(after.avail * 100 < after.total * 5, "{after:?}");
+    let file = dir.0.join("alerts.toml");
+    std::fs::write(&file, "[NodeFilesystemAlmostOutOfSpace]\nfor = \"2s\"\n").unwrap();
+    let agent = Agent::start(
+        &["--alerts", file.to_str().unwrap()],
+        &[("SOCKTOP_AGENT_GPU", "0")],
+    );
+    let mp = mnt.to_str().unwrap();
+    let ours = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| {
+                x["name"] == "NodeFilesystemAlmostOutOfSpace" && x["labels"]["mountpoint"] == mp
+            })
+            .map(|x| {
+                (
+                    x["severity"].as_str().unwrap().into(),
+                    x["state"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let firing = |s: &str| (s.to_string(), "firing".to_string());
+    let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
+        ours(v).len() == 2 && ours(v).iter().all(|a| a.1 == "firing")
+    });
+    assert_eq!(ours(&v), [firing("warning"), firing("critical")]);
+    let (_, body) = http_get(agent.port, "/metrics", "").unwrap();
+    let line = format!(
+        "sockagent_alerts{{alertname=\"NodeFilesystemAlmostOutOfSpace\",alertstate=\"firing\",severity=\"critical\",mountpoint=\"{mp}\"}} 1\n"
+    );
+    assert!(body.contains(&line), "{line} not in {body}");
+}

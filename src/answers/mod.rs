@@ -357,8 +357,20 @@ impl Answers {
         if let Some(h) = &mut self.history {
             h.record(m, gpus);
         }
+        if self.alerts.as_mut().is_some_and(|a| a.disks_due(now)) {
+            if let Err(e) = self.disks_sample(now) {
+                log::debug!("alerts: no filesystems: {e}");
+            }
+        }
         if let Some(a) = &mut self.alerts {
-            a.tick(self.col.metrics(), now);
+            let disks = self.col.disks();
+            let fs = match disks.at {
+                Some(at) if now.saturating_duration_since(at) <= alerting::DISKS_MAX_AGE => {
+                    &disks.filesystems[..]
+                }
+                _ => &[],
+            };
+            a.tick(self.col.metrics(), fs, now);
         }
     }
 
