@@ -10,15 +10,21 @@
 //! other inputs (`oom_kill`, receive packets, cgroups' memory) are empty
 //! until their readers ride the tick: their rules hold nothing meanwhile.
 
+use super::Answers;
 use crate::alerts::eval::{mem_used, MAX_FILESYSTEMS};
 use crate::alerts::{Engine, FsReading, Inputs, Overrides, Stamp};
 use crate::collect::{disks::FsRow, MetricsSample};
+use crate::protocol::Answer;
 use std::time::{Duration, Instant};
 
 /// How often the tick refreshes the filesystems' space for the rules:
 /// their `for` is minutes, and a `statvfs` per mount each second is not
 /// worth it.
 pub const DISKS_PERIOD: Duration = Duration::from_secs(10);
+/// The `alerts` answer's error before the first tick, and always with
+/// `--history 0`.
+pub const NOT_EVALUATED: &str =
+    "alerts are not evaluated yet (they ride the history tick: --history 0 turns them off)";
 /// Filesystems older than this are left out (a disks collection that keeps
 /// failing): their alerts resolve rather than fire on stale space.
 pub const DISKS_MAX_AGE: Duration = Duration::from_secs(30);
@@ -89,5 +95,67 @@ impl Alerting {
         };
         self.engine.evaluate(&inputs);
         self.evaluated = true;
+    }
+}
+
+impl Answers {
+    /// The history tick's evaluation, over the sample it just recorded.
+    pub(super) fn alerts_tick(&mut self, now: Instant) {
+        if self.alerts.as_mut().is_some_and(|a| a.disks_due(now)) {
+            if let Err(e) = self.disks_sample(now) {
+                log::debug!("alerts: no filesystems: {e}");
+            }
+        }
+        if let Some(a) = &mut self.alerts {
+            let disks = self.col.disks();
+            let fs = match disks.at {
+                Some(at) if now.saturating_duration_since(at) <= DISKS_MAX_AGE => {
+                    &disks.filesystems[..]
+                }
+                _ => &[],
+            };
+            a.tick(self.col.metrics(), fs, now);
+        }
+    }
+
+    /// Evaluates the alert rules (with the alerts file's changes) on the
+    /// history tick, delivering to `alertmanagers` Alertmanagers; after
+    /// `with_history`, and only when the history is on.
+    pub fn with_alerts(
+        mut self,
+        overrides: &crate::alerts::Overrides,
+        alertmanagers: usize,
+    ) -> Self {
+        // Without the tick nothing would evaluate them: no tables then.
+        if self.history.is_some() {
+            self.alerts = Some(Alerting::new(overrides, alertmanagers));
+        }
+        self
+    }
+
+    /// The alert engine, once wired (`with_alerts`): delivery's caller
+    /// drives `due`, `payload` and `delivered` through it.
+    pub fn alert_engine(&mut self) -> Option<&mut crate::alerts::Engine> {
+        self.alerts.as_mut().map(|a| &mut a.engine)
+    }
+
+    /// The `alerts` answer: the pending and firing alerts.
+    pub(super) fn alerts_answer(&mut self) -> std::result::Result<Answer, &'static str> {
+        let a = match &self.alerts {
+            Some(a) if a.evaluated => a,
+            _ => return Err(NOT_EVALUATED),
+        };
+        a.engine.answer_json(&mut self.json);
+        Ok(Answer::text(
+            String::from_utf8_lossy(&self.json).into_owned(),
+        ))
+    }
+
+    /// `sockagent_alerts` at the end of a scrape's body.
+    pub(super) fn alerts_family(&self, body: &mut String) {
+        if let Some(a) = self.alerts.as_ref().filter(|a| a.evaluated) {
+            a.engine
+                .describe(&mut crate::protocol::prom::Writer::new(body));
+        }
     }
 }

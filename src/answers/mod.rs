@@ -357,55 +357,9 @@ impl Answers {
         if let Some(h) = &mut self.history {
             h.record(m, gpus);
         }
-        if self.alerts.as_mut().is_some_and(|a| a.disks_due(now)) {
-            if let Err(e) = self.disks_sample(now) {
-                log::debug!("alerts: no filesystems: {e}");
-            }
-        }
-        if let Some(a) = &mut self.alerts {
-            let disks = self.col.disks();
-            let fs = match disks.at {
-                Some(at) if now.saturating_duration_since(at) <= alerting::DISKS_MAX_AGE => {
-                    &disks.filesystems[..]
-                }
-                _ => &[],
-            };
-            a.tick(self.col.metrics(), fs, now);
-        }
+        self.alerts_tick(now);
     }
 
-    /// Evaluates the alert rules (with the alerts file's changes) on the
-    /// history tick, delivering to `alertmanagers` Alertmanagers; after
-    /// `with_history`, and only when the history is on.
-    pub fn with_alerts(
-        mut self,
-        overrides: &crate::alerts::Overrides,
-        alertmanagers: usize,
-    ) -> Self {
-        // Without the tick nothing would evaluate them: no tables then.
-        if self.history.is_some() {
-            self.alerts = Some(alerting::Alerting::new(overrides, alertmanagers));
-        }
-        self
-    }
-
-    /// The alert engine, once wired (`with_alerts`): delivery's caller
-    /// drives `due`, `payload` and `delivered` through it.
-    pub fn alert_engine(&mut self) -> Option<&mut crate::alerts::Engine> {
-        self.alerts.as_mut().map(|a| &mut a.engine)
-    }
-
-    /// The `alerts` answer: the pending and firing alerts.
-    fn alerts_answer(&mut self) -> std::result::Result<Answer, &'static str> {
-        let a = match &self.alerts {
-            Some(a) if a.evaluated => a,
-            _ => return Err("alerts are not evaluated yet (they ride the history tick: --history 0 turns them off)"),
-        };
-        a.engine.answer_json(&mut self.json);
-        Ok(Answer::text(
-            String::from_utf8_lossy(&self.json).into_owned(),
-        ))
-    }
     /// How many cgroups `/metrics` lists (`SOCKAGENT_PROM_TOP_CGROUPS`;
     /// 0: none, and the scrape does not sample them).
     pub fn with_prom_top_cgroups(mut self, n: usize) -> Self {
@@ -742,10 +696,7 @@ impl Answers {
             },
         );
         let mut body = body;
-        if let Some(a) = self.alerts.as_ref().filter(|a| a.evaluated) {
-            a.engine
-                .describe(&mut protocol::prom::Writer::new(&mut body));
-        }
+        self.alerts_family(&mut body);
         self.scrape.done(t0.elapsed(), body.len());
         Ok(body)
     }
