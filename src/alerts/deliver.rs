@@ -94,12 +94,12 @@ impl Schedule {
             self.next_ms = if std::mem::take(&mut self.changed) {
                 now_ms
             } else {
-                now_ms + RESEND_MS
+                now_ms.saturating_add(RESEND_MS)
             };
         } else {
             self.failures = self.failures.saturating_add(1);
             let shift = self.failures.saturating_sub(1).min(16);
-            self.next_ms = now_ms + (BACKOFF_MIN_MS << shift).min(RESEND_MS);
+            self.next_ms = now_ms.saturating_add((BACKOFF_MIN_MS << shift).min(RESEND_MS));
         }
     }
 }
@@ -185,7 +185,7 @@ impl Serialize for Body<'_> {
             let ends = if resolved {
                 a.resolved_at.epoch_ms
             } else {
-                self.now.epoch_ms + ENDS_AFTER_MS
+                self.now.epoch_ms.saturating_add(ENDS_AFTER_MS)
             };
             seq.serialize_element(&Posted {
                 rule,

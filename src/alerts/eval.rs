@@ -473,7 +473,7 @@ impl Engine {
     fn oom(&mut self, inp: &Inputs) -> f64 {
         if let (Some(prev), Some(cur)) = (self.last_oom, inp.oom_kill) {
             if cur > prev {
-                self.oom_until = inp.now.mono_ms + u64::from(OOM_HOLD_S) * 1000;
+                self.oom_until = inp.now.mono_ms.saturating_add(u64::from(OOM_HOLD_S) * 1000);
             }
         }
         if inp.oom_kill.is_some() {
