@@ -31,7 +31,7 @@ pub fn clock_synced() -> Option<bool> {
     let mut t: libc::timex = unsafe { std::mem::zeroed() };
     // SAFETY: `t` is a valid timex for the call to fill.
     let state = unsafe { libc::adjtimex(&mut t) };
-    (state >= 0).then(|| state != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0)
+    (state >= 0).then_some(state != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0)
 }
 
 /// Epoch milliseconds now.
