@@ -28,7 +28,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// evaluates once a second); the last answer.
 fn ask_until(agent: &Agent, req: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut ws = agent.ws();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let v = json(&ask(&mut ws, req));
         if done(&v) {
@@ -137,6 +137,37 @@ fn under_voltage_fires_then_resolves_on_a_pi_tree() {
         !body.contains("sockagent_alerts{alertname=\"NodeUnderVoltage\""),
         "{body}"
     );
+}
+
+/// `/proc/vmstat`'s `oom_kill` rises between two reads (every 10 s, on
+/// the tick): `NodeOutOfMemoryKill` fires at once (`for` 0).
+#[test]
+fn an_oom_kill_fires_at_once() {
+    let tree = TempDir::new("alerts-oom");
+    copy_tree(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
+        &tree.0,
+    );
+    let vmstat = tree.0.join("proc/vmstat");
+    std::fs::write(&vmstat, "nr_free_pages 1000\noom_kill 7\n").unwrap();
+    let root = tree.0.to_str().unwrap();
+    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", root), ("SOCKTOP_AGENT_GPU", "0")]);
+    // The first read is the base: nothing fires.
+    let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
+        firing(v, "NodeUnderVoltage")
+    });
+    assert!(!firing(&v, "NodeOutOfMemoryKill"), "{v}");
+    std::fs::write(&vmstat, "nr_free_pages 1000\noom_kill 8\n").unwrap();
+    let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
+        firing(v, "NodeOutOfMemoryKill")
+    });
+    let oom = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "NodeOutOfMemoryKill")
+        .unwrap();
+    assert_eq!(oom["severity"], "warning");
 }
 
 #[test]

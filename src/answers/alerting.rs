@@ -6,9 +6,10 @@
 //! `NodeCpuThrottled`), the CPU temperature and memory used from the
 //! sample, the clock's sync state (one `adjtimex` call), and the
 //! filesystems from the disks sample, which the tick refreshes every
-//! `DISKS_PERIOD` (a `statvfs` per mount) unless a client just did. The
-//! other inputs (`oom_kill`, receive packets, cgroups' memory) are empty
-//! until their readers ride the tick: their rules hold nothing meanwhile.
+//! `DISKS_PERIOD` (a `statvfs` per mount) unless a client just did, and
+//! `/proc/vmstat`'s `oom_kill`, read on the same cadence. The other inputs
+//! (receive packets, cgroups' memory) are empty until their readers ride
+//! the tick: their rules hold nothing meanwhile.
 
 use super::Answers;
 use crate::alerts::eval::{mem_used, MAX_FILESYSTEMS};
@@ -17,9 +18,9 @@ use crate::collect::{disks::FsRow, MetricsSample};
 use crate::protocol::Answer;
 use std::time::{Duration, Instant};
 
-/// How often the tick refreshes the filesystems' space for the rules:
-/// their `for` is minutes, and a `statvfs` per mount each second is not
-/// worth it.
+/// How often the tick refreshes the filesystems' space and reads
+/// `oom_kill` for the rules: their `for` is minutes, and a `statvfs` per
+/// mount each second is not worth it.
 pub const DISKS_PERIOD: Duration = Duration::from_secs(10);
 /// The `alerts` answer's error before the first tick, and always with
 /// `--history 0`.
@@ -38,6 +39,8 @@ pub struct Alerting {
     pub evaluated: bool,
     /// When the tick last asked for the filesystems' space.
     disks_at: Option<Instant>,
+    /// `oom_kill`, read on the disks' cadence.
+    oom_kill: Option<u64>,
 }
 
 impl Alerting {
@@ -47,6 +50,7 @@ impl Alerting {
             start: Instant::now(),
             evaluated: false,
             disks_at: None,
+            oom_kill: None,
         }
     }
 
@@ -91,6 +95,7 @@ impl Alerting {
             ),
             clock_synced: crate::collect::host::clock_synced(),
             filesystems: fs.get(..n).unwrap_or(&[]),
+            oom_kill: self.oom_kill,
             ..Inputs::default()
         };
         self.engine.evaluate(&inputs);
@@ -104,6 +109,10 @@ impl Answers {
         if self.alerts.as_mut().is_some_and(|a| a.disks_due(now)) {
             if let Err(e) = self.disks_sample(now) {
                 log::debug!("alerts: no filesystems: {e}");
+            }
+            let oom = self.col.oom_kills();
+            if let Some(a) = &mut self.alerts {
+                a.oom_kill = oom;
             }
         }
         if let Some(a) = &mut self.alerts {

@@ -28,6 +28,7 @@ pub mod rate;
 pub mod rediscover;
 pub mod sensors;
 pub mod throttle;
+pub mod vmstat;
 
 use error::{CollectError, Reported, Result};
 use fs::{KeptFile, Root};
@@ -164,6 +165,8 @@ pub struct Collectors {
     stat_file: KeptFile,
     meminfo_file: KeptFile,
     netdev_file: KeptFile,
+    /// `/proc/vmstat`, for the alert rules' `oom_kill` (`oom_kills`).
+    vmstat_file: KeptFile,
     hostname_file: KeptFile,
     statm_file: KeptFile,
     buf: Vec<u8>,
@@ -224,6 +227,7 @@ impl Collectors {
             stat_file: KeptFile::new(&root, "proc/stat"),
             meminfo_file: KeptFile::new(&root, "proc/meminfo"),
             netdev_file: KeptFile::new(&root, "proc/net/dev"),
+            vmstat_file: KeptFile::new(&root, "proc/vmstat"),
             hostname_file: KeptFile::new(&root, "proc/sys/kernel/hostname"),
             // the agent's own, never under the root
             statm_file: KeptFile::new(&Root::default(), "proc/self/statm"),
@@ -429,6 +433,13 @@ impl Collectors {
     }
 
     /// The last metrics collection's sample.
+    /// `/proc/vmstat`'s `oom_kill` count now; `None` when it cannot be
+    /// read or the kernel has none.
+    pub fn oom_kills(&mut self) -> Option<u64> {
+        self.vmstat_file.read(&mut self.buf).ok()?;
+        vmstat::parse_oom_kill(&self.buf)
+    }
+
     pub fn metrics(&self) -> &MetricsSample {
         &self.metrics
     }
