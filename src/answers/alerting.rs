@@ -7,13 +7,14 @@
 //! sample, the clock's sync state (one `adjtimex` call), and the
 //! filesystems from the disks sample, which the tick refreshes every
 //! `DISKS_PERIOD` (a `statvfs` per mount) unless a client just did, and
-//! `/proc/vmstat`'s `oom_kill`, read on the same cadence. The other inputs
-//! (receive packets, cgroups' memory) are empty until their readers ride
-//! the tick: their rules hold nothing meanwhile.
+//! `/proc/vmstat`'s `oom_kill`, read on the same cadence; each interface's
+//! receive errors and packets from the sample's `/proc/net/dev`. The
+//! cgroups' memory is empty until its reader rides the tick:
+//! `ServiceMemoryNearLimit` holds nothing meanwhile.
 
 use super::Answers;
-use crate::alerts::eval::{mem_used, MAX_FILESYSTEMS};
-use crate::alerts::{Engine, FsReading, Inputs, Overrides, Stamp};
+use crate::alerts::eval::{mem_used, MAX_DEVICES, MAX_FILESYSTEMS};
+use crate::alerts::{Engine, FsReading, Inputs, NetReading, Overrides, Stamp};
 use crate::collect::{disks::FsRow, MetricsSample};
 use crate::protocol::Answer;
 use std::time::{Duration, Instant};
@@ -81,6 +82,20 @@ impl Alerting {
             };
             n += 1;
         }
+        let mut net = [NetReading {
+            device: "",
+            rx_errs: 0,
+            rx_packets: 0,
+        }; MAX_DEVICES];
+        let mut k = 0;
+        for (r, d) in net.iter_mut().zip(&m.nets) {
+            *r = NetReading {
+                device: &d.name,
+                rx_errs: d.rx_errors,
+                rx_packets: d.rx_packets,
+            };
+            k += 1;
+        }
         let mono = now.saturating_duration_since(self.start).as_millis();
         let inputs = Inputs {
             now: Stamp {
@@ -96,6 +111,7 @@ impl Alerting {
             clock_synced: crate::collect::host::clock_synced(),
             filesystems: fs.get(..n).unwrap_or(&[]),
             oom_kill: self.oom_kill,
+            net: net.get(..k).unwrap_or(&[]),
             ..Inputs::default()
         };
         self.engine.evaluate(&inputs);
@@ -166,5 +182,40 @@ impl Answers {
             a.engine
                 .describe(&mut crate::protocol::prom::Writer::new(body));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::net::NetDev;
+
+    /// The sample's interfaces reach the engine: 2 % receive errors over
+    /// the window fire `NodeNetworkReceiveErrs` (its `for` made 0).
+    #[test]
+    fn receive_errors_from_the_sample() {
+        let o = Overrides::parse("[NodeNetworkReceiveErrs]\nfor = 0\n").unwrap();
+        let mut a = Alerting::new(&o, 0);
+        let mut m = MetricsSample::default();
+        let t0 = Instant::now();
+        for (s, errs, packets) in [(0, 0, 0), (121, 200, 10_000)] {
+            m.nets = vec![NetDev {
+                name: "eth0".into(),
+                rx_errors: errs,
+                rx_packets: packets,
+                ..NetDev::default()
+            }];
+            a.tick(&m, &[], t0 + Duration::from_secs(s));
+        }
+        let firing: Vec<_> = a
+            .engine
+            .alerts()
+            .filter(|x| x.2.state == crate::alerts::State::Firing)
+            .map(|x| (x.0.name, x.1))
+            .collect();
+        assert_eq!(
+            firing,
+            [("NodeNetworkReceiveErrs", Some(("device", "eth0")))]
+        );
     }
 }

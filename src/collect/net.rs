@@ -21,6 +21,10 @@ pub struct NetDev {
     pub tx_errors: u64,
     pub rx_dropped: u64,
     pub tx_dropped: u64,
+    /// Packets received (the alert rules' `NodeNetworkReceiveErrs`; not on
+    /// the wire).
+    #[serde(skip)]
+    pub rx_packets: u64,
 }
 
 /// A rate's wire form: its per-second value, or null.
@@ -59,7 +63,7 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
         if got < 9 || name.is_empty() {
             continue;
         }
-        let [rx, _, rx_errs, rx_drop, _, _, _, _, tx, _, tx_errs, tx_drop] = v;
+        let [rx, rx_packets, rx_errs, rx_drop, _, _, _, _, tx, _, tx_errs, tx_drop] = v;
         if out.len() <= n {
             out.push(NetDev::default());
         }
@@ -74,6 +78,7 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
             row.rx_bytes_per_s.apply(step, rx, !same);
             row.tx_bytes_per_s.apply(step, tx, !same);
             row.rx_errors = rx_errs;
+            row.rx_packets = rx_packets;
             row.tx_errors = tx_errs;
             row.rx_dropped = rx_drop;
             row.tx_dropped = tx_drop;
@@ -127,7 +132,7 @@ mod tests {
         parse_net_dev(b" eth0: 100 5 1 2 0 0 0 0 200 6 3 4 0 0 0 0\n", &mut v);
         let d = &v[0];
         assert_eq!((d.received, d.transmitted), (100, 200));
-        assert_eq!((d.rx_errors, d.rx_dropped), (1, 2));
+        assert_eq!((d.rx_errors, d.rx_dropped, d.rx_packets), (1, 2, 5));
         assert_eq!((d.tx_errors, d.tx_dropped), (3, 4));
     }
 
