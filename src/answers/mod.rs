@@ -36,6 +36,7 @@ use crate::collect::{
     power::Battery, pressure::Pressure, processes::ProcRow, sensors::Fan, throttle::Throttling,
     Collectors, MIN_CPU_WINDOW,
 };
+use crate::families::Sink;
 use crate::protocol::{self, gzip::Gzip, pb, Answer, Request, Subscription};
 use bytes::BytesMut;
 use serde::Serialize;
@@ -640,6 +641,34 @@ impl Answers {
         pushes: prom::PushCounts,
     ) -> Result<String> {
         let t0 = Instant::now();
+        let parts = self.scrape_parts(now, top_n, pushes)?;
+        let body = prom::render(&mut self.col, &self.scrape, parts);
+        self.scrape.done(t0.elapsed(), body.len());
+        Ok(body)
+    }
+
+    /// Every `/metrics` family, made fresh as a scrape makes them, into
+    /// any encoder (remote-write's, the alerts').
+    pub fn families(
+        &mut self,
+        now: Instant,
+        top_n: usize,
+        pushes: prom::PushCounts,
+        out: &mut dyn Sink,
+    ) -> Result<()> {
+        let parts = self.scrape_parts(now, top_n, pushes)?;
+        prom::describe(&mut self.col, &self.scrape, &parts, out);
+        Ok(())
+    }
+
+    /// Makes every sample a scrape shows fresh (inside its TTL: nothing
+    /// read) and says which ones it could not collect.
+    fn scrape_parts(
+        &mut self,
+        now: Instant,
+        top_n: usize,
+        pushes: prom::PushCounts,
+    ) -> Result<prom::Parts> {
         // The process rows first: scanned only when older than the
         // processes TTL, and not encoded here (a WebSocket client's
         // `processes` request encodes them). The metrics collection right
@@ -672,21 +701,15 @@ impl Answers {
                     false
                 }
             };
-        let body = prom::render(
-            &mut self.col,
-            &self.scrape,
-            prom::Parts {
-                top_n: if procs_ok { top_n } else { 0 },
-                procs_listed: top_n > 0,
-                filesystems: fs_ok,
-                top_cgroups: if cgroups_ok { self.prom_top_cgroups } else { 0 },
-                now,
-                history: self.history.as_ref().map(|h| (h.bytes(), h.len())),
-                pushes,
-            },
-        );
-        self.scrape.done(t0.elapsed(), body.len());
-        Ok(body)
+        Ok(prom::Parts {
+            top_n: if procs_ok { top_n } else { 0 },
+            procs_listed: top_n > 0,
+            filesystems: fs_ok,
+            top_cgroups: if cgroups_ok { self.prom_top_cgroups } else { 0 },
+            now,
+            history: self.history.as_ref().map(|h| (h.bytes(), h.len())),
+            pushes,
+        })
     }
 
     /// `input` gzipped with the agent's one compressor.

@@ -37,6 +37,7 @@
 use super::error::{CollectError, ErrorKind, Result};
 use super::fs::{pread_all, Root};
 use super::num::{fields, lines, parse_u64};
+use crate::families::{Family, Sink, Value};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -962,6 +963,66 @@ fn is_dir_at(fd: RawFd, name: &[u8]) -> bool {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::fstatat(fd, c.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+pub const CPU_SECONDS: Family = Family::counter(
+    "sockagent_cgroup_cpu_seconds_total",
+    "CPU time used by the cgroup and its descendants, the top cgroups by CPU since the previous sample (SOCKAGENT_PROM_TOP_CGROUPS).",
+);
+pub const MEMORY: Family = Family::gauge(
+    "sockagent_cgroup_memory_bytes",
+    "Memory charged to the same cgroups (v2 memory.current, v1 memory.usage_in_bytes).",
+);
+pub const IO_BYTES: Family = Family::counter(
+    "sockagent_cgroup_io_bytes_total",
+    "Bytes the same cgroups read and wrote on block devices.",
+);
+
+/// Most CPU since the previous sample first, then most CPU time in all.
+fn by_cpu(a: &&CgroupRow, b: &&CgroupRow) -> std::cmp::Ordering {
+    let pct = |r: &CgroupRow| r.cpu_pct.unwrap_or(-1.0);
+    pct(b)
+        .total_cmp(&pct(a))
+        .then(b.cpu_ns.cmp(&a.cpu_ns))
+        .then(a.path.cmp(&b.path))
+}
+
+/// The `n` cgroups that used most CPU, labelled `cgroup` (its path),
+/// `kind` and `name` as in the `cgroups` answer; nothing where the host
+/// has no cgroups.
+pub fn describe_top(rows: &[CgroupRow], n: usize, out: &mut dyn Sink) {
+    if rows.is_empty() || n == 0 {
+        return;
+    }
+    let top = super::top::top_by(rows, n, by_cpu);
+    fn labels(r: &CgroupRow) -> [(&'static str, &str); 3] {
+        [
+            ("cgroup", r.path.as_str()),
+            ("kind", r.kind.as_str()),
+            ("name", r.name.as_str()),
+        ]
+    }
+    CPU_SECONDS.open(out);
+    for r in &top {
+        if let Some(ns) = r.cpu_ns {
+            out.sample(&labels(r), Value::F(ns as f64 / 1e9));
+        }
+    }
+    MEMORY.open(out);
+    for r in &top {
+        if let Some(b) = r.mem_bytes {
+            out.sample(&labels(r), Value::U(b));
+        }
+    }
+    IO_BYTES.open(out);
+    for r in &top {
+        let [c, k, nm] = labels(r);
+        for (dir, v) in [("read", r.io_read_bytes), ("write", r.io_write_bytes)] {
+            if let Some(v) = v {
+                out.sample(&[c, ("direction", dir), k, nm], Value::U(v));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use super::error::CollectError;
 use super::fs::{KeptFile, Root};
 use super::num::{parse_i64, parse_u64};
 use super::rate::{wrapping_per_sec, Step, Window};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -285,6 +286,43 @@ impl Power {
         }
         if gone {
             self.found = None;
+        }
+    }
+}
+
+pub const SUPPLY_CAPACITY: Family = Family::gauge(
+    "node_power_supply_capacity",
+    "capacity value of /sys/class/power_supply/<power_supply>.",
+);
+pub const RAPL_JOULES: Family = Family::counter(
+    "node_rapl_package_joules_total",
+    "Current Raw energy value in joules",
+);
+
+impl Power {
+    /// Batteries' charge and RAPL energy, under node_exporter's names.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        let bats = &self.batteries;
+        if bats.iter().any(|b| b.capacity_pct.is_some()) {
+            SUPPLY_CAPACITY.open(out);
+            for bat in bats {
+                if let Some(c) = bat.capacity_pct {
+                    out.sample(&[("power_supply", &bat.name)], c.into());
+                }
+            }
+        }
+        if self.rapl.iter().any(|z| z.energy_uj.is_some()) {
+            RAPL_JOULES.open(out);
+            let mut n = itoa::Buffer::new();
+            for z in &self.rapl {
+                if let Some(uj) = z.energy_uj {
+                    let index = n.format(z.index);
+                    out.sample(
+                        &[("index", index), ("path", &z.path)],
+                        Value::F(uj as f64 / 1e6),
+                    );
+                }
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ use super::error::CollectError;
 use super::fs::{KeptFile, Root};
 use super::num::parse_u64;
 use super::rate::{Step, Window};
+use crate::families::{Family, Sink, Value};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -241,6 +242,28 @@ impl Throttle {
         self.sample = (t.known != 0).then_some(t);
         if gone {
             self.found = None;
+        }
+    }
+}
+
+pub const THROTTLING: Family = Family::gauge(
+    "sockagent_throttling",
+    "1 while the board or CPU is throttled for this reason (when=now), or if it was since boot (when=since_boot); only reasons this machine has a source for.",
+);
+
+impl Throttling {
+    /// `sockagent_throttling{reason,when}` for every reason known here.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        THROTTLING.open(out);
+        for (i, reason) in REASONS.iter().enumerate() {
+            let bit = 1u8 << i;
+            if self.known & bit == 0 {
+                continue;
+            }
+            for (when, bits) in [("now", self.now), ("since_boot", self.since_boot)] {
+                let v = u64::from(bits & bit != 0);
+                out.sample(&[("reason", reason), ("when", when)], Value::U(v));
+            }
         }
     }
 }
