@@ -6,14 +6,14 @@
 //! then one `pread` per core.
 
 use super::fs::{KeptFile, Root};
-use super::num::parse_u64;
+use super::num::{parse_u64, parse_u64_trimmed};
 use crate::families::{Family, Sink, Value};
 use std::time::Instant;
 
 /// A kHz value as the kernel writes it (`1500000\n`); `None` for
 /// anything else (`<unknown>`).
 pub fn parse_khz(buf: &[u8]) -> Option<u64> {
-    parse_u64(buf.trim_ascii()).filter(|&k| k > 0)
+    parse_u64_trimmed(buf).filter(|&k| k > 0)
 }
 
 /// One core's clock.

@@ -21,7 +21,7 @@
 
 use super::error::CollectError;
 use super::fs::{KeptFile, Root};
-use super::num::{parse_i64, parse_u64};
+use super::num::{parse_i64, parse_u64, parse_u64_trimmed};
 use super::rate::{wrapping_per_sec, Step, Window};
 use crate::families::{Family, Sink, Value};
 use serde::Serialize;
@@ -199,7 +199,7 @@ impl Power {
                     path,
                     max_range: std::fs::read(dir.join("max_energy_range_uj"))
                         .ok()
-                        .and_then(|b| parse_u64(b.trim_ascii())),
+                        .and_then(|b| parse_u64_trimmed(&b)),
                     energy: KeptFile::at(dir.join("energy_uj")),
                     energy_uj: None,
                     base: None,
@@ -255,7 +255,7 @@ impl Power {
         if !self.rapl.is_empty() {
             for z in &mut self.rapl {
                 z.energy_uj = match z.energy.read(buf) {
-                    Ok(()) => parse_u64(buf.trim_ascii()),
+                    Ok(()) => parse_u64_trimmed(buf),
                     Err(e) => {
                         // EACCES: root-only energy_uj; the rate is null
                         gone |= CollectError::vanished(&e);

@@ -221,7 +221,6 @@ impl ProcScanner {
 
 /// `openat(dirfd, "PID/stat")` without building a path on the heap.
 fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
-    use std::os::fd::FromRawFd;
     let mut digits = itoa::Buffer::new();
     let d = digits.format(pid).as_bytes();
     let mut path = [0u8; 24];
@@ -229,19 +228,7 @@ fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
     let len = d.len() + tail.len();
     path.get_mut(..d.len())?.copy_from_slice(d);
     path.get_mut(d.len()..len)?.copy_from_slice(tail);
-    // SAFETY: path is NUL-terminated; dirfd is an open directory.
-    let fd = unsafe {
-        libc::openat(
-            dirfd,
-            path.as_ptr().cast(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    Some(unsafe { File::from_raw_fd(fd) })
+    super::fs::openat_c(dirfd, path.get(..len)?, 0).ok()
 }
 
 pub const PROCESSES: Family = Family::gauge(

@@ -526,7 +526,7 @@ impl Fans {
         let mut gone = false;
         for f in &mut self.fans {
             f.rpm = match f.file.read(buf) {
-                Ok(()) => super::num::parse_u64(buf.trim_ascii()),
+                Ok(()) => super::num::parse_u64_trimmed(buf),
                 Err(e) => {
                     gone |= super::error::CollectError::vanished(&e);
                     None

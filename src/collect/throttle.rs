@@ -17,7 +17,7 @@
 
 use super::error::CollectError;
 use super::fs::{KeptFile, Root};
-use super::num::parse_u64;
+use super::num::{parse_u64, parse_u64_trimmed};
 use super::rate::{Step, Window};
 use crate::families::{Family, Sink, Value};
 use std::path::PathBuf;
@@ -125,7 +125,7 @@ fn find_counts(root: &Root) -> Vec<PathBuf> {
     let id = |p: &PathBuf, f: &str| {
         std::fs::read(p.join("topology").join(f))
             .ok()
-            .and_then(|b| parse_u64(b.trim_ascii()))
+            .and_then(|b| parse_u64_trimmed(&b))
     };
     let (mut cores, mut packages) = (Vec::new(), Vec::new());
     let mut out = Vec::new();
@@ -192,7 +192,7 @@ impl Throttle {
         if let Some(f) = &mut self.volt_alarm {
             match f.read(buf) {
                 Ok(()) => {
-                    if let Some(v) = parse_u64(buf.trim_ascii()) {
+                    if let Some(v) = parse_u64_trimmed(buf) {
                         t.known |= UNDER_VOLTAGE;
                         if v != 0 {
                             t.now |= UNDER_VOLTAGE;
@@ -212,7 +212,7 @@ impl Throttle {
                     gone |= CollectError::vanished(&e);
                     continue;
                 }
-                let Some(v) = parse_u64(buf.trim_ascii()) else {
+                let Some(v) = parse_u64_trimmed(buf) else {
                     continue;
                 };
                 read = true;
