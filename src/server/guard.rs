@@ -140,7 +140,11 @@ impl Names {
     pub fn new(port: u16, hostname: &str, extra_sans: &str, allowed: Vec<Origin>) -> Names {
         let mut names = vec!["localhost".to_string()];
         let host = hostname.trim().to_ascii_lowercase();
-        let local = format!("{host}.local");
+        let local = if host.is_empty() {
+            String::new()
+        } else {
+            format!("{host}.local")
+        };
         for n in [host.as_str(), local.as_str()]
             .into_iter()
             .chain(extra_sans.split(','))
@@ -402,6 +406,8 @@ mod tests {
             assert!(!n.origin_ok(bad.as_bytes()), "{bad}");
         }
         assert!(n.allowed(b"https://DASH.example:8080/"));
+        let bare = Names::new(3000, "", "", Vec::new());
+        assert_eq!(bare.names, ["localhost"]);
         assert!(!n.allowed(b"http://localhost:3000"));
     }
 
