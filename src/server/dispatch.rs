@@ -76,7 +76,7 @@ pub fn route(buf: &[u8], peer: &str, x: &mut Ctx) -> Option<(usize, http::Route)
         blocked,
     };
     let (consumed, route, note) = http::route(buf, &gate)?;
-    let why = match note {
+    let (why, what) = match note {
         http::Note::Nothing => return Some((consumed, route)),
         http::Note::WrongToken => {
             if ip.is_some_and(|ip| x.guard.wrong_token(ip, now)) {
@@ -88,13 +88,18 @@ pub fn route(buf: &[u8], peer: &str, x: &mut Ctx) -> Option<(usize, http::Route)
                 );
                 return Some((consumed, route));
             }
-            "wrong token (401)"
+            ("wrong token (401)", None)
         }
-        http::Note::Blocked => "locked out for wrong tokens (429)",
-        http::Note::Refused(why) => why,
+        http::Note::Blocked => ("locked out for wrong tokens (429)", None),
+        http::Note::Refused(why, what) => (why, what),
     };
     if let Some(more) = x.guard.refusal_line(now) {
-        log::info!("{peer}: refused: {why} ({more} more refusals since the last line)");
+        let what = what.map(|w| format!(": {w}")).unwrap_or_default();
+        let more = match more {
+            0 => String::new(),
+            n => format!(" ({n} more refused since the last line)"),
+        };
+        log::info!("{peer}: refused: {why}{what}{more}");
     }
     Some((consumed, route))
 }

@@ -124,6 +124,23 @@ pub fn parse_origin(s: &str) -> Option<Origin> {
     Some(Origin { scheme, host, port })
 }
 
+/// An `Origin` header as parsed, to log (never the raw bytes).
+pub fn shown_origin(v: &[u8]) -> Option<String> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(parse_origin)
+        .map(|o| o.to_string())
+}
+
+/// A `Host` header as parsed, to log (never the raw bytes).
+pub fn shown_host(v: &[u8]) -> Option<String> {
+    let (h, p) = std::str::from_utf8(v).ok().and_then(parse_authority)?;
+    Some(match p {
+        Some(p) => format!("{h}:{p}"),
+        None => h.to_string(),
+    })
+}
+
 /// The agent's own names, its port and the allowed origins: built once at
 /// start.
 #[derive(Debug, Clone)]
@@ -409,6 +426,17 @@ mod tests {
         let bare = Names::new(3000, "", "", Vec::new());
         assert_eq!(bare.names, ["localhost"]);
         assert!(!n.allowed(b"http://localhost:3000"));
+    }
+
+    #[test]
+    fn shown_values_are_rebuilt_not_echoed() {
+        assert_eq!(
+            shown_host(b"Evil.Example:3000").as_deref(),
+            Some("evil.example:3000")
+        );
+        assert_eq!(shown_host(b"[::1]").as_deref(), Some("[::1]"));
+        assert_eq!(shown_host(b"a\x1b[31m"), None);
+        assert_eq!(shown_origin(b"http://x\ny"), None);
     }
 
     #[test]

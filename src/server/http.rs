@@ -1,6 +1,6 @@
 //! The HTTP side: one request head → a route, before any upgrade.
 
-use super::guard::Names;
+use super::guard::{shown_host, shown_origin, Names};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -29,13 +29,14 @@ pub struct Gate<'a> {
 }
 
 /// What the caller counts or logs about a routed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
     Nothing,
     /// A token was presented and it was wrong (401).
     WrongToken,
-    /// 403, and why.
-    Refused(&'static str),
+    /// 403: why, and the Origin or Host refused as parsed (safe to log;
+    /// `None` when it did not parse).
+    Refused(&'static str, Option<String>),
     /// 429: the address is locked out.
     Blocked,
 }
@@ -228,19 +229,19 @@ fn admit(req: &httparse::Request, query: &str, gate: &Gate, ws: bool) -> Result<
         Auth::Wrong => return unauthorized(Note::WrongToken),
         Auth::Open => {}
     }
-    let forbidden = |why: &'static str| {
+    let forbidden = |why: &'static str, what: Option<String>| {
         let body = "forbidden: this page's origin or host name is not this agent's (see --allow-origin, or send the token)";
         Err((
             respond(403, "Forbidden", body, head_only, ""),
-            Note::Refused(why),
+            Note::Refused(why, what),
         ))
     };
     let origin = header(req, "Origin");
     if ws {
         match origin {
-            Some(o) if o.trim_ascii() == b"null" => return forbidden("Origin null"),
+            Some(o) if o.trim_ascii() == b"null" => return forbidden("Origin null", None),
             Some(o) if !gate.names.origin_ok(o) => {
-                return forbidden("Origin not this agent's nor allowed")
+                return forbidden("Origin not this agent's nor allowed", shown_origin(o))
             }
             _ => {}
         }
@@ -253,7 +254,8 @@ fn admit(req: &httparse::Request, query: &str, gate: &Gate, ws: bool) -> Result<
     });
     let allowed = origin.is_some_and(|o| gate.names.allowed(o));
     if browser && !allowed && !header(req, "Host").is_some_and(|h| gate.names.host_ok(h)) {
-        return forbidden("a browser's Host is not one of this agent's names");
+        let host = header(req, "Host").and_then(shown_host);
+        return forbidden("a browser's Host is not one of this agent's names", host);
     }
     Ok(())
 }
@@ -659,9 +661,18 @@ mod tests {
     #[test]
     fn origins_on_ws() {
         let ws = |extra: &str| format!("GET /ws HTTP/1.1\r\n{UPGRADE}{extra}\r\n");
-        let refused = |why| (403, Note::Refused(why));
+        let refused = |why| (403, Note::Refused(why, None));
         let (s, n) = note(&ws("Origin: https://evil.example\r\n"), None);
-        assert!(s == 403 && matches!(n, Note::Refused(_)), "{s} {n:?}");
+        let shown = Some("https://evil.example:443".to_string());
+        assert_eq!(
+            (s, n),
+            (
+                403,
+                Note::Refused("Origin not this agent's nor allowed", shown)
+            )
+        );
+        let (_, n) = note(&ws("Origin: http://a b\r\n"), None);
+        assert!(matches!(n, Note::Refused(_, None)), "{n:?}");
         assert_eq!(note(&ws("Origin: null\r\n"), None), refused("Origin null"));
         assert_eq!(note(&ws("Origin: http://127.0.0.1:3000\r\n"), None).0, 101);
         assert_eq!(note(&ws("Origin: http://localhost:3000\r\n"), None).0, 101);
