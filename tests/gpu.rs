@@ -356,3 +356,38 @@ fn amd_host_tree_gpu_cpu_and_disk_temperatures() {
     let disks: Vec<DiskInfo> = serde_json::from_value(json(&ask(&mut ws, "get_disks"))).unwrap();
     assert!(disks.iter().all(|d| d.temperature.is_none()));
 }
+
+/// `sockagent bench` honours every setting the server does: with
+/// SOCKTOP_AGENT_GPU=0 it opens no NVIDIA library (glibc's loader names
+/// every library it looks for under LD_DEBUG=files,libs); with GPUs on, it does
+/// look for the one SOCKAGENT_NVML_LIB names.
+#[cfg(feature = "gpu")]
+#[test]
+fn bench_honours_the_gpu_switch() {
+    let lib = "/nonexistent/libnvidia-ml-bench.so.1";
+    let run = |gpu: &str| {
+        let out = common::agent_command()
+            .args(["bench", "-n", "1"])
+            .env("SOCKAGENT_ROOT", H200_VM)
+            .env("SOCKAGENT_NVML_LIB", lib)
+            .env("SOCKTOP_AGENT_GPU", gpu)
+            .env("LD_DEBUG", "files,libs")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let on = run("1");
+    if common::emulated() {
+        return; // qemu-user's loader is not glibc's traced one
+    }
+    assert!(
+        on.contains("libnvidia-ml-bench"),
+        "GPUs on: NVML looked for\n{on}"
+    );
+    let off = run("0");
+    assert!(
+        !off.contains("nvidia"),
+        "GPUs off: no NVIDIA library\n{off}"
+    );
+}

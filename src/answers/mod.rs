@@ -93,6 +93,8 @@ impl pb::ProcessRow for ProcRow {
     }
 }
 
+/// Processes listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_N`).
+pub const PROM_TOP_N: usize = 10;
 /// Cgroups listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_CGROUPS`).
 pub const PROM_TOP_CGROUPS: usize = 20;
 
@@ -238,6 +240,8 @@ pub struct Answers {
     processes: Kept,
     cgroups: Kept,
     details: HashMap<u32, Cached<Utf8Bytes>>,
+    /// Processes listed by `/metrics`, the heaviest by CPU (0: none, not scanned).
+    prom_top_n: usize,
     /// Cgroups listed by `/metrics`, the heaviest by CPU (0: none, not sampled).
     prom_top_cgroups: usize,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
@@ -268,6 +272,7 @@ impl Answers {
             // its CPU shares and I/O rates need a real window
             cgroups: Kept::new(&CGROUPS, ttl.processes.max(MIN_CPU_WINDOW)),
             details: HashMap::new(),
+            prom_top_n: PROM_TOP_N,
             prom_top_cgroups: PROM_TOP_CGROUPS,
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
@@ -312,6 +317,18 @@ impl Answers {
             h.record(m, gpus);
         }
     }
+    /// How many processes `/metrics` lists (`SOCKAGENT_PROM_TOP_N`; 0:
+    /// none, and the scrape does not scan them).
+    pub fn with_prom_top_n(mut self, n: usize) -> Self {
+        self.set_prom_top_n(n);
+        self
+    }
+
+    /// The same, on an `Answers` in use (`sockagent bench` times both).
+    pub fn set_prom_top_n(&mut self, n: usize) {
+        self.prom_top_n = n;
+    }
+
     /// How many cgroups `/metrics` lists (`SOCKAGENT_PROM_TOP_CGROUPS`;
     /// 0: none, and the scrape does not sample them).
     pub fn with_prom_top_cgroups(mut self, n: usize) -> Self {
@@ -499,19 +516,14 @@ impl Answers {
     /// One scrape: the body of a `/metrics` answer. Each collection runs
     /// at most once, and not at all when its sample is fresh. Fails only
     /// when `/proc/stat` or `/proc/meminfo` cannot be read.
-    pub fn prometheus(&mut self, now: Instant, top_n: usize) -> Result<String> {
-        self.prometheus_with(now, top_n, prom::PushCounts::default())
+    pub fn prometheus(&mut self, now: Instant) -> Result<String> {
+        self.prometheus_with(now, prom::PushCounts::default())
     }
 
     /// A scrape that also shows the server's pushed streams.
-    pub fn prometheus_with(
-        &mut self,
-        now: Instant,
-        top_n: usize,
-        pushes: prom::PushCounts,
-    ) -> Result<String> {
+    pub fn prometheus_with(&mut self, now: Instant, pushes: prom::PushCounts) -> Result<String> {
         let t0 = Instant::now();
-        let parts = self.scrape_parts(now, top_n, pushes)?;
+        let parts = self.scrape_parts(now, pushes)?;
         let body = prom::render(&mut self.col, &self.scrape, parts);
         self.scrape.done(t0.elapsed(), body.len());
         Ok(body)
@@ -522,23 +534,18 @@ impl Answers {
     pub fn families(
         &mut self,
         now: Instant,
-        top_n: usize,
         pushes: prom::PushCounts,
         out: &mut dyn Sink,
     ) -> Result<()> {
-        let parts = self.scrape_parts(now, top_n, pushes)?;
+        let parts = self.scrape_parts(now, pushes)?;
         prom::describe(&mut self.col, &self.scrape, &parts, out);
         Ok(())
     }
 
     /// Makes every sample a scrape shows fresh (inside its TTL: nothing
     /// read) and says which ones it could not collect.
-    fn scrape_parts(
-        &mut self,
-        now: Instant,
-        top_n: usize,
-        pushes: prom::PushCounts,
-    ) -> Result<prom::Parts> {
+    fn scrape_parts(&mut self, now: Instant, pushes: prom::PushCounts) -> Result<prom::Parts> {
+        let top_n = self.prom_top_n;
         // The process rows first: scanned only when older than the
         // processes TTL, and not encoded here (a WebSocket client's
         // `processes` request encodes them). The metrics collection right

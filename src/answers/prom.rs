@@ -240,7 +240,8 @@ mod tests {
             16,
         );
         Answers::new(c, Ttls::default())
-            .prometheus(Instant::now(), top_n)
+            .with_prom_top_n(top_n)
+            .prometheus(Instant::now())
             .unwrap()
     }
 
@@ -431,7 +432,7 @@ mod tests {
             16,
         );
         let mut a = Answers::new(c, Ttls::default()).with_prom_top_cgroups(1);
-        let one = check_exposition(&a.prometheus(Instant::now(), 10).unwrap());
+        let one = check_exposition(&a.prometheus(Instant::now()).unwrap());
         let top: Vec<_> = one
             .iter()
             .filter(|x| x.0 == "sockagent_cgroup_cpu_seconds_total")
@@ -439,7 +440,7 @@ mod tests {
         assert_eq!(top.len(), 1);
         assert!(top[0].1.contains("session-2.scope"), "{top:?}");
         let mut a = a.with_prom_top_cgroups(0);
-        let none = a.prometheus(Instant::now(), 10).unwrap();
+        let none = a.prometheus(Instant::now()).unwrap();
         assert!(!none.contains("sockagent_cgroup_"));
         // a tree without cgroups: no cgroup families at all
         assert!(!scrape("h200-vm", 10).contains("sockagent_cgroup_"));

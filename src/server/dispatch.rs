@@ -28,7 +28,6 @@ pub struct Ctx<'a> {
     pub jobs: &'a mut Jobs,
     pub registry: &'a mio::Registry,
     pub token: Option<&'a str>,
-    pub prom_top_n: usize,
     pub cfg: &'a WebSocketConfig,
     /// This connection's (slab key, serial), for journal waiters.
     pub me: (usize, u64),
@@ -109,10 +108,7 @@ pub fn route(buf: &[u8], peer: &str, x: &mut Ctx) -> Option<(usize, http::Route)
 /// client takes it (Prometheus does): ~5x fewer bytes to push through the
 /// socket costs less than it saves.
 pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
-    match x
-        .answers
-        .prometheus_with(Instant::now(), x.prom_top_n, x.streams.counts)
-    {
+    match x.answers.prometheus_with(Instant::now(), x.streams.counts) {
         Ok(body) => {
             let zipped = gzip.then(|| x.answers.gzip(body.as_bytes()));
             let (bytes, extra) = match &zipped {

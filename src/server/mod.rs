@@ -86,7 +86,6 @@ pub struct Server {
     signals: signal_hook_mio::v1_0::Signals,
     shutting_down: Option<Instant>,
     jobs: Jobs,
-    prom_top_n: usize,
     streams: Streams,
     guard: guard::Guard,
     #[cfg(feature = "tls")]
@@ -100,8 +99,6 @@ pub struct Options {
     pub limits: Limits,
     /// The journal reader run for `journal_entries`.
     pub journal_cmd: std::ffi::OsString,
-    /// Processes listed by `/metrics` (the top N by CPU).
-    pub prom_top_n: usize,
     /// The agent's own names and the allowed origins (Origin and Host checks).
     pub names: guard::Names,
     /// Serve wss:// with this config.
@@ -119,7 +116,6 @@ impl Server {
             token,
             limits,
             journal_cmd,
-            prom_top_n,
             names,
             #[cfg(feature = "tls")]
             tls,
@@ -161,7 +157,6 @@ impl Server {
             signals,
             shutting_down: None,
             jobs: Jobs::new(journal_cmd),
-            prom_top_n,
             streams: Streams::new(epoch),
             guard: guard::Guard::new(names),
             #[cfg(feature = "tls")]
@@ -489,7 +484,6 @@ impl Server {
                     jobs: &mut self.jobs,
                     registry: self.poll.registry(),
                     token: self.token.as_deref(),
-                    prom_top_n: self.prom_top_n,
                     cfg: &self.ws_config,
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
