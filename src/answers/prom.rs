@@ -7,6 +7,7 @@
 use crate::collect::{
     self, cgroups::CgroupRow, cpu, disks, gpu, processes::ProcRow, Collection, Collectors,
 };
+use crate::families::Describe as _;
 use crate::protocol::prom::{valid_name, Kind, Writer};
 use std::time::{Duration, Instant};
 
@@ -275,6 +276,9 @@ pub fn render(col: &mut Collectors, stats: &ScrapeStats, p: Parts) -> String {
                 }
             }
         }
+
+        sensors.vmstat.describe(w);
+        sensors.timex.describe(w);
 
         if let Some([sysname, release, version, machine, domainname]) = collect::uname() {
             w.family(
@@ -547,6 +551,7 @@ fn render_cgroups(w: &mut Writer, rows: &[CgroupRow], n: usize) {
             w.sample("sockagent_cgroup_memory_bytes", &labels(r), b);
         }
     }
+    collect::cgroups::describe_memory_max(&top, w);
     w.family(
         "sockagent_cgroup_io_bytes_total",
         "Bytes the same cgroups read and wrote on block devices.",
@@ -653,7 +658,17 @@ fn render_board(w: &mut Writer, m: &collect::MetricsSample) {
         }
     }
     type NetPick = fn(&collect::net::NetDev) -> u64;
-    let net: [(&str, &str, NetPick); 4] = [
+    let net: [(&str, &str, NetPick); 6] = [
+        (
+            "node_network_receive_packets_total",
+            "Network device statistic receive_packets.",
+            |n| n.rx_packets,
+        ),
+        (
+            "node_network_transmit_packets_total",
+            "Network device statistic transmit_packets.",
+            |n| n.tx_packets,
+        ),
         (
             "node_network_receive_drop_total",
             "Network device statistic receive_drop.",

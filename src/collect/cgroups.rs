@@ -37,6 +37,7 @@
 use super::error::{CollectError, ErrorKind, Result};
 use super::fs::{pread_all, Root};
 use super::num::{fields, lines, parse_u64};
+use crate::families::{Family, Sink};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -208,6 +209,28 @@ pub struct CgroupRow {
     pub io_read_bytes: Option<u64>,
     pub io_write_bytes: Option<u64>,
     pub pids: Option<u64>,
+}
+
+/// The limit `ServiceMemoryNearLimit` divides `sockagent_cgroup_memory_bytes` by.
+pub const MEMORY_MAX: Family = Family::gauge(
+    "sockagent_cgroup_memory_max_bytes",
+    "Memory limit of the same cgroups (v2 memory.max, v1 memory.limit_in_bytes); only those that have one.",
+);
+
+/// `MEMORY_MAX` for the listed `rows` that have a limit, labelled as the
+/// other `sockagent_cgroup_*` families (`cgroup`, `kind`, `name`).
+pub fn describe_memory_max(rows: &[&CgroupRow], out: &mut dyn Sink) {
+    MEMORY_MAX.open(out);
+    for r in rows {
+        if let Some(max) = r.mem_max_bytes {
+            let labels = [
+                ("cgroup", r.path.as_str()),
+                ("kind", r.kind.as_str()),
+                ("name", r.name.as_str()),
+            ];
+            out.sample(&labels, max.into());
+        }
+    }
 }
 
 /// Which cgroup layout the host has.
