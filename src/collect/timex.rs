@@ -36,6 +36,8 @@ pub fn from_timex(status: i32, maxerror_us: i64) -> ClockSync {
 
 /// Reads the host's clock state (a system call, no file); `None` under
 /// another root or when the call fails.
+// `maxerror` is a C long: i64 here, i32 on 32-bit boards.
+#[allow(clippy::useless_conversion)]
 pub fn read(root: &Root) -> Option<ClockSync> {
     if !root.is_host() {
         return None;
