@@ -322,12 +322,12 @@ fn query(port: u16, q: &str) -> Result<Vec<serde_json::Value>, String> {
     }
 }
 
-/// Prometheus scraping the agent every second with the packaged rules
-/// loaded, once it has scraped it twice: (its port, the agent, the
-/// server, its directory).
-fn prometheus_on_agent() -> (u16, Agent, Reaped, TempDir) {
+/// Prometheus scraping the agent (started with `env`) every second with
+/// the packaged rules loaded, once it has scraped it twice: (its port,
+/// the agent, the server, its directory).
+fn prometheus_on_agent(env: &[(&str, &str)]) -> (u16, Agent, Reaped, TempDir) {
     let prometheus = tool("prometheus", "prometheus");
-    let agent = Agent::start(&[], &[]);
+    let agent = Agent::start(&[], env);
     let dir = TempDir::new("packaging");
     let config = dir.0.join("prometheus.yml");
     std::fs::write(
@@ -416,7 +416,7 @@ fn concrete(expr: &str, instance: &str) -> String {
 
 #[test]
 fn a_prometheus_scraping_the_agent_answers_every_dashboard_query() {
-    let (port, agent, _server, _dir) = prometheus_on_agent();
+    let (port, agent, _server, _dir) = prometheus_on_agent(&[]);
     check_rules(port);
     let instance = format!("127.0.0.1:{}", agent.port);
     let d = dashboard();
@@ -465,4 +465,41 @@ fn a_prometheus_scraping_the_agent_answers_every_dashboard_query() {
         }
     }
     assert!(empty.is_empty(), "panels without data: {empty:#?}");
+}
+
+/// The rules match the series the agent really exports: on the Raspberry
+/// Pi tree (under-voltage and throttled now), `NodeUnderVoltage` fires at
+/// once with its labels and `NodeCpuThrottled` is at least pending.
+#[test]
+fn the_packaged_rules_fire_on_the_agents_own_series() {
+    let tree = fixture("rpi4");
+    let (port, agent, _server, _dir) = prometheus_on_agent(&[("SOCKAGENT_ROOT", &tree)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alerts = loop {
+        let rows = query(port, "ALERTS").unwrap();
+        let names: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r["metric"]["alertname"].as_str())
+            .collect();
+        if names.contains(&"NodeUnderVoltage") && names.contains(&"NodeCpuThrottled") {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "alerts so far: {rows:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let under = alerts
+        .iter()
+        .find(|r| r["metric"]["alertname"] == "NodeUnderVoltage")
+        .unwrap();
+    let m = &under["metric"];
+    assert_eq!(m["alertstate"], "firing", "{under}");
+    assert_eq!(m["severity"], "critical");
+    assert_eq!(m["instance"], format!("127.0.0.1:{}", agent.port).as_str());
+    // one throttling alert for the instance, whichever reasons hold
+    let throttled: Vec<_> = alerts
+        .iter()
+        .filter(|r| r["metric"]["alertname"] == "NodeCpuThrottled")
+        .collect();
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert!(throttled[0]["metric"]["reason"].is_null(), "{throttled:?}");
 }
