@@ -5,6 +5,7 @@
 //! line naming the flag or variable (exit status 2).
 
 use crate::collect::fs::Root;
+use crate::server::guard::{parse_origin, Origin};
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ Options:
       --client-ca PATH
                       with TLS, admit only clients whose certificate is signed by
                       a CA in this PEM file [SOCKAGENT_CLIENT_CA]
+      --allow-origin ORIGIN
+                      a web page at ORIGIN (scheme://host[:port]) may open /ws
+                      without the token, e.g. a dashboard served elsewhere;
+                      repeatable [SOCKAGENT_ALLOWED_ORIGINS, comma-separated]
       --history SECONDS
                       keep one sample a second for this long, for the history
                       request (default 900; 0 = off, no wakeups while idle;
@@ -59,7 +64,8 @@ Environment:
   SOCKAGENT_IDLE_TIMEOUT_MS       close a WebSocket client silent this long (0 = never, the default)
   SOCKAGENT_PROM_TOP_N            processes listed by /metrics, the top N by CPU (10; 0-1000)
   SOCKAGENT_PROM_TOP_CGROUPS      cgroups listed by /metrics, the top N by CPU (20; 0-1000)
-  SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated)
+  SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated);
+                                  also names a browser may reach this agent by (Origin and Host checks)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
 ";
 
@@ -94,6 +100,8 @@ pub struct Config {
     pub prom_top_cgroups: usize,
     /// Seconds of history kept, one sample a second (0: none).
     pub history_s: u32,
+    /// Web origins whose pages may open `/ws` without the token.
+    pub allowed_origins: Vec<Origin>,
 }
 
 /// What the command line asks for.
@@ -125,6 +133,19 @@ fn parse_history(name: &str, v: &str) -> Result<u32, String> {
         })
 }
 
+/// A comma-separated list of origins (one for a flag, many for the variable).
+fn parse_origins(name: &str, v: &str) -> Result<Vec<Origin>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            parse_origin(o).ok_or_else(|| {
+                format!("{name}: invalid origin {o:?} (expected scheme://host[:port], e.g. https://dash.example:8080)")
+            })
+        })
+        .collect()
+}
+
 fn parse_ms(name: &str, v: &str) -> Result<Duration, String> {
     v.trim()
         .parse::<u64>()
@@ -144,6 +165,7 @@ pub fn parse(
     let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
     let mut client_ca = None;
     let mut history = None;
+    let mut origins: Vec<Origin> = Vec::new();
     let mut bench: Option<u32> = None;
     let str_of = |v: OsString, flag: &str| {
         v.into_string()
@@ -170,6 +192,15 @@ pub fn parse(
                     return Err("--client-ca: empty path".into());
                 }
                 client_ca = Some(("--client-ca", PathBuf::from(v)));
+            }
+            Long("allow-origin") => {
+                let v = str_of(p.value().map_err(|e| e.to_string())?, "--allow-origin")?;
+                if v.contains(',') || v.trim().is_empty() {
+                    return Err(format!(
+                        "--allow-origin: invalid origin {v:?} (one scheme://host[:port] per flag)"
+                    ));
+                }
+                origins.extend(parse_origins("--allow-origin", &v)?);
             }
             Long("history") => {
                 let v = str_of(p.value().map_err(|e| e.to_string())?, "--history")?;
@@ -256,6 +287,11 @@ pub fn parse(
             None => DEFAULT_HISTORY_S,
         },
     };
+    if origins.is_empty() {
+        if let Some(v) = env("SOCKAGENT_ALLOWED_ORIGINS") {
+            origins = parse_origins("SOCKAGENT_ALLOWED_ORIGINS", &v)?;
+        }
+    }
     let config = Box::new(Config {
         port,
         bind: bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -283,6 +319,7 @@ pub fn parse(
         prom_top_n,
         prom_top_cgroups,
         history_s,
+        allowed_origins: origins,
     });
     Ok(match bench {
         Some(iterations) => Action::Bench { iterations, config },
@@ -501,5 +538,52 @@ mod tests {
             parse([OsString::from("--help")], |_| None),
             Ok(Action::Help)
         ));
+    }
+
+    #[test]
+    fn allowed_origins_flag_and_variable() {
+        let shown = |c: &Config| {
+            c.allowed_origins
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(run(&[], &[]).unwrap().allowed_origins.is_empty());
+        let c = run(
+            &[
+                "--allow-origin",
+                "https://Dash.example",
+                "--allow-origin",
+                "http://10.0.0.2:8080/",
+            ],
+            &[("SOCKAGENT_ALLOWED_ORIGINS", "http://ignored")],
+        )
+        .unwrap();
+        assert_eq!(
+            shown(&c),
+            ["https://dash.example:443", "http://10.0.0.2:8080"]
+        );
+        let c = run(
+            &[],
+            &[("SOCKAGENT_ALLOWED_ORIGINS", " http://a:1, https://b ,")],
+        )
+        .unwrap();
+        assert_eq!(shown(&c), ["http://a:1", "https://b:443"]);
+        for bad in [
+            "dash.example",
+            "null",
+            "https://x/path",
+            "http://a,http://b",
+            "",
+        ] {
+            let e = run(&["--allow-origin", bad], &[]).unwrap_err();
+            assert!(e.starts_with("--allow-origin: invalid origin"), "{e}");
+        }
+        let e = run(&[], &[("SOCKAGENT_ALLOWED_ORIGINS", "http://a, b")]).unwrap_err();
+        assert!(
+            e.starts_with("SOCKAGENT_ALLOWED_ORIGINS: invalid origin \"b\""),
+            "{e}"
+        );
+        assert!(HELP.contains("--allow-origin") && HELP.contains("SOCKAGENT_ALLOWED_ORIGINS"));
     }
 }

@@ -5,7 +5,7 @@
 use sockagent::answers::{Answers, Ttls};
 use sockagent::collect::{Collectors, Settings, MIN_CPU_WINDOW};
 use sockagent::config::{self, Action, Config};
-use sockagent::server::{Limits, Options, Server};
+use sockagent::server::{guard, Limits, Options, Server};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -57,6 +57,30 @@ fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, Stri
         log::info!("client certificates required, signed by {}", ca.display());
     }
     tls::server_config(&cert, &key, cfg.client_ca.as_deref())
+}
+
+/// A client CA file that cannot be used is a bad value like any other:
+/// one line and exit 2, before anything is logged.
+#[cfg(feature = "tls")]
+fn check_client_ca(cfg: &Config) -> Result<(), String> {
+    match &cfg.client_ca {
+        Some(ca) => sockagent::server::tls::client_roots(ca).map(drop),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn check_client_ca(_: &Config) -> Result<(), String> {
+    Ok(())
+}
+
+/// The names a browser may reach this agent by (Origin and Host checks):
+/// localhost, the host name, SOCKTOP_AGENT_EXTRA_SANS (as the certificate
+/// takes them), on the port it listens on; and the allowed origins.
+fn names(cfg: &Config, port: u16) -> guard::Names {
+    let host = sockagent::collect::hostname(&cfg.root);
+    let extra = std::env::var("SOCKTOP_AGENT_EXTRA_SANS").unwrap_or_default();
+    guard::Names::new(port, &host, &extra, cfg.allowed_origins.clone())
 }
 
 fn run(cfg: Config) -> Result<(), String> {
@@ -114,6 +138,7 @@ fn run(cfg: Config) -> Result<(), String> {
         limits,
         journal_cmd: cfg.journal_cmd.clone(),
         prom_top_n: cfg.prom_top_n,
+        names: names(&cfg, local.port()),
         #[cfg(feature = "tls")]
         tls,
     };
@@ -177,6 +202,10 @@ fn main() -> ExitCode {
             config: cfg,
         } => bench(&cfg, iterations),
         Action::Run(cfg) => {
+            if let Err(e) = check_client_ca(&cfg) {
+                eprintln!("sockagent: {e}");
+                return ExitCode::from(2);
+            }
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .format_timestamp_millis()
                 .init();

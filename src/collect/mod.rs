@@ -29,6 +29,7 @@ pub mod rediscover;
 pub mod sensors;
 pub mod throttle;
 pub mod timex;
+pub mod top;
 pub mod vmstat;
 
 use error::{CollectError, Reported, Result};
@@ -141,6 +142,23 @@ pub struct MetricsSample {
     /// most once per `Settings::board_period` (see `board`). The readers
     /// live in the sample: each row keeps its own kept file.
     pub board: board::Board,
+}
+
+impl MetricsSample {
+    /// node_exporter's families of the fast metrics and the board
+    /// readings (and `sockagent_throttling`), in the order a scrape lists them.
+    pub fn describe(&self, out: &mut dyn crate::families::Sink) {
+        self.stat.describe(clock_ticks() as f64, out);
+        self.board.describe_load(out);
+        memory::describe_fields(&self.mem_fields, out);
+        net::describe(&self.nets, &net::BYTES, out);
+        self.board.describe(out);
+        self.disk_io.describe(out);
+        net::describe(&self.nets, &net::PACKETS, out);
+        net::describe(&self.nets, &net::ERRORS, out);
+        self.board.describe_rest(out);
+        host::describe_time(out);
+    }
 }
 
 /// The mounted filesystems, as the last disks collection found them.

@@ -3,6 +3,7 @@
 
 use super::num::{fields, lines, parse_u64};
 use super::rate::{Rate, Step};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 
 /// One interface: the `networks[]` row of the metrics answer (its serde
@@ -26,6 +27,87 @@ pub struct NetDev {
     pub rx_packets: u64,
     #[serde(skip)]
     pub tx_packets: u64,
+}
+
+type Pick = fn(&NetDev) -> u64;
+
+/// node_exporter's byte counters, per interface.
+pub const BYTES: [(Family, Pick); 2] = [
+    (
+        Family::counter(
+            "node_network_receive_bytes_total",
+            "Network device statistic receive_bytes.",
+        ),
+        |n| n.received,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_bytes_total",
+            "Network device statistic transmit_bytes.",
+        ),
+        |n| n.transmitted,
+    ),
+];
+
+/// node_exporter's packet counters, per interface (`NodeNetworkReceiveErrs`
+/// divides the receive errors by them).
+pub const PACKETS: [(Family, Pick); 2] = [
+    (
+        Family::counter(
+            "node_network_receive_packets_total",
+            "Network device statistic receive_packets.",
+        ),
+        |n| n.rx_packets,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_packets_total",
+            "Network device statistic transmit_packets.",
+        ),
+        |n| n.tx_packets,
+    ),
+];
+
+/// node_exporter's drop and error counters, per interface.
+pub const ERRORS: [(Family, Pick); 4] = [
+    (
+        Family::counter(
+            "node_network_receive_drop_total",
+            "Network device statistic receive_drop.",
+        ),
+        |n| n.rx_dropped,
+    ),
+    (
+        Family::counter(
+            "node_network_receive_errs_total",
+            "Network device statistic receive_errs.",
+        ),
+        |n| n.rx_errors,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_drop_total",
+            "Network device statistic transmit_drop.",
+        ),
+        |n| n.tx_dropped,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_errs_total",
+            "Network device statistic transmit_errs.",
+        ),
+        |n| n.tx_errors,
+    ),
+];
+
+/// `families` over every interface, labelled `device`.
+pub fn describe(devs: &[NetDev], families: &[(Family, Pick)], out: &mut dyn Sink) {
+    for (family, pick) in families {
+        family.open(out);
+        for n in devs {
+            out.sample(&[("device", &n.name)], Value::U(pick(n)));
+        }
+    }
 }
 
 /// A rate's wire form: its per-second value, or null.

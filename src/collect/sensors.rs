@@ -8,6 +8,7 @@
 //! failure (module unloaded) makes the next sample search again.
 
 use super::fs::{KeptFile, Root};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -525,7 +526,7 @@ impl Fans {
         let mut gone = false;
         for f in &mut self.fans {
             f.rpm = match f.file.read(buf) {
-                Ok(()) => super::num::parse_u64(buf.trim_ascii()),
+                Ok(()) => super::num::parse_u64_trimmed(buf),
                 Err(e) => {
                     gone |= super::error::CollectError::vanished(&e);
                     None
@@ -534,6 +535,73 @@ impl Fans {
         }
         if gone {
             self.found = None;
+        }
+    }
+}
+
+pub const FAN_RPM: Family = Family::gauge(
+    "node_hwmon_fan_rpm",
+    "Hardware monitor for fan revolutions per minute (input)",
+);
+pub const CHIP_NAMES: Family = Family::gauge(
+    "node_hwmon_chip_names",
+    "Annotation metric for human-readable chip names",
+);
+pub const SENSOR_LABEL: Family =
+    Family::gauge("node_hwmon_sensor_label", "Label for given chip and sensor");
+pub const TEMP_CELSIUS: Family = Family::gauge(
+    "node_hwmon_temp_celsius",
+    "Hardware monitor for temperature (input)",
+);
+
+impl Fans {
+    /// Every fan's speed (nothing where there is no fan).
+    pub fn describe(&self, out: &mut dyn Sink) {
+        if self.fans.is_empty() {
+            return;
+        }
+        FAN_RPM.open(out);
+        for f in &self.fans {
+            if let Some(rpm) = f.rpm {
+                out.sample(&[("chip", &f.chip), ("sensor", &f.sensor)], rpm.into());
+            }
+        }
+    }
+}
+
+impl HwmonTemps {
+    /// node_exporter's hwmon families: chip names, labels, temperatures.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        let temps = &self.temps;
+        if temps.is_empty() {
+            return;
+        }
+        CHIP_NAMES.open(out);
+        let mut last = None;
+        for t in temps {
+            if let Some(cn) = &t.chip_name {
+                if last != Some(&t.chip) {
+                    out.sample(&[("chip", &t.chip), ("chip_name", cn)], Value::U(1));
+                }
+            }
+            last = Some(&t.chip);
+        }
+        SENSOR_LABEL.open(out);
+        for t in temps {
+            if let Some(l) = &t.label {
+                let labels = [
+                    ("chip", t.chip.as_str()),
+                    ("label", l),
+                    ("sensor", &t.sensor),
+                ];
+                out.sample(&labels, Value::U(1));
+            }
+        }
+        TEMP_CELSIUS.open(out);
+        for t in temps {
+            if let Some(c) = t.celsius {
+                out.sample(&[("chip", &t.chip), ("sensor", &t.sensor)], c.into());
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 //! reading.
 
 use super::fs::Root;
-use crate::families::{Describe, Family, Sink};
+use crate::families::{Family, Sink};
 
 pub const SYNC_STATUS: Family = Family::gauge(
     "node_timex_sync_status",
@@ -53,8 +53,9 @@ pub fn read(root: &Root) -> Option<ClockSync> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Timex(pub Option<ClockSync>);
 
-impl Describe for Timex {
-    fn describe(&self, out: &mut dyn Sink) {
+impl Timex {
+    /// `SYNC_STATUS` and `MAX_ERROR`, where there is a reading.
+    pub fn describe(&self, out: &mut dyn Sink) {
         if let Some(c) = self.0 {
             SYNC_STATUS.single(out, u64::from(c.synced));
             MAX_ERROR.single(out, c.max_error_s);

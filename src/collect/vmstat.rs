@@ -5,7 +5,7 @@
 
 use super::fs::{KeptFile, Root};
 use super::num::{fields, lines, parse_u64};
-use crate::families::{Describe, Family, Sink};
+use crate::families::{Family, Sink};
 
 /// node_exporter's vmstat collector's name for the line (it exports it
 /// untyped; a counter's name would need `_total`, so it is a gauge here).
@@ -42,10 +42,9 @@ impl VmStat {
             Err(_) => None,
         };
     }
-}
 
-impl Describe for VmStat {
-    fn describe(&self, out: &mut dyn Sink) {
+    /// `OOM_KILL`, where there is a reading.
+    pub fn describe(&self, out: &mut dyn Sink) {
         if let Some(n) = self.oom_kill {
             OOM_KILL.single(out, n);
         }

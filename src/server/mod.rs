@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod dispatch;
+pub mod guard;
 pub mod http;
 pub mod jobs;
 pub mod pushes;
@@ -87,6 +88,7 @@ pub struct Server {
     jobs: Jobs,
     prom_top_n: usize,
     streams: Streams,
+    guard: guard::Guard,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -100,6 +102,8 @@ pub struct Options {
     pub journal_cmd: std::ffi::OsString,
     /// Processes listed by `/metrics` (the top N by CPU).
     pub prom_top_n: usize,
+    /// The agent's own names and the allowed origins (Origin and Host checks).
+    pub names: guard::Names,
     /// Serve wss:// with this config.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
@@ -116,6 +120,7 @@ impl Server {
             limits,
             journal_cmd,
             prom_top_n,
+            names,
             #[cfg(feature = "tls")]
             tls,
         } = opts;
@@ -158,6 +163,7 @@ impl Server {
             jobs: Jobs::new(journal_cmd),
             prom_top_n,
             streams: Streams::new(epoch),
+            guard: guard::Guard::new(names),
             #[cfg(feature = "tls")]
             tls,
         })
@@ -488,6 +494,7 @@ impl Server {
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
                     streams: &mut self.streams,
+                    guard: &mut self.guard,
                 };
                 conn::step(c, &mut ctx)
             }

@@ -13,6 +13,7 @@ pub mod jetson;
 pub mod nvml;
 
 use super::fs::Root;
+use crate::families::{Family, Sink, Value};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
@@ -193,6 +194,53 @@ impl Gpus {
             self.sample(now);
         }
         (!self.list.is_empty()).then_some(self.list.as_slice())
+    }
+}
+
+type Pick = fn(&Gpu) -> Option<f64>;
+
+/// One series per GPU and reading.
+pub const FAMILIES: [(Family, Pick); 4] = [
+    (
+        Family::gauge("sockagent_gpu_utilization_percent", "GPU busy %, 0-100."),
+        |g| g.usage.map(f64::from),
+    ),
+    (
+        Family::gauge("sockagent_gpu_memory_total_bytes", "GPU memory in total."),
+        |g| g.memory_total.map(|v| v as f64),
+    ),
+    (
+        Family::gauge(
+            "sockagent_gpu_memory_used_bytes",
+            "GPU memory in use (NVIDIA: without driver-reserved memory).",
+        ),
+        |g| g.memory_used.map(|v| v as f64),
+    ),
+    (
+        Family::gauge("sockagent_gpu_temperature_celsius", "GPU temperature."),
+        |g| g.temp_c.map(f64::from),
+    ),
+];
+
+/// Every GPU's readings, labelled `gpu` (its index), `name` and `vendor`;
+/// a reading the driver does not give is left out.
+pub fn describe(gpus: &[Gpu], out: &mut dyn Sink) {
+    let mut n = itoa::Buffer::new();
+    for (family, pick) in FAMILIES {
+        if !gpus.iter().any(|g| pick(g).is_some()) {
+            continue;
+        }
+        family.open(out);
+        for (i, g) in gpus.iter().enumerate() {
+            if let Some(v) = pick(g) {
+                let labels = [
+                    ("gpu", n.format(i)),
+                    ("name", &g.name),
+                    ("vendor", g.vendor),
+                ];
+                out.sample(&labels, Value::F(v));
+            }
+        }
     }
 }
 
