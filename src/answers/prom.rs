@@ -191,6 +191,8 @@ fn describe_samples(col: &Collectors, p: &Parts, out: &mut dyn Sink) {
     };
     disks::describe_filesystems(filesystems, out);
     col.sensors().hwmon.describe(out);
+    col.sensors().vmstat.describe(out);
+    col.sensors().timex.describe(out);
     host::describe_uname(&m.hostname, out);
     BUILD_INFO.open(out);
     out.sample(&[("version", env!("CARGO_PKG_VERSION"))], Value::U(1));

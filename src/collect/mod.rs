@@ -28,7 +28,9 @@ pub mod rate;
 pub mod rediscover;
 pub mod sensors;
 pub mod throttle;
+pub mod timex;
 pub mod top;
+pub mod vmstat;
 
 use error::{CollectError, Reported, Result};
 use fs::{KeptFile, Root};
@@ -152,6 +154,7 @@ impl MetricsSample {
         net::describe(&self.nets, &net::BYTES, out);
         self.board.describe(out);
         self.disk_io.describe(out);
+        net::describe(&self.nets, &net::PACKETS, out);
         net::describe(&self.nets, &net::ERRORS, out);
         self.board.describe_rest(out);
         host::describe_time(out);
@@ -168,12 +171,17 @@ pub struct DisksSample {
     pub filesystems: Vec<disks::FsRow>,
 }
 
-/// What only `/metrics` shows: every hwmon temperature. (Load average is
-/// the metrics sample's, `board.load_avg`.)
+/// What only `/metrics` shows: every hwmon temperature, the OOM kills
+/// and the clock's sync state. (Load average is the metrics sample's,
+/// `board.load_avg`.)
 #[derive(Debug, Default)]
 pub struct SensorsSample {
     pub at: Option<Instant>,
     pub hwmon: sensors::HwmonTemps,
+    /// `/proc/vmstat`'s `oom_kill`.
+    pub vmstat: vmstat::VmStat,
+    /// `adjtimex(2)`: the host's clock only.
+    pub timex: timex::Timex,
 }
 
 pub struct Collectors {
@@ -589,7 +597,8 @@ impl Collectors {
         (self.cgroups.0, &self.cgroups.1.rows)
     }
 
-    /// Reads every hwmon temperature (`/metrics` only).
+    /// Reads every hwmon temperature, the OOM kills and the clock's sync
+    /// state (`/metrics` only).
     pub fn collect_sensors(&mut self, now: Instant) -> &SensorsSample {
         let t0 = Instant::now();
         let s = &mut self.sensors;
@@ -598,6 +607,8 @@ impl Collectors {
         } else {
             s.hwmon.temps.clear();
         }
+        s.vmstat.refresh(&self.s.root, &mut self.buf);
+        s.timex = timex::Timex(timex::read(&self.s.root));
         s.at = Some(now);
         self.timed(Collection::Sensors, t0);
         &self.sensors

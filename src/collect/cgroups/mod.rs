@@ -256,6 +256,11 @@ pub const MEMORY: Family = Family::gauge(
     "sockagent_cgroup_memory_bytes",
     "Memory charged to the same cgroups (v2 memory.current, v1 memory.usage_in_bytes).",
 );
+/// The limit `ServiceMemoryNearLimit` divides `MEMORY` by.
+pub const MEMORY_MAX: Family = Family::gauge(
+    "sockagent_cgroup_memory_max_bytes",
+    "Memory limit of the same cgroups (v2 memory.max, v1 memory.limit_in_bytes); only those that have one.",
+);
 pub const IO_BYTES: Family = Family::counter(
     "sockagent_cgroup_io_bytes_total",
     "Bytes the same cgroups read and wrote on block devices.",
@@ -295,6 +300,12 @@ pub fn describe_top(rows: &[CgroupRow], n: usize, out: &mut dyn Sink) {
     for r in &top {
         if let Some(b) = r.mem_bytes {
             out.sample(&labels(r), Value::U(b));
+        }
+    }
+    MEMORY_MAX.open(out);
+    for r in &top {
+        if let Some(max) = r.mem_max_bytes {
+            out.sample(&labels(r), Value::U(max));
         }
     }
     IO_BYTES.open(out);
