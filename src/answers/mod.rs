@@ -569,7 +569,7 @@ impl Answers {
             self.col.collect_sensors(now);
         }
         // Cheap where there are none: the collector then looks for a
-        // cgroup filesystem at most every `cgroups::REPROBE`.
+        // cgroup filesystem at most every `rediscover::REDISCOVER`.
         let cgroups_ok = self.prom_top_cgroups > 0
             && match self.cgroups_sample(now) {
                 Ok(()) => true,

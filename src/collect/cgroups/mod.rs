@@ -2,7 +2,8 @@
 //! it uses (CPU share since the previous sample, memory and its limit, I/O
 //! rates, task count).
 //!
-//! Two layouts, found once (and looked for again every `REPROBE` while
+//! Two layouts, found once (and looked for again every
+//! `rediscover::REDISCOVER` while
 //! there is none):
 //!
 //! - **v2**: the unified hierarchy at `sys/fs/cgroup`, or
@@ -38,7 +39,7 @@ use crate::collect::error::Result;
 use crate::collect::fs::Root;
 use crate::families::{Family, Sink, Value};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 mod layout;
 mod parse;
@@ -61,8 +62,6 @@ pub const MAX_CGROUPS: usize = 20_000;
 /// A file a cgroup lacked is looked for again after this many samples
 /// (systemd enables a controller on a unit when a limit is set).
 pub const RETRY_ABSENT: u64 = 16;
-/// With no cgroup filesystem found, how long until it is looked for again.
-pub const REPROBE: Duration = Duration::from_secs(30);
 
 /// One listed cgroup, as the last sample found it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -145,11 +144,10 @@ impl CgroupScanner {
     /// again on the next sample).
     pub fn scan(&mut self, root: &Root, now: Instant, total_jiffies: u64, hz: u64) -> Result<()> {
         if self.layout.is_none() {
-            if self.probed.is_some_and(|t| now.duration_since(t) < REPROBE) {
+            if !crate::collect::rediscover::due(&mut self.probed, now) {
                 self.rows.clear();
                 return Ok(());
             }
-            self.probed = Some(now);
             self.layout = Layout::detect(root, &mut self.buf);
             match &self.layout {
                 Some(l) => log::debug!("cgroups: {:?}", l.version),
@@ -322,6 +320,7 @@ pub fn describe_top(rows: &[CgroupRow], n: usize, out: &mut dyn Sink) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn fixture(tree: &str) -> Root {
         Root::new(format!(

@@ -3,7 +3,8 @@
 //! GPU's `load` file.
 //!
 //! Probing (loading NVML, listing DRM cards) is done at start-up and again
-//! every `REPROBE`, so a driver loaded after start is found; a sample reads
+//! every `rediscover::REDISCOVER` (the one re-probe clock every collector
+//! keeps), so a driver loaded after start is found; a sample reads
 //! only what the probe found, and is cached for `TTL`. Nothing here runs
 //! when `SOCKTOP_AGENT_GPU=0`.
 
@@ -21,11 +22,6 @@ use std::time::{Duration, Instant};
 /// GPU readings are reused this long (the reference agent's window): NVML
 /// calls are the costliest part of a metrics answer.
 pub const TTL: Duration = Duration::from_millis(1500);
-
-/// How often the probe runs again: rare enough that a host without NVML
-/// pays one failed `dlopen` per half minute, often enough that a driver
-/// loaded after start shows up soon.
-pub const REPROBE: Duration = Duration::from_secs(30);
 
 /// A sample slower than this is logged (at debug), since it holds the loop.
 pub const SLOW_SAMPLE: Duration = Duration::from_millis(50);
@@ -181,10 +177,7 @@ impl Gpus {
         if !self.s.enabled {
             return None;
         }
-        if self
-            .probed_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= REPROBE)
-        {
+        if super::rediscover::due(&mut self.probed_at, now) {
             self.probe(now);
         }
         let fresh = self
