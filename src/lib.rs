@@ -12,3 +12,4 @@ pub mod config;
 pub mod families;
 pub mod protocol;
 pub mod server;
+pub mod text;

@@ -137,7 +137,7 @@ struct Scratch {
 /// What makes a request kind: how its sample is made fresh, when the
 /// sample was taken (`None`: there is none that answers a request), and
 /// how it is encoded into a frame whose payload is carved from `pool`.
-struct Kind {
+struct AnswerKind {
     collect: fn(&mut Collectors, Instant) -> Result<()>,
     at: fn(&Collectors) -> Option<Instant>,
     encode: fn(&mut Collectors, Instant, &mut Scratch, &mut BytesMut) -> Answer,
@@ -147,14 +147,14 @@ struct Kind {
 /// younger than `ttl`, encoded at most once per sample, into memory
 /// reused from `pool` (see the module's header).
 struct Kept {
-    kind: &'static Kind,
+    kind: &'static AnswerKind,
     ttl: Duration,
     pool: BytesMut,
     answer: Option<Answer>,
 }
 
 impl Kept {
-    fn new(kind: &'static Kind, ttl: Duration) -> Self {
+    fn new(kind: &'static AnswerKind, ttl: Duration) -> Self {
         Kept {
             kind,
             ttl,
@@ -187,7 +187,7 @@ impl Kept {
 
 /// `metrics`: JSON; a history tick's sample (no host name or process
 /// count of its own) answers no request.
-static METRICS: Kind = Kind {
+static METRICS: AnswerKind = AnswerKind {
     collect: |c, now| c.collect_metrics(now).map(drop),
     at: |c| c.metrics().at.filter(|_| c.metrics().full),
     encode: |c, now, x, pool| {
@@ -201,14 +201,14 @@ static METRICS: Kind = Kind {
 };
 
 /// `disks`: JSON rows, one per device.
-static DISKS: Kind = Kind {
+static DISKS: AnswerKind = AnswerKind {
     collect: |c, now| c.collect_disks(now).map(drop),
     at: |c| c.disks().at,
     encode: |c, _, x, pool| Answer::Text(encode_json(&mut x.json, pool, &c.disks().rows)),
 };
 
 /// `processes`: protobuf, gzipped above `GZIP_THRESHOLD`.
-static PROCESSES: Kind = Kind {
+static PROCESSES: AnswerKind = AnswerKind {
     collect: |c, now| c.collect_processes(now).map(drop),
     at: |c| c.processes().0,
     encode: |c, _, x, pool| {
@@ -223,7 +223,7 @@ static PROCESSES: Kind = Kind {
 };
 
 /// `cgroups`: JSON rows.
-static CGROUPS: Kind = Kind {
+static CGROUPS: AnswerKind = AnswerKind {
     collect: |c, now| c.collect_cgroups(now).map(drop),
     at: |c| c.cgroups().0,
     encode: |c, _, x, pool| {

@@ -8,7 +8,7 @@ use crate::collect::{
 use serde::Serialize;
 use std::time::Instant;
 
-/// The wire shape of the `metrics` answer (PROTOCOL.md, "metrics").
+/// The wire shape of the `metrics` answer (README, "metrics").
 #[derive(Serialize)]
 pub struct MetricsOut<'a> {
     sampled_at_ms: u64,

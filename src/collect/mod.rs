@@ -3,8 +3,12 @@
 //! agent and leaves a typed sample behind (`MetricsSample`, `DisksSample`,
 //! the process rows, the cgroup rows, `SensorsSample`); what is encoded from them, and when
 //! a sample is fresh enough to reuse, is the answers module's business.
-//! Nothing here knows of JSON frames, protobuf or gzip, and nothing here
-//! runs unless a request asks for it.
+//! Nothing here encodes a frame (no protobuf, gzip or frame JSON) and
+//! nothing here runs unless a request asks for it. Two ties to the wire
+//! remain, on purpose: rows an answer sends as they are (an interface, a
+//! disk, a GPU, a fan, a battery, a journal entry) derive `Serialize` with
+//! their wire keys, so they are not copied into a second shape; and each
+//! collector describes its own Prometheus families (`families`).
 
 pub mod board;
 pub mod cgroups;

@@ -8,7 +8,7 @@ use std::fs::File;
 
 /// Every file the collector reads, one kept-file slot each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Slot {
+pub(super) enum FileSlot {
     Procs0 = 0, // cgroup.procs in walked hierarchy 0 (v2: unified; v1: cpuacct)
     Procs1,     // cgroup.procs in walked hierarchy 1 (v1: memory)
     Cpu,

@@ -48,9 +48,9 @@ mod walk;
 use layout::Layout;
 pub use parse::{
     classify, parse_blkio_service_bytes, parse_cpu_stat, parse_io_stat, parse_memory_limit_v1,
-    parse_memory_max, Kind,
+    parse_memory_max, CgroupKind,
 };
-use walk::{read_cgroup, Entry, Io, Queue};
+use walk::{read_cgroup, CgroupState, Io, Queue};
 
 /// Most fds the cgroup collector keeps open (directories and files
 /// together): 1 024 covers ~150 busy cgroups on v2 (~7 each); a host with
@@ -68,7 +68,7 @@ pub const RETRY_ABSENT: u64 = 16;
 pub struct CgroupRow {
     /// From the hierarchy's root: `/system.slice/nginx.service`.
     pub path: String,
-    pub kind: Kind,
+    pub kind: CgroupKind,
     pub name: String,
     /// Share of the whole machine since the previous sample, 0–100.
     pub cpu_pct: Option<f32>,
@@ -97,7 +97,7 @@ pub struct CgroupScanner {
     layout: Option<Layout>,
     /// When the layout was last looked for (while there is none).
     probed: Option<Instant>,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, CgroupState>,
     generation: u64,
     kept: usize,
     budget: usize,
@@ -332,7 +332,7 @@ mod tests {
     /// (path, kind, name, cpu_ns, mem, mem_max, io, pids) of each row.
     type Expect = (
         &'static str,
-        Kind,
+        CgroupKind,
         &'static str,
         Option<u64>,
         Option<u64>,
@@ -416,7 +416,7 @@ mod tests {
             &[
                 (
                     "/system.slice/docker-3f2a9c1be0d4a7f6c5b8e9d0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4.scope",
-                    Kind::Container,
+                    CgroupKind::Container,
                     "3f2a9c1be0d4",
                     Some(730_512_004_000),
                     Some(412_381_184),
@@ -426,7 +426,7 @@ mod tests {
                 ),
                 (
                     "/system.slice/nginx.service",
-                    Kind::Service,
+                    CgroupKind::Service,
                     "nginx.service",
                     Some(48_213_377_000),
                     Some(25_714_688),
@@ -436,7 +436,7 @@ mod tests {
                 ),
                 (
                     "/user.slice/user-1000.slice/session-2.scope",
-                    Kind::Scope,
+                    CgroupKind::Scope,
                     "session-2.scope",
                     Some(5_120_004_311_000),
                     Some(2_198_302_720),
@@ -456,7 +456,7 @@ mod tests {
             &[
                 (
                     "/docker/9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c",
-                    Kind::Container,
+                    CgroupKind::Container,
                     "9b8c7d6e5f4a",
                     Some(730_512_004_000),
                     Some(412_381_184),
@@ -466,7 +466,7 @@ mod tests {
                 ),
                 (
                     "/sandbox/job-7",
-                    Kind::Other,
+                    CgroupKind::Other,
                     "job-7",
                     None, // only in the memory hierarchy
                     Some(1_350_475_776),
@@ -476,7 +476,7 @@ mod tests {
                 ),
                 (
                     "/system.slice/nginx.service",
-                    Kind::Service,
+                    CgroupKind::Service,
                     "nginx.service",
                     Some(48_213_377_123),
                     Some(25_714_688),

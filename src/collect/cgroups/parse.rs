@@ -4,7 +4,7 @@ use crate::collect::num::{fields, lines, parse_u64, parse_u64_trimmed};
 
 /// What a cgroup is, from its directory name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Kind {
+pub enum CgroupKind {
     Service,
     Container,
     Slice,
@@ -13,14 +13,14 @@ pub enum Kind {
     Other,
 }
 
-impl Kind {
+impl CgroupKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Service => "service",
-            Kind::Container => "container",
-            Kind::Slice => "slice",
-            Kind::Scope => "scope",
-            Kind::Other => "other",
+            CgroupKind::Service => "service",
+            CgroupKind::Container => "container",
+            CgroupKind::Slice => "slice",
+            CgroupKind::Scope => "scope",
+            CgroupKind::Other => "other",
         }
     }
 }
@@ -37,7 +37,7 @@ fn is_hex64(s: &str) -> bool {
 /// hex of a 64-hex directory name, bare as Docker's cgroupfs driver makes
 /// it, or as `docker-`/`libpod-`/`cri-containerd-`/`crio-<64hex>.scope`),
 /// else the last path element (the unit name for systemd's cgroups).
-pub fn classify(path: &str) -> (Kind, &str) {
+pub fn classify(path: &str) -> (CgroupKind, &str) {
     let last = path.rsplit('/').next().unwrap_or(path);
     let id = last.strip_suffix(".scope").and_then(|s| {
         CONTAINER_PREFIXES
@@ -46,16 +46,16 @@ pub fn classify(path: &str) -> (Kind, &str) {
             .filter(|id| is_hex64(id))
     });
     if let Some(id) = id.or(Some(last).filter(|l| is_hex64(l))) {
-        return (Kind::Container, id.get(..12).unwrap_or(id));
+        return (CgroupKind::Container, id.get(..12).unwrap_or(id));
     }
     let kind = if last.ends_with(".service") {
-        Kind::Service
+        CgroupKind::Service
     } else if last.ends_with(".slice") {
-        Kind::Slice
+        CgroupKind::Slice
     } else if last.ends_with(".scope") {
-        Kind::Scope
+        CgroupKind::Scope
     } else {
-        Kind::Other
+        CgroupKind::Other
     };
     (kind, last)
 }

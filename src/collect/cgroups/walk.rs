@@ -2,7 +2,7 @@
 //! directory fds, and each cgroup's files read (kept fds, `pread`) into
 //! its values and rates.
 
-use super::layout::{FileSpec, Hier, Layout, Slot, SLOTS};
+use super::layout::{FileSlot, FileSpec, Hier, Layout, SLOTS};
 use super::parse::{
     parse_blkio_service_bytes, parse_cpu_stat, parse_io_stat, parse_memory_limit_v1,
     parse_memory_max,
@@ -37,7 +37,7 @@ struct Prev {
 
 /// One cgroup path's state between samples.
 #[derive(Default)]
-pub(super) struct Entry {
+pub(super) struct CgroupState {
     /// The generation (sample) whose walk listed it.
     pub(super) seen: u64,
     /// The generation in which a walked hierarchy found processes in it.
@@ -50,7 +50,7 @@ pub(super) struct Entry {
     prev: Option<Prev>,
 }
 
-impl Entry {
+impl CgroupState {
     pub(super) fn open_fds(&self) -> usize {
         self.dirs.iter().chain(&self.files).flatten().count()
     }
@@ -112,7 +112,7 @@ impl Io<'_> {
     /// fails (ENODEV: its cgroup was removed, perhaps made again at the
     /// same path) closes every kept fd of the cgroup, and the file is
     /// opened again once.
-    fn read(&mut self, key: &str, e: &mut Entry, slot: Slot, peek: bool) -> Read {
+    fn read(&mut self, key: &str, e: &mut CgroupState, slot: FileSlot, peek: bool) -> Read {
         let s = slot as usize;
         let Some(spec) = self.files.get(s).copied().flatten() else {
             return Read::Absent;
@@ -186,8 +186,8 @@ impl Io<'_> {
     fn value<T>(
         &mut self,
         key: &str,
-        e: &mut Entry,
-        slot: Slot,
+        e: &mut CgroupState,
+        slot: FileSlot,
         parse: impl Fn(&[u8]) -> Option<T>,
     ) -> Option<T> {
         (self.read(key, e, slot, false) == Read::Ok)
@@ -213,23 +213,23 @@ pub(super) struct Values {
 pub(super) fn read_cgroup(
     io: &mut Io,
     key: &str,
-    e: &mut Entry,
+    e: &mut CgroupState,
     now: Instant,
     jiffies: u64,
     hz: u64,
 ) -> Option<Values> {
     let v2 = io.version == Version::V2;
     let mut v = Values {
-        cpu_ns: io.value(key, e, Slot::Cpu, |b| {
+        cpu_ns: io.value(key, e, FileSlot::Cpu, |b| {
             if v2 {
                 parse_cpu_stat(b)
             } else {
                 parse_u64_trimmed(b)
             }
         }),
-        mem_bytes: io.value(key, e, Slot::Mem, parse_u64_trimmed),
+        mem_bytes: io.value(key, e, FileSlot::Mem, parse_u64_trimmed),
         mem_max_bytes: io
-            .value(key, e, Slot::MemMax, |b| {
+            .value(key, e, FileSlot::MemMax, |b| {
                 Some(if v2 {
                     parse_memory_max(b)
                 } else {
@@ -237,21 +237,21 @@ pub(super) fn read_cgroup(
                 })
             })
             .flatten(),
-        io: io.value(key, e, Slot::Io, |b| {
+        io: io.value(key, e, FileSlot::Io, |b| {
             if v2 {
                 parse_io_stat(b)
             } else {
                 parse_blkio_service_bytes(b)
             }
         }),
-        pids: io.value(key, e, Slot::Pids, parse_u64_trimmed),
+        pids: io.value(key, e, FileSlot::Pids, parse_u64_trimmed),
         ..Values::default()
     };
     if v.pids.is_none() {
         let count = |b: &[u8]| Some(lines(b).count() as u64);
         v.pids = io
-            .value(key, e, Slot::Procs0, count)
-            .or_else(|| io.value(key, e, Slot::Procs1, count));
+            .value(key, e, FileSlot::Procs0, count)
+            .or_else(|| io.value(key, e, FileSlot::Procs1, count));
     }
     if v.cpu_ns.is_none() && v.mem_bytes.is_none() && v.pids.is_none() {
         return None;
@@ -298,7 +298,11 @@ impl CgroupScanner {
         let Some(Some(hier)) = layout.hiers.get(h) else {
             return Ok(());
         };
-        let procs = if h == 0 { Slot::Procs0 } else { Slot::Procs1 };
+        let procs = if h == 0 {
+            FileSlot::Procs0
+        } else {
+            FileSlot::Procs1
+        };
         let mut io = Io {
             version: layout.version,
             hiers: &layout.hiers,
@@ -323,7 +327,7 @@ impl CgroupScanner {
                 break;
             };
             if !entries.contains_key(key.as_str()) {
-                entries.insert(key.clone(), Entry::default());
+                entries.insert(key.clone(), CgroupState::default());
             }
             if let Some(e) = entries.get_mut(key.as_str()) {
                 *total += 1;
@@ -353,7 +357,7 @@ fn list_cgroup(
     hier: &Hier,
     h: usize,
     key: &str,
-    e: &mut Entry,
+    e: &mut CgroupState,
     q: &mut Queue,
 ) -> bool {
     for attempt in 0..2 {
