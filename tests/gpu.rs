@@ -1,6 +1,6 @@
 //! GPUs and temperatures end to end: the agent with the stand-in NVML
 //! (a C library built here, answering for two GPUs), without NVML, and on
-//! the hand-made sysfs trees under hwtests/trees, read back by the real
+//! the hand-made sysfs trees under tests/fixtures, read back by the real
 //! `socktop_connector` types.
 
 mod common;
@@ -8,10 +8,6 @@ use common::*;
 use socktop_connector::{DiskInfo, Metrics};
 
 const H200_VM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/h200-vm");
-
-fn tree(name: &str) -> String {
-    format!("{}/hwtests/trees/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The metrics answer, parsed by the real client's type (which fails on a
 /// missing required field or a duplicate GPU key), and as raw JSON.
@@ -307,7 +303,7 @@ fn missing_nvml_gives_null_gpus_and_intact_metrics() {
 
 #[test]
 fn amd_host_tree_gpu_cpu_and_disk_temperatures() {
-    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", &tree("amd-host")), no_nvml()]);
+    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", &fixture("amd-host")), no_nvml()]);
     let (m, _) = metrics(&agent);
     assert_eq!(m.hostname, "amd-host");
     assert_eq!(m.cpu_temp_c, Some(52.25)); // k10temp Tctl
@@ -343,7 +339,7 @@ fn amd_host_tree_gpu_cpu_and_disk_temperatures() {
     let agent = Agent::start(
         &[],
         &[
-            ("SOCKAGENT_ROOT", &tree("amd-host")),
+            ("SOCKAGENT_ROOT", &fixture("amd-host")),
             no_nvml(),
             ("SOCKTOP_AGENT_TEMP", "0"),
         ],

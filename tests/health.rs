@@ -13,14 +13,10 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tree(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Two metrics answers from the agent on `tree`, 1.1 s apart (the board
 /// sources are read at most once a second; rates need two readings).
 fn twice(name: &str) -> (Value, Value) {
-    let root = tree(name);
+    let root = fixture(name);
     let agent = Agent::start(
         &[],
         &[

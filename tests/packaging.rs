@@ -186,10 +186,6 @@ fn value_of<'a>(body: &'a str, series: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
 }
 
-fn fixture(tree: &str) -> String {
-    format!("{}/tests/fixtures/{tree}", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The series the rules need that node_exporter's collectors would give:
 /// the OOM kills, the clock's sync state, packets, the cgroups' limits.
 #[test]

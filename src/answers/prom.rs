@@ -230,10 +230,7 @@ mod tests {
     use crate::collect::{fs::Root, Settings};
 
     fn scrape(tree: &str, top_n: usize) -> String {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/{tree}",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture(tree);
         let c = Collectors::new(
             Settings {
                 root,
@@ -422,10 +419,7 @@ mod tests {
             2
         );
         // the default 20 here; 1 heaviest by CPU time (all at 0 % in a still tree)
-        let root = Root::new(format!(
-            "{}/tests/fixtures/cgroup-v2",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture("cgroup-v2");
         let c = Collectors::new(
             Settings {
                 root,

@@ -214,10 +214,7 @@ mod tests {
     }
 
     fn server() -> Root {
-        Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/server"
-        ))
+        Root::fixture("server")
     }
 
     #[test]

@@ -134,10 +134,7 @@ mod tests {
     }
 
     fn clocks(tree: &str) -> Vec<(u32, Option<u64>)> {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/{tree}",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture(tree);
         let mut f = CpuFreqs::default();
         f.refresh(&root, Instant::now(), &mut Vec::new());
         f.cores.iter().map(|c| (c.cpu, c.khz)).collect()
@@ -170,10 +167,7 @@ mod tests {
 
     #[test]
     fn none_where_there_is_no_cpufreq() {
-        let root = Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm"
-        ));
+        let root = Root::fixture("h200-vm");
         let mut f = CpuFreqs::default();
         f.refresh(&root, Instant::now(), &mut Vec::new());
         assert!(!f.any());

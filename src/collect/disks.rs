@@ -395,10 +395,7 @@ mod tests {
 
     #[test]
     fn amd_host_tree_rows_carry_disk_temperatures() {
-        let root = Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/hwtests/trees/amd-host"
-        ));
+        let root = Root::fixture("amd-host");
         let mut buf = Vec::new();
         root.read_into("proc/self/mountinfo", &mut buf).unwrap();
         let mounts = parse_mountinfo(&buf);

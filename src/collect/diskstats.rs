@@ -311,10 +311,7 @@ mod tests {
 
     #[test]
     fn server_fixture() {
-        let root = Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/server"
-        ));
+        let root = Root::fixture("server");
         let mut d = DiskStats::default();
         let mut buf = Vec::new();
         d.sample(&root, Instant::now(), &mut buf).unwrap();

@@ -39,6 +39,13 @@ impl Root {
     }
 
     /// True for the machine's own root (`/`), false for a captured tree.
+    /// Fixture tree `name` (`tests/fixtures/<name>`, the one fixture root).
+    #[cfg(test)]
+    pub fn fixture(name: &str) -> Root {
+        let base = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        Root::new(format!("{base}/{name}"))
+    }
+
     pub fn is_host(&self) -> bool {
         self.base == Path::new("/")
     }

@@ -350,10 +350,7 @@ mod tests {
     }
 
     fn laptop() -> Root {
-        Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/laptop"
-        ))
+        Root::fixture("laptop")
     }
 
     #[test]
@@ -406,14 +403,7 @@ mod tests {
     #[test]
     fn nothing_on_a_vm() {
         let mut p = Power::default();
-        p.refresh(
-            &Root::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/h200-vm"
-            )),
-            Instant::now(),
-            &mut Vec::new(),
-        );
+        p.refresh(&Root::fixture("h200-vm"), Instant::now(), &mut Vec::new());
         assert!(!p.present());
     }
 }

@@ -321,10 +321,7 @@ mod tests {
 
     #[test]
     fn scan_fixture_tree_then_live_proc() {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/prometheus-procfs",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture("prometheus-procfs");
         let mut s = ProcScanner::new(16, 4096);
         s.scan(&root, 1000).unwrap();
         let mut pids: Vec<u32> = s.rows.iter().map(|r| r.pid).collect();

@@ -610,13 +610,9 @@ impl HwmonTemps {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Root {
-        Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + name)
-    }
-
     #[test]
     fn coretemp_package_from_node_exporter_tree() {
-        let root = fixture("node-exporter");
+        let root = Root::fixture("node-exporter");
         let f = find_cpu_temp_file(&root).unwrap();
         // hwmon0 is coretemp.0; temp1 is "Package id 0" at 55 °C.
         assert!(f.ends_with("hwmon0/temp1_input"), "{}", f.display());
@@ -626,7 +622,7 @@ mod tests {
 
     #[test]
     fn thermal_zone_fallback() {
-        let root = fixture("prometheus-procfs");
+        let root = Root::fixture("prometheus-procfs");
         let f = find_cpu_temp_file(&root).unwrap();
         // a Raspberry Pi's bcm2835_thermal zone, not the bogus acpitz one
         assert!(f.ends_with("thermal_zone0/temp"), "{}", f.display());
@@ -635,27 +631,27 @@ mod tests {
 
     #[test]
     fn none_on_gpu_vm() {
-        assert!(find_cpu_temp_file(&fixture("h200-vm")).is_none());
-    }
-
-    fn tree(name: &str) -> Root {
-        Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hwtests/trees/").to_string() + name)
+        assert!(find_cpu_temp_file(&Root::fixture("h200-vm")).is_none());
     }
 
     #[test]
     fn cpu_temperature_of_each_hand_made_tree() {
         for (t, want) in [
-            ("rpi4", 47.238),       // hwmon cpu_thermal
-            ("rpi5", 51.3),         // cpu_thermal, not the rp1_adc listed first
-            ("amd-host", 52.25),    // k10temp Tctl (no Tdie on Zen 4)
-            ("intel-laptop", 61.0), // coretemp Package id 0, not acpitz
-            ("nvme-server", 55.0),  // Package id 0 of two sockets
-            ("jetson-nano", 36.0),  // the CPU-therm zone, not AO-therm before it
-            ("jetson-orin", 44.0),  // cpu-thermal zone
+            ("rpi4-sensors", 47.238), // hwmon cpu_thermal
+            ("rpi5", 51.3),           // cpu_thermal, not the rp1_adc listed first
+            ("amd-host", 52.25),      // k10temp Tctl (no Tdie on Zen 4)
+            ("intel-laptop", 61.0),   // coretemp Package id 0, not acpitz
+            ("nvme-server", 55.0),    // Package id 0 of two sockets
+            ("jetson-nano", 36.0),    // the CPU-therm zone, not AO-therm before it
+            ("jetson-orin", 44.0),    // cpu-thermal zone
         ] {
-            assert_eq!(CpuTemp::default().read(&tree(t)), Some(want), "{t}");
+            assert_eq!(
+                CpuTemp::default().read(&Root::fixture(t)),
+                Some(want),
+                "{t}"
+            );
         }
-        assert_eq!(CpuTemp::default().read(&tree("intel-arc")), None);
+        assert_eq!(CpuTemp::default().read(&Root::fixture("intel-arc")), None);
     }
 
     #[test]
@@ -663,7 +659,7 @@ mod tests {
         for (t, disk, want) in [
             ("rpi5", "nvme0n1", Some(38.85)), // NVMe HAT: Composite
             ("rpi5", "mmcblk0", None),        // an SD card has no sensor
-            ("rpi4", "mmcblk0", None),
+            ("rpi4-sensors", "mmcblk0", None),
             ("amd-host", "nvme0n1", Some(36.85)), // Composite, not Sensor 2
             ("amd-host", "sda", Some(31.0)),      // drivetemp
             ("amd-host", "sdb", None),            // USB disk, no drivetemp
@@ -676,7 +672,7 @@ mod tests {
             ("nvme-server", "../../etc", None),
             ("nvme-server", "", None),
         ] {
-            assert_eq!(disk_temp(&tree(t), disk), want, "{t} {disk}");
+            assert_eq!(disk_temp(&Root::fixture(t), disk), want, "{t} {disk}");
         }
     }
 
@@ -692,7 +688,7 @@ mod tests {
     #[test]
     fn hwmon_chips_named_as_node_exporter_names_them() {
         let mut h = HwmonTemps::default();
-        h.refresh(&fixture("node-exporter"));
+        h.refresh(&Root::fixture("node-exporter"));
         let got: Vec<(&str, &str, Option<&str>, Option<f32>)> = h
             .temps
             .iter()
@@ -735,7 +731,7 @@ mod tests {
     fn fans_of_the_laptop_tree() {
         let mut f = Fans::default();
         f.refresh(
-            &fixture("laptop"),
+            &Root::fixture("laptop"),
             std::time::Instant::now(),
             &mut Vec::new(),
         );
@@ -762,7 +758,7 @@ mod tests {
         );
         let mut none = Fans::default();
         none.refresh(
-            &fixture("h200-vm"),
+            &Root::fixture("h200-vm"),
             std::time::Instant::now(),
             &mut Vec::new(),
         );

@@ -300,17 +300,10 @@ mod tests {
         );
     }
 
-    fn fixture(name: &str) -> Root {
-        Root::new(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-    }
-
     #[test]
     fn rpi4_tree() {
         let mut t = Throttle::default();
-        t.refresh(&fixture("rpi4"), Instant::now(), &mut Vec::new());
+        t.refresh(&Root::fixture("rpi4"), Instant::now(), &mut Vec::new());
         let s = t.sample.unwrap();
         assert_eq!(s.known, FIRMWARE);
         assert_eq!(s.now, 0b0101);
@@ -356,7 +349,7 @@ mod tests {
     #[test]
     fn no_source_no_sample() {
         let mut t = Throttle::default();
-        t.refresh(&fixture("h200-vm"), Instant::now(), &mut Vec::new());
+        t.refresh(&Root::fixture("h200-vm"), Instant::now(), &mut Vec::new());
         assert_eq!(t.sample, None);
     }
 }

@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn host_only() {
         assert!(read(&Root::default()).is_some());
-        let tree = Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4"));
+        let tree = Root::fixture("rpi4");
         assert_eq!(read(&tree), None);
     }
 }

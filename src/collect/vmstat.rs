@@ -70,15 +70,12 @@ mod tests {
 
     #[test]
     fn fixture_rpi4() {
-        let root = Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4"));
+        let root = Root::fixture("rpi4");
         let mut v = VmStat::default();
         v.refresh(&root, &mut Vec::new());
         assert_eq!(v.oom_kill, Some(2));
         // a tree without the file: nothing, no family
-        let root = Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/server"
-        ));
+        let root = Root::fixture("server");
         v.file = None;
         v.refresh(&root, &mut Vec::new());
         assert_eq!(v.oom_kill, None);

@@ -323,10 +323,7 @@ mod tests {
     use std::time::Duration;
 
     fn fixture(tree: &str) -> Root {
-        Root::new(format!(
-            "{}/tests/fixtures/{tree}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
+        Root::fixture(tree)
     }
 
     /// (path, kind, name, cpu_ns, mem, mem_max, io, pids) of each row.
