@@ -54,7 +54,8 @@ Environment:
   SOCKAGENT_ROOT                  read /proc and /sys under this directory (default /)
   SOCKAGENT_JOURNALCTL            journal reader for journal_entries (default journalctl)
   SOCKAGENT_MAX_CONNECTIONS       open connections before new ones get 503 (1024)
-  SOCKAGENT_MAX_QUEUED_BYTES      output queued for a client that does not read before it is dropped (4194304)
+  SOCKAGENT_MAX_QUEUED_BYTES      output waiting for one client that does not read before it is dropped (4194304)
+  SOCKAGENT_MAX_QUEUED_TOTAL      output held for all clients together; past it the largest is dropped (33554432)
   SOCKAGENT_HANDSHAKE_TIMEOUT_MS  time to finish the TLS handshake and send the request head (5000)
   SOCKAGENT_IDLE_TIMEOUT_MS       close a WebSocket client silent this long (0 = never, the default)
   SOCKAGENT_PROM_TOP_N            processes listed by /metrics, the top N by CPU (10; 0-1000)
@@ -85,6 +86,8 @@ pub struct Config {
     pub journal_cmd: OsString,
     pub max_connections: usize,
     pub max_queued_output: usize,
+    /// Output held for every client together (`Limits::max_queued_total`).
+    pub max_queued_total: usize,
     pub handshake_timeout: Duration,
     /// 0: WebSocket clients may stay silent forever.
     pub idle_timeout: Duration,
@@ -278,6 +281,7 @@ pub fn parse(
             .into(),
         max_connections: count("SOCKAGENT_MAX_CONNECTIONS", 1024)?,
         max_queued_output: count("SOCKAGENT_MAX_QUEUED_BYTES", 4 << 20)?,
+        max_queued_total: count("SOCKAGENT_MAX_QUEUED_TOTAL", 32 << 20)?,
         handshake_timeout: ttl("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", 5000)?,
         idle_timeout: ttl("SOCKAGENT_IDLE_TIMEOUT_MS", 0)?,
         prom_top_n,

@@ -82,6 +82,7 @@ fn run(cfg: Config) -> Result<(), String> {
     let limits = Limits {
         max_connections: cfg.max_connections,
         max_queued_output: cfg.max_queued_output,
+        max_queued_total: cfg.max_queued_total,
         handshake_timeout: cfg.handshake_timeout,
         idle_timeout: Some(cfg.idle_timeout).filter(|d| !d.is_zero()),
         ..Limits::default()

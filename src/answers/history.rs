@@ -110,6 +110,8 @@ pub struct History {
     capacity: usize,
     /// Sized at the first sample (see the module's header).
     ring: Option<Ring>,
+    /// Samples taken so far: what the ring holds changes only with it.
+    ticks: u64,
 }
 
 fn nan_of(v: Option<f32>) -> f32 {
@@ -127,6 +129,7 @@ impl History {
         History {
             capacity: seconds as usize,
             ring: None,
+            ticks: 0,
         }
     }
 
@@ -157,6 +160,7 @@ impl History {
     /// base of the next; each later one is recorded.
     pub fn record(&mut self, m: &MetricsSample, gpus: Option<&[gpu::Gpu]>) {
         let Some(at) = m.at else { return };
+        self.ticks += 1;
         let ring = match &mut self.ring {
             Some(r) => r,
             None => {
@@ -175,6 +179,23 @@ impl History {
             }
         };
         ring.push(m, gpus, at);
+    }
+
+    /// Samples taken so far (an answer encoded at one count is the answer
+    /// until the next).
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// How many samples are newer than `since_ms`: two requests with the
+    /// same count get the same answer.
+    pub fn newer_than(&self, since_ms: Option<u64>) -> usize {
+        let since = since_ms.unwrap_or(0);
+        self.ring.as_ref().map_or(0, |r| {
+            r.order()
+                .filter(|&i| r.fixed.get(i).is_some_and(|f| f.at_ms > since))
+                .count()
+        })
     }
 
     /// The `history` answer's JSON shape, samples newer than `since_ms`.

@@ -285,7 +285,24 @@ pub struct Answers {
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
+    /// History answers encoded since the ring's last tick (see
+    /// `history_answer`).
+    history_cache: HistoryCache,
 }
+
+/// History answers encoded this tick, by (samples included, gzip): every
+/// request in one tick that would get the same answer shares one buffer.
+#[derive(Default)]
+struct HistoryCache {
+    ticks: u64,
+    answers: Vec<((usize, bool), Answer)>,
+}
+
+/// History encodings kept per tick: a tick's usual requests are the whole
+/// ring, plain or gzipped, and a client's since-last-time asks; more
+/// distinct ones in one second replace the oldest (each is re-encoded,
+/// never held longer than the tick).
+const HISTORY_CACHE: usize = 4;
 
 /// A metrics sample this young (a request's, or the one a pushed stream
 /// just took) is the history's sample for this second: the ring's samples
@@ -314,6 +331,7 @@ impl Answers {
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
             history: None,
+            history_cache: HistoryCache::default(),
         }
     }
 
@@ -590,21 +608,37 @@ impl Answers {
     }
 
     /// The `history` answer: JSON text, or gzipped into a binary frame;
-    /// `None` when history is off. Its buffer goes out with the frame
-    /// (a whole ring is far larger than any other answer, and rarer).
+    /// `None` when history is off. Encoded at most once per ring tick for
+    /// each set of samples and gzip flag, and shared (a reference-counted
+    /// buffer) by every request in that tick: a burst of history requests
+    /// costs one encoding and one buffer, not one each.
     pub fn history_answer(&mut self, since_ms: Option<u64>, gzip: bool) -> Option<Answer> {
         let h = self.history.as_ref()?;
+        let key = (h.newer_than(since_ms), gzip);
+        let cache = &mut self.history_cache;
+        if cache.ticks != h.ticks() {
+            cache.ticks = h.ticks();
+            cache.answers.clear();
+        }
+        if let Some((_, a)) = cache.answers.iter().find(|(k, _)| *k == key) {
+            return Some(a.clone());
+        }
         let mut json = Vec::with_capacity(256 + h.len() * 320);
         if let Err(e) = serde_json::to_writer(&mut json, &h.view(since_ms)) {
             log::error!("JSON encoding: {e}");
         }
-        Some(if gzip {
+        let a = if gzip {
             let mut out = Vec::with_capacity(json.len() / 6 + 64);
             self.gzip.compress(&json, &mut out);
             Answer::Binary(Bytes::from(out))
         } else {
             Answer::Text(Utf8Bytes::try_from(Bytes::from(json)).unwrap_or_default())
-        })
+        };
+        if cache.answers.len() >= HISTORY_CACHE {
+            cache.answers.remove(0);
+        }
+        cache.answers.push((key, a.clone()));
+        Some(a)
     }
 
     /// A journal answer for `pid` younger than its TTL.

@@ -55,6 +55,12 @@ pub struct PushCounts {
     pub coalesced: [u64; 3],
     /// Frames waiting inside the agent for a subscriber's socket.
     pub pending: u64,
+    /// Live push groups (one per stream and period asked for).
+    pub groups: u64,
+    /// Clients dropped because what waited for them passed their cap.
+    pub dropped_queue: u64,
+    /// Clients dropped because every client together held over the total.
+    pub dropped_total: u64,
 }
 
 /// node_exporter's name for a meminfo key: `Active(anon)` → `Active_anon`,
@@ -492,6 +498,20 @@ fn render_streams(w: &mut Writer, p: &Parts) {
         Gauge,
         c.pending,
     );
+    w.single(
+        "sockagent_push_groups",
+        "Live push groups: one per stream and period subscribed to.",
+        Gauge,
+        c.groups,
+    );
+    let name = "sockagent_clients_dropped_total";
+    w.family(
+        name,
+        "Clients dropped for holding too much unread output: over their own cap (queue) or the largest when all together were over the total (total).",
+        Counter,
+    );
+    w.sample(name, &[("reason", "queue")], c.dropped_queue);
+    w.sample(name, &[("reason", "total")], c.dropped_total);
 }
 
 /// The `n` cgroups that used most CPU since the previous sample (then
