@@ -390,13 +390,6 @@ fn ws_step(
             // out (the delivery drives this connection again).
             break false;
         }
-        if out.in_flight > 0 && out.queued > 0 {
-            // Its socket is full and an answer already waits: read no more
-            // of its requests until the socket takes them (its writable
-            // event drives it again). A client that reads, however slowly,
-            // is paced by its reading; what it asked waits in its socket.
-            break false;
-        }
         if turn >= MAX_TURN_MESSAGES {
             break true;
         }

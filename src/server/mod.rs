@@ -570,6 +570,7 @@ impl Server {
         for (at, s, ms, serial) in self.streams.take_fresh() {
             self.add_timer(at, Timer::Push(s, ms, serial));
         }
+        self.compact();
         match outcome {
             Outcome::Drop => self.close(k),
             Outcome::Keep | Outcome::Again => {
