@@ -273,7 +273,7 @@ fn groups_are_bounded_and_past_the_bound_a_subscribe_is_an_error() {
     assert!(a["error"].as_str().unwrap().contains("too many"), "{a}");
     let groups = metric(agent.port, "sockagent_push_groups");
     println!("refused at connection {i} with {groups} groups: {a}");
-    assert!(groups <= 256.0 && groups >= 250.0, "{groups}");
+    assert!((250.0..=256.0).contains(&groups), "{groups}");
     // a period already in use is still fine
     let mut ws = agent.ws();
     let a = json(&ask(&mut ws, r#"{"type":"subscribe","metrics_ms":600000}"#));
@@ -306,8 +306,7 @@ fn count_frames(mut s: TcpStream, seen: Arc<AtomicUsize>) {
             headers_done = true;
         }
         let mut off = 0;
-        loop {
-            let Some(&b1) = buf.get(off + 1) else { break };
+        while let Some(&b1) = buf.get(off + 1) {
             let (len, hdr) = match b1 & 0x7f {
                 126 if buf.len() >= off + 4 => {
                     (u16::from_be_bytes([buf[off + 2], buf[off + 3]]) as usize, 4)

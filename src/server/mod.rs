@@ -37,13 +37,11 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 pub struct Limits {
     /// Open connections; past it new ones get 503. Each costs ~10 KiB.
     pub max_connections: usize,
-    /// What may wait for one client: answers not yet handed to its socket
-    /// (those queued behind a journal read included) and pushed frames
-    /// waiting. The one frame the socket is taking is not counted, so a
-    /// client that reads gets any answer whole; one that asks for more
-    /// than this without reading is dropped as soon as it does, and so
-    /// never holds more than this plus the one frame in flight. Ten process
-    /// frames fit easily.
+    /// What may wait for one client (answers not yet handed to its socket,
+    /// those behind a journal read too, and pushed frames); past it, it is
+    /// dropped. The frame in flight is not counted: a client that reads
+    /// gets any answer whole, one that does not holds at most this plus
+    /// that frame. Ten process frames fit easily.
     pub max_queued_output: usize,
     /// What every client together may hold (waiting and in flight); past
     /// it, the client holding the most is dropped, until under. Bounds a
@@ -210,13 +208,9 @@ impl Server {
                 (None, Some(d)) => Some(d.saturating_duration_since(now)),
                 (t, None) => t,
             };
-            // Connections with input left: look for others' events, then
-            // give them another turn.
-            let timeout = if self.ready.is_empty() {
-                timeout
-            } else {
-                Some(Duration::ZERO)
-            };
+            // Connections with input left: others' events, then their turn.
+            let timeout = self.ready.is_empty().then_some(timeout);
+            let timeout = timeout.unwrap_or(Some(Duration::ZERO));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -468,6 +462,11 @@ impl Server {
             self.held = self.held.saturating_sub(c.held).saturating_add(now);
             c.held = now;
         }
+        self.enforce_total();
+    }
+
+    /// Drops the clients holding the most while all hold over the total.
+    fn enforce_total(&mut self) {
         while self.held > self.limits.max_queued_total {
             let Some((big, c)) = self.conns.iter().max_by_key(|(_, c)| c.held) else {
                 break;
@@ -530,17 +529,17 @@ impl Server {
             if matches!(conn::push_out(c, counts, cap), Outcome::Drop) {
                 failed.push(k);
             }
+            let held = c.holding();
+            self.held = self.held.saturating_sub(c.held).saturating_add(held);
+            c.held = held;
         }
-        let live: Vec<usize> = members.iter().map(|&(k, _)| k).collect();
         if let Some(next) = self.streams.restore(s, ms, members, now) {
             self.add_timer(next, Timer::Push(s, ms, serial));
         }
         for k in failed {
             self.close(k);
         }
-        for k in live {
-            self.settle(k);
-        }
+        self.enforce_total();
     }
 
     /// Runs connection `k` as far as it can go without blocking.
