@@ -403,6 +403,17 @@ mod tests {
         assert!(run(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "1001")])
             .unwrap_err()
             .contains("SOCKAGENT_PROM_TOP_CGROUPS"));
+        for bad in ["0", "-1", "32M", ""] {
+            let e = run(&[], &[("SOCKAGENT_MAX_QUEUED_TOTAL", bad)]).unwrap_err();
+            assert!(e.contains("SOCKAGENT_MAX_QUEUED_TOTAL") && !e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_total_output_budget_defaults_to_32_mib() {
+        assert_eq!(run(&[], &[]).unwrap().max_queued_total, 32 << 20);
+        let c = run(&[], &[("SOCKAGENT_MAX_QUEUED_TOTAL", "1000000")]).unwrap();
+        assert_eq!(c.max_queued_total, 1_000_000);
     }
 
     #[test]
