@@ -405,7 +405,10 @@ mod tests {
             .contains("SOCKAGENT_PROM_TOP_CGROUPS"));
         for bad in ["0", "-1", "32M", ""] {
             let e = run(&[], &[("SOCKAGENT_MAX_QUEUED_TOTAL", bad)]).unwrap_err();
-            assert!(e.contains("SOCKAGENT_MAX_QUEUED_TOTAL") && !e.contains('\n'), "{e}");
+            assert!(
+                e.contains("SOCKAGENT_MAX_QUEUED_TOTAL") && !e.contains('\n'),
+                "{e}"
+            );
         }
     }
 

@@ -326,44 +326,52 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     }
                 }
             }
-            Phase::Closing { ctx, shut } => {
-                // 1. get our last bytes out
-                let flushed = match ctx {
-                    Some(ctx) => match ctx.flush(&mut c.io) {
-                        Ok(()) => true,
-                        Err(WsError::Io(e)) if would_block(&e) => false,
-                        Err(_) => true, // closed, or nothing more to send
-                    },
-                    None => match c.io.flush_raw() {
-                        Ok(()) => true,
-                        Err(e) if would_block(&e) => false,
-                        Err(_) => return Outcome::Drop,
-                    },
-                };
-                if !flushed {
-                    return Outcome::Keep;
-                }
-                if !*shut {
-                    c.io.close_notify();
-                    let _ = c.io.flush_raw();
-                    let _ = c.io.sock.shutdown(Shutdown::Write);
-                    *shut = true;
-                }
-                // 2. discard input until the peer closes (in turns)
-                let mut sink = [0u8; 4096];
-                for _ in 0..MAX_TURN_DISCARDS {
-                    match c.io.sock.read(&mut sink) {
-                        Ok(0) => return Outcome::Drop,
-                        Ok(_) => {}
-                        Err(e) if would_block(&e) => return Outcome::Keep,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Outcome::Drop,
-                    }
-                }
-                return Outcome::Again;
-            }
+            Phase::Closing { ctx, shut } => return closing_step(&mut c.io, ctx, shut),
         }
     }
+}
+
+/// A closing connection's turn: its last bytes out, then its input
+/// discarded until the peer closes.
+fn closing_step(
+    io: &mut Transport,
+    ctx: &mut Option<Box<WebSocketContext>>,
+    shut: &mut bool,
+) -> Outcome {
+    // 1. get our last bytes out
+    let flushed = match ctx {
+        Some(ctx) => match ctx.flush(io) {
+            Ok(()) => true,
+            Err(WsError::Io(e)) if would_block(&e) => false,
+            Err(_) => true, // closed, or nothing more to send
+        },
+        None => match io.flush_raw() {
+            Ok(()) => true,
+            Err(e) if would_block(&e) => false,
+            Err(_) => return Outcome::Drop,
+        },
+    };
+    if !flushed {
+        return Outcome::Keep;
+    }
+    if !*shut {
+        io.close_notify();
+        let _ = io.flush_raw();
+        let _ = io.sock.shutdown(Shutdown::Write);
+        *shut = true;
+    }
+    // 2. discard input until the peer closes (in turns)
+    let mut sink = [0u8; 4096];
+    for _ in 0..MAX_TURN_DISCARDS {
+        match io.sock.read(&mut sink) {
+            Ok(0) => return Outcome::Drop,
+            Ok(_) => {}
+            Err(e) if would_block(&e) => return Outcome::Keep,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Outcome::Drop,
+        }
+    }
+    Outcome::Again
 }
 
 /// Reads the frames available (at most `MAX_TURN_MESSAGES`), answers each
