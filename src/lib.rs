@@ -9,5 +9,7 @@ pub mod answers;
 pub mod bench;
 pub mod collect;
 pub mod config;
+pub mod families;
 pub mod protocol;
 pub mod server;
+pub mod text;

@@ -10,50 +10,14 @@ use std::fmt::Write as _;
 /// The `Content-Type` of a scrape answer.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Counter,
-    Gauge,
-}
+use crate::families::Sink;
+pub use crate::families::{valid_name, Kind, Value};
 
-/// A sample value: integers are written exactly, floats in Go's spelling
-/// of the special values (`NaN`, `+Inf`, `-Inf`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value {
-    U(u64),
-    F(f64),
-    /// Written in its own shortest form, so 49.925f32 stays "49.925".
-    F32(f32),
-}
-
-impl From<u64> for Value {
-    fn from(v: u64) -> Self {
-        Value::U(v)
-    }
-}
-
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::F(v)
-    }
-}
-
-impl From<f32> for Value {
-    fn from(v: f32) -> Self {
-        Value::F32(v)
-    }
-}
-
-/// Appends families and samples to `out`.
+/// Appends families and samples to `out`: the text encoder, one `Sink`.
 pub struct Writer<'a> {
     pub out: &'a mut String,
-}
-
-/// True for a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn valid_name(name: &str) -> bool {
-    let mut b = name.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+    /// The name of the family open now (its samples repeat it).
+    open: String,
 }
 
 /// Appends `v` as a label value: `\`, `"` and newline escaped.
@@ -95,9 +59,18 @@ fn push_value(out: &mut String, v: Value) {
     }
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    pub fn new(out: &'a mut String) -> Self {
+        Writer {
+            out,
+            open: String::new(),
+        }
+    }
+
     /// Opens a family: its HELP and TYPE lines.
     pub fn family(&mut self, name: &str, help: &str, kind: Kind) {
+        self.open.clear();
+        self.open.push_str(name);
         self.out.push_str("# HELP ");
         self.out.push_str(name);
         self.out.push(' ');
@@ -138,6 +111,18 @@ impl Writer<'_> {
     }
 }
 
+impl Sink for Writer<'_> {
+    fn family(&mut self, name: &str, help: &str, kind: Kind) {
+        Writer::family(self, name, help, kind);
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: Value) {
+        let name = std::mem::take(&mut self.open);
+        Writer::sample(self, &name, labels, value);
+        self.open = name;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +130,7 @@ mod tests {
     #[test]
     fn families_labels_and_values() {
         let mut s = String::new();
-        let mut w = Writer { out: &mut s };
+        let mut w = Writer::new(&mut s);
         w.family(
             "x_total",
             "Things, with a \\ and\na newline.",

@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod dispatch;
+pub mod guard;
 pub mod http;
 pub mod jobs;
 pub mod pushes;
@@ -94,7 +95,6 @@ pub struct Server {
     signals: signal_hook_mio::v1_0::Signals,
     shutting_down: Option<Instant>,
     jobs: Jobs,
-    prom_top_n: usize,
     streams: Streams,
     /// Every byte held for all clients (the sum of their `Conn::held`).
     held: usize,
@@ -104,6 +104,7 @@ pub struct Server {
     /// Connections whose turn ended with input left, driven after the
     /// others (`conn::MAX_TURN_MESSAGES`).
     ready: VecDeque<(usize, u64)>,
+    guard: guard::Guard,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -115,8 +116,8 @@ pub struct Options {
     pub limits: Limits,
     /// The journal reader run for `journal_entries`.
     pub journal_cmd: std::ffi::OsString,
-    /// Processes listed by `/metrics` (the top N by CPU).
-    pub prom_top_n: usize,
+    /// The agent's own names and the allowed origins (Origin and Host checks).
+    pub names: guard::Names,
     /// Serve wss:// with this config.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
@@ -132,7 +133,7 @@ impl Server {
             token,
             limits,
             journal_cmd,
-            prom_top_n,
+            names,
             #[cfg(feature = "tls")]
             tls,
         } = opts;
@@ -172,11 +173,11 @@ impl Server {
             signals,
             shutting_down: None,
             jobs: Jobs::new(journal_cmd),
-            prom_top_n,
             streams: Streams::new(epoch),
             held: 0,
             stale: 0,
             ready: VecDeque::new(),
+            guard: guard::Guard::new(names),
             #[cfg(feature = "tls")]
             tls,
         })
@@ -552,12 +553,12 @@ impl Server {
                     jobs: &mut self.jobs,
                     registry: self.poll.registry(),
                     token: self.token.as_deref(),
-                    prom_top_n: self.prom_top_n,
                     cfg: &self.ws_config,
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
                     streams: &mut self.streams,
                     cap: self.limits.max_queued_output,
+                    guard: &mut self.guard,
                 };
                 conn::step(c, &mut ctx)
             }
