@@ -4,12 +4,12 @@
 //!
 //! | kind              | sample (collector)              | TTL (default) | encoding                          |
 //! |-------------------|---------------------------------|---------------|-----------------------------------|
-//! | `metrics`         | `Collectors::collect_metrics`   | 250 ms        | serde JSON, text frame            |
-//! | `disks`           | `Collectors::collect_disks`     | 1 s           | serde JSON, text frame            |
-//! | `processes`       | `Collectors::collect_processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
+//! | `metrics`         | `collect::metrics::Metrics`     | 250 ms        | serde JSON, text frame            |
+//! | `disks`           | `collect::filesystems::Disks`   | 1 s           | serde JSON, text frame            |
+//! | `processes`       | `collect::processes::Processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
 //! | `process_metrics` | `Collectors::process_detail`    | 250 ms        | serde JSON, text frame            |
 //! | `journal_entries` | a journal child (the server's)  | 1 s           | serde JSON, text frame            |
-//! | `cgroups`         | `Collectors::collect_cgroups`   | processes'¹   | serde JSON, text frame            |
+//! | `cgroups`         | `collect::cgroups::Cgroups`     | processes'¹   | serde JSON, text frame            |
 //! | `history`         | the ring (`history.rs`), fed by `history_tick` | –  | serde JSON, text (gzip on request) |
 //! | `subscribe`       | – (the server's streams push the kinds above)  | –  | `{"subscribed":{…}}`     |
 //! | `GET /metrics`    | all of the above + sensors      | their own     | Prometheus text (`prom.rs`)       |
@@ -188,7 +188,7 @@ impl Kept {
 /// `metrics`: JSON; a history tick's sample (no host name or process
 /// count of its own) answers no request.
 static METRICS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_metrics(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.metrics, now),
     at: |c| c.metrics().at.filter(|_| c.metrics().full),
     encode: |c, now, x, pool| {
         let (m, gpus) = c.metrics_and_gpus(now);
@@ -202,14 +202,14 @@ static METRICS: AnswerKind = AnswerKind {
 
 /// `disks`: JSON rows, one per device.
 static DISKS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_disks(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.disks, now),
     at: |c| c.disks().at,
     encode: |c, _, x, pool| Answer::Text(encode_json(&mut x.json, pool, &c.disks().rows)),
 };
 
 /// `processes`: protobuf, gzipped above `GZIP_THRESHOLD`.
 static PROCESSES: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_processes(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.processes, now),
     at: |c| c.processes().0,
     encode: |c, _, x, pool| {
         pb::encode_processes(c.processes().1, &mut x.pb);
@@ -224,7 +224,7 @@ static PROCESSES: AnswerKind = AnswerKind {
 
 /// `cgroups`: JSON rows.
 static CGROUPS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_cgroups(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.cgroups, now),
     at: |c| c.cgroups().0,
     encode: |c, _, x, pool| {
         Answer::Text(encode_json(&mut x.json, pool, &CgroupsOut(c.cgroups().1)))
@@ -561,7 +561,8 @@ impl Answers {
             }
         };
         if !fresh(self.col.sensors().at, self.ttl.metrics, now) {
-            self.col.collect_sensors(now);
+            // never fails: what cannot be read is left out
+            let _ = self.col.collect(|k| &mut k.sensors, now);
         }
         // Cheap where there are none: the collector then looks for a
         // cgroup filesystem at most every `rediscover::REDISCOVER`.

@@ -7,7 +7,8 @@
 //! ring, pushed streams). Any `families::Sink` takes the same description:
 //! the text exposition (`protocol::prom::Writer`) is one.
 
-use crate::collect::{self, cgroups, disks, gpu, host, processes, Collection, Collectors, Timing};
+use crate::collect::collector::Timing;
+use crate::collect::{self, cgroups, disks, gpu, host, processes, Collectors};
 use crate::families::{Family, Sink, Value};
 use crate::protocol::prom::Writer;
 use crate::protocol::Stream;
@@ -182,11 +183,11 @@ pub fn describe(col: &mut Collectors, stats: &ScrapeStats, p: &Parts, out: &mut 
     if let Some(rss) = rss {
         SELF_RSS.single(out, rss);
     }
-    let timings = *col.timings();
+    let timings = col.kinds().timings();
     for (family, pick) in TIMINGS {
         family.open(out);
-        for (c, t) in Collection::ALL.iter().zip(&timings) {
-            out.sample(&[("collector", c.name())], pick(t));
+        for (name, t) in timings {
+            out.sample(&[("collector", name)], pick(t));
         }
     }
     if let Some(d) = stats.last {
