@@ -248,6 +248,8 @@ pub struct Answers {
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
+    /// History answers encoded since the ring's last tick.
+    history_cache: history::Encoded,
 }
 
 /// A metrics sample this young (a request's, or the one a pushed stream
@@ -277,6 +279,7 @@ impl Answers {
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
             history: None,
+            history_cache: history::Encoded::default(),
         }
     }
 
@@ -477,22 +480,14 @@ impl Answers {
         Ok(Answer::Text(v))
     }
 
-    /// The `history` answer: JSON text, or gzipped into a binary frame;
-    /// `None` when history is off. Its buffer goes out with the frame
-    /// (a whole ring is far larger than any other answer, and rarer).
+    /// The `history` answer, shared by every request in one ring tick
+    /// (`history::Encoded`); `None` when history is off.
     pub fn history_answer(&mut self, since_ms: Option<u64>, gzip: bool) -> Option<Answer> {
         let h = self.history.as_ref()?;
-        let mut json = Vec::with_capacity(256 + h.len() * 320);
-        if let Err(e) = serde_json::to_writer(&mut json, &h.view(since_ms)) {
-            log::error!("JSON encoding: {e}");
-        }
-        Some(if gzip {
-            let mut out = Vec::with_capacity(json.len() / 6 + 64);
-            self.x.gzip.compress(&json, &mut out);
-            Answer::Binary(Bytes::from(out))
-        } else {
-            Answer::Text(Utf8Bytes::try_from(Bytes::from(json)).unwrap_or_default())
-        })
+        Some(
+            self.history_cache
+                .answer(h, since_ms, gzip, &mut self.x.gzip),
+        )
     }
 
     /// A journal answer for `pid` younger than its TTL.
