@@ -469,30 +469,25 @@ mod tests {
     #[test]
     fn metrics_token_as_query_or_bearer() {
         let t = Some("s3cr et");
-        assert_eq!(go("GET /metrics HTTP/1.1\r\n\r\n", t), 401);
-        assert_eq!(go("GET /metrics?token=nope HTTP/1.1\r\n\r\n", t), 401);
-        assert_eq!(
-            go(
+        for (head, want) in [
+            ("GET /metrics HTTP/1.1\r\n\r\n", 401),
+            ("GET /metrics?token=nope HTTP/1.1\r\n\r\n", 401),
+            (
                 "GET /metrics HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\n",
-                t
+                401,
             ),
-            401
-        );
-        assert_eq!(
-            go(
+            (
                 "GET /metrics HTTP/1.1\r\nAuthorization: Basic czNjciBldA==\r\n\r\n",
-                t
+                401,
             ),
-            401
-        );
-        assert_eq!(go("GET /metrics?token=s3cr%20et HTTP/1.1\r\n\r\n", t), 1200);
-        assert_eq!(
-            go(
+            ("GET /metrics?token=s3cr%20et HTTP/1.1\r\n\r\n", 1200),
+            (
                 "GET /metrics HTTP/1.1\r\nauthorization: bearer  s3cr et \r\n\r\n",
-                t
+                1200,
             ),
-            1200
-        );
+        ] {
+            assert_eq!(go(head, t), want, "{head:?}");
+        }
         // the same rule on /ws
         assert_eq!(
             go(

@@ -107,6 +107,32 @@ fn read_file(f: &File, buf: &mut Vec<u8>, peek: bool) -> io::Result<()> {
     }
 }
 
+/// The fds a scanner keeps open, how many it may, and the buffers its
+/// reads reuse.
+#[derive(Debug)]
+pub(super) struct Fds {
+    pub(super) kept: usize,
+    pub(super) budget: usize,
+    pub(super) path: Vec<u8>,
+    pub(super) buf: Vec<u8>,
+}
+
+impl<'a> Io<'a> {
+    /// The reads of one sample over `layout`, with the scanner's `fds`.
+    pub(super) fn new(layout: &'a Layout, gen: u64, fds: &'a mut Fds) -> Self {
+        Io {
+            version: layout.version,
+            hiers: &layout.hiers,
+            files: &layout.files,
+            gen,
+            kept: &mut fds.kept,
+            budget: fds.budget,
+            path: &mut fds.path,
+            buf: &mut fds.buf,
+        }
+    }
+}
+
 /// A parser of one cgroup file.
 type Parse<T> = fn(&[u8]) -> Option<T>;
 
@@ -294,16 +320,7 @@ impl CgroupScanner {
         } else {
             FileSlot::Procs1
         };
-        let mut io = Io {
-            version: layout.version,
-            hiers: &layout.hiers,
-            files: &layout.files,
-            gen,
-            kept: &mut self.kept,
-            budget: self.budget,
-            path: &mut self.path,
-            buf: &mut self.buf,
-        };
+        let mut io = Io::new(layout, gen, &mut self.fds);
         let q = &mut self.queue;
         let entries = &mut self.entries;
         q.len = 0;
