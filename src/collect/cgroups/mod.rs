@@ -278,22 +278,20 @@ pub fn describe_top(rows: &[CgroupRow], n: usize, out: &mut dyn Sink) {
             ("name", r.name.as_str()),
         ]
     }
-    CPU_SECONDS.open(out);
-    for r in &top {
-        if let Some(ns) = r.cpu_ns {
-            out.sample(&labels(r), Value::F(ns as f64 / 1e9));
-        }
-    }
-    MEMORY.open(out);
-    for r in &top {
-        if let Some(b) = r.mem_bytes {
-            out.sample(&labels(r), Value::U(b));
-        }
-    }
-    MEMORY_MAX.open(out);
-    for r in &top {
-        if let Some(max) = r.mem_max_bytes {
-            out.sample(&labels(r), Value::U(max));
+    type Pick = fn(&CgroupRow) -> Option<Value>;
+    let families: [(Family, Pick); 3] = [
+        (CPU_SECONDS, |r| {
+            r.cpu_ns.map(|ns| Value::F(ns as f64 / 1e9))
+        }),
+        (MEMORY, |r| r.mem_bytes.map(Value::U)),
+        (MEMORY_MAX, |r| r.mem_max_bytes.map(Value::U)),
+    ];
+    for (family, pick) in families {
+        family.open(out);
+        for r in &top {
+            if let Some(v) = pick(r) {
+                out.sample(&labels(r), v);
+            }
         }
     }
     IO_BYTES.open(out);
