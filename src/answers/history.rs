@@ -272,6 +272,24 @@ impl Ring {
         if secs <= 0.0 {
             return; // the same sample again
         }
+        let fixed = self.fixed_of(m);
+        if let Some(f) = self.fixed.get_mut(self.head) {
+            *f = fixed;
+        }
+        let start = self.head * self.dims.stride();
+        self.push_cores(m, start);
+        self.push_nets(m, start, secs);
+        self.push_gpus(gpus, start);
+        self.base.stat.clone_from(&m.stat);
+        self.base.at = at;
+        self.mem_total = m.mem.mem_total;
+        self.swap_total = m.mem.swap_total;
+        self.head = (self.head + 1) % self.cap;
+        self.len = (self.len + 1).min(self.cap);
+    }
+
+    /// The fixed-width columns of sample `m`.
+    fn fixed_of(&self, m: &MetricsSample) -> Fixed {
         let b = &m.board;
         let freqs = b.cpufreq.cores.iter().filter_map(|c| c.khz);
         let (n, sum) = freqs.fold((0u32, 0u64), |(n, s), k| (n + 1, s + k));
@@ -289,7 +307,7 @@ impl Ring {
                 .try_fold(0.0, |acc, r| r.map(|r| acc + r))
                 .map_or(f32::NAN, |v| v as f32)
         };
-        let fixed = Fixed {
+        Fixed {
             at_ms: m.sampled_at_ms,
             cpu_total: m.stat.all.busy_pct_since(&self.base.stat.all),
             mem_used: m.mem.mem_used,
@@ -305,22 +323,30 @@ impl Ring {
             psi_cpu: b.pressure.as_ref().map_or(f32::NAN, |p| avg10(p.cpu)),
             psi_memory: b.pressure.as_ref().map_or(f32::NAN, |p| avg10(p.memory)),
             psi_io: b.pressure.as_ref().map_or(f32::NAN, |p| avg10(p.io)),
-        };
+        }
+    }
+
+    /// Clears the variable columns of the slot at `start` and writes the
+    /// per-core busy percentages into it.
+    fn push_cores(&mut self, m: &MetricsSample, start: usize) {
         cpu::per_core_pct(&m.stat, &self.base.stat, &mut self.per_core);
         let stride = self.dims.stride();
-        if let Some(f) = self.fixed.get_mut(self.head) {
-            *f = fixed;
-        }
-        let Dims {
-            cores, interfaces, ..
-        } = self.dims;
-        let start = self.head * stride;
         if let Some(slot) = self.vars.get_mut(start..start + stride) {
             slot.fill(f64::NAN);
-            for (v, p) in slot.iter_mut().zip(self.per_core.iter().take(cores)) {
+            for (v, p) in slot
+                .iter_mut()
+                .zip(self.per_core.iter().take(self.dims.cores))
+            {
                 *v = f64::from(r2(*p));
             }
         }
+    }
+
+    /// Writes each interface's receive and transmit rates since its base.
+    fn push_nets(&mut self, m: &MetricsSample, start: usize, secs: f64) {
+        let Dims {
+            cores, interfaces, ..
+        } = self.dims;
         // Interfaces absent from this sample lose their base.
         let mut seen = [false; MAX_INTERFACES];
         for nd in &m.nets {
@@ -353,7 +379,11 @@ impl Ring {
                 *b = None;
             }
         }
-        let g0 = start + cores + 2 * interfaces;
+    }
+
+    /// Writes each GPU's usage and memory in use.
+    fn push_gpus(&mut self, gpus: Option<&[gpu::Gpu]>, start: usize) {
+        let g0 = start + self.dims.cores + 2 * self.dims.interfaces;
         for (i, g) in gpus
             .unwrap_or_default()
             .iter()
@@ -367,12 +397,6 @@ impl Ring {
                 *v = g.memory_used.map_or(f64::NAN, |b| b as f64);
             }
         }
-        self.base.stat.clone_from(&m.stat);
-        self.base.at = at;
-        self.mem_total = m.mem.mem_total;
-        self.swap_total = m.mem.swap_total;
-        self.head = (self.head + 1) % self.cap;
-        self.len = (self.len + 1).min(self.cap);
     }
 
     /// Slot indexes, oldest first.

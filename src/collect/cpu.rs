@@ -229,6 +229,15 @@ pub fn parse_loadavg(buf: &[u8]) -> Option<[f64; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::Root;
+
+    /// `/proc/stat` of a fixture tree, parsed.
+    fn stat_of(tree: &str) -> StatSample {
+        let buf = std::fs::read(Root::fixture(tree).path("proc/stat")).unwrap();
+        let mut s = StatSample::default();
+        parse_stat(&buf, &mut s).unwrap();
+        s
+    }
 
     const STAT: &[u8] = b"cpu  100 0 50 800 50 0 0 0 0 0\n\
 cpu0 50 0 25 400 25 0 0 0 0 0\n\
@@ -285,13 +294,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
 
     #[test]
     fn fixture_prometheus_procfs() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/stat"
-        ))
-        .unwrap();
-        let mut s = StatSample::default();
-        parse_stat(&buf, &mut s).unwrap();
+        let s = stat_of("prometheus-procfs");
         assert_eq!(s.cores.len(), 8);
         assert_eq!(s.btime(), 1_418_183_276);
         // cpu  301854 612 111922 8979004 3552 2 3944 0 0 0
@@ -304,13 +307,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
 
     #[test]
     fn modes_and_counters_from_prometheus_fixture() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/stat"
-        ))
-        .unwrap();
-        let mut s = StatSample::default();
-        parse_stat(&buf, &mut s).unwrap();
+        let mut s = stat_of("prometheus-procfs");
         let (cores, c) = (&s.modes, s.counters);
         assert_eq!(cores.len(), 8);
         // cpu0 44490 19 21045 1087069 220 1 3410 0 0 0
@@ -351,13 +348,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
 
     #[test]
     fn fixture_h200_vm() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm/proc/stat"
-        ))
-        .unwrap();
-        let mut s = StatSample::default();
-        parse_stat(&buf, &mut s).unwrap();
+        let s = stat_of("h200-vm");
         assert_eq!(s.cores.len(), 16);
     }
 }

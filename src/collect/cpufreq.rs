@@ -143,15 +143,7 @@ mod tests {
     #[test]
     fn each_core_in_number_order() {
         // the Pi 4's four cores share one policy
-        assert_eq!(
-            clocks("rpi4"),
-            [
-                (0, Some(1_500_000)),
-                (1, Some(1_500_000)),
-                (2, Some(1_500_000)),
-                (3, Some(1_500_000))
-            ]
-        );
+        assert_eq!(clocks("rpi4"), [0, 1, 2, 3].map(|c| (c, Some(1_500_000))));
         // intel_pstate: a policy per CPU
         assert_eq!(
             clocks("laptop"),

@@ -119,6 +119,7 @@ pub fn meminfo_fields(buf: &[u8]) -> impl Iterator<Item = (&[u8], u64, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::Root;
 
     #[test]
     fn available_and_fallback() {
@@ -166,11 +167,7 @@ mod tests {
 
     #[test]
     fn fixture_h200_vm() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm/proc/meminfo"
-        ))
-        .unwrap();
+        let buf = std::fs::read(Root::fixture("h200-vm").path("proc/meminfo")).unwrap();
         let m = parse_meminfo(&buf, &mut Vec::new()).unwrap();
         // The reference agent reported mem_total 135148564480 on that machine.
         assert_eq!(m.mem_total, 135_148_564_480);

@@ -175,16 +175,19 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::Root;
+
+    /// `/proc/net/dev` of a fixture tree, parsed.
+    fn net_dev_of(tree: &str) -> Vec<NetDev> {
+        let buf = std::fs::read(Root::fixture(tree).path("proc/net/dev")).unwrap();
+        let mut v = Vec::new();
+        parse_net_dev(&buf, &mut v);
+        v
+    }
 
     #[test]
     fn fixture_h200_vm() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm/proc/net/dev"
-        ))
-        .unwrap();
-        let mut v = Vec::new();
-        parse_net_dev(&buf, &mut v);
+        let v = net_dev_of("h200-vm");
         let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
         assert!(
             names.contains(&"eth0") && names.contains(&"lo"),
@@ -197,13 +200,7 @@ mod tests {
 
     #[test]
     fn fixture_prometheus_procfs() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/net/dev"
-        ))
-        .unwrap();
-        let mut v = Vec::new();
-        parse_net_dev(&buf, &mut v);
+        let v = net_dev_of("prometheus-procfs");
         let eth0 = v.iter().find(|d| d.name == "eth0").unwrap();
         assert_eq!(eth0.received, 874354587);
         assert_eq!(eth0.transmitted, 563352563);

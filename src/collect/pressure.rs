@@ -158,11 +158,9 @@ mod tests {
 
     #[test]
     fn prometheus_procfs_fixture() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/pressure/"
-        );
-        let io = parse_pressure(&std::fs::read(format!("{dir}io")).unwrap()).unwrap();
+        let root = crate::collect::fs::Root::fixture("prometheus-procfs");
+        let io = std::fs::read(root.path("proc/pressure/io")).unwrap();
+        let io = parse_pressure(&io).unwrap();
         assert_eq!(io.some.unwrap().total_us, 15);
         assert_eq!(io.full.unwrap().avg10, 0.2);
         assert_eq!(io.full.unwrap().total_us, 25);

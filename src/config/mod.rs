@@ -236,6 +236,16 @@ mod tests {
         }
     }
 
+    /// Why `run` refuses these flags and variables.
+    fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+        run(args, env).unwrap_err()
+    }
+
+    /// The config with one variable set.
+    fn with_env(name: &str, value: &str) -> Config {
+        run(&[], &[(name, value)]).unwrap()
+    }
+
     #[test]
     fn defaults_and_precedence() {
         let c = run(&[], &[]).unwrap();
@@ -245,17 +255,10 @@ mod tests {
         assert_eq!(c.prom_top_n, 10);
         assert_eq!(c.prom_top_cgroups, 20);
         assert_eq!(
-            run(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "0")])
-                .unwrap()
-                .prom_top_cgroups,
+            with_env("SOCKAGENT_PROM_TOP_CGROUPS", "0").prom_top_cgroups,
             0
         );
-        assert_eq!(
-            run(&[], &[("SOCKAGENT_PROM_TOP_N", "0")])
-                .unwrap()
-                .prom_top_n,
-            0
-        );
+        assert_eq!(with_env("SOCKAGENT_PROM_TOP_N", "0").prom_top_n, 0);
         assert_eq!(
             run(&["-p", "4000"], &[("SOCKTOP_PORT", "5000")])
                 .unwrap()
@@ -263,79 +266,42 @@ mod tests {
             4000
         );
         assert_eq!(run(&["--port=4001"], &[]).unwrap().port, 4001);
-        assert_eq!(run(&[], &[("SOCKTOP_PORT", "5000")]).unwrap().port, 5000);
+        assert_eq!(with_env("SOCKTOP_PORT", "5000").port, 5000);
         assert_eq!(run(&["--enableSSL"], &[]).unwrap().port, 8443);
-        assert_eq!(run(&[], &[("SOCKTOP_ENABLE_SSL", "1")]).unwrap().port, 8443);
-        assert!(
-            !run(&[], &[("SOCKTOP_AGENT_TEMP", "0")])
-                .unwrap()
-                .collect
-                .temp_enabled
-        );
-        assert!(
-            run(&[], &[("SOCKTOP_AGENT_TEMP", "1")])
-                .unwrap()
-                .collect
-                .temp_enabled
-        );
+        assert_eq!(with_env("SOCKTOP_ENABLE_SSL", "1").port, 8443);
+        assert!(!with_env("SOCKTOP_AGENT_TEMP", "0").collect.temp_enabled);
+        assert!(with_env("SOCKTOP_AGENT_TEMP", "1").collect.temp_enabled);
         assert_eq!(
-            run(&[], &[("SOCKTOP_AGENT_DISKS_TTL_MS", "0")])
-                .unwrap()
-                .ttls
-                .disks,
+            with_env("SOCKTOP_AGENT_DISKS_TTL_MS", "0").ttls.disks,
             Duration::ZERO
         );
         assert!(run(&[], &[("SOCKTOP_WORKER_THREADS", "8")]).is_ok());
         assert!(run(&[], &[]).unwrap().collect.gpu_enabled);
-        assert!(
-            !run(&[], &[("SOCKTOP_AGENT_GPU", "0")])
-                .unwrap()
-                .collect
-                .gpu_enabled
-        );
+        assert!(!with_env("SOCKTOP_AGENT_GPU", "0").collect.gpu_enabled);
         assert_eq!(
-            run(&[], &[("SOCKAGENT_NVML_LIB", "/opt/x/libnvidia-ml.so.1")])
-                .unwrap()
+            with_env("SOCKAGENT_NVML_LIB", "/opt/x/libnvidia-ml.so.1")
                 .collect
                 .nvml_lib,
             Some(OsString::from("/opt/x/libnvidia-ml.so.1"))
         );
         assert_eq!(run(&[], &[]).unwrap().collect.nvml_lib, None);
-        assert_eq!(
-            run(&[], &[("SOCKTOP_TOKEN", "s3")])
-                .unwrap()
-                .token
-                .as_deref(),
-            Some("s3")
-        );
+        assert_eq!(with_env("SOCKTOP_TOKEN", "s3").token.as_deref(), Some("s3"));
     }
 
     #[test]
     fn bad_values_name_the_flag() {
-        assert!(run(&["--port", "70000"], &[])
-            .unwrap_err()
-            .contains("--port"));
-        assert!(run(&["--port"], &[]).unwrap_err().contains("--port"));
-        assert!(run(&[], &[("SOCKTOP_PORT", "abc")])
-            .unwrap_err()
-            .contains("SOCKTOP_PORT"));
-        assert!(run(&["--bind", "nowhere"], &[])
-            .unwrap_err()
-            .contains("--bind"));
-        assert!(run(&["--frobnicate"], &[])
-            .unwrap_err()
-            .contains("--frobnicate"));
-        assert!(run(&["stray"], &[]).unwrap_err().contains("stray"));
-        assert!(run(&[], &[("SOCKTOP_AGENT_METRICS_TTL_MS", "-1")])
-            .unwrap_err()
+        assert!(refused(&["--port", "70000"], &[]).contains("--port"));
+        assert!(refused(&["--port"], &[]).contains("--port"));
+        assert!(refused(&[], &[("SOCKTOP_PORT", "abc")]).contains("SOCKTOP_PORT"));
+        assert!(refused(&["--bind", "nowhere"], &[]).contains("--bind"));
+        assert!(refused(&["--frobnicate"], &[]).contains("--frobnicate"));
+        assert!(refused(&["stray"], &[]).contains("stray"));
+        assert!(refused(&[], &[("SOCKTOP_AGENT_METRICS_TTL_MS", "-1")])
             .contains("SOCKTOP_AGENT_METRICS_TTL_MS"));
         assert!(run(&["--cert", "a"], &[]).is_err());
-        assert!(run(&[], &[("SOCKAGENT_PROM_TOP_N", "1001")])
-            .unwrap_err()
-            .contains("SOCKAGENT_PROM_TOP_N"));
+        assert!(refused(&[], &[("SOCKAGENT_PROM_TOP_N", "1001")]).contains("SOCKAGENT_PROM_TOP_N"));
         assert!(run(&[], &[("SOCKAGENT_PROM_TOP_N", "-1")]).is_err());
-        assert!(run(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "1001")])
-            .unwrap_err()
+        assert!(refused(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "1001")])
             .contains("SOCKAGENT_PROM_TOP_CGROUPS"));
         for bad in ["0", "-1", "32M", ""] {
             let e = run(&[], &[("SOCKAGENT_MAX_QUEUED_TOTAL", bad)]).unwrap_err();
@@ -389,11 +355,11 @@ mod tests {
             "--client-ca needs TLS (--enableSSL)"
         );
         assert_eq!(
-            run(&[], &[("SOCKAGENT_CLIENT_CA", "/b.pem")]).unwrap_err(),
+            refused(&[], &[("SOCKAGENT_CLIENT_CA", "/b.pem")]),
             "SOCKAGENT_CLIENT_CA needs TLS (--enableSSL)"
         );
         assert_eq!(
-            ca(run(&[], &[("SOCKAGENT_CLIENT_CA", "")]).unwrap()),
+            ca(with_env("SOCKAGENT_CLIENT_CA", "")),
             None,
             "an empty variable is unset"
         );
@@ -415,17 +381,12 @@ mod tests {
                 .history_s,
             60
         );
-        assert_eq!(
-            run(&[], &[("SOCKAGENT_HISTORY", "30")]).unwrap().history_s,
-            30
-        );
+        assert_eq!(with_env("SOCKAGENT_HISTORY", "30").history_s, 30);
         assert!(run(&["--history", "86401"], &[])
             .unwrap_err()
             .contains("--history"));
         assert!(run(&["--history", "-1"], &[]).is_err());
-        assert!(run(&[], &[("SOCKAGENT_HISTORY", "x")])
-            .unwrap_err()
-            .contains("SOCKAGENT_HISTORY"));
+        assert!(refused(&[], &[("SOCKAGENT_HISTORY", "x")]).contains("SOCKAGENT_HISTORY"));
     }
 
     #[test]
@@ -494,7 +455,7 @@ mod tests {
             let e = run(&["--allow-origin", bad], &[]).unwrap_err();
             assert!(e.starts_with("--allow-origin: invalid origin"), "{e}");
         }
-        let e = run(&[], &[("SOCKAGENT_ALLOWED_ORIGINS", "http://a, b")]).unwrap_err();
+        let e = refused(&[], &[("SOCKAGENT_ALLOWED_ORIGINS", "http://a, b")]);
         assert!(
             e.starts_with("SOCKAGENT_ALLOWED_ORIGINS: invalid origin \"b\""),
             "{e}"

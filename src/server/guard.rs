@@ -368,6 +368,16 @@ mod tests {
         Names::new(3000, "Board", " pi.lan, 10.0.0.9 ,bad name", allowed)
     }
 
+    /// Asserts `accepts` takes every one of `ok` and none of `bad`.
+    fn takes_only(accepts: impl Fn(&[u8]) -> bool, ok: &[&str], bad: &[&str]) {
+        for s in ok {
+            assert!(accepts(s.as_bytes()), "refused {s:?}");
+        }
+        for s in bad {
+            assert!(!accepts(s.as_bytes()), "took {s:?}");
+        }
+    }
+
     #[test]
     fn origins_parse_like_browsers_send_them() {
         let o = parse_origin("HTTP://LocalHost").unwrap();
@@ -398,7 +408,7 @@ mod tests {
     #[test]
     fn own_origins_on_our_port() {
         let n = names();
-        for ok in [
+        let ok = [
             "http://127.0.0.1:3000",
             "http://localhost:3000",
             "https://board:3000",
@@ -407,10 +417,8 @@ mod tests {
             "http://192.168.1.5:3000",
             "http://[::1]:3000",
             "https://dash.example:8080",
-        ] {
-            assert!(n.origin_ok(ok.as_bytes()), "{ok}");
-        }
-        for bad in [
+        ];
+        let bad = [
             "https://evil.example",
             "null",
             "http://localhost",
@@ -419,9 +427,8 @@ mod tests {
             "https://dash.example",
             "http://bad:3000",
             "http://board.evil:3000",
-        ] {
-            assert!(!n.origin_ok(bad.as_bytes()), "{bad}");
-        }
+        ];
+        takes_only(|o| n.origin_ok(o), &ok, &bad);
         assert!(n.allowed(b"https://DASH.example:8080/"));
         let bare = Names::new(3000, "", "", Vec::new());
         assert_eq!(bare.names, ["localhost"]);
@@ -442,25 +449,22 @@ mod tests {
     #[test]
     fn hosts_for_browsers() {
         let n = names();
-        for ok in [
+        let ok = [
             "127.0.0.1:3000",
             "localhost",
             "board:3000",
             "[::1]:3000",
             "10.0.0.9",
             "dash.example",
-        ] {
-            assert!(n.host_ok(ok.as_bytes()), "{ok}");
-        }
-        for bad in [
+        ];
+        let bad = [
             "rebind.evil.example:3000",
             "localhost:80",
             "",
             "board:3000:1",
             "a\r\nb",
-        ] {
-            assert!(!n.host_ok(bad.as_bytes()), "{bad}");
-        }
+        ];
+        takes_only(|h| n.host_ok(h), &ok, &bad);
     }
 
     #[test]

@@ -275,128 +275,100 @@ pub fn route(buf: &[u8], gate: &Gate) -> Option<(usize, Route, Note)> {
     let mut req = httparse::Request::new(&mut headers);
     let consumed = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return None,
         Ok(httparse::Status::Partial) => {
-            if buf.len() >= MAX_HEAD {
-                return Some((
-                    buf.len(),
-                    respond(
-                        431,
-                        "Request Header Fields Too Large",
-                        "request head too large",
-                        false,
-                        "",
-                    ),
-                    Note::Nothing,
-                ));
-            }
-            return None;
-        }
-        Err(httparse::Error::TooManyHeaders) => {
             return Some((
                 buf.len(),
-                respond(
-                    431,
-                    "Request Header Fields Too Large",
-                    "too many headers",
-                    false,
-                    "",
-                ),
-                Note::Nothing,
-            ));
-        }
-        Err(e) => {
-            return Some((
-                buf.len(),
-                respond(
-                    400,
-                    "Bad Request",
-                    &format!("malformed HTTP request: {e}"),
-                    false,
-                    "",
-                ),
+                too_large("request head too large"),
                 Note::Nothing,
             ))
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Some((buf.len(), too_large("too many headers"), Note::Nothing))
+        }
+        Err(e) => {
+            let why = format!("malformed HTTP request: {e}");
+            let r = respond(400, "Bad Request", &why, false, "");
+            return Some((buf.len(), r, Note::Nothing));
         }
     };
     let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("/");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let head_only = method == "HEAD";
-    let r = match path {
-        "/ws" if method != "GET" => respond(
-            405,
-            "Method Not Allowed",
-            "only GET is allowed on /ws",
-            head_only,
-            "Allow: GET\r\n",
+    let get_or_head = method == "GET" || method == "HEAD";
+    let (r, note) = match path {
+        "/ws" if method != "GET" => (
+            not_allowed("only GET is allowed on /ws", head_only, "GET"),
+            Note::Nothing,
         ),
         "/ws" => match admit(&req, query, gate, true) {
-            Ok(()) => upgrade(&req),
-            Err((r, n)) => return Some((consumed, r, n)),
+            Ok(()) => (upgrade(&req), Note::Nothing),
+            Err(refused) => refused,
         },
-        "/metrics" => match method {
-            "GET" | "HEAD" => match admit(&req, query, gate, false) {
-                Ok(()) => Route::Metrics {
+        "/metrics" if get_or_head => match admit(&req, query, gate, false) {
+            Ok(()) => (
+                Route::Metrics {
                     head_only,
                     gzip: accepts_gzip(header(&req, "Accept-Encoding")),
                 },
-                Err((r, n)) => return Some((consumed, r, n)),
-            },
-            _ => respond(
-                405,
-                "Method Not Allowed",
-                "only GET is allowed on /metrics",
-                false,
-                "Allow: GET, HEAD\r\n",
+                Note::Nothing,
             ),
+            Err(refused) => refused,
         },
-        "/" => match method {
-            // The page holds no data: it opens /ws with the page's own ?token=.
-            "GET" | "HEAD" => Route::Respond {
-                response: response(
-                    200,
-                    "OK",
-                    "text/html; charset=utf-8",
-                    PAGE.as_bytes(),
-                    head_only,
-                    &page_headers(&gate.names.page_sources(header(&req, "Host"))),
-                ),
-                status: 200,
-            },
-            _ => respond(
-                405,
-                "Method Not Allowed",
-                "only GET is allowed on /",
+        "/" if get_or_head => (page(&req, gate, head_only), Note::Nothing),
+        "/healthz" if get_or_head => (respond(200, "OK", "ok", head_only, ""), Note::Nothing),
+        "/metrics" | "/" | "/healthz" => (
+            not_allowed(
+                &format!("only GET is allowed on {path}"),
                 false,
-                "Allow: GET, HEAD\r\n",
+                "GET, HEAD",
             ),
-        },
-        "/healthz" => match method {
-            "GET" | "HEAD" => respond(200, "OK", "ok", head_only, ""),
-            _ => respond(
-                405,
-                "Method Not Allowed",
-                "only GET is allowed on /healthz",
-                false,
-                "Allow: GET, HEAD\r\n",
-            ),
-        },
-        _ if method != "GET" && method != "HEAD" => respond(
-            405,
-            "Method Not Allowed",
-            "only GET is allowed",
-            false,
-            "Allow: GET\r\n",
+            Note::Nothing,
         ),
-        _ => respond(
-            404,
-            "Not Found",
-            "not found: this agent serves /, /ws, /metrics and /healthz",
-            head_only,
-            "",
+        _ if !get_or_head => (
+            not_allowed("only GET is allowed", false, "GET"),
+            Note::Nothing,
+        ),
+        _ => (
+            respond(
+                404,
+                "Not Found",
+                "not found: this agent serves /, /ws, /metrics and /healthz",
+                head_only,
+                "",
+            ),
+            Note::Nothing,
         ),
     };
-    Some((consumed, r, Note::Nothing))
+    Some((consumed, r, note))
+}
+
+/// 431: the head is larger than this agent reads.
+fn too_large(why: &str) -> Route {
+    respond(431, "Request Header Fields Too Large", why, false, "")
+}
+
+/// 405 with the methods the path does allow.
+fn not_allowed(why: &str, head_only: bool, allow: &str) -> Route {
+    let allow = format!("Allow: {allow}\r\n");
+    respond(405, "Method Not Allowed", why, head_only, &allow)
+}
+
+/// The live page. It holds no data: it opens /ws with the page's own ?token=.
+fn page(req: &httparse::Request, gate: &Gate, head_only: bool) -> Route {
+    let sources = gate.names.page_sources(header(req, "Host"));
+    Route::Respond {
+        response: response(
+            200,
+            "OK",
+            "text/html; charset=utf-8",
+            PAGE.as_bytes(),
+            head_only,
+            &page_headers(&sources),
+        ),
+        status: 200,
+    }
 }
 
 fn upgrade(req: &httparse::Request) -> Route {
@@ -497,30 +469,25 @@ mod tests {
     #[test]
     fn metrics_token_as_query_or_bearer() {
         let t = Some("s3cr et");
-        assert_eq!(go("GET /metrics HTTP/1.1\r\n\r\n", t), 401);
-        assert_eq!(go("GET /metrics?token=nope HTTP/1.1\r\n\r\n", t), 401);
-        assert_eq!(
-            go(
+        for (head, want) in [
+            ("GET /metrics HTTP/1.1\r\n\r\n", 401),
+            ("GET /metrics?token=nope HTTP/1.1\r\n\r\n", 401),
+            (
                 "GET /metrics HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\n",
-                t
+                401,
             ),
-            401
-        );
-        assert_eq!(
-            go(
+            (
                 "GET /metrics HTTP/1.1\r\nAuthorization: Basic czNjciBldA==\r\n\r\n",
-                t
+                401,
             ),
-            401
-        );
-        assert_eq!(go("GET /metrics?token=s3cr%20et HTTP/1.1\r\n\r\n", t), 1200);
-        assert_eq!(
-            go(
+            ("GET /metrics?token=s3cr%20et HTTP/1.1\r\n\r\n", 1200),
+            (
                 "GET /metrics HTTP/1.1\r\nauthorization: bearer  s3cr et \r\n\r\n",
-                t
+                1200,
             ),
-            1200
-        );
+        ] {
+            assert_eq!(go(head, t), want, "{head:?}");
+        }
         // the same rule on /ws
         assert_eq!(
             go(

@@ -50,7 +50,7 @@ pub use parse::{
     classify, parse_blkio_service_bytes, parse_cpu_stat, parse_io_stat, parse_memory_limit_v1,
     parse_memory_max, CgroupKind,
 };
-use walk::{read_cgroup, CgroupState, Io, Queue};
+use walk::{read_cgroup, CgroupState, Fds, Io, Queue};
 
 /// Most fds the cgroup collector keeps open (directories and files
 /// together): 1 024 covers ~150 busy cgroups on v2 (~7 each); a host with
@@ -99,12 +99,9 @@ pub struct CgroupScanner {
     probed: Option<Instant>,
     entries: HashMap<String, CgroupState>,
     generation: u64,
-    kept: usize,
-    budget: usize,
+    fds: Fds,
     /// Paths to list, reused between samples.
     queue: Queue,
-    path: Vec<u8>,
-    buf: Vec<u8>,
     warned_limit: bool,
     pub rows: Vec<CgroupRow>,
 }
@@ -117,11 +114,13 @@ impl CgroupScanner {
             probed: None,
             entries: HashMap::new(),
             generation: 0,
-            kept: 0,
-            budget: fd_budget.min(MAX_KEPT_FILES),
+            fds: Fds {
+                kept: 0,
+                budget: fd_budget.min(MAX_KEPT_FILES),
+                path: Vec::new(),
+                buf: Vec::with_capacity(4096),
+            },
             queue: Queue::default(),
-            path: Vec::new(),
-            buf: Vec::with_capacity(4096),
             warned_limit: false,
             rows: Vec::new(),
         }
@@ -134,7 +133,7 @@ impl CgroupScanner {
 
     /// How many fds are kept open.
     pub fn kept_files(&self) -> usize {
-        self.kept
+        self.fds.kept
     }
 
     /// One sample: lists every cgroup, reads those that hold processes
@@ -148,7 +147,7 @@ impl CgroupScanner {
                 self.rows.clear();
                 return Ok(());
             }
-            self.layout = Layout::detect(root, &mut self.buf);
+            self.layout = Layout::detect(root, &mut self.fds.buf);
             match &self.layout {
                 Some(l) => log::debug!("cgroups: {:?}", l.version),
                 None => log::debug!("cgroups: no cgroup filesystem under {:?}", root.base()),
@@ -163,7 +162,7 @@ impl CgroupScanner {
             Ok(()) => self.layout = Some(layout),
             Err(_) => {
                 self.entries.clear();
-                self.kept = 0;
+                self.fds.kept = 0;
                 self.rows.clear();
                 self.probed = None;
             }
@@ -188,16 +187,7 @@ impl CgroupScanner {
             self.warned_limit = true;
             log::warn!("cgroups: more than {MAX_CGROUPS}; the rest are not listed");
         }
-        let mut io = Io {
-            version: layout.version,
-            hiers: &layout.hiers,
-            files: &layout.files,
-            gen,
-            kept: &mut self.kept,
-            budget: self.budget,
-            path: &mut self.path,
-            buf: &mut self.buf,
-        };
+        let mut io = Io::new(layout, gen, &mut self.fds);
         let mut n = 0;
         for (key, e) in self.entries.iter_mut() {
             if e.seen != gen || e.holds != gen {
@@ -241,7 +231,7 @@ impl CgroupScanner {
             }
             keep
         });
-        self.kept = self.kept.saturating_sub(closed);
+        self.fds.kept = self.fds.kept.saturating_sub(closed);
         Ok(())
     }
 }
@@ -288,22 +278,20 @@ pub fn describe_top(rows: &[CgroupRow], n: usize, out: &mut dyn Sink) {
             ("name", r.name.as_str()),
         ]
     }
-    CPU_SECONDS.open(out);
-    for r in &top {
-        if let Some(ns) = r.cpu_ns {
-            out.sample(&labels(r), Value::F(ns as f64 / 1e9));
-        }
-    }
-    MEMORY.open(out);
-    for r in &top {
-        if let Some(b) = r.mem_bytes {
-            out.sample(&labels(r), Value::U(b));
-        }
-    }
-    MEMORY_MAX.open(out);
-    for r in &top {
-        if let Some(max) = r.mem_max_bytes {
-            out.sample(&labels(r), Value::U(max));
+    type Pick = fn(&CgroupRow) -> Option<Value>;
+    let families: [(Family, Pick); 3] = [
+        (CPU_SECONDS, |r| {
+            r.cpu_ns.map(|ns| Value::F(ns as f64 / 1e9))
+        }),
+        (MEMORY, |r| r.mem_bytes.map(Value::U)),
+        (MEMORY_MAX, |r| r.mem_max_bytes.map(Value::U)),
+    ];
+    for (family, pick) in families {
+        family.open(out);
+        for r in &top {
+            if let Some(v) = pick(r) {
+                out.sample(&labels(r), v);
+            }
         }
     }
     IO_BYTES.open(out);

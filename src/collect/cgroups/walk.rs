@@ -107,6 +107,35 @@ fn read_file(f: &File, buf: &mut Vec<u8>, peek: bool) -> io::Result<()> {
     }
 }
 
+/// The fds a scanner keeps open, how many it may, and the buffers its
+/// reads reuse.
+#[derive(Debug)]
+pub(super) struct Fds {
+    pub(super) kept: usize,
+    pub(super) budget: usize,
+    pub(super) path: Vec<u8>,
+    pub(super) buf: Vec<u8>,
+}
+
+impl<'a> Io<'a> {
+    /// The reads of one sample over `layout`, with the scanner's `fds`.
+    pub(super) fn new(layout: &'a Layout, gen: u64, fds: &'a mut Fds) -> Self {
+        Io {
+            version: layout.version,
+            hiers: &layout.hiers,
+            files: &layout.files,
+            gen,
+            kept: &mut fds.kept,
+            budget: fds.budget,
+            path: &mut fds.path,
+            buf: &mut fds.buf,
+        }
+    }
+}
+
+/// A parser of one cgroup file.
+type Parse<T> = fn(&[u8]) -> Option<T>;
+
 impl Io<'_> {
     /// Reads `slot` of the cgroup `key` into `self.buf`. A kept fd that
     /// fails (ENODEV: its cgroup was removed, perhaps made again at the
@@ -218,32 +247,20 @@ pub(super) fn read_cgroup(
     jiffies: u64,
     hz: u64,
 ) -> Option<Values> {
-    let v2 = io.version == Version::V2;
+    // The same readings, in v2's files or in v1's.
+    let (cpu, max, io_bytes): (Parse<u64>, Parse<u64>, Parse<(u64, u64)>) = match io.version {
+        Version::V2 => (parse_cpu_stat, parse_memory_max, parse_io_stat),
+        Version::V1 => (
+            parse_u64_trimmed,
+            parse_memory_limit_v1,
+            parse_blkio_service_bytes,
+        ),
+    };
     let mut v = Values {
-        cpu_ns: io.value(key, e, FileSlot::Cpu, |b| {
-            if v2 {
-                parse_cpu_stat(b)
-            } else {
-                parse_u64_trimmed(b)
-            }
-        }),
+        cpu_ns: io.value(key, e, FileSlot::Cpu, cpu),
         mem_bytes: io.value(key, e, FileSlot::Mem, parse_u64_trimmed),
-        mem_max_bytes: io
-            .value(key, e, FileSlot::MemMax, |b| {
-                Some(if v2 {
-                    parse_memory_max(b)
-                } else {
-                    parse_memory_limit_v1(b)
-                })
-            })
-            .flatten(),
-        io: io.value(key, e, FileSlot::Io, |b| {
-            if v2 {
-                parse_io_stat(b)
-            } else {
-                parse_blkio_service_bytes(b)
-            }
-        }),
+        mem_max_bytes: io.value(key, e, FileSlot::MemMax, max),
+        io: io.value(key, e, FileSlot::Io, io_bytes),
         pids: io.value(key, e, FileSlot::Pids, parse_u64_trimmed),
         ..Values::default()
     };
@@ -303,16 +320,7 @@ impl CgroupScanner {
         } else {
             FileSlot::Procs1
         };
-        let mut io = Io {
-            version: layout.version,
-            hiers: &layout.hiers,
-            files: &layout.files,
-            gen,
-            kept: &mut self.kept,
-            budget: self.budget,
-            path: &mut self.path,
-            buf: &mut self.buf,
-        };
+        let mut io = Io::new(layout, gen, &mut self.fds);
         let q = &mut self.queue;
         let entries = &mut self.entries;
         q.len = 0;

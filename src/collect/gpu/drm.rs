@@ -247,6 +247,18 @@ impl Card {
 mod tests {
     use super::*;
 
+    /// An Intel card as i915 and xe show it: its name, no busy %, no VRAM.
+    fn unread(name: &str) -> Gpu {
+        Gpu {
+            name: name.into(),
+            vendor: "intel",
+            usage: None,
+            memory_total: None,
+            memory_used: None,
+            temp_c: None,
+        }
+    }
+
     fn read_all(root: &Root) -> Vec<Gpu> {
         probe(root, &[]).iter().map(|c| c.read(true)).collect()
     }
@@ -267,14 +279,7 @@ mod tests {
                     memory_used: Some(1490378752),
                     temp_c: None,
                 },
-                Gpu {
-                    name: "Intel GPU 8086:5917".into(),
-                    vendor: "intel",
-                    usage: None,
-                    memory_total: None,
-                    memory_used: None,
-                    temp_c: None,
-                },
+                unread("Intel GPU 8086:5917"),
             ]
         );
     }
@@ -308,14 +313,7 @@ mod tests {
         // i915 exposes no busy %, no VRAM, and an integrated GPU has no hwmon
         assert_eq!(
             read_all(&Root::fixture("intel-laptop")),
-            vec![Gpu {
-                name: "Alder Lake-P GT2 [Iris Xe Graphics]".into(),
-                vendor: "intel",
-                usage: None,
-                memory_total: None,
-                memory_used: None,
-                temp_c: None,
-            }]
+            vec![unread("Alder Lake-P GT2 [Iris Xe Graphics]")]
         );
     }
 
@@ -324,12 +322,8 @@ mod tests {
         assert_eq!(
             read_all(&Root::fixture("intel-arc")),
             vec![Gpu {
-                name: "Battlemage G21 [Arc B580]".into(),
-                vendor: "intel",
-                usage: None,
-                memory_total: None,
-                memory_used: None,
                 temp_c: Some(41.0), // temp2 "pkg", not temp3 "vram"
+                ..unread("Battlemage G21 [Arc B580]")
             }]
         );
     }
