@@ -11,4 +11,5 @@ pub mod collect;
 pub mod config;
 pub mod families;
 pub mod protocol;
+pub mod remote;
 pub mod server;

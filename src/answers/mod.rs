@@ -323,6 +323,11 @@ impl Answers {
         self
     }
 
+    /// The history ring, when it is on (remote-write reads its seconds).
+    pub fn history(&self) -> Option<&history::History> {
+        self.history.as_ref()
+    }
+
     /// Whether the history ring is on (the server then ticks it every
     /// `history::INTERVAL`).
     pub fn history_on(&self) -> bool {
@@ -685,6 +690,11 @@ impl Answers {
                 pushes,
             },
         );
+        let mut body = body;
+        if let Some(latest) = self.history.as_ref().and_then(|h| h.latest()) {
+            // the ring's per-second gauges, its newest second
+            latest.describe(&mut crate::protocol::prom::Writer::new(&mut body));
+        }
         self.scrape.done(t0.elapsed(), body.len());
         Ok(body)
     }

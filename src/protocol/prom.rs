@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 /// The `Content-Type` of a scrape answer.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub use crate::families::{Kind, Value};
 use crate::families::Sink;
+pub use crate::families::{Kind, Value};
 
 /// Appends families and samples to `out`: the text encoder, one `Sink`.
 pub struct Writer<'a> {
