@@ -39,6 +39,10 @@ Options:
                       keep one sample a second for this long, for the history
                       request (default 900; 0 = off, no wakeups while idle;
                       at most 86400) [SOCKAGENT_HISTORY]
+      --remote-write URL
+                      push /metrics and the history's seconds to this Prometheus
+                      remote-write endpoint (http:// or https://)
+                      [SOCKAGENT_REMOTE_WRITE_URL]
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
@@ -60,6 +64,12 @@ Environment:
   SOCKAGENT_PROM_TOP_N            processes listed by /metrics, the top N by CPU (10; 0-1000)
   SOCKAGENT_PROM_TOP_CGROUPS      cgroups listed by /metrics, the top N by CPU (20; 0-1000)
   SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated)
+  SOCKAGENT_REMOTE_WRITE_INTERVAL_MS     push period with --remote-write (15000; at least 100)
+  SOCKAGENT_REMOTE_WRITE_INSTANCE        the pushed `instance` label (default the host name)
+  SOCKAGENT_REMOTE_WRITE_BEARER_FILE     file holding a bearer token for the endpoint
+  SOCKAGENT_REMOTE_WRITE_BASIC_AUTH_FILE file holding user:password for the endpoint
+  SOCKAGENT_REMOTE_WRITE_CA              CAs (PEM) the https endpoint is checked against
+                                         (default SSL_CERT_FILE, else the system's bundle)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
 ";
 
@@ -94,6 +104,8 @@ pub struct Config {
     pub prom_top_cgroups: usize,
     /// Seconds of history kept, one sample a second (0: none).
     pub history_s: u32,
+    /// `--remote-write`: where and how to push.
+    pub remote_write: Option<crate::remote::Settings>,
 }
 
 /// What the command line asks for.
@@ -134,6 +146,55 @@ fn parse_ms(name: &str, v: &str) -> Result<Duration, String> {
         })
 }
 
+/// `--remote-write` and its variables; `url` is the flag's value, if given.
+fn parse_remote(
+    url: Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::remote::Settings>, String> {
+    use crate::remote::{target, Auth, Settings, Target};
+    let (name, url) = match url {
+        Some(u) => ("--remote-write", u),
+        None => match env("SOCKAGENT_REMOTE_WRITE_URL").filter(|v| !v.trim().is_empty()) {
+            Some(u) => ("SOCKAGENT_REMOTE_WRITE_URL", u),
+            None => return Ok(None),
+        },
+    };
+    let target = Target::parse(url.trim()).map_err(|e| format!("{name}: {e} ({url:?})"))?;
+    let path = |var: &str| env(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = "SOCKAGENT_REMOTE_WRITE_INTERVAL_MS";
+    let interval = match env(var) {
+        None => target::DEFAULT_INTERVAL,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_millis)
+            .filter(|d| *d >= target::MIN_INTERVAL)
+            .ok_or_else(|| {
+                format!(
+                    "{var}: invalid value {v:?} (expected milliseconds, at least {})",
+                    target::MIN_INTERVAL.as_millis()
+                )
+            })?,
+    };
+    let auth = match (
+        path("SOCKAGENT_REMOTE_WRITE_BEARER_FILE"),
+        path("SOCKAGENT_REMOTE_WRITE_BASIC_AUTH_FILE"),
+    ) {
+        (Some(_), Some(_)) => return Err("SOCKAGENT_REMOTE_WRITE_BEARER_FILE and SOCKAGENT_REMOTE_WRITE_BASIC_AUTH_FILE: one or the other".into()),
+        (Some(b), None) => Some(Auth::Bearer(b)),
+        (None, Some(b)) => Some(Auth::Basic(b)),
+        (None, None) => None,
+    };
+    Ok(Some(Settings {
+        target,
+        interval,
+        instance: env("SOCKAGENT_REMOTE_WRITE_INSTANCE").filter(|v| !v.trim().is_empty()),
+        auth,
+        ca: path("SOCKAGENT_REMOTE_WRITE_CA"),
+    }))
+}
+
 /// Parses `args` (without the program name) and an environment lookup.
 pub fn parse(
     args: impl IntoIterator<Item = OsString>,
@@ -144,6 +205,7 @@ pub fn parse(
     let (mut port, mut bind, mut tls, mut cert, mut key) = (None, None, false, None, None);
     let mut client_ca = None;
     let mut history = None;
+    let mut remote_write = None;
     let mut bench: Option<u32> = None;
     let str_of = |v: OsString, flag: &str| {
         v.into_string()
@@ -170,6 +232,12 @@ pub fn parse(
                     return Err("--client-ca: empty path".into());
                 }
                 client_ca = Some(("--client-ca", PathBuf::from(v)));
+            }
+            Long("remote-write") => {
+                remote_write = Some(str_of(
+                    p.value().map_err(|e| e.to_string())?,
+                    "--remote-write",
+                )?);
             }
             Long("history") => {
                 let v = str_of(p.value().map_err(|e| e.to_string())?, "--history")?;
@@ -283,6 +351,7 @@ pub fn parse(
         prom_top_n,
         prom_top_cgroups,
         history_s,
+        remote_write: parse_remote(remote_write, &env)?,
     });
     Ok(match bench {
         Some(iterations) => Action::Bench { iterations, config },
@@ -474,6 +543,45 @@ mod tests {
         assert!(run(&[], &[("SOCKAGENT_HISTORY", "x")])
             .unwrap_err()
             .contains("SOCKAGENT_HISTORY"));
+    }
+
+    #[test]
+    fn remote_write_flag_and_variables() {
+        assert_eq!(run(&[], &[]).unwrap().remote_write, None);
+        let r = run(&["--remote-write", "http://p:9090/api/v1/write"], &[])
+            .unwrap()
+            .remote_write
+            .unwrap();
+        assert_eq!((r.target.port, r.interval.as_millis()), (9090, 15000));
+        let env = [
+            ("SOCKAGENT_REMOTE_WRITE_URL", "https://x/w"),
+            ("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "1000"),
+            ("SOCKAGENT_REMOTE_WRITE_INSTANCE", "board7"),
+            ("SOCKAGENT_REMOTE_WRITE_BEARER_FILE", "/t"),
+        ];
+        let r = run(&[], &env).unwrap().remote_write.unwrap();
+        assert!(r.target.https);
+        assert_eq!(r.instance.as_deref(), Some("board7"));
+        assert_eq!(r.auth, Some(crate::remote::Auth::Bearer("/t".into())));
+        assert!(run(&["--remote-write", "ftp://x/"], &[])
+            .unwrap_err()
+            .starts_with("--remote-write: "));
+        assert!(run(&[], &[("SOCKAGENT_REMOTE_WRITE_URL", "x:1")])
+            .unwrap_err()
+            .starts_with("SOCKAGENT_REMOTE_WRITE_URL: "));
+        let bad = [
+            ("SOCKAGENT_REMOTE_WRITE_URL", "http://x/"),
+            ("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "5"),
+        ];
+        assert!(run(&[], &bad)
+            .unwrap_err()
+            .contains("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS"));
+        let both = [
+            ("SOCKAGENT_REMOTE_WRITE_URL", "http://x/"),
+            ("SOCKAGENT_REMOTE_WRITE_BEARER_FILE", "/a"),
+            ("SOCKAGENT_REMOTE_WRITE_BASIC_AUTH_FILE", "/b"),
+        ];
+        assert!(run(&[], &both).is_err());
     }
 
     #[test]

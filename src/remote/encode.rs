@@ -87,8 +87,10 @@ pub struct Encoder {
     /// The family open now, and whether it is left out (`skip`).
     name: String,
     skipping: bool,
-    /// Families pushed from elsewhere (the ring's, second by second).
+    /// Families pushed from elsewhere (the ring's, second by second),
+    /// left out while `skip_on`.
     skip: &'static [&'static Family],
+    skip_on: bool,
     samples: u64,
     left_out: u64,
 }
@@ -104,6 +106,7 @@ impl Encoder {
             name: String::new(),
             skipping: false,
             skip,
+            skip_on: false,
             samples: 0,
             left_out: 0,
         }
@@ -128,10 +131,14 @@ impl Encoder {
         self.left_out
     }
 
-    /// Whether `family` is left out of what `describe` writes (it is
-    /// pushed by the ring instead).
-    pub fn skips(&self, name: &str) -> bool {
-        self.skip.iter().any(|f| f.name == name)
+    /// Leaves the listed families out from now on (`true`), or takes
+    /// them again (`false`).
+    pub fn skip_listed(&mut self, on: bool) {
+        self.skip_on = on;
+    }
+
+    fn skips(&self, name: &str) -> bool {
+        self.skip_on && self.skip.iter().any(|f| f.name == name)
     }
 
     /// The protobuf, snappy-compressed: the request's body.
@@ -264,6 +271,7 @@ pub(crate) mod tests {
     #[test]
     fn labels_sorted_with_name_and_instance_and_round_trip() {
         let mut e = Encoder::new("box1".into(), &SKIPPED);
+        e.skip_listed(true);
         e.at_ms = 1_700_000_000_123;
         e.family("node_load1", "1m load.", Kind::Gauge);
         e.sample(&[], Value::F(0.5));

@@ -20,7 +20,8 @@ pub const WAKE: Token = Token(usize::MAX - 4);
 /// Ring seconds in one push while catching up after an outage (a minute:
 /// about 1 500 samples on a 4-core board, ~15 KiB on the wire).
 pub const BATCH_SECONDS: usize = 60;
-/// The first retry's delay; each failure doubles it, up to `BACKOFF_CAP`.
+/// The first retry's delay; each failure doubles it, up to `BACKOFF_CAP`
+/// or the push interval, the shorter (a try at least once an interval).
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// The longest `Retry-After` honoured (a bigger one waits this long).
@@ -295,9 +296,12 @@ impl Pusher {
         let live = self.live_owed;
         if live {
             self.enc.at_ms = crate::collect::epoch_ms() as i64;
+            // the ring's families go from the ring, second by second
+            self.enc.skip_listed(true);
             if let Err(e) = src.families(now, &mut self.enc) {
                 log::debug!("remote-write: {e}");
             }
+            self.enc.skip_listed(false);
             self.stats.describe(&mut self.enc);
         }
         let (newest, full) = self.ring_seconds(src);
@@ -422,11 +426,12 @@ impl Pusher {
     }
 
     /// The delay before the next try: `BACKOFF_BASE` doubled per failure
-    /// up to `BACKOFF_CAP`, times a jitter in [0.5, 1), or `Retry-After`
+    /// up to `BACKOFF_CAP` (or the interval), times a jitter in [0.5, 1), or `Retry-After`
     /// (up to `MAX_RETRY_AFTER`) when that is longer.
     fn backoff(&mut self, retry_after: Option<u64>) -> Duration {
         let exp = self.attempts.saturating_sub(1).min(16);
-        let full = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_CAP);
+        let cap = BACKOFF_CAP.min(self.interval);
+        let full = BACKOFF_BASE.saturating_mul(1 << exp).min(cap);
         // xorshift64: jitter needs no crypto
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;

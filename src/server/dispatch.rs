@@ -34,6 +34,9 @@ pub struct Ctx<'a> {
     pub new_deadlines: &'a mut Vec<JobDeadline>,
     /// Who subscribed to which pushed stream (and their counts).
     pub streams: &'a mut Streams,
+    /// The remote-write pusher's counts, for `/metrics`.
+    #[cfg(feature = "remote-write")]
+    pub remote: Option<crate::remote::Stats>,
 }
 
 /// The answer to one request text, or a slot that a journal read will
@@ -69,6 +72,14 @@ pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
         .prometheus_with(Instant::now(), x.prom_top_n, x.streams.counts)
     {
         Ok(body) => {
+            #[cfg(feature = "remote-write")]
+            let body = {
+                let mut body = body;
+                if let Some(s) = x.remote {
+                    s.describe(&mut crate::protocol::prom::Writer::new(&mut body));
+                }
+                body
+            };
             let zipped = gzip.then(|| x.answers.gzip(body.as_bytes()));
             let (bytes, extra) = match &zipped {
                 Some(z) => (

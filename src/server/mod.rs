@@ -70,6 +70,9 @@ enum Timer {
     /// `History`: at the same instant the push collects, the ring reuses it.
     Push(Stream, u32),
     History,
+    /// The remote-write pusher's next step (a push, a retry, a deadline).
+    #[cfg(feature = "remote-write")]
+    Remote,
 }
 
 pub struct Server {
@@ -89,6 +92,8 @@ pub struct Server {
     streams: Streams,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "remote-write")]
+    remote: Option<crate::remote::Pusher>,
 }
 
 /// How the server is set up.
@@ -103,6 +108,9 @@ pub struct Options {
     /// Serve wss:// with this config.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Push to a remote-write endpoint.
+    #[cfg(feature = "remote-write")]
+    pub remote: Option<crate::remote::Setup>,
 }
 
 impl Server {
@@ -118,6 +126,8 @@ impl Server {
             prom_top_n,
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "remote-write")]
+            remote,
         } = opts;
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -143,6 +153,15 @@ impl Server {
             // the first tick sizes the ring as soon as the loop runs
             timers.push(Reverse((epoch, Timer::History)));
         }
+        #[cfg(feature = "remote-write")]
+        let remote = match remote {
+            Some(setup) => {
+                let p = crate::remote::Pusher::new(setup, poll.registry(), epoch)?;
+                timers.push(Reverse((epoch, Timer::Remote)));
+                Some(p)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -160,6 +179,8 @@ impl Server {
             streams: Streams::new(epoch),
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "remote-write")]
+            remote,
         })
     }
 
@@ -203,6 +224,8 @@ impl Server {
                             self.begin_shutdown();
                         }
                     }
+                    #[cfg(feature = "remote-write")]
+                    t @ (crate::remote::SOCKET | crate::remote::WAKE) => self.remote_step(Some(t)),
                     Token(k) if k >= JOB_BASE => {
                         if let Some((job, answer)) =
                             self.jobs.on_readable(self.poll.registry(), k - JOB_BASE)
@@ -230,6 +253,8 @@ impl Server {
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
+                #[cfg(feature = "remote-write")]
+                Timer::Remote => self.remote_step(None),
                 Timer::Push(s, ms) => self.push_tick(s, ms, now),
                 Timer::History => {
                     self.answers.history_tick(now);
@@ -268,6 +293,23 @@ impl Server {
                     }
                 }
             }
+        }
+    }
+
+    /// The pusher's timer (`token` `None`) or one of its events; then its
+    /// next timer, when it moved earlier.
+    #[cfg(feature = "remote-write")]
+    fn remote_step(&mut self, token: Option<Token>) {
+        let Some(p) = self.remote.as_mut() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        match token {
+            None => p.on_timer(&mut self.answers, registry, Instant::now()),
+            Some(t) => p.on_event(&mut self.answers, registry, t),
+        }
+        if let Some(at) = p.wake_at() {
+            self.timers.push(Reverse((at, Timer::Remote)));
         }
     }
 
@@ -488,6 +530,8 @@ impl Server {
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
                     streams: &mut self.streams,
+                    #[cfg(feature = "remote-write")]
+                    remote: self.remote.as_ref().map(crate::remote::Pusher::stats),
                 };
                 conn::step(c, &mut ctx)
             }

@@ -1,0 +1,378 @@
+//! `--remote-write`: the agent pushing to a test endpoint of the test's
+//! own (a plain TCP HTTP server thread that records every request and
+//! answers what the test says), and to Debian's real `prometheus`.
+
+mod common;
+
+use common::{http_get, Agent, TIMEOUT};
+use quick_protobuf::BytesReader;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request the endpoint took: when, its head (lower-cased names), body.
+#[derive(Clone)]
+struct Req {
+    at: Instant,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// The test's endpoint: answers the n-th request with `answer(n)` (a
+/// status line and extra header lines).
+struct Endpoint {
+    port: u16,
+    reqs: Arc<Mutex<Vec<Req>>>,
+}
+
+impl Endpoint {
+    fn start(answer: fn(usize) -> (&'static str, &'static str)) -> Endpoint {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let reqs = Arc::new(Mutex::new(Vec::new()));
+        let r2 = reqs.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let Some(req) = read_request(&mut s) else {
+                    continue;
+                };
+                let n = {
+                    let mut v = r2.lock().unwrap();
+                    v.push(req);
+                    v.len() - 1
+                };
+                let (status, extra) = answer(n);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Endpoint { port, reqs }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    fn reqs(&self) -> Vec<Req> {
+        self.reqs.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `within`) for `n` requests.
+    fn wait(&self, n: usize, within: Duration) -> Vec<Req> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            let r = self.reqs();
+            if r.len() >= n {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{} requests within {within:?}, wanted {n}",
+            self.reqs().len()
+        );
+    }
+}
+
+fn read_request(s: &mut TcpStream) -> Option<Req> {
+    s.set_read_timeout(Some(TIMEOUT)).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let at = Instant::now();
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let req = Req {
+        at,
+        head,
+        body: Vec::new(),
+    };
+    let len: usize = req.header("content-length")?.parse().ok()?;
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(Req { body, ..req })
+}
+
+/// A series: its labels (as pushed) and samples (value, ms).
+type Series = (Vec<(String, String)>, Vec<(f64, i64)>);
+
+/// A length-delimited field as a reader over its bytes.
+fn sub<'a>(r: &mut BytesReader, b: &'a [u8]) -> (BytesReader, &'a [u8]) {
+    let m = r.read_bytes(b).unwrap();
+    (BytesReader::from_bytes(m), m)
+}
+
+/// The test's own decoder of a snappy'd `WriteRequest`.
+fn decode(body: &[u8]) -> Vec<Series> {
+    let pb = snap::raw::Decoder::new().decompress_vec(body).unwrap();
+    let b = pb.as_slice();
+    let mut r = BytesReader::from_bytes(b);
+    let mut out = Vec::new();
+    while !r.is_eof() {
+        assert_eq!(r.next_tag(b).unwrap(), 10, "WriteRequest.timeseries");
+        let (mut r, b) = sub(&mut r, b);
+        let mut s: Series = (Vec::new(), Vec::new());
+        while !r.is_eof() {
+            match r.next_tag(b).unwrap() {
+                10 => {
+                    let (mut r, b) = sub(&mut r, b);
+                    let mut l = (String::new(), String::new());
+                    while !r.is_eof() {
+                        match r.next_tag(b).unwrap() {
+                            10 => l.0 = r.read_string(b).unwrap().into(),
+                            18 => l.1 = r.read_string(b).unwrap().into(),
+                            t => panic!("Label tag {t}"),
+                        }
+                    }
+                    s.0.push(l);
+                }
+                18 => {
+                    let (mut r, b) = sub(&mut r, b);
+                    let mut v = (0.0, 0);
+                    while !r.is_eof() {
+                        match r.next_tag(b).unwrap() {
+                            9 => v.0 = r.read_double(b).unwrap(),
+                            16 => v.1 = r.read_int64(b).unwrap(),
+                            t => panic!("Sample tag {t}"),
+                        }
+                    }
+                    s.1.push(v);
+                }
+                t => panic!("TimeSeries tag {t}"),
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+fn label<'a>(s: &'a Series, name: &str) -> Option<&'a str> {
+    s.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// The agent's /metrics value of `series` (a name with its labels).
+fn metric(agent: &Agent, series: &str) -> Option<f64> {
+    let (_, body) = http_get(agent.port, "/metrics", "")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("sockagent-rw-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn pushes_headers_auth_and_a_decodable_body_in_time_order() {
+    let ep = Endpoint::start(|_| ("204 No Content", ""));
+    let token = temp_file("bearer", "s3cret-token\n");
+    let agent = Agent::start(
+        &["--remote-write", &ep.url(), "--history", "60"],
+        &[
+            ("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "1000"),
+            ("SOCKAGENT_REMOTE_WRITE_INSTANCE", "board-7"),
+            (
+                "SOCKAGENT_REMOTE_WRITE_BEARER_FILE",
+                token.to_str().unwrap(),
+            ),
+        ],
+    );
+    let reqs = ep.wait(5, Duration::from_secs(30));
+    let r = &reqs[0];
+    assert!(
+        r.head.starts_with("POST /api/v1/write HTTP/1.1\r\n"),
+        "{}",
+        r.head
+    );
+    for (h, v) in [
+        ("content-encoding", "snappy"),
+        ("content-type", "application/x-protobuf"),
+        ("x-prometheus-remote-write-version", "0.1.0"),
+        ("authorization", "Bearer s3cret-token"),
+    ] {
+        assert_eq!(r.header(h).as_deref(), Some(v), "{h} in {}", r.head);
+    }
+    assert!(r.header("user-agent").unwrap().starts_with("sockagent/"));
+    // per series: every sample newer than the last one pushed
+    let mut last: HashMap<Vec<(String, String)>, i64> = HashMap::new();
+    let mut busy_ms = Vec::new();
+    let mut mem_total = None;
+    for r in &reqs {
+        for s in decode(&r.body) {
+            let names: Vec<&str> = s.0.iter().map(|(n, _)| n.as_str()).collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(names, sorted, "labels sorted");
+            assert_eq!(label(&s, "instance"), Some("board-7"));
+            let name = label(&s, "__name__").unwrap().to_string();
+            for &(v, ms) in &s.1 {
+                let prev = last.insert(s.0.clone(), ms);
+                assert!(prev.is_none_or(|p| p < ms), "{:?}: {prev:?} then {ms}", s.0);
+                if name == "sockagent_cpu_busy_percent" && s.0.len() == 2 {
+                    busy_ms.push(ms);
+                }
+                if name == "node_memory_MemTotal_bytes" {
+                    mem_total = Some(v);
+                }
+            }
+        }
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: f64 = meminfo
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(mem_total, Some(kb * 1024.0));
+    assert!(busy_ms.len() >= 3, "the ring's seconds: {busy_ms:?}");
+    for w in busy_ms.windows(2) {
+        assert!(
+            (500..1500).contains(&(w[1] - w[0])),
+            "1-second samples: {busy_ms:?}"
+        );
+    }
+    // the ring's gauges are on /metrics too, and the self-metrics
+    assert!(metric(&agent, "sockagent_cpu_busy_percent").is_some());
+    assert!(metric(&agent, "sockagent_remote_write_samples_total").unwrap() > 0.0);
+    let _ = std::fs::remove_file(token);
+}
+
+#[test]
+fn a_400_drops_the_batch_and_is_not_retried() {
+    let ep = Endpoint::start(|_| ("400 Bad Request", ""));
+    let agent = Agent::start(
+        &["--remote-write", &ep.url()],
+        &[("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "1000")],
+    );
+    let reqs = ep.wait(4, Duration::from_secs(30));
+    // a retry would come after the backoff's base (≤ 500 ms), not an interval
+    for w in reqs.windows(2) {
+        let gap = w[1].at - w[0].at;
+        assert!(gap >= Duration::from_millis(800), "a retry after {gap:?}");
+    }
+    let failed = metric(
+        &agent,
+        "sockagent_remote_write_failures_total{reason=\"http_4xx\"}",
+    );
+    assert!(failed.unwrap() >= 4.0);
+    assert!(metric(&agent, "sockagent_remote_write_samples_dropped_total").unwrap() > 0.0);
+    assert_eq!(
+        agent.log().matches("answered 400").count(),
+        1,
+        "logged once"
+    );
+}
+
+#[test]
+fn a_503_is_retried_with_growing_gaps_and_recovery_is_logged() {
+    // five 503s, then success
+    let ep = Endpoint::start(|n| {
+        if n < 5 {
+            ("503 Unavailable", "")
+        } else {
+            ("200 OK", "")
+        }
+    });
+    let agent = Agent::start(
+        &["--remote-write", &ep.url()],
+        &[("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "60000")],
+    );
+    let reqs = ep.wait(6, Duration::from_secs(40));
+    let gaps: Vec<Duration> = reqs.windows(2).map(|w| w[1].at - w[0].at).collect();
+    // jitter keeps each delay within [0.5, 1) of a doubling base: never shorter
+    for w in gaps.windows(2) {
+        assert!(w[1] + Duration::from_millis(50) >= w[0], "gaps {gaps:?}");
+    }
+    assert!(gaps[4] >= gaps[0] * 3, "backoff grows: {gaps:?}");
+    assert!(
+        gaps[0] >= Duration::from_millis(200),
+        "a backoff at all: {gaps:?}"
+    );
+    let end = Instant::now() + TIMEOUT;
+    while !agent.log().contains("accepts pushes again") {
+        assert!(Instant::now() < end, "{}", agent.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(agent.log().matches("retrying with backoff").count(), 1);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_refusing_endpoint_costs_no_memory_and_no_answers() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    // a 100 ms interval caps the backoff there: a failed push every ~0.1 s
+    let agent = Agent::start(
+        &["--remote-write", &url],
+        &[("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "100")],
+    );
+    let failures = || {
+        metric(
+            &agent,
+            "sockagent_remote_write_failures_total{reason=\"connect\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let wait_for = |n: f64| {
+        let end = Instant::now() + Duration::from_secs(90);
+        loop {
+            // every scrape is answered (http_get has its own 10 s deadline)
+            let f = failures();
+            if f >= n {
+                return;
+            }
+            assert!(Instant::now() < end, "{f} failed pushes");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(30.0);
+    let before = rss_kib(agent.child.id());
+    wait_for(230.0);
+    let after = rss_kib(agent.child.id());
+    assert!(after <= before + 256, "RSS {before} KiB, then {after} KiB");
+    let log = agent.log();
+    assert_eq!(log.matches("retrying with backoff").count(), 1, "{log}");
+}
