@@ -179,17 +179,21 @@ impl Sink for Encoder {
             return;
         }
         let mut all = [("", ""); MAX_LABELS + 2];
-        all[0] = ("__name__", self.name.as_str());
-        let mut n = 1;
-        for (slot, l) in all.iter_mut().skip(1).zip(labels) {
-            *slot = *l;
+        let ours = labels
+            .iter()
+            .all(|(k, _)| *k != "instance")
+            .then_some(("instance", self.instance.as_str()));
+        let every = std::iter::once(("__name__", self.name.as_str()))
+            .chain(labels.iter().copied())
+            .chain(ours);
+        let mut n = 0;
+        for (slot, l) in all.iter_mut().zip(every) {
+            *slot = l;
             n += 1;
         }
-        if !labels.iter().any(|(k, _)| *k == "instance") {
-            all[n] = ("instance", self.instance.as_str());
-            n += 1;
-        }
-        let labels = &mut all[..n];
+        let Some(labels) = all.get_mut(..n) else {
+            return;
+        };
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let series = Series {
             labels,

@@ -122,15 +122,16 @@ struct Lazy<'s> {
 }
 
 impl Lazy<'_> {
-    fn put(&mut self, f: &'static Family, labels: &[(&str, &str)], v: f64) {
-        if !v.is_finite() {
+    fn put(&mut self, f: &'static Family, labels: &[(&str, &str)], v: impl Into<Value>) {
+        let v = v.into();
+        if !v.as_f64().is_finite() {
             return; // not read this second
         }
         if self.open != Some(f.name) {
             f.open(self.out);
             self.open = Some(f.name);
         }
-        self.out.sample(labels, Value::F(v));
+        self.out.sample(labels, v);
     }
 }
 
@@ -153,35 +154,113 @@ impl Slot<'_> {
         let d = r.dims;
         let mut o = Lazy { out, open: None };
         let mut n = itoa::Buffer::new();
-        o.put(&CPU_BUSY, &[], f64::from(f.cpu_total));
+        // percentages were f32 readings (kept widened): written as such
+        o.put(&CPU_BUSY, &[], super::r2(f.cpu_total));
         for (i, v) in self.vars(0, d.cores).iter().enumerate() {
-            o.put(&CPU_BUSY, &[("cpu", n.format(i))], *v);
+            o.put(&CPU_BUSY, &[("cpu", n.format(i))], *v as f32);
         }
-        o.put(&MEMORY_USED, &[], f.mem_used as f64);
-        o.put(&SWAP_USED, &[], f.swap_used as f64);
+        o.put(&MEMORY_USED, &[], f.mem_used);
+        o.put(&SWAP_USED, &[], f.swap_used);
         let named = r.interfaces.len();
         for (fam, from) in [(&NET_RX, d.cores), (&NET_TX, d.cores + d.interfaces)] {
             for (name, v) in r.interfaces.iter().zip(self.vars(from, named)) {
                 o.put(fam, &[("device", name)], *v);
             }
         }
-        o.put(&DISK_READ, &[], f64::from(f.disk_read));
-        o.put(&DISK_WRITTEN, &[], f64::from(f.disk_write));
-        o.put(&CPU_TEMP, &[], f64::from(f.cpu_temp_c));
-        o.put(&CPU_FREQ, &[], f64::from(f.freq_avg_mhz) * 1e6);
+        o.put(&DISK_READ, &[], f.disk_read.round());
+        o.put(&DISK_WRITTEN, &[], f.disk_write.round());
+        o.put(&CPU_TEMP, &[], f.cpu_temp_c);
+        o.put(&CPU_FREQ, &[], (f64::from(f.freq_avg_mhz) * 1e6).round());
         for (res, v) in [
             ("cpu", f.psi_cpu),
             ("io", f.psi_io),
             ("memory", f.psi_memory),
         ] {
-            o.put(&PRESSURE, &[("resource", res)], f64::from(v));
+            o.put(&PRESSURE, &[("resource", res)], v);
         }
         let g0 = d.cores + 2 * d.interfaces;
         for (fam, from) in [(&GPU_BUSY, g0), (&GPU_MEMORY, g0 + d.gpus)] {
             for (i, v) in self.vars(from, d.gpus).iter().enumerate() {
                 let name = r.gpus.get(i).map_or("", String::as_str);
-                o.put(fam, &[("gpu", n.format(i)), ("name", name)], *v);
+                let v = if std::ptr::eq(fam, &GPU_BUSY) {
+                    Value::F32(*v as f32)
+                } else {
+                    Value::F(*v)
+                };
+                o.put(fam, &[("gpu", n.format(i)), ("name", name)], v);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::{cpu::CpuTicks, net::NetDev, MetricsSample};
+    use crate::families::Kind;
+    use std::time::{Duration, Instant};
+
+    /// What a sink is told, as text lines.
+    #[derive(Default)]
+    struct Lines(Vec<String>);
+
+    impl Sink for Lines {
+        fn family(&mut self, name: &str, _: &str, _: Kind) {
+            self.0.push(name.to_string());
+        }
+        fn sample(&mut self, labels: &[(&str, &str)], v: Value) {
+            self.0.push(format!("  {labels:?} {}", v.as_f64()));
+        }
+    }
+
+    /// The k-th sample: every counter grows by k, half of it idle.
+    fn sample(t0: Instant, k: u64) -> MetricsSample {
+        let ticks = |n| CpuTicks {
+            total: 100 * n,
+            idle: 50 * n,
+        };
+        let mut m = MetricsSample {
+            at: Some(t0 + Duration::from_secs(k)),
+            sampled_at_ms: 1_000_000 + 1000 * k,
+            ..MetricsSample::default()
+        };
+        m.stat.all = ticks(k);
+        m.stat.cores = vec![(0, ticks(k)), (1, ticks(k))];
+        m.mem.mem_used = 4096;
+        m.nets = vec![NetDev {
+            name: "eth0".into(),
+            received: 1000 * k,
+            ..NetDev::default()
+        }];
+        m
+    }
+
+    #[test]
+    fn slots_oldest_first_and_described_by_family() {
+        let t0 = Instant::now();
+        let mut h = History::new(2);
+        assert!(h.latest().is_none() && h.oldest_ms().is_none());
+        for k in 0..=3 {
+            h.record(&sample(t0, k), None);
+        }
+        // three slots taken, two kept: the ring is full
+        assert!(h.is_full());
+        let at: Vec<u64> = h.slots_after(0).map(|s| s.at_ms()).collect();
+        assert_eq!(at, [1_002_000, 1_003_000]);
+        assert_eq!(h.slots_after(1_002_000).count(), 1);
+        assert_eq!(h.oldest_ms(), Some(1_002_000));
+        let mut out = Lines::default();
+        h.latest().unwrap().describe(&mut out);
+        let text = out.0.join("\n");
+        let want = "sockagent_cpu_busy_percent\n  [] 50\n  [(\"cpu\", \"0\")] 50\n  [(\"cpu\", \"1\")] 50\n\
+                    sockagent_memory_used_bytes\n  [] 4096\nsockagent_swap_used_bytes\n  [] 0\n\
+                    sockagent_network_receive_bytes_per_second\n  [(\"device\", \"eth0\")] 1000\n\
+                    sockagent_network_transmit_bytes_per_second\n  [(\"device\", \"eth0\")] 0";
+        assert!(text.starts_with(want), "{text}");
+        // no reading, no family: no disks, sensors, clocks, PSI or GPUs here
+        assert!(!text.contains("disk") && !text.contains("gpu"), "{text}");
+        for f in ALL {
+            assert!(crate::protocol::prom::valid_name(f.name));
         }
     }
 }
