@@ -693,7 +693,7 @@ impl Answers {
         let mut body = body;
         if let Some(latest) = self.history.as_ref().and_then(|h| h.latest()) {
             // the ring's per-second gauges, its newest second
-            latest.describe(&mut crate::protocol::prom::Writer::new(&mut body));
+            latest.describe_scrape(&mut crate::protocol::prom::Writer::new(&mut body));
         }
         self.scrape.done(t0.elapsed(), body.len());
         Ok(body)

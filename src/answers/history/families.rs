@@ -34,9 +34,13 @@ pub static DISK_WRITTEN: Family = Family::gauge(
     "sockagent_disk_written_bytes_per_second",
     "Bytes written over the last second, all whole disks together.",
 );
+/// The same reading as the scrape's own `sockagent_cpu_temperature_celsius`
+/// (the metrics answer's): pushed second by second from here, listed on
+/// `/metrics` by the scrape (`describe_scrape` leaves it out).
+/// COORDINATOR (issue 26): the scrape's family should be this constant.
 pub static CPU_TEMP: Family = Family::gauge(
     "sockagent_cpu_temperature_celsius",
-    "CPU temperature (package, or the hottest CPU sensor).",
+    "CPU package temperature, the sensor the metrics answer reports.",
 );
 pub static CPU_FREQ: Family = Family::gauge(
     "sockagent_cpu_frequency_average_hertz",
@@ -135,7 +139,39 @@ impl Lazy<'_> {
     }
 }
 
+/// `out`, less the samples of one family (listed elsewhere).
+struct Except<'s> {
+    out: &'s mut dyn Sink,
+    name: &'static str,
+    skipping: bool,
+}
+
+impl Sink for Except<'_> {
+    fn family(&mut self, name: &str, help: &str, kind: crate::families::Kind) {
+        self.skipping = name == self.name;
+        if !self.skipping {
+            self.out.family(name, help, kind);
+        }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], v: Value) {
+        if !self.skipping {
+            self.out.sample(labels, v);
+        }
+    }
+}
+
 impl Slot<'_> {
+    /// Its readings for `/metrics`: those the scrape does not list itself
+    /// (the CPU temperature is the scrape's).
+    pub fn describe_scrape(&self, out: &mut dyn Sink) {
+        self.describe(&mut Except {
+            out,
+            name: CPU_TEMP.name,
+            skipping: false,
+        });
+    }
+
     /// When it was taken, ms since the epoch.
     pub fn at_ms(&self) -> u64 {
         self.ring.fixed.get(self.i).map_or(0, |f| f.at_ms)
@@ -227,6 +263,7 @@ mod tests {
         m.stat.all = ticks(k);
         m.stat.cores = vec![(0, ticks(k)), (1, ticks(k))];
         m.mem.mem_used = 4096;
+        m.cpu_temp_c = Some(55.5);
         m.nets = vec![NetDev {
             name: "eth0".into(),
             received: 1000 * k,
@@ -257,8 +294,17 @@ mod tests {
                     sockagent_network_receive_bytes_per_second\n  [(\"device\", \"eth0\")] 1000\n\
                     sockagent_network_transmit_bytes_per_second\n  [(\"device\", \"eth0\")] 0";
         assert!(text.starts_with(want), "{text}");
-        // no reading, no family: no disks, sensors, clocks, PSI or GPUs here
+        // no reading, no family: no disks, clocks, PSI or GPUs here
         assert!(!text.contains("disk") && !text.contains("gpu"), "{text}");
+        assert!(
+            text.ends_with("sockagent_cpu_temperature_celsius\n  [] 55.5"),
+            "{text}"
+        );
+        // the scrape lists the temperature itself
+        let mut scrape = Lines::default();
+        h.latest().unwrap().describe_scrape(&mut scrape);
+        assert_eq!(scrape.0.len(), out.0.len() - 2);
+        assert!(!scrape.0.join("\n").contains("temperature"));
         for f in ALL {
             assert!(crate::protocol::prom::valid_name(f.name));
         }
