@@ -13,7 +13,8 @@ use mio::{Registry, Token, Waker};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// The pusher's socket and the resolver's wake-up, in the server's `Poll`.
+/// The pusher's socket and the resolver's wake-up, in the server's `Poll`
+/// (mio allows one `Waker` a `Poll`: this is the server's only one).
 pub const SOCKET: Token = Token(usize::MAX - 3);
 pub const WAKE: Token = Token(usize::MAX - 4);
 
@@ -455,4 +456,131 @@ fn count_samples(s: &crate::answers::history::families::Slot) -> u64 {
     let mut c = Count(0);
     s.describe(&mut c);
     c.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answers::history::{families::tests::sample, History};
+    use crate::families::{Kind, Value};
+    use crate::remote::target::Target;
+
+    struct Stub(History);
+
+    impl Source for Stub {
+        fn families(
+            &mut self,
+            _: Instant,
+            out: &mut dyn Sink,
+        ) -> crate::collect::error::Result<()> {
+            out.family("x", "", Kind::Gauge);
+            out.sample(&[], Value::U(1));
+            Ok(())
+        }
+        fn history(&self) -> Option<&History> {
+            Some(&self.0)
+        }
+    }
+
+    fn pusher(poll: &mio::Poll, interval_ms: u64) -> Pusher {
+        let settings = Settings {
+            target: Target::parse("http://127.0.0.1:1/w").unwrap(),
+            interval: Duration::from_millis(interval_ms),
+            instance: None,
+            auth: None,
+            ca: None,
+        };
+        let s = setup(settings, "h").unwrap();
+        Pusher::new(s, poll.registry(), Instant::now()).unwrap()
+    }
+
+    /// A ring of `cap` seconds that took samples 0..=`last`.
+    fn ring(cap: u32, last: u64) -> Stub {
+        let t0 = Instant::now();
+        let mut h = History::new(cap);
+        for k in 0..=last {
+            h.record(&sample(t0, k), None);
+        }
+        Stub(h)
+    }
+
+    #[test]
+    fn missed_seconds_go_in_full_batches_oldest_first_and_lost_ones_count() {
+        let poll = mio::Poll::new().unwrap();
+        let mut p = pusher(&poll, 15_000);
+        let mut src = ring(300, 90); // 90 seconds held
+        let (newest, full) = p.ring_seconds(&mut src);
+        assert_eq!((newest, full), (Some(1_060_000), true));
+        p.acked_ms = newest;
+        p.enc.clear();
+        let (newest, full) = p.ring_seconds(&mut src);
+        assert_eq!((newest, full), (Some(1_090_000), false));
+        assert_eq!(p.stats.dropped, 0);
+
+        // accepted up to second 2, then the ring (10 s) went round: 3..=10 lost
+        let mut src = ring(10, 20);
+        p.acked_ms = Some(1_002_000);
+        p.enc.clear();
+        let (newest, _) = p.ring_seconds(&mut src);
+        assert_eq!(newest, Some(1_020_000));
+        let per_second = count_samples(&src.0.latest().unwrap());
+        assert!(per_second > 0);
+        assert_eq!(p.stats.dropped, 8 * per_second);
+        // counted once
+        p.enc.clear();
+        p.ring_seconds(&mut src);
+        assert_eq!(p.stats.dropped, 8 * per_second);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_honours_retry_after() {
+        let poll = mio::Poll::new().unwrap();
+        let mut p = pusher(&poll, 60_000);
+        let mut prev = Duration::ZERO;
+        for attempt in 1..=10u32 {
+            p.attempts = attempt;
+            let d = p.backoff(None);
+            let full = BACKOFF_BASE
+                .saturating_mul(1 << (attempt - 1))
+                .min(BACKOFF_CAP);
+            assert!(d >= full / 2 && d < full, "try {attempt}: {d:?}");
+            assert!(d >= prev / 2, "never much shorter than the last");
+            prev = d;
+        }
+        p.attempts = 1;
+        assert!(p.backoff(Some(7)) >= Duration::from_secs(7));
+        assert_eq!(p.backoff(Some(86_400)), MAX_RETRY_AFTER);
+        // a short interval caps the backoff (a Poll holds one Waker)
+        let poll = mio::Poll::new().unwrap();
+        let mut p = pusher(&poll, 200);
+        p.attempts = 10;
+        assert!(p.backoff(None) < Duration::from_millis(200));
+    }
+
+    #[test]
+    fn setup_reads_the_auth_files_and_names_the_variable() {
+        let dir = std::env::temp_dir().join(format!("sockagent-rw-setup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let basic = dir.join("basic");
+        std::fs::write(&basic, "user:pw\n").unwrap();
+        let mut settings = Settings {
+            target: Target::parse("http://h/w").unwrap(),
+            interval: Duration::from_secs(15),
+            instance: Some("i".into()),
+            auth: Some(Auth::Basic(basic.clone())),
+            ca: None,
+        };
+        let s = setup(settings.clone(), "host").unwrap();
+        assert_eq!(s.auth_line, "Authorization: Basic dXNlcjpwdw==\r\n");
+        assert_eq!(s.instance, "i");
+        std::fs::write(&basic, "no colon").unwrap();
+        assert!(setup(settings.clone(), "h").is_err());
+        settings.auth = Some(Auth::Bearer(dir.join("missing")));
+        let e = setup(settings.clone(), "h").err().unwrap();
+        assert!(e.starts_with("SOCKAGENT_REMOTE_WRITE_BEARER_FILE: "), "{e}");
+        std::fs::write(dir.join("two"), "a\nb\n").unwrap();
+        settings.auth = Some(Auth::Bearer(dir.join("two")));
+        assert!(setup(settings, "h").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

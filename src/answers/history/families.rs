@@ -230,7 +230,7 @@ impl Slot<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::collect::{cpu::CpuTicks, net::NetDev, MetricsSample};
     use crate::families::Kind;
@@ -250,7 +250,7 @@ mod tests {
     }
 
     /// The k-th sample: every counter grows by k, half of it idle.
-    fn sample(t0: Instant, k: u64) -> MetricsSample {
+    pub(crate) fn sample(t0: Instant, k: u64) -> MetricsSample {
         let ticks = |n| CpuTicks {
             total: 100 * n,
             idle: 50 * n,
