@@ -1,6 +1,7 @@
 //! `--remote-write`: the agent pushing to a test endpoint of the test's
 //! own (a plain TCP HTTP server thread that records every request and
 //! answers what the test says), and to Debian's real `prometheus`.
+#![cfg(feature = "remote-write")]
 
 mod common;
 
@@ -8,7 +9,7 @@ use common::{http_get, Agent, TIMEOUT};
 use quick_protobuf::BytesReader;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ impl Endpoint {
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { continue };
+                s.set_read_timeout(Some(TIMEOUT)).unwrap();
                 let Some(req) = read_request(&mut s) else {
                     continue;
                 };
@@ -61,6 +63,45 @@ impl Endpoint {
             }
         });
         Endpoint { port, reqs }
+    }
+
+    #[cfg(feature = "tls")]
+    /// The same over TLS, with a certificate for `localhost` (its PEM
+    /// returned: the agent's CA file).
+    fn start_tls() -> (Endpoint, String) {
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let kp = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&kp).unwrap();
+        let pem = cert.pem();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(kp.serialize_der()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        let cfg = Arc::new(cfg);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let reqs = Arc::new(Mutex::new(Vec::new()));
+        let r2 = reqs.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                s.set_read_timeout(Some(TIMEOUT)).unwrap();
+                let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let Some(req) = read_request(&mut tls) else {
+                    continue;
+                };
+                r2.lock().unwrap().push(req);
+                let _ = tls.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        (Endpoint { port, reqs }, pem)
     }
 
     fn url(&self) -> String {
@@ -88,8 +129,7 @@ impl Endpoint {
     }
 }
 
-fn read_request(s: &mut TcpStream) -> Option<Req> {
-    s.set_read_timeout(Some(TIMEOUT)).ok()?;
+fn read_request(s: &mut impl Read) -> Option<Req> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     let head_end = loop {
@@ -494,4 +534,62 @@ fn a_real_prometheus_receives_and_an_outage_is_filled_from_the_ring() {
         "{}",
         agent.log()
     );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn https_with_the_ca_file_and_basic_auth_through_the_resolver() {
+    let (ep, pem) = Endpoint::start_tls();
+    let ca = temp_file("ca.pem", &pem);
+    let basic = temp_file("basic", "agent:pa55\n");
+    // a name, not an address: resolved off the loop
+    let url = format!("https://localhost:{}/api/v1/write", ep.port);
+    let agent = Agent::start(
+        &["--remote-write", &url],
+        &[
+            ("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "500"),
+            ("SOCKAGENT_REMOTE_WRITE_CA", ca.to_str().unwrap()),
+            (
+                "SOCKAGENT_REMOTE_WRITE_BASIC_AUTH_FILE",
+                basic.to_str().unwrap(),
+            ),
+        ],
+    );
+    let reqs = ep.wait(2, Duration::from_secs(30));
+    assert_eq!(
+        reqs[0].header("authorization").as_deref(),
+        Some("Basic YWdlbnQ6cGE1NQ=="),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        reqs[0].header("host"),
+        Some(format!("localhost:{}", ep.port))
+    );
+    assert!(decode(&reqs[1].body)
+        .iter()
+        .any(|s| label(s, "__name__") == Some("node_load1")));
+    let _ = (std::fs::remove_file(ca), std::fs::remove_file(basic));
+}
+
+#[test]
+fn an_unreadable_auth_file_or_a_bad_url_is_exit_status_2() {
+    for (args, env, says) in [
+        (
+            vec!["--remote-write", "http://127.0.0.1:9/w"],
+            vec![("SOCKAGENT_REMOTE_WRITE_BEARER_FILE", "/nonexistent/token")],
+            "SOCKAGENT_REMOTE_WRITE_BEARER_FILE",
+        ),
+        (vec!["--remote-write", "ftp://x/"], vec![], "--remote-write"),
+    ] {
+        let out = common::agent_command()
+            .args(&args)
+            .envs(env)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
 }

@@ -138,7 +138,7 @@ impl Client {
         };
         let mut sock = match TcpStream::connect(addr) {
             Ok(s) => s,
-            Err(_) => return self.fail(registry, "connect"),
+            Err(_) => return self.next_address(registry),
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
         if registry.register(&mut sock, self.token, interest).is_err() {
@@ -162,6 +162,21 @@ impl Client {
         None
     }
 
+    /// The address tried did not take the connection: the next one the
+    /// name has (a dual-stack name's `::1` before `127.0.0.1`), else failed.
+    fn next_address(&mut self, registry: &Registry) -> Option<Done> {
+        if let Some(mut s) = self.sock.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        if !self.addrs.is_empty() {
+            self.addrs.remove(0);
+        }
+        if self.addrs.is_empty() {
+            return self.fail(registry, "connect");
+        }
+        self.connect(registry)
+    }
+
     /// The resolver's wake-up.
     pub fn on_wake(&mut self, registry: &Registry) -> Option<Done> {
         let a = self.resolver.take()?;
@@ -177,12 +192,12 @@ impl Client {
             let sock = self.sock.as_ref()?;
             match sock.take_error() {
                 Ok(None) => {}
-                _ => return self.fail(registry, "connect"),
+                _ => return self.next_address(registry),
             }
             match sock.peer_addr() {
                 Ok(_) => self.phase = Phase::Exchanging,
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return None,
-                Err(_) => return self.fail(registry, "connect"),
+                Err(_) => return self.next_address(registry),
             }
         }
         if self.phase != Phase::Exchanging {
