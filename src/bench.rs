@@ -76,11 +76,13 @@ pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
     out.push(time("processes (scan+protobuf+gzip)", n, started, || {
         col.processes(Instant::now()).map_or(0, |a| size(&a))
     }));
+    col.set_prom_top_n(10);
     out.push(time("/metrics scrape (top 10)", n, started, || {
-        col.prometheus(Instant::now(), 10).map_or(0, |s| s.len())
+        col.prometheus(Instant::now()).map_or(0, |s| s.len())
     }));
+    col.set_prom_top_n(0);
     out.push(time("/metrics scrape (top 0)", n, started, || {
-        col.prometheus(Instant::now(), 0).map_or(0, |s| s.len())
+        col.prometheus(Instant::now()).map_or(0, |s| s.len())
     }));
     // The parts of the process answer on their own.
     let mut scanner = ProcScanner::new(4096, collect::page_size());

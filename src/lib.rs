@@ -13,3 +13,4 @@ pub mod families;
 pub mod protocol;
 pub mod remote;
 pub mod server;
+pub mod text;

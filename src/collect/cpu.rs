@@ -1,6 +1,7 @@
 //! CPU busy percentages from `/proc/stat`.
 
 use super::num::{fields, lines, parse_u64};
+use crate::families::{Family, Sink, Value};
 
 /// Jiffies of one `cpu` line: the total of the first eight columns (user,
 /// nice, system, idle, iowait, irq, softirq, steal) and the idle part
@@ -161,6 +162,49 @@ pub struct StatCounters {
     pub intr: u64,
     pub procs_running: u64,
     pub procs_blocked: u64,
+}
+
+pub const CPU_SECONDS: Family = Family::counter(
+    "node_cpu_seconds_total",
+    "Seconds the CPUs spent in each mode.",
+);
+pub const BOOT_TIME: Family =
+    Family::gauge("node_boot_time_seconds", "Node boot time, in unixtime.");
+pub const CONTEXT_SWITCHES: Family = Family::counter(
+    "node_context_switches_total",
+    "Total number of context switches.",
+);
+pub const FORKS: Family = Family::counter("node_forks_total", "Total number of forks.");
+pub const INTERRUPTS: Family =
+    Family::counter("node_intr_total", "Total number of interrupts serviced.");
+pub const PROCS_RUNNING: Family = Family::gauge(
+    "node_procs_running",
+    "Number of processes in runnable state.",
+);
+pub const PROCS_BLOCKED: Family = Family::gauge(
+    "node_procs_blocked",
+    "Number of processes blocked waiting for I/O to complete.",
+);
+
+impl StatSample {
+    /// node_exporter's cpu and stat families; `hz`: clock ticks a second.
+    pub fn describe(&self, hz: f64, out: &mut dyn Sink) {
+        CPU_SECONDS.open(out);
+        let mut n = itoa::Buffer::new();
+        for c in &self.modes {
+            let cpu = n.format(c.cpu);
+            for (mode, ticks) in MODES.iter().zip(c.ticks) {
+                out.sample(&[("cpu", cpu), ("mode", mode)], Value::F(ticks as f64 / hz));
+            }
+        }
+        let c = &self.counters;
+        BOOT_TIME.single(out, c.btime);
+        CONTEXT_SWITCHES.single(out, c.ctxt);
+        FORKS.single(out, c.forks);
+        INTERRUPTS.single(out, c.intr);
+        PROCS_RUNNING.single(out, c.procs_running);
+        PROCS_BLOCKED.single(out, c.procs_blocked);
+    }
 }
 
 /// Per-core busy % of `now` against `prev`, matched by cpu number, in

@@ -2,6 +2,7 @@
 //! calls rather than files: clocks, page size, host name, uname, rusage.
 
 use super::fs::Root;
+use crate::families::{Family, Sink, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
@@ -103,6 +104,39 @@ pub fn refresh_nodename(host: &mut String) -> bool {
         *host = String::from_utf8_lossy(&bytes).into_owned();
     }
     true
+}
+
+pub const UNAME_INFO: Family = Family::gauge(
+    "node_uname_info",
+    "Labeled system information as provided by the uname system call.",
+);
+pub const TIME: Family = Family::gauge(
+    "node_time_seconds",
+    "System time in seconds since epoch (1970).",
+);
+
+/// `node_uname_info`, its `nodename` the sample's host name.
+pub fn describe_uname(hostname: &str, out: &mut dyn Sink) {
+    if let Some([sysname, release, version, machine, domainname]) = uname() {
+        UNAME_INFO.open(out);
+        let labels = [
+            ("domainname", domainname.as_str()),
+            ("machine", &machine),
+            ("nodename", hostname),
+            ("release", &release),
+            ("sysname", &sysname),
+            ("version", &version),
+        ];
+        out.sample(&labels, Value::U(1));
+    }
+}
+
+/// `node_time_seconds`: the clock now.
+pub fn describe_time(out: &mut dyn Sink) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    TIME.single(out, now);
 }
 
 #[cfg(test)]

@@ -3,8 +3,12 @@
 //! agent and leaves a typed sample behind (`MetricsSample`, `DisksSample`,
 //! the process rows, the cgroup rows, `SensorsSample`); what is encoded from them, and when
 //! a sample is fresh enough to reuse, is the answers module's business.
-//! Nothing here knows of JSON frames, protobuf or gzip, and nothing here
-//! runs unless a request asks for it.
+//! Nothing here encodes a frame (no protobuf, gzip or frame JSON) and
+//! nothing here runs unless a request asks for it. Two ties to the wire
+//! remain, on purpose: rows an answer sends as they are (an interface, a
+//! disk, a GPU, a fan, a battery, a journal entry) derive `Serialize` with
+//! their wire keys, so they are not copied into a second shape; and each
+//! collector describes its own Prometheus families (`families`).
 
 pub mod board;
 pub mod cgroups;
@@ -28,6 +32,9 @@ pub mod rate;
 pub mod rediscover;
 pub mod sensors;
 pub mod throttle;
+pub mod timex;
+pub mod top;
+pub mod vmstat;
 
 use error::{CollectError, Reported, Result};
 use fs::{KeptFile, Root};
@@ -141,6 +148,23 @@ pub struct MetricsSample {
     pub board: board::Board,
 }
 
+impl MetricsSample {
+    /// node_exporter's families of the fast metrics and the board
+    /// readings (and `sockagent_throttling`), in the order a scrape lists them.
+    pub fn describe(&self, out: &mut dyn crate::families::Sink) {
+        self.stat.describe(clock_ticks() as f64, out);
+        self.board.describe_load(out);
+        memory::describe_fields(&self.mem_fields, out);
+        net::describe(&self.nets, &net::BYTES, out);
+        self.board.describe(out);
+        self.disk_io.describe(out);
+        net::describe(&self.nets, &net::PACKETS, out);
+        net::describe(&self.nets, &net::ERRORS, out);
+        self.board.describe_rest(out);
+        host::describe_time(out);
+    }
+}
+
 /// The mounted filesystems, as the last disks collection found them.
 #[derive(Debug, Default)]
 pub struct DisksSample {
@@ -151,12 +175,17 @@ pub struct DisksSample {
     pub filesystems: Vec<disks::FsRow>,
 }
 
-/// What only `/metrics` shows: every hwmon temperature. (Load average is
-/// the metrics sample's, `board.load_avg`.)
+/// What only `/metrics` shows: every hwmon temperature, the OOM kills
+/// and the clock's sync state. (Load average is the metrics sample's,
+/// `board.load_avg`.)
 #[derive(Debug, Default)]
 pub struct SensorsSample {
     pub at: Option<Instant>,
     pub hwmon: sensors::HwmonTemps,
+    /// `/proc/vmstat`'s `oom_kill`.
+    pub vmstat: vmstat::VmStat,
+    /// `adjtimex(2)`: the host's clock only.
+    pub timex: timex::Timex,
 }
 
 pub struct Collectors {
@@ -572,7 +601,8 @@ impl Collectors {
         (self.cgroups.0, &self.cgroups.1.rows)
     }
 
-    /// Reads every hwmon temperature (`/metrics` only).
+    /// Reads every hwmon temperature, the OOM kills and the clock's sync
+    /// state (`/metrics` only).
     pub fn collect_sensors(&mut self, now: Instant) -> &SensorsSample {
         let t0 = Instant::now();
         let s = &mut self.sensors;
@@ -581,6 +611,8 @@ impl Collectors {
         } else {
             s.hwmon.temps.clear();
         }
+        s.vmstat.refresh(&self.s.root, &mut self.buf);
+        s.timex = timex::Timex(timex::read(&self.s.root));
         s.at = Some(now);
         self.timed(Collection::Sensors, t0);
         &self.sensors

@@ -1,8 +1,9 @@
 //! Per-interface counters from `/proc/net/dev` (one read for all): bytes,
-//! errors and drops, and the byte rates since the previous sample.
+//! packets, errors and drops, and the byte rates since the previous sample.
 
 use super::num::{fields, lines, parse_u64};
 use super::rate::{Rate, Step};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 
 /// One interface: the `networks[]` row of the metrics answer (its serde
@@ -21,6 +22,92 @@ pub struct NetDev {
     pub tx_errors: u64,
     pub rx_dropped: u64,
     pub tx_dropped: u64,
+    /// Packets, for `/metrics` only (the answer's row has no such key).
+    #[serde(skip)]
+    pub rx_packets: u64,
+    #[serde(skip)]
+    pub tx_packets: u64,
+}
+
+type Pick = fn(&NetDev) -> u64;
+
+/// node_exporter's byte counters, per interface.
+pub const BYTES: [(Family, Pick); 2] = [
+    (
+        Family::counter(
+            "node_network_receive_bytes_total",
+            "Network device statistic receive_bytes.",
+        ),
+        |n| n.received,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_bytes_total",
+            "Network device statistic transmit_bytes.",
+        ),
+        |n| n.transmitted,
+    ),
+];
+
+/// node_exporter's packet counters, per interface (`NodeNetworkReceiveErrs`
+/// divides the receive errors by them).
+pub const PACKETS: [(Family, Pick); 2] = [
+    (
+        Family::counter(
+            "node_network_receive_packets_total",
+            "Network device statistic receive_packets.",
+        ),
+        |n| n.rx_packets,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_packets_total",
+            "Network device statistic transmit_packets.",
+        ),
+        |n| n.tx_packets,
+    ),
+];
+
+/// node_exporter's drop and error counters, per interface.
+pub const ERRORS: [(Family, Pick); 4] = [
+    (
+        Family::counter(
+            "node_network_receive_drop_total",
+            "Network device statistic receive_drop.",
+        ),
+        |n| n.rx_dropped,
+    ),
+    (
+        Family::counter(
+            "node_network_receive_errs_total",
+            "Network device statistic receive_errs.",
+        ),
+        |n| n.rx_errors,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_drop_total",
+            "Network device statistic transmit_drop.",
+        ),
+        |n| n.tx_dropped,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_errs_total",
+            "Network device statistic transmit_errs.",
+        ),
+        |n| n.tx_errors,
+    ),
+];
+
+/// `families` over every interface, labelled `device`.
+pub fn describe(devs: &[NetDev], families: &[(Family, Pick)], out: &mut dyn Sink) {
+    for (family, pick) in families {
+        family.open(out);
+        for n in devs {
+            out.sample(&[("device", &n.name)], Value::U(pick(n)));
+        }
+    }
 }
 
 /// A rate's wire form: its per-second value, or null.
@@ -59,7 +146,7 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
         if got < 9 || name.is_empty() {
             continue;
         }
-        let [rx, _, rx_errs, rx_drop, _, _, _, _, tx, _, tx_errs, tx_drop] = v;
+        let [rx, rx_pkts, rx_errs, rx_drop, _, _, _, _, tx, tx_pkts, tx_errs, tx_drop] = v;
         if out.len() <= n {
             out.push(NetDev::default());
         }
@@ -77,6 +164,8 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
             row.tx_errors = tx_errs;
             row.rx_dropped = rx_drop;
             row.tx_dropped = tx_drop;
+            row.rx_packets = rx_pkts;
+            row.tx_packets = tx_pkts;
         }
         n += 1;
     }
@@ -129,6 +218,10 @@ mod tests {
         assert_eq!((d.received, d.transmitted), (100, 200));
         assert_eq!((d.rx_errors, d.rx_dropped), (1, 2));
         assert_eq!((d.tx_errors, d.tx_dropped), (3, 4));
+        assert_eq!((d.rx_packets, d.tx_packets), (5, 6));
+        // the answer's row keeps its keys: packets are /metrics's
+        let json = serde_json::to_value(d).unwrap();
+        assert!(json.get("rx_packets").is_none(), "{json}");
     }
 
     #[test]

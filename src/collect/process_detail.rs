@@ -489,10 +489,7 @@ mod tests {
 
     #[test]
     fn fixture_process_26231() {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/prometheus-procfs",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture("prometheus-procfs");
         let (d, ticks) = read_detail(&root, 26231, &clock(), true).unwrap();
         assert_eq!(d.name, "vim");
         assert_eq!(d.command, "vim test.go +10");

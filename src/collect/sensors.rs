@@ -8,6 +8,7 @@
 //! failure (module unloaded) makes the next sample search again.
 
 use super::fs::{KeptFile, Root};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -525,7 +526,7 @@ impl Fans {
         let mut gone = false;
         for f in &mut self.fans {
             f.rpm = match f.file.read(buf) {
-                Ok(()) => super::num::parse_u64(buf.trim_ascii()),
+                Ok(()) => super::num::parse_u64_trimmed(buf),
                 Err(e) => {
                     gone |= super::error::CollectError::vanished(&e);
                     None
@@ -538,17 +539,80 @@ impl Fans {
     }
 }
 
+pub const FAN_RPM: Family = Family::gauge(
+    "node_hwmon_fan_rpm",
+    "Hardware monitor for fan revolutions per minute (input)",
+);
+pub const CHIP_NAMES: Family = Family::gauge(
+    "node_hwmon_chip_names",
+    "Annotation metric for human-readable chip names",
+);
+pub const SENSOR_LABEL: Family =
+    Family::gauge("node_hwmon_sensor_label", "Label for given chip and sensor");
+pub const TEMP_CELSIUS: Family = Family::gauge(
+    "node_hwmon_temp_celsius",
+    "Hardware monitor for temperature (input)",
+);
+
+impl Fans {
+    /// Every fan's speed (nothing where there is no fan).
+    pub fn describe(&self, out: &mut dyn Sink) {
+        if self.fans.is_empty() {
+            return;
+        }
+        FAN_RPM.open(out);
+        for f in &self.fans {
+            if let Some(rpm) = f.rpm {
+                out.sample(&[("chip", &f.chip), ("sensor", &f.sensor)], rpm.into());
+            }
+        }
+    }
+}
+
+impl HwmonTemps {
+    /// node_exporter's hwmon families: chip names, labels, temperatures.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        let temps = &self.temps;
+        if temps.is_empty() {
+            return;
+        }
+        CHIP_NAMES.open(out);
+        let mut last = None;
+        for t in temps {
+            if let Some(cn) = &t.chip_name {
+                if last != Some(&t.chip) {
+                    out.sample(&[("chip", &t.chip), ("chip_name", cn)], Value::U(1));
+                }
+            }
+            last = Some(&t.chip);
+        }
+        SENSOR_LABEL.open(out);
+        for t in temps {
+            if let Some(l) = &t.label {
+                let labels = [
+                    ("chip", t.chip.as_str()),
+                    ("label", l),
+                    ("sensor", &t.sensor),
+                ];
+                out.sample(&labels, Value::U(1));
+            }
+        }
+        TEMP_CELSIUS.open(out);
+        for t in temps {
+            if let Some(c) = t.celsius {
+                out.sample(&[("chip", &t.chip), ("sensor", &t.sensor)], c.into());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Root {
-        Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + name)
-    }
-
     #[test]
     fn coretemp_package_from_node_exporter_tree() {
-        let root = fixture("node-exporter");
+        let root = Root::fixture("node-exporter");
         let f = find_cpu_temp_file(&root).unwrap();
         // hwmon0 is coretemp.0; temp1 is "Package id 0" at 55 °C.
         assert!(f.ends_with("hwmon0/temp1_input"), "{}", f.display());
@@ -558,7 +622,7 @@ mod tests {
 
     #[test]
     fn thermal_zone_fallback() {
-        let root = fixture("prometheus-procfs");
+        let root = Root::fixture("prometheus-procfs");
         let f = find_cpu_temp_file(&root).unwrap();
         // a Raspberry Pi's bcm2835_thermal zone, not the bogus acpitz one
         assert!(f.ends_with("thermal_zone0/temp"), "{}", f.display());
@@ -567,27 +631,27 @@ mod tests {
 
     #[test]
     fn none_on_gpu_vm() {
-        assert!(find_cpu_temp_file(&fixture("h200-vm")).is_none());
-    }
-
-    fn tree(name: &str) -> Root {
-        Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hwtests/trees/").to_string() + name)
+        assert!(find_cpu_temp_file(&Root::fixture("h200-vm")).is_none());
     }
 
     #[test]
     fn cpu_temperature_of_each_hand_made_tree() {
         for (t, want) in [
-            ("rpi4", 47.238),       // hwmon cpu_thermal
-            ("rpi5", 51.3),         // cpu_thermal, not the rp1_adc listed first
-            ("amd-host", 52.25),    // k10temp Tctl (no Tdie on Zen 4)
-            ("intel-laptop", 61.0), // coretemp Package id 0, not acpitz
-            ("nvme-server", 55.0),  // Package id 0 of two sockets
-            ("jetson-nano", 36.0),  // the CPU-therm zone, not AO-therm before it
-            ("jetson-orin", 44.0),  // cpu-thermal zone
+            ("rpi4-sensors", 47.238), // hwmon cpu_thermal
+            ("rpi5", 51.3),           // cpu_thermal, not the rp1_adc listed first
+            ("amd-host", 52.25),      // k10temp Tctl (no Tdie on Zen 4)
+            ("intel-laptop", 61.0),   // coretemp Package id 0, not acpitz
+            ("nvme-server", 55.0),    // Package id 0 of two sockets
+            ("jetson-nano", 36.0),    // the CPU-therm zone, not AO-therm before it
+            ("jetson-orin", 44.0),    // cpu-thermal zone
         ] {
-            assert_eq!(CpuTemp::default().read(&tree(t)), Some(want), "{t}");
+            assert_eq!(
+                CpuTemp::default().read(&Root::fixture(t)),
+                Some(want),
+                "{t}"
+            );
         }
-        assert_eq!(CpuTemp::default().read(&tree("intel-arc")), None);
+        assert_eq!(CpuTemp::default().read(&Root::fixture("intel-arc")), None);
     }
 
     #[test]
@@ -595,7 +659,7 @@ mod tests {
         for (t, disk, want) in [
             ("rpi5", "nvme0n1", Some(38.85)), // NVMe HAT: Composite
             ("rpi5", "mmcblk0", None),        // an SD card has no sensor
-            ("rpi4", "mmcblk0", None),
+            ("rpi4-sensors", "mmcblk0", None),
             ("amd-host", "nvme0n1", Some(36.85)), // Composite, not Sensor 2
             ("amd-host", "sda", Some(31.0)),      // drivetemp
             ("amd-host", "sdb", None),            // USB disk, no drivetemp
@@ -608,7 +672,7 @@ mod tests {
             ("nvme-server", "../../etc", None),
             ("nvme-server", "", None),
         ] {
-            assert_eq!(disk_temp(&tree(t), disk), want, "{t} {disk}");
+            assert_eq!(disk_temp(&Root::fixture(t), disk), want, "{t} {disk}");
         }
     }
 
@@ -624,7 +688,7 @@ mod tests {
     #[test]
     fn hwmon_chips_named_as_node_exporter_names_them() {
         let mut h = HwmonTemps::default();
-        h.refresh(&fixture("node-exporter"));
+        h.refresh(&Root::fixture("node-exporter"));
         let got: Vec<(&str, &str, Option<&str>, Option<f32>)> = h
             .temps
             .iter()
@@ -667,7 +731,7 @@ mod tests {
     fn fans_of_the_laptop_tree() {
         let mut f = Fans::default();
         f.refresh(
-            &fixture("laptop"),
+            &Root::fixture("laptop"),
             std::time::Instant::now(),
             &mut Vec::new(),
         );
@@ -694,7 +758,7 @@ mod tests {
         );
         let mut none = Fans::default();
         none.refresh(
-            &fixture("h200-vm"),
+            &Root::fixture("h200-vm"),
             std::time::Instant::now(),
             &mut Vec::new(),
         );

@@ -297,17 +297,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
     }
 }
 
-/// `s` cut to at most `max` bytes on a char boundary.
-pub fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
-}
+pub use crate::text::cut;
 
 /// The one-line JSON error object for a bad request.
 pub fn error_json(error: &str, request: &str, pid: Option<&serde_json::Value>) -> String {

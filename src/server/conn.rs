@@ -173,7 +173,7 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
             Phase::Http { buf } => {
                 let mut chunk = [0u8; 2048];
                 let routed = loop {
-                    if let Some(r) = http::route(buf, x.token) {
+                    if let Some(r) = dispatch::route(buf, &c.peer, x) {
                         break r;
                     }
                     match c.io.read(&mut chunk) {

@@ -2,6 +2,7 @@
 //! answers module. What a connection's step may touch besides itself is
 //! gathered in `Ctx`.
 
+use super::guard::{self, Guard};
 use super::http;
 use super::jobs::{Jobs, Started};
 use super::pushes::Pushes;
@@ -27,13 +28,14 @@ pub struct Ctx<'a> {
     pub jobs: &'a mut Jobs,
     pub registry: &'a mio::Registry,
     pub token: Option<&'a str>,
-    pub prom_top_n: usize,
     pub cfg: &'a WebSocketConfig,
     /// This connection's (slab key, serial), for journal waiters.
     pub me: (usize, u64),
     pub new_deadlines: &'a mut Vec<JobDeadline>,
     /// Who subscribed to which pushed stream (and their counts).
     pub streams: &'a mut Streams,
+    /// The agent's names, the token lockout, the refusal lines' limit.
+    pub guard: &'a mut Guard,
     /// The remote-write pusher's counts, for `/metrics`.
     #[cfg(feature = "remote-write")]
     pub remote: Option<crate::remote::Stats>,
@@ -62,15 +64,54 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
     }
 }
 
+/// Routes a request head from `peer` (`ip:port`) with the guard: a
+/// locked-out address gets 429; a wrong token is counted (one warn line
+/// when it locks the address out); refusals are logged at info, at most
+/// one line a second.
+pub fn route(buf: &[u8], peer: &str, x: &mut Ctx) -> Option<(usize, http::Route)> {
+    let now = Instant::now();
+    let ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+    let blocked = ip.and_then(|ip| x.guard.blocked(ip, now));
+    let gate = http::Gate {
+        token: x.token,
+        names: &x.guard.names,
+        blocked,
+    };
+    let (consumed, route, note) = http::route(buf, &gate)?;
+    let (why, what) = match note {
+        http::Note::Nothing => return Some((consumed, route)),
+        http::Note::WrongToken => {
+            if ip.is_some_and(|ip| x.guard.wrong_token(ip, now)) {
+                log::warn!(
+                    "{peer}: {} wrong tokens in {} s; answering 429 to this address for {} s",
+                    guard::MAX_WRONG,
+                    guard::WRONG_WINDOW.as_secs(),
+                    guard::BLOCK_FOR.as_secs()
+                );
+                return Some((consumed, route));
+            }
+            ("wrong token (401)", None)
+        }
+        http::Note::Blocked => ("locked out for wrong tokens (429)", None),
+        http::Note::Refused(why, what) => (why, what),
+    };
+    if let Some(more) = x.guard.refusal_line(now) {
+        let what = what.map(|w| format!(": {w}")).unwrap_or_default();
+        let more = match more {
+            0 => String::new(),
+            n => format!(" ({n} more refused since the last line)"),
+        };
+        log::info!("{peer}: refused: {why}{what}{more}");
+    }
+    Some((consumed, route))
+}
+
 /// A `/metrics` answer: the answers' scrape, or 500 when `/proc` cannot
 /// be read (Prometheus then records the target as down). Gzipped when the
 /// client takes it (Prometheus does): ~5x fewer bytes to push through the
 /// socket costs less than it saves.
 pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
-    match x
-        .answers
-        .prometheus_with(Instant::now(), x.prom_top_n, x.streams.counts)
-    {
+    match x.answers.prometheus_with(Instant::now(), x.streams.counts) {
         Ok(body) => {
             #[cfg(feature = "remote-write")]
             let body = {

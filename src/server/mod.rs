@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod dispatch;
+pub mod guard;
 pub mod http;
 pub mod jobs;
 pub mod pushes;
@@ -88,8 +89,8 @@ pub struct Server {
     signals: signal_hook_mio::v1_0::Signals,
     shutting_down: Option<Instant>,
     jobs: Jobs,
-    prom_top_n: usize,
     streams: Streams,
+    guard: guard::Guard,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     #[cfg(feature = "remote-write")]
@@ -103,8 +104,8 @@ pub struct Options {
     pub limits: Limits,
     /// The journal reader run for `journal_entries`.
     pub journal_cmd: std::ffi::OsString,
-    /// Processes listed by `/metrics` (the top N by CPU).
-    pub prom_top_n: usize,
+    /// The agent's own names and the allowed origins (Origin and Host checks).
+    pub names: guard::Names,
     /// Serve wss:// with this config.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
@@ -123,7 +124,7 @@ impl Server {
             token,
             limits,
             journal_cmd,
-            prom_top_n,
+            names,
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "remote-write")]
@@ -175,8 +176,8 @@ impl Server {
             signals,
             shutting_down: None,
             jobs: Jobs::new(journal_cmd),
-            prom_top_n,
             streams: Streams::new(epoch),
+            guard: guard::Guard::new(names),
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "remote-write")]
@@ -304,9 +305,13 @@ impl Server {
             return;
         };
         let registry = self.poll.registry();
+        let mut src = crate::remote::source::Scrape {
+            answers: &mut self.answers,
+            pushes: self.streams.counts,
+        };
         match token {
-            None => p.on_timer(&mut self.answers, registry, Instant::now()),
-            Some(t) => p.on_event(&mut self.answers, registry, t),
+            None => p.on_timer(&mut src, registry, Instant::now()),
+            Some(t) => p.on_event(&mut src, registry, t),
         }
         if let Some(at) = p.wake_at() {
             self.timers.push(Reverse((at, Timer::Remote)));
@@ -525,11 +530,11 @@ impl Server {
                     jobs: &mut self.jobs,
                     registry: self.poll.registry(),
                     token: self.token.as_deref(),
-                    prom_top_n: self.prom_top_n,
                     cfg: &self.ws_config,
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
                     streams: &mut self.streams,
+                    guard: &mut self.guard,
                     #[cfg(feature = "remote-write")]
                     remote: self.remote.as_ref().map(crate::remote::Pusher::stats),
                 };

@@ -10,19 +10,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Where the reference agent keeps its certificate, so a user switching
-/// agents keeps the certificate their TUI pins:
-/// `$XDG_CONFIG_HOME/socktop_agent/tls` or `~/.config/socktop_agent/tls`.
-pub fn config_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
-    env("XDG_CONFIG_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("socktop_agent")
-        .join("tls")
-}
-
 /// The certificate's notAfter, epoch seconds (x509-cert's DER decoding);
 /// `None` for what is not one certificate.
 pub fn not_after(cert_der: &[u8]) -> Option<i64> {

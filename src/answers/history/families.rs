@@ -7,6 +7,10 @@
 //! (`cpu="0"` …), interfaces and GPUs as the ring names them.
 
 use super::{History, Ring, INTERVAL};
+// The scrape's own family (the metrics answer's reading), pushed second by
+// second from the ring; `/metrics` lists it once, the scrape's way
+// (`describe_scrape` leaves it out here).
+use crate::answers::prom::CPU_TEMPERATURE as CPU_TEMP;
 use crate::families::{Family, Sink, Value};
 
 pub static CPU_BUSY: Family = Family::gauge(
@@ -33,14 +37,6 @@ pub static DISK_READ: Family = Family::gauge(
 pub static DISK_WRITTEN: Family = Family::gauge(
     "sockagent_disk_written_bytes_per_second",
     "Bytes written over the last second, all whole disks together.",
-);
-/// The same reading as the scrape's own `sockagent_cpu_temperature_celsius`
-/// (the metrics answer's): pushed second by second from here, listed on
-/// `/metrics` by the scrape (`describe_scrape` leaves it out).
-/// COORDINATOR (issue 26): the scrape's family should be this constant.
-pub static CPU_TEMP: Family = Family::gauge(
-    "sockagent_cpu_temperature_celsius",
-    "CPU package temperature, the sensor the metrics answer reports.",
 );
 pub static CPU_FREQ: Family = Family::gauge(
     "sockagent_cpu_frequency_average_hertz",
