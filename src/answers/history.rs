@@ -24,8 +24,11 @@
 pub mod families;
 
 use crate::collect::{cpu, gpu, MetricsSample};
+use crate::protocol::{gzip::Gzip, Answer};
+use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::time::{Duration, Instant};
+use tungstenite::Utf8Bytes;
 
 /// One sample a second.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -112,6 +115,8 @@ pub struct History {
     capacity: usize,
     /// Sized at the first sample (see the module's header).
     ring: Option<Ring>,
+    /// Samples taken so far: what the ring holds changes only with it.
+    ticks: u64,
 }
 
 fn nan_of(v: Option<f32>) -> f32 {
@@ -129,6 +134,7 @@ impl History {
         History {
             capacity: seconds as usize,
             ring: None,
+            ticks: 0,
         }
     }
 
@@ -159,6 +165,7 @@ impl History {
     /// base of the next; each later one is recorded.
     pub fn record(&mut self, m: &MetricsSample, gpus: Option<&[gpu::Gpu]>) {
         let Some(at) = m.at else { return };
+        self.ticks += 1;
         let ring = match &mut self.ring {
             Some(r) => r,
             None => {
@@ -177,6 +184,23 @@ impl History {
             }
         };
         ring.push(m, gpus, at);
+    }
+
+    /// Samples taken so far (an answer encoded at one count is the answer
+    /// until the next).
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// How many samples are newer than `since_ms`: two requests with the
+    /// same count get the same answer.
+    pub fn newer_than(&self, since_ms: Option<u64>) -> usize {
+        let since = since_ms.unwrap_or(0);
+        self.ring.as_ref().map_or(0, |r| {
+            r.order()
+                .filter(|&i| r.fixed.get(i).is_some_and(|f| f.at_ms > since))
+                .count()
+        })
     }
 
     /// The `history` answer's JSON shape, samples newer than `since_ms`.
@@ -358,6 +382,52 @@ impl Ring {
         let cap = self.cap;
         let first = (self.head + cap - self.len) % cap;
         (0..self.len).map(move |i| (first + i) % cap)
+    }
+}
+
+/// History answers encoded since the ring's last tick, by (ticks, samples
+/// included, gzip): every request in one tick that would get the same
+/// answer shares one buffer (`Answers::history_answer`).
+#[derive(Default)]
+pub struct Encoded(Vec<((u64, usize, bool), Answer)>);
+
+/// Encodings kept: a tick's usual requests are the whole ring, plain or
+/// gzipped, and clients' since-last-time asks; more distinct ones in one
+/// tick replace the oldest, and none outlives its tick.
+const ENCODED: usize = 4;
+
+impl Encoded {
+    /// The `history` answer: JSON text, or gzipped into a binary frame.
+    /// Encoded at most once per tick for each set of samples and gzip
+    /// flag; a burst of requests costs one encoding and one buffer.
+    pub fn answer(
+        &mut self,
+        h: &History,
+        since_ms: Option<u64>,
+        gzip: bool,
+        z: &mut Gzip,
+    ) -> Answer {
+        let key = (h.ticks(), h.newer_than(since_ms), gzip);
+        self.0.retain(|(k, _)| k.0 == key.0);
+        if let Some((_, a)) = self.0.iter().find(|(k, _)| *k == key) {
+            return a.clone();
+        }
+        let mut json = Vec::with_capacity(256 + h.len() * 320);
+        if let Err(e) = serde_json::to_writer(&mut json, &h.view(since_ms)) {
+            log::error!("JSON encoding: {e}");
+        }
+        let a = if gzip {
+            let mut out = Vec::with_capacity(json.len() / 6 + 64);
+            z.compress(&json, &mut out);
+            Answer::Binary(Bytes::from(out))
+        } else {
+            Answer::Text(Utf8Bytes::try_from(Bytes::from(json)).unwrap_or_default())
+        };
+        if self.0.len() >= ENCODED {
+            self.0.remove(0);
+        }
+        self.0.push((key, a.clone()));
+        a
     }
 }
 

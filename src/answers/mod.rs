@@ -4,12 +4,12 @@
 //!
 //! | kind              | sample (collector)              | TTL (default) | encoding                          |
 //! |-------------------|---------------------------------|---------------|-----------------------------------|
-//! | `metrics`         | `Collectors::collect_metrics`   | 250 ms        | serde JSON, text frame            |
-//! | `disks`           | `Collectors::collect_disks`     | 1 s           | serde JSON, text frame            |
-//! | `processes`       | `Collectors::collect_processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
+//! | `metrics`         | `collect::metrics::Metrics`     | 250 ms        | serde JSON, text frame            |
+//! | `disks`           | `collect::filesystems::Disks`   | 1 s           | serde JSON, text frame            |
+//! | `processes`       | `collect::processes::Processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
 //! | `process_metrics` | `Collectors::process_detail`    | 250 ms        | serde JSON, text frame            |
 //! | `journal_entries` | a journal child (the server's)  | 1 s           | serde JSON, text frame            |
-//! | `cgroups`         | `Collectors::collect_cgroups`   | processes'¹   | serde JSON, text frame            |
+//! | `cgroups`         | `collect::cgroups::Cgroups`     | processes'¹   | serde JSON, text frame            |
 //! | `history`         | the ring (`history.rs`), fed by `history_tick` | –  | serde JSON, text (gzip on request) |
 //! | `subscribe`       | – (the server's streams push the kinds above)  | –  | `{"subscribed":{…}}`     |
 //! | `GET /metrics`    | all of the above + sensors      | their own     | Prometheus text (`prom.rs`)       |
@@ -188,7 +188,7 @@ impl Kept {
 /// `metrics`: JSON; a history tick's sample (no host name or process
 /// count of its own) answers no request.
 static METRICS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_metrics(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.metrics, now),
     at: |c| c.metrics().at.filter(|_| c.metrics().full),
     encode: |c, now, x, pool| {
         let (m, gpus) = c.metrics_and_gpus(now);
@@ -202,14 +202,14 @@ static METRICS: AnswerKind = AnswerKind {
 
 /// `disks`: JSON rows, one per device.
 static DISKS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_disks(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.disks, now),
     at: |c| c.disks().at,
     encode: |c, _, x, pool| Answer::Text(encode_json(&mut x.json, pool, &c.disks().rows)),
 };
 
 /// `processes`: protobuf, gzipped above `GZIP_THRESHOLD`.
 static PROCESSES: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_processes(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.processes, now),
     at: |c| c.processes().0,
     encode: |c, _, x, pool| {
         pb::encode_processes(c.processes().1, &mut x.pb);
@@ -224,7 +224,7 @@ static PROCESSES: AnswerKind = AnswerKind {
 
 /// `cgroups`: JSON rows.
 static CGROUPS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect_cgroups(now).map(drop),
+    collect: |c, now| c.collect(|k| &mut k.cgroups, now),
     at: |c| c.cgroups().0,
     encode: |c, _, x, pool| {
         Answer::Text(encode_json(&mut x.json, pool, &CgroupsOut(c.cgroups().1)))
@@ -248,6 +248,8 @@ pub struct Answers {
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
+    /// History answers encoded since the ring's last tick.
+    history_cache: history::Encoded,
 }
 
 /// A metrics sample this young (a request's, or the one a pushed stream
@@ -277,6 +279,7 @@ impl Answers {
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
             history: None,
+            history_cache: history::Encoded::default(),
         }
     }
 
@@ -482,22 +485,14 @@ impl Answers {
         Ok(Answer::Text(v))
     }
 
-    /// The `history` answer: JSON text, or gzipped into a binary frame;
-    /// `None` when history is off. Its buffer goes out with the frame
-    /// (a whole ring is far larger than any other answer, and rarer).
+    /// The `history` answer, shared by every request in one ring tick
+    /// (`history::Encoded`); `None` when history is off.
     pub fn history_answer(&mut self, since_ms: Option<u64>, gzip: bool) -> Option<Answer> {
         let h = self.history.as_ref()?;
-        let mut json = Vec::with_capacity(256 + h.len() * 320);
-        if let Err(e) = serde_json::to_writer(&mut json, &h.view(since_ms)) {
-            log::error!("JSON encoding: {e}");
-        }
-        Some(if gzip {
-            let mut out = Vec::with_capacity(json.len() / 6 + 64);
-            self.x.gzip.compress(&json, &mut out);
-            Answer::Binary(Bytes::from(out))
-        } else {
-            Answer::Text(Utf8Bytes::try_from(Bytes::from(json)).unwrap_or_default())
-        })
+        Some(
+            self.history_cache
+                .answer(h, since_ms, gzip, &mut self.x.gzip),
+        )
     }
 
     /// A journal answer for `pid` younger than its TTL.
@@ -580,7 +575,8 @@ impl Answers {
             }
         };
         if !fresh(self.col.sensors().at, self.ttl.metrics, now) {
-            self.col.collect_sensors(now);
+            // never fails: what cannot be read is left out
+            let _ = self.col.collect(|k| &mut k.sensors, now);
         }
         // Cheap where there are none: the collector then looks for a
         // cgroup filesystem at most every `rediscover::REDISCOVER`.

@@ -7,7 +7,8 @@
 //! ring, pushed streams). Any `families::Sink` takes the same description:
 //! the text exposition (`protocol::prom::Writer`) is one.
 
-use crate::collect::{self, cgroups, disks, gpu, host, processes, Collection, Collectors, Timing};
+use crate::collect::collector::Timing;
+use crate::collect::{self, cgroups, disks, gpu, host, processes, Collectors};
 use crate::families::{Family, Sink, Value};
 use crate::protocol::prom::Writer;
 use crate::protocol::Stream;
@@ -58,6 +59,12 @@ pub struct PushCounts {
     pub coalesced: [u64; 3],
     /// Frames waiting inside the agent for a subscriber's socket.
     pub pending: u64,
+    /// Live push groups (one per stream and period asked for).
+    pub groups: u64,
+    /// Clients dropped because what waited for them passed their cap.
+    pub dropped_queue: u64,
+    /// Clients dropped because every client together held over the total.
+    pub dropped_total: u64,
 }
 
 pub const BUILD_INFO: Family =
@@ -118,6 +125,15 @@ const TIMINGS: [(Family, TimingPick); 3] = [
     ),
 ];
 
+pub const PUSH_GROUPS: Family = Family::gauge(
+    "sockagent_push_groups",
+    "Live push groups: one per stream and period subscribed to.",
+);
+pub const CLIENTS_DROPPED: Family = Family::counter(
+    "sockagent_clients_dropped_total",
+    "Clients dropped for holding too much unread output: over their own cap (queue) or the largest when all together were over the total (total).",
+);
+
 type PushPick = fn(&PushCounts) -> &[u64; 3];
 
 /// The pushed streams' counts, by `stream`.
@@ -167,11 +183,11 @@ pub fn describe(col: &mut Collectors, stats: &ScrapeStats, p: &Parts, out: &mut 
     if let Some(rss) = rss {
         SELF_RSS.single(out, rss);
     }
-    let timings = *col.timings();
+    let timings = col.kinds().timings();
     for (family, pick) in TIMINGS {
         family.open(out);
-        for (c, t) in Collection::ALL.iter().zip(&timings) {
-            out.sample(&[("collector", c.name())], pick(t));
+        for (name, t) in timings {
+            out.sample(&[("collector", name)], pick(t));
         }
     }
     if let Some(d) = stats.last {
@@ -219,6 +235,10 @@ fn describe_streams(p: &Parts, out: &mut dyn Sink) {
         }
     }
     PUSH_PENDING.single(out, p.pushes.pending);
+    PUSH_GROUPS.single(out, p.pushes.groups);
+    CLIENTS_DROPPED.open(out);
+    out.sample(&[("reason", "queue")], Value::U(p.pushes.dropped_queue));
+    out.sample(&[("reason", "total")], Value::U(p.pushes.dropped_total));
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 //! and is dropped. Open files are budgeted against RLIMIT_NOFILE: past the
 //! budget a pid falls back to open/read/close.
 
+use super::error::{CollectError, Result};
 use super::fs::{pid_of, pread_all, KeptDir, Root};
 use super::num::{fields, parse_i64, parse_u64};
 use crate::families::{Family, Sink, Value};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 /// The fields of `/proc/PID/stat` the agent uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +271,31 @@ pub fn describe(rows: &[ProcRow], listed: bool, n: usize, out: &mut dyn Sink) {
         for r in &top {
             out.sample(&[("name", &r.name), ("pid", pid.format(r.pid))], pick(r));
         }
+    }
+}
+
+/// The process collector: the scan and when it last ran.
+pub struct Processes {
+    pub scanner: ProcScanner,
+    pub at: Option<Instant>,
+}
+
+impl super::collector::Collector for Processes {
+    const NAME: &'static str = "processes";
+
+    /// Scans every process; CPU shares are over the time since the previous scan.
+    fn collect(&mut self, cx: &mut super::collector::Cx, now: Instant) -> Result<()> {
+        let total = cx.stat_now()?.all.total;
+        self.scanner
+            .scan(&cx.s.root, total)
+            .map_err(CollectError::reading("/proc"))?;
+        self.at = Some(now);
+        cx.last_scan = Some((now, self.scanner.rows.len() as u64));
+        Ok(())
+    }
+
+    fn taken(&self) -> Option<Instant> {
+        self.at
     }
 }
 

@@ -49,7 +49,7 @@ pub fn read(root: &Root) -> Option<ClockSync> {
     (rc >= 0).then(|| from_timex(t.status, i64::from(t.maxerror)))
 }
 
-/// The last reading (`Collectors::collect_sensors`).
+/// The last reading (the `sensors` collector, `scrape_only.rs`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Timex(pub Option<ClockSync>);
 

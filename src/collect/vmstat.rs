@@ -1,6 +1,6 @@
 //! The OOM killer's count from `/proc/vmstat` (`oom_kill`, Linux 4.13+):
 //! the one `vmstat` line an alert needs (`NodeOutOfMemoryKill`), under
-//! node_exporter's name. Read for a scrape only (`Collectors::collect_sensors`),
+//! node_exporter's name. Read for a scrape only (the `sensors` collector, `scrape_only.rs`),
 //! through the `Root`, with the file kept open.
 
 use super::fs::{KeptFile, Root};

@@ -52,7 +52,8 @@ Environment:
   SOCKAGENT_ROOT                  read /proc and /sys under this directory (default /)
   SOCKAGENT_JOURNALCTL            journal reader for journal_entries (default journalctl)
   SOCKAGENT_MAX_CONNECTIONS       open connections before new ones get 503 ({})
-  SOCKAGENT_MAX_QUEUED_BYTES      output queued for a client that does not read before it is dropped ({})
+  SOCKAGENT_MAX_QUEUED_BYTES      output waiting for one client that does not read before it is dropped ({})
+  SOCKAGENT_MAX_QUEUED_TOTAL      output held for all clients together; past it the largest is dropped ({})
   SOCKAGENT_HANDSHAKE_TIMEOUT_MS  time to finish the TLS handshake and send the request head ({})
   SOCKAGENT_IDLE_TIMEOUT_MS       close a WebSocket client silent this long (0 = never, the default)
   SOCKAGENT_PROM_TOP_N            processes listed by /metrics, the top N by CPU ({PROM_TOP_N}; 0-{MAX_TOP_N})
@@ -72,6 +73,7 @@ Environment:
         ms(t.processes),
         l.max_connections,
         l.max_queued_output,
+        l.max_queued_total,
         ms(l.handshake_timeout),
         ms(crate::remote::target::DEFAULT_INTERVAL),
         ms(crate::remote::target::MIN_INTERVAL),

@@ -216,6 +216,7 @@ fn limits(env: &Env) -> Result<Limits, String> {
     Ok(Limits {
         max_connections: env.count("SOCKAGENT_MAX_CONNECTIONS", d.max_connections)?,
         max_queued_output: env.count("SOCKAGENT_MAX_QUEUED_BYTES", d.max_queued_output)?,
+        max_queued_total: env.count("SOCKAGENT_MAX_QUEUED_TOTAL", d.max_queued_total)?,
         handshake_timeout: env.ms("SOCKAGENT_HANDSHAKE_TIMEOUT_MS", d.handshake_timeout)?,
         idle_timeout: Some(idle).filter(|d| !d.is_zero()),
         ..d
@@ -341,6 +342,20 @@ mod tests {
         assert!(run(&[], &[("SOCKAGENT_PROM_TOP_CGROUPS", "1001")])
             .unwrap_err()
             .contains("SOCKAGENT_PROM_TOP_CGROUPS"));
+        for bad in ["0", "-1", "32M", ""] {
+            let e = run(&[], &[("SOCKAGENT_MAX_QUEUED_TOTAL", bad)]).unwrap_err();
+            assert!(
+                e.contains("SOCKAGENT_MAX_QUEUED_TOTAL") && !e.contains('\n'),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_total_output_budget_defaults_to_32_mib() {
+        assert_eq!(run(&[], &[]).unwrap().limits.max_queued_total, 32 << 20);
+        let c = run(&[], &[("SOCKAGENT_MAX_QUEUED_TOTAL", "1000000")]).unwrap();
+        assert_eq!(c.limits.max_queued_total, 1_000_000);
     }
 
     #[test]

@@ -19,6 +19,14 @@ pub enum Slot {
     Waiting(u64),
 }
 
+/// An answer's payload bytes: what it holds while it waits for a client.
+pub fn size(a: &Answer) -> usize {
+    match a {
+        Answer::Text(t) => t.len(),
+        Answer::Binary(b) => b.len(),
+    }
+}
+
 /// A journal job's deadline, for the loop's timer heap: (when, job key, job serial).
 pub type JobDeadline = (Instant, usize, u64);
 
@@ -34,6 +42,8 @@ pub struct Ctx<'a> {
     pub new_deadlines: &'a mut Vec<JobDeadline>,
     /// Who subscribed to which pushed stream (and their counts).
     pub streams: &'a mut Streams,
+    /// What may wait for one client (`Limits::max_queued_output`).
+    pub cap: usize,
     /// The agent's names, the token lockout, the refusal lines' limit.
     pub guard: &'a mut Guard,
     /// The remote-write pusher's counts, for `/metrics`.
@@ -47,11 +57,20 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
     let now = Instant::now();
     match x.answers.answer_text(text, now) {
         Reply::Ready(a) => Slot::Ready(a),
-        Reply::Subscribe(new) => {
-            x.streams.set(x.me, pushes.sub, new, now);
-            pushes.resubscribe(new, &mut x.streams.counts);
-            Slot::Ready(Answer::text(new.answer_json()))
-        }
+        Reply::Subscribe(new) => match x.streams.set(x.me, pushes.sub, new, now) {
+            Ok(()) => {
+                pushes.resubscribe(new, &mut x.streams.counts);
+                Slot::Ready(Answer::text(new.answer_json()))
+            }
+            Err(_) => Slot::Ready(Answer::text(crate::protocol::error_json(
+                &format!(
+                    "too many distinct periods subscribed to across clients (at most {} stream and period pairs); use a period already in use, or fewer",
+                    super::streams::MAX_GROUPS
+                ),
+                text,
+                None,
+            ))),
+        },
         Reply::Journal(pid) => match x.jobs.start(x.registry, pid, x.me) {
             Started::Now(json) => Slot::Ready(x.answers.journal_store(pid, &json, now)),
             Started::Pending { serial, deadline } => {

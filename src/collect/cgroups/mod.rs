@@ -317,6 +317,30 @@ pub fn describe_top(rows: &[CgroupRow], n: usize, out: &mut dyn Sink) {
     }
 }
 
+/// The cgroups collector: the scanner and when it last ran.
+pub struct Cgroups {
+    pub scanner: CgroupScanner,
+    pub at: Option<Instant>,
+}
+
+impl crate::collect::collector::Collector for Cgroups {
+    const NAME: &'static str = "cgroups";
+
+    /// Samples every cgroup that holds processes (services, containers);
+    /// CPU shares and I/O rates are over the time since the previous sample.
+    fn collect(&mut self, cx: &mut crate::collect::collector::Cx, now: Instant) -> Result<()> {
+        let total = cx.stat_now()?.all.total;
+        self.scanner
+            .scan(&cx.s.root, now, total, crate::collect::clock_ticks())?;
+        self.at = Some(now);
+        Ok(())
+    }
+
+    fn taken(&self) -> Option<Instant> {
+        self.at
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +374,8 @@ mod tests {
             64,
         );
         for sample in 0..2 {
-            let rows = c.collect_cgroups(Instant::now()).unwrap().to_vec();
+            c.collect(|k| &mut k.cgroups, Instant::now()).unwrap();
+            let rows = c.cgroups().1.to_vec();
             let got: Vec<Expect> = rows
                 .iter()
                 .zip(want)
