@@ -369,6 +369,30 @@ fn a_503_is_retried_with_growing_gaps_and_recovery_is_logged() {
     assert_eq!(agent.log().matches("retrying with backoff").count(), 1);
 }
 
+#[test]
+fn a_429_waits_for_its_retry_after() {
+    let ep = Endpoint::start(|n| {
+        if n == 0 {
+            ("429 Too Many Requests", "Retry-After: 2\r\n")
+        } else {
+            ("204 No Content", "")
+        }
+    });
+    let agent = Agent::start(
+        &["--remote-write", &ep.url()],
+        &[("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "60000")],
+    );
+    let reqs = ep.wait(2, Duration::from_secs(30));
+    // the backoff alone would retry within 0.5 s
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
+    let n = metric(
+        &agent,
+        "sockagent_remote_write_failures_total{reason=\"http_429\"}",
+    );
+    assert_eq!(n, Some(1.0));
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     s.lines()
