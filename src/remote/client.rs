@@ -156,6 +156,9 @@ impl Client {
             let Some(mut c) = c else {
                 return self.fail(registry, "tls");
             };
+            // the whole request, held until the handshake is done (no
+            // limit: it is one bounded batch, built already)
+            c.set_buffer_limit(None);
             let _ = c.writer().write_all(&self.out);
             *conn = Some(c);
         }
