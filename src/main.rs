@@ -79,7 +79,33 @@ fn names(cfg: &Config, port: u16) -> guard::Names {
     guard::Names::new(port, &host, &cfg.extra_sans, cfg.allowed_origins.clone())
 }
 
-fn run(cfg: Config) -> Result<(), String> {
+/// The remote-write pusher's files and TLS, read at start (an error is
+/// exit status 2, like a bad flag).
+#[cfg(feature = "remote-write")]
+fn remote_setup(cfg: &Config) -> Result<Option<sockagent::remote::Setup>, String> {
+    let Some(s) = cfg.remote_write.clone() else {
+        return Ok(None);
+    };
+    let host = sockagent::collect::hostname(&cfg.collect.root);
+    sockagent::remote::setup(s, &host).map(Some)
+}
+
+#[cfg(not(feature = "remote-write"))]
+fn remote_setup(cfg: &Config) -> Result<Option<()>, String> {
+    match cfg.remote_write {
+        Some(_) => Err("--remote-write: this build has no remote-write (built without the `remote-write` feature)".into()),
+        None => Ok(None),
+    }
+}
+
+#[cfg(feature = "remote-write")]
+type Remote = Option<sockagent::remote::Setup>;
+#[cfg(not(feature = "remote-write"))]
+type Remote = Option<()>;
+
+fn run(cfg: Config, remote: Remote) -> Result<(), String> {
+    #[cfg(not(feature = "remote-write"))]
+    let _ = remote;
     #[cfg(feature = "tls")]
     let tls = if cfg.tls.enabled {
         Some(tls_config(&cfg)?)
@@ -114,6 +140,8 @@ fn run(cfg: Config) -> Result<(), String> {
         names,
         #[cfg(feature = "tls")]
         tls,
+        #[cfg(feature = "remote-write")]
+        remote,
     };
     let mut server = Server::new(listener, answers, opts).map_err(|e| e.to_string())?;
     log::info!(
@@ -182,7 +210,15 @@ fn main() -> ExitCode {
                     "SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design"
                 );
             }
-            match run(*cfg) {
+            // remote-write's files, read at start: a bad one is a bad setting
+            let remote = match remote_setup(&cfg) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sockagent: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match run(*cfg, remote) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sockagent: {e}");

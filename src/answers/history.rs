@@ -21,6 +21,8 @@
 //! be over a shorter window, between two requests), so each sample
 //! describes its whole second.
 
+pub mod families;
+
 use crate::collect::{cpu, gpu, MetricsSample};
 use crate::protocol::{gzip::Gzip, Answer};
 use bytes::Bytes;

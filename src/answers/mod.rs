@@ -289,6 +289,11 @@ impl Answers {
         self
     }
 
+    /// The history ring, when it is on (remote-write reads its seconds).
+    pub fn history(&self) -> Option<&history::History> {
+        self.history.as_ref()
+    }
+
     /// Whether the history ring is on (the server then ticks it every
     /// `history::INTERVAL`).
     pub fn history_on(&self) -> bool {
@@ -519,7 +524,8 @@ impl Answers {
     pub fn prometheus_with(&mut self, now: Instant, pushes: prom::PushCounts) -> Result<String> {
         let t0 = Instant::now();
         let parts = self.scrape_parts(now, pushes)?;
-        let body = prom::render(&mut self.col, &self.scrape, parts);
+        let mut body = prom::render(&mut self.col, &self.scrape, parts);
+        self.describe_ring(&mut crate::protocol::prom::Writer::new(&mut body));
         self.scrape.done(t0.elapsed(), body.len());
         Ok(body)
     }
@@ -534,7 +540,15 @@ impl Answers {
     ) -> Result<()> {
         let parts = self.scrape_parts(now, pushes)?;
         prom::describe(&mut self.col, &self.scrape, &parts, out);
+        self.describe_ring(out);
         Ok(())
+    }
+
+    /// The history ring's per-second gauges, its newest second.
+    fn describe_ring(&self, out: &mut dyn Sink) {
+        if let Some(latest) = self.history.as_ref().and_then(|h| h.latest()) {
+            latest.describe_scrape(out);
+        }
     }
 
     /// Makes every sample a scrape shows fresh (inside its TTL: nothing

@@ -17,6 +17,8 @@ pub struct Flags {
     pub key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
     pub history: Option<u32>,
+    /// `--remote-write URL`, checked with the variables (`config::remote`).
+    pub remote_write: Option<String>,
     pub origins: Vec<Origin>,
     /// `bench [-n N]`: the iterations.
     pub bench: Option<u32>,
@@ -75,6 +77,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                 }
                 f.origins.extend(parse_origins("--allow-origin", &v)?);
             }
+            Long("remote-write") => f.remote_write = Some(text(&mut p, "--remote-write")?),
             Long("history") => {
                 f.history = Some(parse_history("--history", &text(&mut p, "--history")?)?)
             }

@@ -33,6 +33,10 @@ Options:
                       keep one sample a second for this long, for the history
                       request (default {DEFAULT_HISTORY_S}; 0 = off, no wakeups while idle;
                       at most {MAX_HISTORY_S}) [SOCKAGENT_HISTORY]
+      --remote-write URL
+                      push /metrics and the history's seconds to this Prometheus
+                      remote-write endpoint (http:// or https://)
+                      [SOCKAGENT_REMOTE_WRITE_URL]
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
@@ -56,6 +60,12 @@ Environment:
   SOCKAGENT_PROM_TOP_CGROUPS      cgroups listed by /metrics, the top N by CPU ({PROM_TOP_CGROUPS}; 0-{MAX_TOP_N})
   SOCKTOP_AGENT_EXTRA_SANS        extra DNS names / IPs for the self-signed certificate (comma-separated);
                                   also names a browser may reach this agent by (Origin and Host checks)
+  SOCKAGENT_REMOTE_WRITE_INTERVAL_MS     push period with --remote-write ({}; at least {})
+  SOCKAGENT_REMOTE_WRITE_INSTANCE        the pushed `instance` label (default the host name)
+  SOCKAGENT_REMOTE_WRITE_BEARER_FILE     file holding a bearer token for the endpoint
+  SOCKAGENT_REMOTE_WRITE_BASIC_AUTH_FILE file holding user:password for the endpoint
+  SOCKAGENT_REMOTE_WRITE_CA              CAs (PEM) the https endpoint is checked against
+                                         (default SSL_CERT_FILE, else the system's bundle)
   RUST_LOG                        log level: error, warn, info (default), debug, trace
 ",
         ms(t.metrics),
@@ -65,5 +75,7 @@ Environment:
         l.max_queued_output,
         l.max_queued_total,
         ms(l.handshake_timeout),
+        ms(crate::remote::target::DEFAULT_INTERVAL),
+        ms(crate::remote::target::MIN_INTERVAL),
     )
 }

@@ -10,6 +10,7 @@
 
 mod flags;
 mod help;
+mod remote;
 mod values;
 
 use crate::answers::{Ttls, PROM_TOP_CGROUPS, PROM_TOP_N};
@@ -72,6 +73,8 @@ pub struct Config {
     pub prom_top_cgroups: usize,
     /// Seconds of history kept, one sample a second (0: none).
     pub history_s: u32,
+    /// `--remote-write`: where and how to push.
+    pub remote_write: Option<crate::remote::Settings>,
 }
 
 /// What the command line asks for.
@@ -92,7 +95,7 @@ pub fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Action, String> {
-    let f = match flags::parse(args)? {
+    let mut f = match flags::parse(args)? {
         flags::Parsed::Help => return Ok(Action::Help),
         flags::Parsed::Version => return Ok(Action::Version),
         flags::Parsed::Flags(f) => f,
@@ -100,6 +103,7 @@ pub fn parse(
     let env = Env(&env);
     let bench = f.bench;
     let tls = tls_config(&f, &env)?;
+    let remote_write = remote::parse(f.remote_write.take(), &env)?;
     let config = Box::new(Config {
         port: match f.port {
             Some(p) => p,
@@ -133,6 +137,7 @@ pub fn parse(
                 None => DEFAULT_HISTORY_S,
             },
         },
+        remote_write,
     });
     Ok(match bench {
         Some(iterations) => Action::Bench { iterations, config },
@@ -387,6 +392,45 @@ mod tests {
             .contains("--history"));
         assert!(run(&["--history", "-1"], &[]).is_err());
         assert!(refused(&[], &[("SOCKAGENT_HISTORY", "x")]).contains("SOCKAGENT_HISTORY"));
+    }
+
+    #[test]
+    fn remote_write_flag_and_variables() {
+        assert_eq!(run(&[], &[]).unwrap().remote_write, None);
+        let r = run(&["--remote-write", "http://p:9090/api/v1/write"], &[])
+            .unwrap()
+            .remote_write
+            .unwrap();
+        assert_eq!((r.target.port, r.interval.as_millis()), (9090, 15000));
+        let env = [
+            ("SOCKAGENT_REMOTE_WRITE_URL", "https://x/w"),
+            ("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "1000"),
+            ("SOCKAGENT_REMOTE_WRITE_INSTANCE", "board7"),
+            ("SOCKAGENT_REMOTE_WRITE_BEARER_FILE", "/t"),
+        ];
+        let r = run(&[], &env).unwrap().remote_write.unwrap();
+        assert!(r.target.https);
+        assert_eq!(r.instance.as_deref(), Some("board7"));
+        assert_eq!(r.auth, Some(crate::remote::Auth::Bearer("/t".into())));
+        assert!(run(&["--remote-write", "ftp://x/"], &[])
+            .unwrap_err()
+            .starts_with("--remote-write: "));
+        assert!(run(&[], &[("SOCKAGENT_REMOTE_WRITE_URL", "x:1")])
+            .unwrap_err()
+            .starts_with("SOCKAGENT_REMOTE_WRITE_URL: "));
+        let bad = [
+            ("SOCKAGENT_REMOTE_WRITE_URL", "http://x/"),
+            ("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "5"),
+        ];
+        assert!(run(&[], &bad)
+            .unwrap_err()
+            .contains("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS"));
+        let both = [
+            ("SOCKAGENT_REMOTE_WRITE_URL", "http://x/"),
+            ("SOCKAGENT_REMOTE_WRITE_BEARER_FILE", "/a"),
+            ("SOCKAGENT_REMOTE_WRITE_BASIC_AUTH_FILE", "/b"),
+        ];
+        assert!(run(&[], &both).is_err());
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct Ctx<'a> {
     pub cap: usize,
     /// The agent's names, the token lockout, the refusal lines' limit.
     pub guard: &'a mut Guard,
+    /// The remote-write pusher's counts, for `/metrics`.
+    #[cfg(feature = "remote-write")]
+    pub remote: Option<crate::remote::Stats>,
 }
 
 /// The answer to one request text, or a slot that a journal read will
@@ -129,6 +132,14 @@ pub fn route(buf: &[u8], peer: &str, x: &mut Ctx) -> Option<(usize, http::Route)
 pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
     match x.answers.prometheus_with(Instant::now(), x.streams.counts) {
         Ok(body) => {
+            #[cfg(feature = "remote-write")]
+            let body = {
+                let mut body = body;
+                if let Some(s) = x.remote {
+                    s.describe(&mut crate::protocol::prom::Writer::new(&mut body));
+                }
+                body
+            };
             let zipped = gzip.then(|| x.answers.gzip(body.as_bytes()));
             let (bytes, extra) = match &zipped {
                 Some(z) => (

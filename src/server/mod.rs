@@ -80,6 +80,9 @@ enum Timer {
     /// same instant the push collects, the ring reuses it.
     Push(Stream, u32, u64),
     History,
+    /// The remote-write pusher's next step (a push, a retry, a deadline).
+    #[cfg(feature = "remote-write")]
+    Remote,
 }
 
 pub struct Server {
@@ -107,6 +110,8 @@ pub struct Server {
     guard: guard::Guard,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "remote-write")]
+    remote: Option<crate::remote::Pusher>,
 }
 
 /// How the server is set up.
@@ -121,6 +126,9 @@ pub struct Options {
     /// Serve wss:// with this config.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Push to a remote-write endpoint.
+    #[cfg(feature = "remote-write")]
+    pub remote: Option<crate::remote::Setup>,
 }
 
 impl Server {
@@ -136,6 +144,8 @@ impl Server {
             names,
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "remote-write")]
+            remote,
         } = opts;
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -160,6 +170,15 @@ impl Server {
             // the first tick sizes the ring as soon as the loop runs
             timers.push(Reverse((epoch, Timer::History)));
         }
+        #[cfg(feature = "remote-write")]
+        let remote = match remote {
+            Some(setup) => {
+                let p = crate::remote::Pusher::new(setup, poll.registry(), epoch)?;
+                timers.push(Reverse((epoch, Timer::Remote)));
+                Some(p)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -180,6 +199,8 @@ impl Server {
             guard: guard::Guard::new(names),
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "remote-write")]
+            remote,
         })
     }
 
@@ -226,6 +247,8 @@ impl Server {
                             self.begin_shutdown();
                         }
                     }
+                    #[cfg(feature = "remote-write")]
+                    t @ (crate::remote::SOCKET | crate::remote::WAKE) => self.remote_step(Some(t)),
                     Token(k) if k >= JOB_BASE => {
                         if let Some((job, answer)) =
                             self.jobs.on_readable(self.poll.registry(), k - JOB_BASE)
@@ -262,6 +285,8 @@ impl Server {
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
+                #[cfg(feature = "remote-write")]
+                Timer::Remote => self.remote_step(None),
                 Timer::Push(s, ms, serial) => self.push_tick(s, ms, serial, now),
                 Timer::History => {
                     self.answers.history_tick(now);
@@ -301,6 +326,27 @@ impl Server {
                     }
                 }
             }
+        }
+    }
+
+    /// The pusher's timer (`token` `None`) or one of its events; then its
+    /// next timer, when it moved earlier.
+    #[cfg(feature = "remote-write")]
+    fn remote_step(&mut self, token: Option<Token>) {
+        let Some(p) = self.remote.as_mut() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let mut src = crate::remote::source::Scrape {
+            answers: &mut self.answers,
+            pushes: self.streams.counts,
+        };
+        match token {
+            None => p.on_timer(&mut src, registry, Instant::now()),
+            Some(t) => p.on_event(&mut src, registry, t),
+        }
+        if let Some(at) = p.wake_at() {
+            self.timers.push(Reverse((at, Timer::Remote)));
         }
     }
 
@@ -559,6 +605,8 @@ impl Server {
                     streams: &mut self.streams,
                     cap: self.limits.max_queued_output,
                     guard: &mut self.guard,
+                    #[cfg(feature = "remote-write")]
+                    remote: self.remote.as_ref().map(crate::remote::Pusher::stats),
                 };
                 conn::step(c, &mut ctx)
             }

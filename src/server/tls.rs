@@ -309,7 +309,7 @@ static VERIFIERS: rustls::crypto::WebPkiSupportedAlgorithms = {
 /// Keys are loaded as by the default provider: RSA, ECDSA (P-256, P-384)
 /// and Ed25519; with `verify`, client certificates are checked with ring's
 /// own set: ECDSA P-256/P-384, Ed25519, RSA PKCS#1 and PSS.
-fn provider(verify: bool) -> rustls::crypto::CryptoProvider {
+pub(crate) fn provider(verify: bool) -> rustls::crypto::CryptoProvider {
     use rustls::crypto::ring::{cipher_suite, kx_group};
     use rustls::crypto::{CryptoProvider, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms};
     #[derive(Debug)]
