@@ -1,4 +1,4 @@
-//! One cgroups sample (`Collectors::collect_cgroups`: `/proc/stat`, the
+//! One cgroups sample (the cgroups collector through `Collectors::collect`: `/proc/stat`, the
 //! walk, every listed cgroup's files) on generated v2 trees of 50 and
 //! 1 000 services, and on this machine's cgroups.
 //! `cargo bench --bench cgroups`
@@ -86,11 +86,12 @@ fn collectors(root: Root) -> Collectors {
 fn cgroups_sample(b: divan::Bencher, n: usize) {
     let dir = generate(n);
     let mut c = collectors(Root::new(&dir));
-    let rows = c.collect_cgroups(Instant::now()).unwrap().len();
+    c.collect(|k| &mut k.cgroups, Instant::now()).unwrap();
+    let rows = c.cgroups().1.len();
     assert_eq!(rows, n);
     b.bench_local(|| {
-        c.collect_cgroups(Instant::now())
-            .map(|r| r.len())
+        c.collect(|k| &mut k.cgroups, Instant::now())
+            .map(|()| c.cgroups().1.len())
             .unwrap_or(0)
     });
     drop(c);
@@ -100,10 +101,10 @@ fn cgroups_sample(b: divan::Bencher, n: usize) {
 #[divan::bench]
 fn cgroups_sample_live(b: divan::Bencher) {
     let mut c = collectors(Root::default());
-    let _ = c.collect_cgroups(Instant::now());
+    let _ = c.collect(|k| &mut k.cgroups, Instant::now());
     b.bench_local(|| {
-        c.collect_cgroups(Instant::now())
-            .map(|r| r.len())
+        c.collect(|k| &mut k.cgroups, Instant::now())
+            .map(|()| c.cgroups().1.len())
             .unwrap_or(0)
     });
 }

@@ -104,7 +104,7 @@ fn gzip_input(which: &str) -> &'static [u8] {
     static INPUTS: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
     let [live, big, prom] = INPUTS.get_or_init(|| {
         let mut c = uncached(Root::default());
-        let prom = c.prometheus(Instant::now(), 10).unwrap().into_bytes();
+        let prom = c.prometheus(Instant::now()).unwrap().into_bytes();
         [encode(&live_rows()), encode(&many_rows(1000)), prom]
     });
     match which {

@@ -8,6 +8,12 @@
 //! cargo install socktop_agent@1.60.1 --root /opt/socktop_ref   # needs libdrm-dev
 //! SOCKTOP_REF=/opt/socktop_ref/bin/socktop_agent cargo bench --bench compare
 //! SOCKAGENT_BIN=target/x86_64-unknown-linux-musl/release/sockagent cargo bench --bench compare
+//! PACE_MS=20 cargo bench --bench compare   # paced: one request every 20 ms
+//!
+//! Paced mode sends each request on a 20 ms grid instead of back to back,
+//! so every request finds the agent asleep, as a client at the guide's
+//! cadence does: the wakeup, the syscalls of an idle process's first
+//! request and the cold caches are in every figure.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -121,6 +127,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let pace = Duration::from_millis(
+        std::env::var("PACE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     let (p1, p2) = (free_port(), free_port());
     let mut agents = [
         start("sockagent", &ours_bin, p1),
@@ -158,7 +170,14 @@ fn main() {
                 let pid = a.child.id();
                 let ws = a.ws.as_mut().unwrap();
                 let c0 = cpu_ns(pid);
-                for _ in 0..per {
+                let start = Instant::now();
+                for k in 0..per {
+                    // paced: each request on its own grid point, the agent asleep
+                    if let Some(wait) =
+                        (start + pace * k as u32).checked_duration_since(Instant::now())
+                    {
+                        std::thread::sleep(wait);
+                    }
                     let t = Instant::now();
                     ws.send(Message::text(*r)).unwrap();
                     ws.read().unwrap();
@@ -187,7 +206,12 @@ fn main() {
                 .count()
         })
         .unwrap_or(0);
-    println!("compare: {date}, {rounds} rounds x {per} requests, caches off, GPU off, {nproc} processes, {} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    let mode = if pace.is_zero() {
+        "back to back".to_string()
+    } else {
+        format!("paced, one request every {} ms", pace.as_millis())
+    };
+    println!("compare: {date}, {rounds} rounds x {per} requests ({mode}), caches off, GPU off, {nproc} processes, {} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     println!();
     println!("| measure | sockagent | socktop_agent 1.60.1 | ratio |");
     println!("| --- | --- | --- | --- |");

@@ -1,10 +1,16 @@
 //! The physical floor of a process scan: list /proc with getdents64 on a kept
 //! directory fd and pread every pid's kept-open /proc/PID/stat at offset 0,
 //! nothing else (no parsing, no rows). Prints that cost, our scanner's cost
-//! in the same run, and the ratio. `cargo bench --bench floor`
+//! and the whole `processes` answer's (scan, protobuf, gzip: what a
+//! `get_processes` costs the agent, caches off) in the same run, and the
+//! ratios. `cargo bench --bench floor`; `FLOOR_SPAWN=2900` first starts
+//! that many sleeping processes (a busy server's ~3 000) and stops them
+//! after.
 
+use sockagent::answers::{Answers, Ttls};
 use sockagent::collect::fs::{pid_of, pread_all, KeptDir, Root};
 use sockagent::collect::processes::ProcScanner;
+use sockagent::collect::{Collectors, Settings};
 use std::collections::HashMap;
 use std::fs::File;
 use std::time::Instant;
@@ -43,7 +49,32 @@ fn floor_scan(
     n
 }
 
+/// `n` sleeping processes, killed when dropped.
+struct Sleepers(Vec<std::process::Child>);
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn_sleepers() -> Sleepers {
+    let n: usize = std::env::var("FLOOR_SPAWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Sleepers(
+        (0..n)
+            .filter_map(|_| std::process::Command::new("sleep").arg("600").spawn().ok())
+            .collect(),
+    )
+}
+
 fn main() {
+    let _sleepers = spawn_sleepers();
     let iters: u32 = std::env::var("FLOOR_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -56,7 +87,18 @@ fn main() {
     let n = floor_scan(&mut dir, &mut fds, &mut pids, &mut buf);
     scanner.scan(&root, 1).unwrap();
     // alternate rounds so drift hits both alike
-    let (mut floor_cpu, mut ours_cpu) = (0.0, 0.0);
+    let no_cache = Ttls {
+        metrics: std::time::Duration::ZERO,
+        disks: std::time::Duration::ZERO,
+        processes: std::time::Duration::ZERO,
+    };
+    let settings = Settings {
+        gpu_enabled: false,
+        ..Settings::default()
+    };
+    let mut answers = Answers::new(Collectors::new(settings, 4096), no_cache);
+    let _ = answers.processes(Instant::now());
+    let (mut floor_cpu, mut ours_cpu, mut answer_cpu) = (0.0, 0.0, 0.0);
     let rounds = 10;
     for r in 0..rounds {
         let t = cpu_time();
@@ -69,9 +111,13 @@ fn main() {
             scanner.scan(&root, u64::from(2 + r * iters + i)).unwrap();
         }
         ours_cpu += cpu_time() - t;
+        let t = cpu_time();
+        for _ in 0..iters / rounds {
+            let _ = answers.processes(Instant::now());
+        }
+        answer_cpu += cpu_time() - t;
     }
     let per = |c: f64| c / f64::from(iters / rounds * rounds) * 1e6;
-    let _ = Instant::now();
     println!("processes: {n}");
     println!(
         "floor (getdents + pread of kept fds): {:.1} µs/scan, {:.2} µs/pid",
@@ -83,5 +129,10 @@ fn main() {
         per(ours_cpu),
         per(ours_cpu) / n as f64
     );
-    println!("ratio ours/floor: {:.2}", ours_cpu / floor_cpu);
+    println!(
+        "sockagent processes answer (scan+protobuf+gzip): {:.1} µs/answer",
+        per(answer_cpu)
+    );
+    println!("ratio scan/floor: {:.2}", ours_cpu / floor_cpu);
+    println!("ratio answer/floor: {:.2}", answer_cpu / floor_cpu);
 }

@@ -2,6 +2,7 @@
 //! owner can measure collector latency without a Rust toolchain.
 
 use crate::answers::{Answers, Ttls};
+use crate::collect::fs::Root;
 use crate::collect::processes::ProcScanner;
 use crate::collect::{self, cpu, process_detail, Collectors, Settings};
 use crate::protocol::{gzip::Gzip, pb, Answer};
@@ -59,13 +60,22 @@ fn time(name: &'static str, n: u32, started: Instant, mut f: impl FnMut() -> usi
 pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
     let n = iterations;
     let root = settings.root.clone();
+    let started = Instant::now();
+    let mut out = time_answers(settings, n, started);
+    let pids = time_process_parts(&root, n, started, &mut out);
+    out.push(time_detail(&root, n, started));
+    print_table(&out, n, pids, &root);
+    Ok(())
+}
+
+/// Times every whole answer, uncached, as a client would get it.
+fn time_answers(settings: Settings, n: u32, started: Instant) -> Vec<Timing> {
     let no_cache = Ttls {
         metrics: Duration::ZERO,
         disks: Duration::ZERO,
         processes: Duration::ZERO,
     };
     let mut col = Answers::new(Collectors::new(settings, 4096), no_cache);
-    let started = Instant::now();
     let mut out = Vec::new();
     out.push(time("metrics (cpu+mem+net+temp)", n, started, || {
         col.metrics(Instant::now()).map_or(0, |a| size(&a))
@@ -76,13 +86,20 @@ pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
     out.push(time("processes (scan+protobuf+gzip)", n, started, || {
         col.processes(Instant::now()).map_or(0, |a| size(&a))
     }));
+    col.set_prom_top_n(10);
     out.push(time("/metrics scrape (top 10)", n, started, || {
-        col.prometheus(Instant::now(), 10).map_or(0, |s| s.len())
+        col.prometheus(Instant::now()).map_or(0, |s| s.len())
     }));
+    col.set_prom_top_n(0);
     out.push(time("/metrics scrape (top 0)", n, started, || {
-        col.prometheus(Instant::now(), 0).map_or(0, |s| s.len())
+        col.prometheus(Instant::now()).map_or(0, |s| s.len())
     }));
-    // The parts of the process answer on their own.
+    out
+}
+
+/// Times the parts of the process answer on their own (scan, protobuf,
+/// gzip) and returns how many processes the scan found.
+fn time_process_parts(root: &Root, n: u32, started: Instant, out: &mut Vec<Timing>) -> usize {
     let mut scanner = ProcScanner::new(4096, collect::page_size());
     let mut stat = Vec::new();
     let mut sample = cpu::StatSample::default();
@@ -91,7 +108,7 @@ pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
         tick += 1;
         let _ = root.read_into("proc/stat", &mut stat);
         let _ = cpu::parse_stat(&stat, &mut sample);
-        let _ = scanner.scan(&root, sample.all.total + tick);
+        let _ = scanner.scan(root, sample.all.total + tick);
         scanner.rows.len()
     });
     let pids = scanner.rows.len();
@@ -107,18 +124,26 @@ pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
         gz.compress(&pb_buf, &mut gz_buf);
         gz_buf.len()
     }));
+    pids
+}
+
+/// Times the detail of this process, encoded as JSON.
+fn time_detail(root: &Root, n: u32, started: Instant) -> Timing {
     let clock = process_detail::Clock {
         ticks_per_sec: collect::clock_ticks(),
         page_size: collect::page_size(),
         btime: 0,
     };
     let me = std::process::id();
-    out.push(time("process detail (own pid)", n, started, || {
-        process_detail::read_detail(&root, me, &clock, true)
+    time("process detail (own pid)", n, started, || {
+        process_detail::read_detail(root, me, &clock, true)
             .ok()
             .and_then(|(d, _)| serde_json::to_string(&d).ok())
             .map_or(0, |s| s.len())
-    }));
+    })
+}
+
+fn print_table(out: &[Timing], n: u32, pids: usize, root: &Root) {
     println!(
         "sockagent bench: {n} runs each, {pids} processes, root {}",
         root.base().display()
@@ -127,7 +152,7 @@ pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
         "{:<32} {:>10} {:>10} {:>10} {:>10}",
         "collector", "p50 µs", "p99 µs", "max µs", "bytes"
     );
-    for t in &out {
+    for t in out {
         println!(
             "{:<32} {:>10.1} {:>10.1} {:>10.1} {:>10}",
             t.name,
@@ -147,5 +172,4 @@ pub fn run(settings: Settings, iterations: u32) -> Result<(), String> {
             );
         }
     }
-    Ok(())
 }

@@ -11,6 +11,13 @@
 //! This module sits below `collect` and `protocol` alike and imports
 //! neither.
 
+/// True for a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn valid_name(name: &str) -> bool {
+    let mut b = name.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+}
+
 /// A family's type (the two the agent exports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

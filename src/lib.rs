@@ -12,4 +12,6 @@ pub mod collect;
 pub mod config;
 pub mod families;
 pub mod protocol;
+pub mod remote;
 pub mod server;
+pub mod text;

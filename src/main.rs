@@ -2,10 +2,10 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
-use sockagent::answers::{Answers, Ttls};
-use sockagent::collect::{Collectors, Settings, MIN_CPU_WINDOW};
+use sockagent::answers::Answers;
+use sockagent::collect::{Collectors, MIN_CPU_WINDOW};
 use sockagent::config::{self, Action, Config};
-use sockagent::server::{Limits, Options, Server};
+use sockagent::server::{guard, Options, Server};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -42,36 +42,82 @@ fn raise_nofile() -> u64 {
 #[inline(never)]
 fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
     use sockagent::server::tls;
-    let (cert, key) = match (&cfg.cert, &cfg.key) {
+    let (cert, key) = match (&cfg.tls.cert, &cfg.tls.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
-            let env = |k: &str| std::env::var(k).ok();
-            let dir = tls::config_dir(env);
-            let host = sockagent::collect::hostname(&cfg.root);
-            let extra = std::env::var("SOCKTOP_AGENT_EXTRA_SANS").unwrap_or_default();
-            tls::ensure_self_signed(&dir, &host, &extra)?
+            let host = sockagent::collect::hostname(&cfg.collect.root);
+            tls::ensure_self_signed(&cfg.tls.dir, &host, &cfg.extra_sans)?
         }
     };
     log::info!("TLS certificate {}", cert.display());
-    if let Some(ca) = &cfg.client_ca {
+    if let Some(ca) = &cfg.tls.client_ca {
         log::info!("client certificates required, signed by {}", ca.display());
     }
-    tls::server_config(&cert, &key, cfg.client_ca.as_deref())
+    tls::server_config(&cert, &key, cfg.tls.client_ca.as_deref())
 }
 
-fn run(cfg: Config) -> Result<(), String> {
+/// A client CA file that cannot be used is a bad value like any other:
+/// one line and exit 2, before anything is logged.
+#[cfg(feature = "tls")]
+fn check_client_ca(cfg: &Config) -> Result<(), String> {
+    match &cfg.tls.client_ca {
+        Some(ca) => sockagent::server::tls::client_roots(ca).map(drop),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn check_client_ca(_: &Config) -> Result<(), String> {
+    Ok(())
+}
+
+/// The names a browser may reach this agent by (Origin and Host checks):
+/// localhost, the host name, SOCKTOP_AGENT_EXTRA_SANS (as the certificate
+/// takes them), on the port it listens on; and the allowed origins.
+fn names(cfg: &Config, port: u16) -> guard::Names {
+    let host = sockagent::collect::hostname(&cfg.collect.root);
+    guard::Names::new(port, &host, &cfg.extra_sans, cfg.allowed_origins.clone())
+}
+
+/// The remote-write pusher's files and TLS, read at start (an error is
+/// exit status 2, like a bad flag).
+#[cfg(feature = "remote-write")]
+fn remote_setup(cfg: &Config) -> Result<Option<sockagent::remote::Setup>, String> {
+    let Some(s) = cfg.remote_write.clone() else {
+        return Ok(None);
+    };
+    let host = sockagent::collect::hostname(&cfg.collect.root);
+    sockagent::remote::setup(s, &host).map(Some)
+}
+
+#[cfg(not(feature = "remote-write"))]
+fn remote_setup(cfg: &Config) -> Result<Option<()>, String> {
+    match cfg.remote_write {
+        Some(_) => Err("--remote-write: this build has no remote-write (built without the `remote-write` feature)".into()),
+        None => Ok(None),
+    }
+}
+
+#[cfg(feature = "remote-write")]
+type Remote = Option<sockagent::remote::Setup>;
+#[cfg(not(feature = "remote-write"))]
+type Remote = Option<()>;
+
+fn run(cfg: Config, remote: Remote) -> Result<(), String> {
+    #[cfg(not(feature = "remote-write"))]
+    let _ = remote;
     #[cfg(feature = "tls")]
-    let tls = if cfg.tls {
+    let tls = if cfg.tls.enabled {
         Some(tls_config(&cfg)?)
     } else {
         None
     };
     #[cfg(not(feature = "tls"))]
-    if cfg.client_ca.is_some() {
+    if cfg.tls.client_ca.is_some() {
         return Err("--client-ca / SOCKAGENT_CLIENT_CA: this build has no TLS (built without the `tls` feature)".into());
     }
     #[cfg(not(feature = "tls"))]
-    if cfg.tls {
+    if cfg.tls.enabled {
         return Err("--enableSSL: this build has no TLS (built without the `tls` feature)".into());
     }
     let addr = SocketAddr::new(cfg.bind, cfg.port);
@@ -79,49 +125,29 @@ fn run(cfg: Config) -> Result<(), String> {
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let nofile = raise_nofile();
-    let limits = Limits {
-        max_connections: cfg.max_connections,
-        max_queued_output: cfg.max_queued_output,
-        handshake_timeout: cfg.handshake_timeout,
-        idle_timeout: Some(cfg.idle_timeout).filter(|d| !d.is_zero()),
-        ..Limits::default()
-    };
     // Keep half of what is left after the connections for kept /proc files.
-    let fd_budget = (nofile.saturating_sub(limits.max_connections as u64 + 64) / 2) as usize;
+    let fd_budget = (nofile.saturating_sub(cfg.limits.max_connections as u64 + 64) / 2) as usize;
     let primed = Instant::now();
-    let collectors = Collectors::new(
-        Settings {
-            root: cfg.root.clone(),
-            temp_enabled: cfg.temp_enabled,
-            gpu_enabled: cfg.gpu_enabled,
-            nvml_lib: cfg.nvml_lib.clone(),
-            ..Settings::default()
-        },
-        fd_budget,
-    );
-    let answers = Answers::new(
-        collectors,
-        Ttls {
-            metrics: cfg.metrics_ttl,
-            disks: cfg.disks_ttl,
-            processes: cfg.processes_ttl,
-        },
-    )
-    .with_prom_top_cgroups(cfg.prom_top_cgroups)
-    .with_history(cfg.history_s)
-    .with_alerts(&cfg.alerts, cfg.alertmanagers.len());
+    let names = names(&cfg, local.port());
+    let answers = Answers::new(Collectors::new(cfg.collect, fd_budget), cfg.ttls)
+        .with_prom_top_n(cfg.prom_top_n)
+        .with_prom_top_cgroups(cfg.prom_top_cgroups)
+        .with_history(cfg.history_s)
+        .with_alerts(&cfg.alerts, cfg.alertmanagers.len());
     let opts = Options {
         token: cfg.token.clone(),
-        limits,
-        journal_cmd: cfg.journal_cmd.clone(),
-        prom_top_n: cfg.prom_top_n,
+        limits: cfg.limits,
+        journal_cmd: cfg.journal_cmd,
+        names,
         #[cfg(feature = "tls")]
         tls,
+        #[cfg(feature = "remote-write")]
+        remote,
     };
     let mut server = Server::new(listener, answers, opts).map_err(|e| e.to_string())?;
     log::info!(
         "listening on {}://{local}/ws (token {})",
-        if cfg.tls { "wss" } else { "ws" },
+        if cfg.tls.enabled { "wss" } else { "ws" },
         if cfg.token.is_some() {
             "required"
         } else {
@@ -137,13 +163,8 @@ fn run(cfg: Config) -> Result<(), String> {
 
 /// `sockagent bench`; not inlined, so serving never touches its stack frame.
 #[inline(never)]
-fn bench(cfg: &Config, iterations: u32) -> ExitCode {
-    let settings = Settings {
-        root: cfg.root.clone(),
-        temp_enabled: cfg.temp_enabled,
-        ..Settings::default()
-    };
-    match sockagent::bench::run(settings, iterations) {
+fn bench(cfg: Config, iterations: u32) -> ExitCode {
+    match sockagent::bench::run(cfg.collect, iterations) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sockagent: {e}");
@@ -163,7 +184,7 @@ fn main() -> ExitCode {
     };
     match action {
         Action::Help => {
-            print!("{}", config::HELP);
+            print!("{}", config::help());
             ExitCode::SUCCESS
         }
         Action::Version => {
@@ -176,8 +197,12 @@ fn main() -> ExitCode {
         Action::Bench {
             iterations,
             config: cfg,
-        } => bench(&cfg, iterations),
+        } => bench(*cfg, iterations),
         Action::Run(cfg) => {
+            if let Err(e) = check_client_ca(&cfg) {
+                eprintln!("sockagent: {e}");
+                return ExitCode::from(2);
+            }
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .format_timestamp_millis()
                 .init();
@@ -186,7 +211,15 @@ fn main() -> ExitCode {
                     "SOCKTOP_WORKER_THREADS is ignored: sockagent runs one thread by design"
                 );
             }
-            match run(*cfg) {
+            // remote-write's files, read at start: a bad one is a bad setting
+            let remote = match remote_setup(&cfg) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sockagent: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match run(*cfg, remote) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sockagent: {e}");

@@ -1,4 +1,4 @@
-//! Board facts on hand-made trees (hwtests/trees, see its README): 64 KiB
+//! Board facts on hand-made trees (tests/fixtures, see its README): 64 KiB
 //! pages, USER_HZ other than 100, counters past 2^32 on 32-bit builds, a
 //! Raspberry Pi's CPU temperature, big.LITTLE cores in number order. CI
 //! runs this on aarch64 and armv7 builds under qemu too.
@@ -9,13 +9,9 @@ use sockagent::collect::fs::Root;
 use sockagent::collect::processes::ProcScanner;
 use sockagent::collect::{cpu, net, process_detail};
 
-fn tree(name: &str) -> String {
-    format!("{}/hwtests/trees/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 #[test]
 fn counters_past_32_bits_survive() {
-    let root = Root::new(tree("rpi4"));
+    let root = Root::new(fixture("rpi4-sensors"));
     let mut buf = Vec::new();
     root.read_into("proc/stat", &mut buf).unwrap();
     let mut s = cpu::StatSample::default();
@@ -37,7 +33,7 @@ fn counters_past_32_bits_survive() {
 
 #[test]
 fn big_little_cores_in_number_order() {
-    let buf = std::fs::read(format!("{}/proc/stat", tree("rk3399"))).unwrap();
+    let buf = std::fs::read(format!("{}/proc/stat", fixture("rk3399"))).unwrap();
     let mut now = cpu::StatSample::default();
     cpu::parse_stat(&buf, &mut now).unwrap();
     let nums: Vec<u32> = now.cores.iter().map(|c| c.0).collect();
@@ -67,7 +63,7 @@ fn big_little_cores_in_number_order() {
 
 #[test]
 fn sixty_four_kib_pages_and_250_hz() {
-    let root = Root::new(tree("rpi4"));
+    let root = Root::new(fixture("rpi4-sensors"));
     let mut s = ProcScanner::new(8, 65536);
     s.scan(&root, 1).unwrap();
     let init = s.rows.iter().find(|r| r.pid == 1).unwrap();
@@ -94,7 +90,7 @@ fn the_agent_serves_a_raspberry_pi_tree() {
     let agent = Agent::start(
         &[],
         &[
-            ("SOCKAGENT_ROOT", &tree("rpi4")),
+            ("SOCKAGENT_ROOT", &fixture("rpi4-sensors")),
             ("SOCKTOP_AGENT_GPU", "0"),
         ],
     );

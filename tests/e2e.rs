@@ -366,8 +366,8 @@ fn bad_flags_exit_2_with_one_line() {
 
 #[test]
 fn fixture_root_serves_a_captured_machine() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/h200-vm");
-    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", root)]);
+    let root = fixture("h200-vm");
+    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", &root)]);
     let mut ws = agent.ws();
     let m = json(&ask(&mut ws, "get_metrics"));
     assert_eq!(m["mem_total"].as_u64().unwrap(), 135_148_564_480);

@@ -1,6 +1,6 @@
 //! GPUs and temperatures end to end: the agent with the stand-in NVML
 //! (a C library built here, answering for two GPUs), without NVML, and on
-//! the hand-made sysfs trees under hwtests/trees, read back by the real
+//! the hand-made sysfs trees under tests/fixtures, read back by the real
 //! `socktop_connector` types.
 
 mod common;
@@ -8,10 +8,6 @@ use common::*;
 use socktop_connector::{DiskInfo, Metrics};
 
 const H200_VM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/h200-vm");
-
-fn tree(name: &str) -> String {
-    format!("{}/hwtests/trees/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The metrics answer, parsed by the real client's type (which fails on a
 /// missing required field or a duplicate GPU key), and as raw JSON.
@@ -307,7 +303,7 @@ fn missing_nvml_gives_null_gpus_and_intact_metrics() {
 
 #[test]
 fn amd_host_tree_gpu_cpu_and_disk_temperatures() {
-    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", &tree("amd-host")), no_nvml()]);
+    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", &fixture("amd-host")), no_nvml()]);
     let (m, _) = metrics(&agent);
     assert_eq!(m.hostname, "amd-host");
     assert_eq!(m.cpu_temp_c, Some(52.25)); // k10temp Tctl
@@ -343,7 +339,7 @@ fn amd_host_tree_gpu_cpu_and_disk_temperatures() {
     let agent = Agent::start(
         &[],
         &[
-            ("SOCKAGENT_ROOT", &tree("amd-host")),
+            ("SOCKAGENT_ROOT", &fixture("amd-host")),
             no_nvml(),
             ("SOCKTOP_AGENT_TEMP", "0"),
         ],
@@ -355,4 +351,39 @@ fn amd_host_tree_gpu_cpu_and_disk_temperatures() {
     let mut ws = agent.ws();
     let disks: Vec<DiskInfo> = serde_json::from_value(json(&ask(&mut ws, "get_disks"))).unwrap();
     assert!(disks.iter().all(|d| d.temperature.is_none()));
+}
+
+/// `sockagent bench` honours every setting the server does: with
+/// SOCKTOP_AGENT_GPU=0 it opens no NVIDIA library (glibc's loader names
+/// every library it looks for under LD_DEBUG=files,libs); with GPUs on, it does
+/// look for the one SOCKAGENT_NVML_LIB names.
+#[cfg(feature = "gpu")]
+#[test]
+fn bench_honours_the_gpu_switch() {
+    let lib = "/nonexistent/libnvidia-ml-bench.so.1";
+    let run = |gpu: &str| {
+        let out = common::agent_command()
+            .args(["bench", "-n", "1"])
+            .env("SOCKAGENT_ROOT", H200_VM)
+            .env("SOCKAGENT_NVML_LIB", lib)
+            .env("SOCKTOP_AGENT_GPU", gpu)
+            .env("LD_DEBUG", "files,libs")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let on = run("1");
+    if common::emulated() {
+        return; // qemu-user's loader is not glibc's traced one
+    }
+    assert!(
+        on.contains("libnvidia-ml-bench"),
+        "GPUs on: NVML looked for\n{on}"
+    );
+    let off = run("0");
+    assert!(
+        !off.contains("nvidia"),
+        "GPUs off: no NVIDIA library\n{off}"
+    );
 }

@@ -13,14 +13,10 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tree(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Two metrics answers from the agent on `tree`, 1.1 s apart (the board
 /// sources are read at most once a second; rates need two readings).
 fn twice(name: &str) -> (Value, Value) {
-    let root = tree(name);
+    let root = fixture(name);
     let agent = Agent::start(
         &[],
         &[
@@ -225,10 +221,14 @@ fn node_exporter() -> (Reaped, u16) {
     (child, port)
 }
 
-const COMPARED: [&str; 9] = [
+const COMPARED: [&str; 13] = [
     "node_disk_read_bytes_total{",
     "node_disk_written_bytes_total{",
     "node_network_receive_errs_total{",
+    "node_network_receive_packets_total{",
+    "node_network_transmit_packets_total{",
+    "node_vmstat_oom_kill",
+    "node_timex_sync_status",
     "node_pressure_cpu_waiting_seconds_total",
     "node_pressure_memory_waiting_seconds_total",
     "node_pressure_memory_stalled_seconds_total",
@@ -288,7 +288,9 @@ fn metrics_agree_with_node_exporter() {
     }
     let pressure = std::path::Path::new("/proc/pressure/cpu").exists();
     assert!(
-        compared >= 3 + if pressure { 5 } else { 0 },
+        // disks read and written, receive errors, packets both ways, OOM
+        // kills, clock sync; and the five pressure lines
+        compared >= 7 + if pressure { 5 } else { 0 },
         "only {compared} series compared"
     );
     assert!(before.contains_key("node_time_seconds"));

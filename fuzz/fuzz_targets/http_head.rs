@@ -1,11 +1,18 @@
-//! The HTTP request head → route (404/405/400/401/431/101), any bytes.
+//! The HTTP request head → route (404/405/400/401/403/431/101), any bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sockagent::server::http::{route, Route};
+use sockagent::server::guard::Names;
+use sockagent::server::http::{route, Gate, Route};
 
 fuzz_target!(|data: &[u8]| {
+    let names = Names::new(3000, "board", "pi.lan", Vec::new());
     for token in [None, Some("s3cret")] {
-        if let Some((consumed, r)) = route(data, token) {
+        let gate = Gate {
+            token,
+            names: &names,
+            blocked: None,
+        };
+        if let Some((consumed, r, _)) = route(data, &gate) {
             assert!(consumed <= data.len());
             match r {
                 Route::Upgrade { response } => assert!(response.starts_with(b"HTTP/1.1 101 ")),

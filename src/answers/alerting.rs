@@ -4,7 +4,8 @@
 //!
 //! What the tick fills today: throttling now (`NodeUnderVoltage`,
 //! `NodeCpuThrottled`), the CPU temperature and memory used from the
-//! sample, the clock's sync state (one `adjtimex` call), and the
+//! sample, the clock's sync state (one `adjtimex` call, the host's: none
+//! under another root), and the
 //! filesystems from the disks sample, which the tick refreshes every
 //! `DISKS_PERIOD` (a `statvfs` per mount) unless a client just did, and
 //! `/proc/vmstat`'s `oom_kill`, read on the same cadence; each interface's
@@ -15,7 +16,7 @@
 use super::Answers;
 use crate::alerts::eval::{mem_used, MAX_DEVICES, MAX_FILESYSTEMS};
 use crate::alerts::{Engine, FsReading, Inputs, NetReading, Overrides, Stamp};
-use crate::collect::{disks::FsRow, MetricsSample};
+use crate::collect::{disks::FsRow, timex, vmstat, MetricsSample};
 use crate::protocol::Answer;
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,13 @@ pub struct Alerting {
     pub evaluated: bool,
     /// When the tick last asked for the filesystems' space.
     disks_at: Option<Instant>,
-    /// `oom_kill`, read on the disks' cadence.
-    oom_kill: Option<u64>,
+    /// `/proc/vmstat`'s `oom_kill`, read on the disks' cadence (its own
+    /// kept file; the scrape's is the sensors sample's).
+    vmstat: vmstat::VmStat,
+    vmstat_buf: Vec<u8>,
+    /// `adjtimex`, read every tick (the host's clock only: `None` under
+    /// another root).
+    clock_synced: Option<bool>,
 }
 
 impl Alerting {
@@ -51,7 +57,9 @@ impl Alerting {
             start: Instant::now(),
             evaluated: false,
             disks_at: None,
-            oom_kill: None,
+            vmstat: vmstat::VmStat::default(),
+            vmstat_buf: Vec::new(),
+            clock_synced: None,
         }
     }
 
@@ -108,9 +116,9 @@ impl Alerting {
                 m.mem.mem_total,
                 m.mem.mem_total.saturating_sub(m.mem.mem_used),
             ),
-            clock_synced: crate::collect::host::clock_synced(),
+            clock_synced: self.clock_synced,
             filesystems: fs.get(..n).unwrap_or(&[]),
-            oom_kill: self.oom_kill,
+            oom_kill: self.vmstat.oom_kill,
             net: net.get(..k).unwrap_or(&[]),
             ..Inputs::default()
         };
@@ -126,12 +134,13 @@ impl Answers {
             if let Err(e) = self.disks_sample(now) {
                 log::debug!("alerts: no filesystems: {e}");
             }
-            let oom = self.col.oom_kills();
             if let Some(a) = &mut self.alerts {
-                a.oom_kill = oom;
+                a.vmstat
+                    .refresh(&self.col.settings().root, &mut a.vmstat_buf);
             }
         }
         if let Some(a) = &mut self.alerts {
+            a.clock_synced = timex::read(&self.col.settings().root).map(|c| c.synced);
             let disks = self.col.disks();
             let fs = match disks.at {
                 Some(at) if now.saturating_duration_since(at) <= DISKS_MAX_AGE => {
@@ -170,17 +179,16 @@ impl Answers {
             Some(a) if a.evaluated => a,
             _ => return Err(NOT_EVALUATED),
         };
-        a.engine.answer_json(&mut self.json);
+        a.engine.answer_json(&mut self.x.json);
         Ok(Answer::text(
-            String::from_utf8_lossy(&self.json).into_owned(),
+            String::from_utf8_lossy(&self.x.json).into_owned(),
         ))
     }
 
-    /// `sockagent_alerts` at the end of a scrape's body.
-    pub(super) fn alerts_family(&self, body: &mut String) {
+    /// `sockagent_alerts`, once the rules have been evaluated.
+    pub(super) fn alerts_family(&self, out: &mut dyn crate::families::Sink) {
         if let Some(a) = self.alerts.as_ref().filter(|a| a.evaluated) {
-            a.engine
-                .describe(&mut crate::protocol::prom::Writer::new(body));
+            a.engine.describe(out);
         }
     }
 }

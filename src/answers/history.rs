@@ -21,9 +21,14 @@
 //! be over a shorter window, between two requests), so each sample
 //! describes its whole second.
 
+pub mod families;
+
 use crate::collect::{cpu, gpu, MetricsSample};
+use crate::protocol::{gzip::Gzip, Answer};
+use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::time::{Duration, Instant};
+use tungstenite::Utf8Bytes;
 
 /// One sample a second.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -110,6 +115,8 @@ pub struct History {
     capacity: usize,
     /// Sized at the first sample (see the module's header).
     ring: Option<Ring>,
+    /// Samples taken so far: what the ring holds changes only with it.
+    ticks: u64,
 }
 
 fn nan_of(v: Option<f32>) -> f32 {
@@ -127,6 +134,7 @@ impl History {
         History {
             capacity: seconds as usize,
             ring: None,
+            ticks: 0,
         }
     }
 
@@ -157,6 +165,7 @@ impl History {
     /// base of the next; each later one is recorded.
     pub fn record(&mut self, m: &MetricsSample, gpus: Option<&[gpu::Gpu]>) {
         let Some(at) = m.at else { return };
+        self.ticks += 1;
         let ring = match &mut self.ring {
             Some(r) => r,
             None => {
@@ -175,6 +184,23 @@ impl History {
             }
         };
         ring.push(m, gpus, at);
+    }
+
+    /// Samples taken so far (an answer encoded at one count is the answer
+    /// until the next).
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// How many samples are newer than `since_ms`: two requests with the
+    /// same count get the same answer.
+    pub fn newer_than(&self, since_ms: Option<u64>) -> usize {
+        let since = since_ms.unwrap_or(0);
+        self.ring.as_ref().map_or(0, |r| {
+            r.order()
+                .filter(|&i| r.fixed.get(i).is_some_and(|f| f.at_ms > since))
+                .count()
+        })
     }
 
     /// The `history` answer's JSON shape, samples newer than `since_ms`.
@@ -248,6 +274,24 @@ impl Ring {
         if secs <= 0.0 {
             return; // the same sample again
         }
+        let fixed = self.fixed_of(m);
+        if let Some(f) = self.fixed.get_mut(self.head) {
+            *f = fixed;
+        }
+        let start = self.head * self.dims.stride();
+        self.push_cores(m, start);
+        self.push_nets(m, start, secs);
+        self.push_gpus(gpus, start);
+        self.base.stat.clone_from(&m.stat);
+        self.base.at = at;
+        self.mem_total = m.mem.mem_total;
+        self.swap_total = m.mem.swap_total;
+        self.head = (self.head + 1) % self.cap;
+        self.len = (self.len + 1).min(self.cap);
+    }
+
+    /// The fixed-width columns of sample `m`.
+    fn fixed_of(&self, m: &MetricsSample) -> Fixed {
         let b = &m.board;
         let freqs = b.cpufreq.cores.iter().filter_map(|c| c.khz);
         let (n, sum) = freqs.fold((0u32, 0u64), |(n, s), k| (n + 1, s + k));
@@ -265,7 +309,7 @@ impl Ring {
                 .try_fold(0.0, |acc, r| r.map(|r| acc + r))
                 .map_or(f32::NAN, |v| v as f32)
         };
-        let fixed = Fixed {
+        Fixed {
             at_ms: m.sampled_at_ms,
             cpu_total: m.stat.all.busy_pct_since(&self.base.stat.all),
             mem_used: m.mem.mem_used,
@@ -281,22 +325,30 @@ impl Ring {
             psi_cpu: b.pressure.as_ref().map_or(f32::NAN, |p| avg10(p.cpu)),
             psi_memory: b.pressure.as_ref().map_or(f32::NAN, |p| avg10(p.memory)),
             psi_io: b.pressure.as_ref().map_or(f32::NAN, |p| avg10(p.io)),
-        };
+        }
+    }
+
+    /// Clears the variable columns of the slot at `start` and writes the
+    /// per-core busy percentages into it.
+    fn push_cores(&mut self, m: &MetricsSample, start: usize) {
         cpu::per_core_pct(&m.stat, &self.base.stat, &mut self.per_core);
         let stride = self.dims.stride();
-        if let Some(f) = self.fixed.get_mut(self.head) {
-            *f = fixed;
-        }
-        let Dims {
-            cores, interfaces, ..
-        } = self.dims;
-        let start = self.head * stride;
         if let Some(slot) = self.vars.get_mut(start..start + stride) {
             slot.fill(f64::NAN);
-            for (v, p) in slot.iter_mut().zip(self.per_core.iter().take(cores)) {
+            for (v, p) in slot
+                .iter_mut()
+                .zip(self.per_core.iter().take(self.dims.cores))
+            {
                 *v = f64::from(r2(*p));
             }
         }
+    }
+
+    /// Writes each interface's receive and transmit rates since its base.
+    fn push_nets(&mut self, m: &MetricsSample, start: usize, secs: f64) {
+        let Dims {
+            cores, interfaces, ..
+        } = self.dims;
         // Interfaces absent from this sample lose their base.
         let mut seen = [false; MAX_INTERFACES];
         for nd in &m.nets {
@@ -329,7 +381,11 @@ impl Ring {
                 *b = None;
             }
         }
-        let g0 = start + cores + 2 * interfaces;
+    }
+
+    /// Writes each GPU's usage and memory in use.
+    fn push_gpus(&mut self, gpus: Option<&[gpu::Gpu]>, start: usize) {
+        let g0 = start + self.dims.cores + 2 * self.dims.interfaces;
         for (i, g) in gpus
             .unwrap_or_default()
             .iter()
@@ -343,12 +399,6 @@ impl Ring {
                 *v = g.memory_used.map_or(f64::NAN, |b| b as f64);
             }
         }
-        self.base.stat.clone_from(&m.stat);
-        self.base.at = at;
-        self.mem_total = m.mem.mem_total;
-        self.swap_total = m.mem.swap_total;
-        self.head = (self.head + 1) % self.cap;
-        self.len = (self.len + 1).min(self.cap);
     }
 
     /// Slot indexes, oldest first.
@@ -356,6 +406,52 @@ impl Ring {
         let cap = self.cap;
         let first = (self.head + cap - self.len) % cap;
         (0..self.len).map(move |i| (first + i) % cap)
+    }
+}
+
+/// History answers encoded since the ring's last tick, by (ticks, samples
+/// included, gzip): every request in one tick that would get the same
+/// answer shares one buffer (`Answers::history_answer`).
+#[derive(Default)]
+pub struct Encoded(Vec<((u64, usize, bool), Answer)>);
+
+/// Encodings kept: a tick's usual requests are the whole ring, plain or
+/// gzipped, and clients' since-last-time asks; more distinct ones in one
+/// tick replace the oldest, and none outlives its tick.
+const ENCODED: usize = 4;
+
+impl Encoded {
+    /// The `history` answer: JSON text, or gzipped into a binary frame.
+    /// Encoded at most once per tick for each set of samples and gzip
+    /// flag; a burst of requests costs one encoding and one buffer.
+    pub fn answer(
+        &mut self,
+        h: &History,
+        since_ms: Option<u64>,
+        gzip: bool,
+        z: &mut Gzip,
+    ) -> Answer {
+        let key = (h.ticks(), h.newer_than(since_ms), gzip);
+        self.0.retain(|(k, _)| k.0 == key.0);
+        if let Some((_, a)) = self.0.iter().find(|(k, _)| *k == key) {
+            return a.clone();
+        }
+        let mut json = Vec::with_capacity(256 + h.len() * 320);
+        if let Err(e) = serde_json::to_writer(&mut json, &h.view(since_ms)) {
+            log::error!("JSON encoding: {e}");
+        }
+        let a = if gzip {
+            let mut out = Vec::with_capacity(json.len() / 6 + 64);
+            z.compress(&json, &mut out);
+            Answer::Binary(Bytes::from(out))
+        } else {
+            Answer::Text(Utf8Bytes::try_from(Bytes::from(json)).unwrap_or_default())
+        };
+        if self.0.len() >= ENCODED {
+            self.0.remove(0);
+        }
+        self.0.push((key, a.clone()));
+        a
     }
 }
 

@@ -4,12 +4,12 @@
 //!
 //! | kind              | sample (collector)              | TTL (default) | encoding                          |
 //! |-------------------|---------------------------------|---------------|-----------------------------------|
-//! | `metrics`         | `Collectors::collect_metrics`   | 250 ms        | serde JSON, text frame            |
-//! | `disks`           | `Collectors::collect_disks`     | 1 s           | serde JSON, text frame            |
-//! | `processes`       | `Collectors::collect_processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
+//! | `metrics`         | `collect::metrics::Metrics`     | 250 ms        | serde JSON, text frame            |
+//! | `disks`           | `collect::filesystems::Disks`   | 1 s           | serde JSON, text frame            |
+//! | `processes`       | `collect::processes::Processes` | 1.5 s         | quick-protobuf, gzip over 768 B   |
 //! | `process_metrics` | `Collectors::process_detail`    | 250 ms        | serde JSON, text frame            |
 //! | `journal_entries` | a journal child (the server's)  | 1 s           | serde JSON, text frame            |
-//! | `cgroups`         | `Collectors::collect_cgroups`   | processes'¹   | serde JSON, text frame            |
+//! | `cgroups`         | `collect::cgroups::Cgroups`     | processes'¹   | serde JSON, text frame            |
 //! | `history`         | the ring (`history.rs`), fed by `history_tick` | –  | serde JSON, text (gzip on request) |
 //! | `subscribe`       | – (the server's streams push the kinds above)  | –  | `{"subscribed":{…}}`     |
 //! | `GET /metrics`    | all of the above + sensors      | their own     | Prometheus text (`prom.rs`)       |
@@ -29,20 +29,19 @@
 pub mod alerting;
 pub mod history;
 pub mod prom;
+mod wire;
 
 use crate::collect::error::{ErrorKind, Result};
-use crate::collect::process_detail::{insert_bounded, Detail};
-use crate::collect::{
-    cgroups::CgroupRow, cpufreq::CoreFreq, diskstats::DiskIo, epoch_ms, gpu, journal, net,
-    power::Battery, pressure::Pressure, processes::ProcRow, sensors::Fan, throttle::Throttling,
-    Collectors, MIN_CPU_WINDOW,
-};
+use crate::collect::process_detail::insert_bounded;
+use crate::collect::{epoch_ms, journal, processes::ProcRow, Collectors, MIN_CPU_WINDOW};
+use crate::families::Sink;
 use crate::protocol::{self, gzip::Gzip, pb, Answer, Request, Subscription};
 use bytes::BytesMut;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tungstenite::{Bytes, Utf8Bytes};
+use wire::{CgroupsOut, DetailOut, MetricsOut};
 
 /// Process frames larger than this are gzipped (as the reference does).
 pub const GZIP_THRESHOLD: usize = 768;
@@ -95,142 +94,8 @@ impl pb::ProcessRow for ProcRow {
     }
 }
 
-/// The wire shape of the `metrics` answer (PROTOCOL.md, "metrics").
-#[derive(Serialize)]
-struct MetricsOut<'a> {
-    sampled_at_ms: u64,
-    cpu_total: f32,
-    cpu_per_core: &'a [f32],
-    mem_total: u64,
-    mem_used: u64,
-    swap_total: u64,
-    swap_used: u64,
-    hostname: &'a str,
-    cpu_temp_c: Option<f32>,
-    disks: [u8; 0],
-    networks: &'a [net::NetDev],
-    top_processes: [u8; 0],
-    gpus: Option<&'a [gpu::Gpu]>,
-    process_count: u64,
-    // Board health (README, "metrics"): null where the machine has no source.
-    cpu_freq_mhz: Option<Clocks<'a>>,
-    load_avg: Option<[f64; 3]>,
-    uptime_s: Option<f64>,
-    pressure: Option<PressureOut>,
-    throttling: Option<ThrottlingOut>,
-    disk_io: Option<&'a [DiskIo]>,
-    fans: Option<&'a [Fan]>,
-    power: Option<PowerOut<'a>>,
-}
-
-/// Each core's clock, MHz (null for a core without a reading).
-struct Clocks<'a>(&'a [CoreFreq]);
-
-impl Serialize for Clocks<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|c| c.khz.map(|k| k as f64 / 1000.0)))
-    }
-}
-
-#[derive(Serialize)]
-struct PressureOut {
-    cpu_some_avg10: Option<f64>,
-    memory_some_avg10: Option<f64>,
-    memory_full_avg10: Option<f64>,
-    io_some_avg10: Option<f64>,
-    io_full_avg10: Option<f64>,
-}
-
-impl PressureOut {
-    fn of(p: &Pressure) -> Self {
-        let avg = |psi: Option<crate::collect::pressure::Psi>, full: bool| {
-            psi.and_then(|x| if full { x.full } else { x.some })
-                .map(|l| l.avg10)
-        };
-        PressureOut {
-            cpu_some_avg10: avg(p.cpu, false),
-            memory_some_avg10: avg(p.memory, false),
-            memory_full_avg10: avg(p.memory, true),
-            io_some_avg10: avg(p.io, false),
-            io_full_avg10: avg(p.io, true),
-        }
-    }
-}
-
-/// `{"now": [...], "since_boot": [...]}`, reasons by name.
-struct ThrottlingOut(Throttling);
-
-struct Reasons(u8);
-
-impl Serialize for Reasons {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(Throttling::names(self.0))
-    }
-}
-
-impl Serialize for ThrottlingOut {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("now", &Reasons(self.0.now))?;
-        m.serialize_entry("since_boot", &Reasons(self.0.since_boot))?;
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
-struct PowerOut<'a> {
-    batteries: &'a [Battery],
-    cpu_package_w: Option<f64>,
-}
-
-/// The wire shape of the `process_metrics` answer (the connector's
-/// `ProcessMetricsResponse`).
-#[derive(Serialize)]
-struct DetailOut<'a> {
-    process: &'a Detail,
-    cached_at: u64,
-}
-
-/// One row of the `cgroups` answer (README, "cgroups").
-#[derive(Serialize)]
-struct CgroupOut<'a> {
-    path: &'a str,
-    kind: &'static str,
-    name: &'a str,
-    cpu_pct: Option<f32>,
-    mem_bytes: Option<u64>,
-    mem_max_bytes: Option<u64>,
-    io_read_bytes_per_s: Option<f64>,
-    io_write_bytes_per_s: Option<f64>,
-    pids: Option<u64>,
-}
-
-impl<'a> From<&'a CgroupRow> for CgroupOut<'a> {
-    fn from(r: &'a CgroupRow) -> Self {
-        CgroupOut {
-            path: &r.path,
-            kind: r.kind.as_str(),
-            name: &r.name,
-            cpu_pct: r.cpu_pct,
-            mem_bytes: r.mem_bytes,
-            mem_max_bytes: r.mem_max_bytes,
-            io_read_bytes_per_s: r.io_read_bytes_per_s,
-            io_write_bytes_per_s: r.io_write_bytes_per_s,
-            pids: r.pids,
-        }
-    }
-}
-
-/// The rows, serialized as a JSON array without a Vec of them.
-struct CgroupsOut<'a>(&'a [CgroupRow]);
-
-impl Serialize for CgroupsOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(CgroupOut::from))
-    }
-}
-
+/// Processes listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_N`).
+pub const PROM_TOP_N: usize = 10;
 /// Cgroups listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_CGROUPS`).
 pub const PROM_TOP_CGROUPS: usize = 20;
 
@@ -262,30 +127,130 @@ fn encode_json<T: Serialize>(json: &mut Vec<u8>, pool: &mut BytesMut, v: &T) -> 
     Utf8Bytes::try_from(refill(pool, json)).unwrap_or_default()
 }
 
+/// The buffers every encoding shares (an answer is encoded at a time).
+struct Scratch {
+    json: Vec<u8>,
+    pb: Vec<u8>,
+    gz: Vec<u8>,
+    gzip: Gzip,
+}
+
+/// What makes a request kind: how its sample is made fresh, when the
+/// sample was taken (`None`: there is none that answers a request), and
+/// how it is encoded into a frame whose payload is carved from `pool`.
+struct AnswerKind {
+    collect: fn(&mut Collectors, Instant) -> Result<()>,
+    at: fn(&Collectors) -> Option<Instant>,
+    encode: fn(&mut Collectors, Instant, &mut Scratch, &mut BytesMut) -> Answer,
+}
+
+/// One request kind's cached encoded answer: fresh while its sample is
+/// younger than `ttl`, encoded at most once per sample, into memory
+/// reused from `pool` (see the module's header).
+struct Kept {
+    kind: &'static AnswerKind,
+    ttl: Duration,
+    pool: BytesMut,
+    answer: Option<Answer>,
+}
+
+impl Kept {
+    fn new(kind: &'static AnswerKind, ttl: Duration) -> Self {
+        Kept {
+            kind,
+            ttl,
+            pool: BytesMut::new(),
+            answer: None,
+        }
+    }
+
+    /// Makes the sample fresh: reused inside the TTL, else collected
+    /// (and the old encoding let go, so its memory is reused).
+    fn sample(&mut self, col: &mut Collectors, now: Instant) -> Result<()> {
+        if !fresh((self.kind.at)(col), self.ttl, now) {
+            self.answer = None;
+            (self.kind.collect)(col, now)?;
+        }
+        Ok(())
+    }
+
+    /// The answer of a fresh sample: the kept encoding, or a new one.
+    fn answer(&mut self, col: &mut Collectors, x: &mut Scratch, now: Instant) -> Result<Answer> {
+        self.sample(col, now)?;
+        if let Some(a) = &self.answer {
+            return Ok(a.clone());
+        }
+        let a = (self.kind.encode)(col, now, x, &mut self.pool);
+        self.answer = Some(a.clone());
+        Ok(a)
+    }
+}
+
+/// `metrics`: JSON; a history tick's sample (no host name or process
+/// count of its own) answers no request.
+static METRICS: AnswerKind = AnswerKind {
+    collect: |c, now| c.collect(|k| &mut k.metrics, now),
+    at: |c| c.metrics().at.filter(|_| c.metrics().full),
+    encode: |c, now, x, pool| {
+        let (m, gpus) = c.metrics_and_gpus(now);
+        Answer::Text(encode_json(
+            &mut x.json,
+            pool,
+            &MetricsOut::of(m, gpus, now),
+        ))
+    },
+};
+
+/// `disks`: JSON rows, one per device.
+static DISKS: AnswerKind = AnswerKind {
+    collect: |c, now| c.collect(|k| &mut k.disks, now),
+    at: |c| c.disks().at,
+    encode: |c, _, x, pool| Answer::Text(encode_json(&mut x.json, pool, &c.disks().rows)),
+};
+
+/// `processes`: protobuf, gzipped above `GZIP_THRESHOLD`.
+static PROCESSES: AnswerKind = AnswerKind {
+    collect: |c, now| c.collect(|k| &mut k.processes, now),
+    at: |c| c.processes().0,
+    encode: |c, _, x, pool| {
+        pb::encode_processes(c.processes().1, &mut x.pb);
+        Answer::Binary(if x.pb.len() > GZIP_THRESHOLD {
+            x.gzip.compress(&x.pb, &mut x.gz);
+            refill(pool, &x.gz)
+        } else {
+            refill(pool, &x.pb)
+        })
+    },
+};
+
+/// `cgroups`: JSON rows.
+static CGROUPS: AnswerKind = AnswerKind {
+    collect: |c, now| c.collect(|k| &mut k.cgroups, now),
+    at: |c| c.cgroups().0,
+    encode: |c, _, x, pool| {
+        Answer::Text(encode_json(&mut x.json, pool, &CgroupsOut(c.cgroups().1)))
+    },
+};
+
 pub struct Answers {
     col: Collectors,
     ttl: Ttls,
-    json: Vec<u8>,
-    /// Frame payload memory for each kind of answer (see `refill`).
-    metrics_pool: BytesMut,
-    disks_pool: BytesMut,
-    processes_pool: BytesMut,
-    cgroups_pool: BytesMut,
-    pb_buf: Vec<u8>,
-    gz_buf: Vec<u8>,
-    gzip: Gzip,
-    /// The encoded answers of the current samples.
-    metrics: Option<Utf8Bytes>,
-    disks: Option<Utf8Bytes>,
-    processes: Option<Bytes>,
+    x: Scratch,
+    metrics: Kept,
+    disks: Kept,
+    processes: Kept,
+    cgroups: Kept,
     details: HashMap<u32, Cached<Utf8Bytes>>,
-    cgroups: Option<Utf8Bytes>,
+    /// Processes listed by `/metrics`, the heaviest by CPU (0: none, not scanned).
+    prom_top_n: usize,
     /// Cgroups listed by `/metrics`, the heaviest by CPU (0: none, not sampled).
     prom_top_cgroups: usize,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
+    /// History answers encoded since the ring's last tick.
+    history_cache: history::Encoded,
     /// The alert rules, evaluated on the history tick (`with_alerts`).
     alerts: Option<alerting::Alerting>,
 }
@@ -300,23 +265,24 @@ impl Answers {
         Answers {
             col,
             ttl,
-            json: Vec::with_capacity(4 * 1024),
-            metrics_pool: BytesMut::new(),
-            disks_pool: BytesMut::new(),
-            processes_pool: BytesMut::new(),
-            cgroups_pool: BytesMut::new(),
-            pb_buf: Vec::new(),
-            gz_buf: Vec::new(),
-            gzip: Gzip::default(),
-            metrics: None,
-            disks: None,
-            processes: None,
+            x: Scratch {
+                json: Vec::with_capacity(4 * 1024),
+                pb: Vec::new(),
+                gz: Vec::new(),
+                gzip: Gzip::default(),
+            },
+            metrics: Kept::new(&METRICS, ttl.metrics),
+            disks: Kept::new(&DISKS, ttl.disks),
+            processes: Kept::new(&PROCESSES, ttl.processes),
+            // its CPU shares and I/O rates need a real window
+            cgroups: Kept::new(&CGROUPS, ttl.processes.max(MIN_CPU_WINDOW)),
             details: HashMap::new(),
-            cgroups: None,
+            prom_top_n: PROM_TOP_N,
             prom_top_cgroups: PROM_TOP_CGROUPS,
             journal: HashMap::new(),
             scrape: prom::ScrapeStats::default(),
             history: None,
+            history_cache: history::Encoded::default(),
             alerts: None,
         }
     }
@@ -325,6 +291,11 @@ impl Answers {
     pub fn with_history(mut self, seconds: u32) -> Self {
         self.history = (seconds > 0).then(|| history::History::new(seconds));
         self
+    }
+
+    /// The history ring, when it is on (remote-write reads its seconds).
+    pub fn history(&self) -> Option<&history::History> {
+        self.history.as_ref()
     }
 
     /// Whether the history ring is on (the server then ticks it every
@@ -344,7 +315,7 @@ impl Answers {
             now.saturating_duration_since(at) < HISTORY_REUSE && last.is_none_or(|l| at > l)
         });
         if !reuse {
-            self.metrics = None;
+            self.metrics.answer = None;
             if let Err(e) = self.col.collect_history_sample(now) {
                 match e.kind {
                     ErrorKind::Malformed => self.col.report(&e),
@@ -358,6 +329,18 @@ impl Answers {
             h.record(m, gpus);
         }
         self.alerts_tick(now);
+    }
+
+    /// How many processes `/metrics` lists (`SOCKAGENT_PROM_TOP_N`; 0:
+    /// none, and the scrape does not scan them).
+    pub fn with_prom_top_n(mut self, n: usize) -> Self {
+        self.set_prom_top_n(n);
+        self
+    }
+
+    /// The same, on an `Answers` in use (`sockagent bench` times both).
+    pub fn set_prom_top_n(&mut self, n: usize) {
+        self.prom_top_n = n;
     }
 
     /// How many cgroups `/metrics` lists (`SOCKAGENT_PROM_TOP_CGROUPS`;
@@ -446,129 +429,42 @@ impl Answers {
         })
     }
 
-    /// Makes the metrics sample fresh: reused inside its TTL, else
-    /// collected (and the old encoding let go, so its memory is reused).
     fn metrics_sample(&mut self, now: Instant) -> Result<()> {
-        let m = self.col.metrics();
-        if !m.full || !fresh(m.at, self.ttl.metrics, now) {
-            self.metrics = None;
-            self.col.collect_metrics(now)?;
-        }
-        Ok(())
+        self.metrics.sample(&mut self.col, now)
     }
 
     fn disks_sample(&mut self, now: Instant) -> Result<()> {
-        if !fresh(self.col.disks().at, self.ttl.disks, now) {
-            self.disks = None;
-            self.col.collect_disks(now)?;
-        }
-        Ok(())
+        self.disks.sample(&mut self.col, now)
     }
 
     fn processes_sample(&mut self, now: Instant) -> Result<()> {
-        if !fresh(self.col.processes().0, self.ttl.processes, now) {
-            self.processes = None;
-            self.col.collect_processes(now)?;
-        }
-        Ok(())
-    }
-
-    /// The cgroups sample's TTL: the processes one, at least `MIN_CPU_WINDOW`.
-    fn cgroups_ttl(&self) -> Duration {
-        self.ttl.processes.max(MIN_CPU_WINDOW)
+        self.processes.sample(&mut self.col, now)
     }
 
     fn cgroups_sample(&mut self, now: Instant) -> Result<()> {
-        if !fresh(self.col.cgroups().0, self.cgroups_ttl(), now) {
-            self.cgroups = None;
-            self.col.collect_cgroups(now)?;
-        }
-        Ok(())
-    }
-
-    /// The `cgroups` answer (JSON text): services and containers.
-    pub fn cgroups(&mut self, now: Instant) -> Result<Answer> {
-        self.cgroups_sample(now)?;
-        if let Some(v) = &self.cgroups {
-            return Ok(Answer::Text(v.clone()));
-        }
-        let rows = CgroupsOut(self.col.cgroups().1);
-        let v = encode_json(&mut self.json, &mut self.cgroups_pool, &rows);
-        self.cgroups = Some(v.clone());
-        Ok(Answer::Text(v))
+        self.cgroups.sample(&mut self.col, now)
     }
 
     /// The `metrics` answer (JSON text).
     pub fn metrics(&mut self, now: Instant) -> Result<Answer> {
-        self.metrics_sample(now)?;
-        if let Some(v) = &self.metrics {
-            return Ok(Answer::Text(v.clone()));
-        }
-        let (m, gpus) = self.col.metrics_and_gpus(now);
-        let b = &m.board;
-        let out = MetricsOut {
-            sampled_at_ms: m.sampled_at_ms,
-            cpu_total: m.cpu_total,
-            cpu_per_core: &m.per_core,
-            mem_total: m.mem.mem_total,
-            mem_used: m.mem.mem_used,
-            swap_total: m.mem.swap_total,
-            swap_used: m.mem.swap_used,
-            hostname: &m.hostname,
-            cpu_temp_c: m.cpu_temp_c,
-            disks: [],
-            networks: &m.nets,
-            top_processes: [],
-            gpus,
-            process_count: m.process_count,
-            cpu_freq_mhz: b.cpufreq.any().then_some(Clocks(&b.cpufreq.cores)),
-            load_avg: b.load_avg,
-            uptime_s: b
-                .uptime_s(m.at.unwrap_or(now))
-                .map(|u| (u * 100.0).round() / 100.0),
-            pressure: b.pressure.as_ref().map(PressureOut::of),
-            throttling: b.throttle.sample.map(ThrottlingOut),
-            disk_io: m.disk_io.ok.then_some(m.disk_io.rows.as_slice()),
-            fans: (!b.fans.fans.is_empty()).then_some(b.fans.fans.as_slice()),
-            power: b.power.present().then_some(PowerOut {
-                batteries: &b.power.batteries,
-                cpu_package_w: b.power.cpu_package_w,
-            }),
-        };
-        let v = encode_json(&mut self.json, &mut self.metrics_pool, &out);
-        self.metrics = Some(v.clone());
-        Ok(Answer::Text(v))
+        self.metrics.answer(&mut self.col, &mut self.x, now)
     }
 
     /// The `disks` answer (JSON text).
     pub fn disks(&mut self, now: Instant) -> Result<Answer> {
-        self.disks_sample(now)?;
-        if let Some(v) = &self.disks {
-            return Ok(Answer::Text(v.clone()));
-        }
-        let rows = &self.col.disks().rows;
-        let v = encode_json(&mut self.json, &mut self.disks_pool, rows);
-        self.disks = Some(v.clone());
-        Ok(Answer::Text(v))
+        self.disks.answer(&mut self.col, &mut self.x, now)
     }
 
     /// The `processes` answer (protobuf, gzipped above the threshold).
     /// Rows a `/metrics` scrape scanned inside the TTL are encoded, not
     /// scanned again.
     pub fn processes(&mut self, now: Instant) -> Result<Answer> {
-        self.processes_sample(now)?;
-        if let Some(v) = &self.processes {
-            return Ok(Answer::Binary(v.clone()));
-        }
-        pb::encode_processes(self.col.processes().1, &mut self.pb_buf);
-        let v = if self.pb_buf.len() > GZIP_THRESHOLD {
-            self.gzip.compress(&self.pb_buf, &mut self.gz_buf);
-            refill(&mut self.processes_pool, &self.gz_buf)
-        } else {
-            refill(&mut self.processes_pool, &self.pb_buf)
-        };
-        self.processes = Some(v.clone());
-        Ok(Answer::Binary(v))
+        self.processes.answer(&mut self.col, &mut self.x, now)
+    }
+
+    /// The `cgroups` answer (JSON text): services and containers.
+    pub fn cgroups(&mut self, now: Instant) -> Result<Answer> {
+        self.cgroups.answer(&mut self.col, &mut self.x, now)
     }
 
     /// The `process_metrics` answer (JSON text); a process that is gone
@@ -599,22 +495,14 @@ impl Answers {
         Ok(Answer::Text(v))
     }
 
-    /// The `history` answer: JSON text, or gzipped into a binary frame;
-    /// `None` when history is off. Its buffer goes out with the frame
-    /// (a whole ring is far larger than any other answer, and rarer).
+    /// The `history` answer, shared by every request in one ring tick
+    /// (`history::Encoded`); `None` when history is off.
     pub fn history_answer(&mut self, since_ms: Option<u64>, gzip: bool) -> Option<Answer> {
         let h = self.history.as_ref()?;
-        let mut json = Vec::with_capacity(256 + h.len() * 320);
-        if let Err(e) = serde_json::to_writer(&mut json, &h.view(since_ms)) {
-            log::error!("JSON encoding: {e}");
-        }
-        Some(if gzip {
-            let mut out = Vec::with_capacity(json.len() / 6 + 64);
-            self.gzip.compress(&json, &mut out);
-            Answer::Binary(Bytes::from(out))
-        } else {
-            Answer::Text(Utf8Bytes::try_from(Bytes::from(json)).unwrap_or_default())
-        })
+        Some(
+            self.history_cache
+                .answer(h, since_ms, gzip, &mut self.x.gzip),
+        )
     }
 
     /// A journal answer for `pid` younger than its TTL.
@@ -638,18 +526,47 @@ impl Answers {
     /// One scrape: the body of a `/metrics` answer. Each collection runs
     /// at most once, and not at all when its sample is fresh. Fails only
     /// when `/proc/stat` or `/proc/meminfo` cannot be read.
-    pub fn prometheus(&mut self, now: Instant, top_n: usize) -> Result<String> {
-        self.prometheus_with(now, top_n, prom::PushCounts::default())
+    pub fn prometheus(&mut self, now: Instant) -> Result<String> {
+        self.prometheus_with(now, prom::PushCounts::default())
     }
 
     /// A scrape that also shows the server's pushed streams.
-    pub fn prometheus_with(
+    pub fn prometheus_with(&mut self, now: Instant, pushes: prom::PushCounts) -> Result<String> {
+        let t0 = Instant::now();
+        let parts = self.scrape_parts(now, pushes)?;
+        let mut body = prom::render(&mut self.col, &self.scrape, parts);
+        self.describe_ring(&mut crate::protocol::prom::Writer::new(&mut body));
+        self.scrape.done(t0.elapsed(), body.len());
+        Ok(body)
+    }
+
+    /// Every `/metrics` family, made fresh as a scrape makes them, into
+    /// any encoder (remote-write's, the alerts').
+    pub fn families(
         &mut self,
         now: Instant,
-        top_n: usize,
         pushes: prom::PushCounts,
-    ) -> Result<String> {
-        let t0 = Instant::now();
+        out: &mut dyn Sink,
+    ) -> Result<()> {
+        let parts = self.scrape_parts(now, pushes)?;
+        prom::describe(&mut self.col, &self.scrape, &parts, out);
+        self.describe_ring(out);
+        Ok(())
+    }
+
+    /// The history ring's per-second gauges, its newest second.
+    fn describe_ring(&self, out: &mut dyn Sink) {
+        if let Some(latest) = self.history.as_ref().and_then(|h| h.latest()) {
+            latest.describe_scrape(out);
+        }
+        // The alerts ride the same tick: `sockagent_alerts`.
+        self.alerts_family(out);
+    }
+
+    /// Makes every sample a scrape shows fresh (inside its TTL: nothing
+    /// read) and says which ones it could not collect.
+    fn scrape_parts(&mut self, now: Instant, pushes: prom::PushCounts) -> Result<prom::Parts> {
+        let top_n = self.prom_top_n;
         // The process rows first: scanned only when older than the
         // processes TTL, and not encoded here (a WebSocket client's
         // `processes` request encodes them). The metrics collection right
@@ -670,10 +587,11 @@ impl Answers {
             }
         };
         if !fresh(self.col.sensors().at, self.ttl.metrics, now) {
-            self.col.collect_sensors(now);
+            // never fails: what cannot be read is left out
+            let _ = self.col.collect(|k| &mut k.sensors, now);
         }
         // Cheap where there are none: the collector then looks for a
-        // cgroup filesystem at most every `cgroups::REPROBE`.
+        // cgroup filesystem at most every `rediscover::REDISCOVER`.
         let cgroups_ok = self.prom_top_cgroups > 0
             && match self.cgroups_sample(now) {
                 Ok(()) => true,
@@ -682,29 +600,21 @@ impl Answers {
                     false
                 }
             };
-        let body = prom::render(
-            &mut self.col,
-            &self.scrape,
-            prom::Parts {
-                top_n: if procs_ok { top_n } else { 0 },
-                procs_listed: top_n > 0,
-                filesystems: fs_ok,
-                top_cgroups: if cgroups_ok { self.prom_top_cgroups } else { 0 },
-                now,
-                history: self.history.as_ref().map(|h| (h.bytes(), h.len())),
-                pushes,
-            },
-        );
-        let mut body = body;
-        self.alerts_family(&mut body);
-        self.scrape.done(t0.elapsed(), body.len());
-        Ok(body)
+        Ok(prom::Parts {
+            top_n: if procs_ok { top_n } else { 0 },
+            procs_listed: top_n > 0,
+            filesystems: fs_ok,
+            top_cgroups: if cgroups_ok { self.prom_top_cgroups } else { 0 },
+            now,
+            history: self.history.as_ref().map(|h| (h.bytes(), h.len())),
+            pushes,
+        })
     }
 
     /// `input` gzipped with the agent's one compressor.
     pub fn gzip(&mut self, input: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.len() / 4 + 64);
-        self.gzip.compress(input, &mut out);
+        self.x.gzip.compress(input, &mut out);
         out
     }
 }

@@ -23,6 +23,7 @@ use super::power::Power;
 use super::pressure::{parse_pressure, Pressure, Psi};
 use super::sensors::Fans;
 use super::throttle::Throttle;
+use crate::families::{Family, Sink};
 use std::time::{Duration, Instant};
 
 /// The default of `Settings::board_period`.
@@ -166,6 +167,40 @@ impl Board {
     }
 }
 
+pub const LOAD: [Family; 3] = [
+    Family::gauge("node_load1", "1m load average."),
+    Family::gauge("node_load5", "5m load average."),
+    Family::gauge("node_load15", "15m load average."),
+];
+
+impl Board {
+    /// The load averages, when this sample read them.
+    pub fn describe_load(&self, out: &mut dyn Sink) {
+        if let Some(loads) = self.load_avg {
+            for (family, v) in LOAD.iter().zip(loads) {
+                family.single(out, v);
+            }
+        }
+    }
+
+    /// Clocks, pressure, fans, power and throttling, in that order.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        self.cpufreq.describe(out);
+        if let Some(p) = &self.pressure {
+            p.describe(out);
+        }
+    }
+
+    /// What follows the disk and network counters: fans, power, throttling.
+    pub fn describe_rest(&self, out: &mut dyn Sink) {
+        self.fans.describe(out);
+        self.power.describe(out);
+        if let Some(t) = &self.throttle.sample {
+            t.describe(out);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,10 +214,7 @@ mod tests {
     }
 
     fn server() -> Root {
-        Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/server"
-        ))
+        Root::fixture("server")
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! CPU busy percentages from `/proc/stat`.
 
 use super::num::{fields, lines, parse_u64};
+use crate::families::{Family, Sink, Value};
 
 /// Jiffies of one `cpu` line: the total of the first eight columns (user,
 /// nice, system, idle, iowait, irq, softirq, steal) and the idle part
@@ -163,6 +164,49 @@ pub struct StatCounters {
     pub procs_blocked: u64,
 }
 
+pub const CPU_SECONDS: Family = Family::counter(
+    "node_cpu_seconds_total",
+    "Seconds the CPUs spent in each mode.",
+);
+pub const BOOT_TIME: Family =
+    Family::gauge("node_boot_time_seconds", "Node boot time, in unixtime.");
+pub const CONTEXT_SWITCHES: Family = Family::counter(
+    "node_context_switches_total",
+    "Total number of context switches.",
+);
+pub const FORKS: Family = Family::counter("node_forks_total", "Total number of forks.");
+pub const INTERRUPTS: Family =
+    Family::counter("node_intr_total", "Total number of interrupts serviced.");
+pub const PROCS_RUNNING: Family = Family::gauge(
+    "node_procs_running",
+    "Number of processes in runnable state.",
+);
+pub const PROCS_BLOCKED: Family = Family::gauge(
+    "node_procs_blocked",
+    "Number of processes blocked waiting for I/O to complete.",
+);
+
+impl StatSample {
+    /// node_exporter's cpu and stat families; `hz`: clock ticks a second.
+    pub fn describe(&self, hz: f64, out: &mut dyn Sink) {
+        CPU_SECONDS.open(out);
+        let mut n = itoa::Buffer::new();
+        for c in &self.modes {
+            let cpu = n.format(c.cpu);
+            for (mode, ticks) in MODES.iter().zip(c.ticks) {
+                out.sample(&[("cpu", cpu), ("mode", mode)], Value::F(ticks as f64 / hz));
+            }
+        }
+        let c = &self.counters;
+        BOOT_TIME.single(out, c.btime);
+        CONTEXT_SWITCHES.single(out, c.ctxt);
+        FORKS.single(out, c.forks);
+        INTERRUPTS.single(out, c.intr);
+        PROCS_RUNNING.single(out, c.procs_running);
+        PROCS_BLOCKED.single(out, c.procs_blocked);
+    }
+}
+
 /// Per-core busy % of `now` against `prev`, matched by cpu number, in
 /// cpu-number order. A core absent from `prev` (just onlined) reads 0.
 pub fn per_core_pct(now: &StatSample, prev: &StatSample, out: &mut Vec<f32>) {
@@ -185,6 +229,15 @@ pub fn parse_loadavg(buf: &[u8]) -> Option<[f64; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::Root;
+
+    /// `/proc/stat` of a fixture tree, parsed.
+    fn stat_of(tree: &str) -> StatSample {
+        let buf = std::fs::read(Root::fixture(tree).path("proc/stat")).unwrap();
+        let mut s = StatSample::default();
+        parse_stat(&buf, &mut s).unwrap();
+        s
+    }
 
     const STAT: &[u8] = b"cpu  100 0 50 800 50 0 0 0 0 0\n\
 cpu0 50 0 25 400 25 0 0 0 0 0\n\
@@ -241,13 +294,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
 
     #[test]
     fn fixture_prometheus_procfs() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/stat"
-        ))
-        .unwrap();
-        let mut s = StatSample::default();
-        parse_stat(&buf, &mut s).unwrap();
+        let s = stat_of("prometheus-procfs");
         assert_eq!(s.cores.len(), 8);
         assert_eq!(s.btime(), 1_418_183_276);
         // cpu  301854 612 111922 8979004 3552 2 3944 0 0 0
@@ -260,13 +307,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
 
     #[test]
     fn modes_and_counters_from_prometheus_fixture() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/stat"
-        ))
-        .unwrap();
-        let mut s = StatSample::default();
-        parse_stat(&buf, &mut s).unwrap();
+        let mut s = stat_of("prometheus-procfs");
         let (cores, c) = (&s.modes, s.counters);
         assert_eq!(cores.len(), 8);
         // cpu0 44490 19 21045 1087069 220 1 3410 0 0 0
@@ -307,13 +348,7 @@ intr 1 2 3\nctxt 99\nbtime 1700000000\nprocesses 5\n";
 
     #[test]
     fn fixture_h200_vm() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm/proc/stat"
-        ))
-        .unwrap();
-        let mut s = StatSample::default();
-        parse_stat(&buf, &mut s).unwrap();
+        let s = stat_of("h200-vm");
         assert_eq!(s.cores.len(), 16);
     }
 }

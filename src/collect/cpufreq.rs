@@ -6,13 +6,14 @@
 //! then one `pread` per core.
 
 use super::fs::{KeptFile, Root};
-use super::num::parse_u64;
+use super::num::{parse_u64, parse_u64_trimmed};
+use crate::families::{Family, Sink, Value};
 use std::time::Instant;
 
 /// A kHz value as the kernel writes it (`1500000\n`); `None` for
 /// anything else (`<unknown>`).
 pub fn parse_khz(buf: &[u8]) -> Option<u64> {
-    parse_u64(buf.trim_ascii()).filter(|&k| k > 0)
+    parse_u64_trimmed(buf).filter(|&k| k > 0)
 }
 
 /// One core's clock.
@@ -92,6 +93,31 @@ impl CpuFreqs {
     }
 }
 
+pub const SCALING_FREQUENCY: Family = Family::gauge(
+    "node_cpu_scaling_frequency_hertz",
+    "Current scaled CPU thread frequency in hertz.",
+);
+
+impl CpuFreqs {
+    /// Each core's clock (cores without a reading left out; nothing
+    /// where no core has one).
+    pub fn describe(&self, out: &mut dyn Sink) {
+        if !self.any() {
+            return;
+        }
+        SCALING_FREQUENCY.open(out);
+        let mut n = itoa::Buffer::new();
+        for c in &self.cores {
+            if let Some(khz) = c.khz {
+                out.sample(
+                    &[("cpu", n.format(c.cpu))],
+                    Value::U(khz.saturating_mul(1000)),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,10 +134,7 @@ mod tests {
     }
 
     fn clocks(tree: &str) -> Vec<(u32, Option<u64>)> {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/{tree}",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture(tree);
         let mut f = CpuFreqs::default();
         f.refresh(&root, Instant::now(), &mut Vec::new());
         f.cores.iter().map(|c| (c.cpu, c.khz)).collect()
@@ -120,15 +143,7 @@ mod tests {
     #[test]
     fn each_core_in_number_order() {
         // the Pi 4's four cores share one policy
-        assert_eq!(
-            clocks("rpi4"),
-            [
-                (0, Some(1_500_000)),
-                (1, Some(1_500_000)),
-                (2, Some(1_500_000)),
-                (3, Some(1_500_000))
-            ]
-        );
+        assert_eq!(clocks("rpi4"), [0, 1, 2, 3].map(|c| (c, Some(1_500_000))));
         // intel_pstate: a policy per CPU
         assert_eq!(
             clocks("laptop"),
@@ -144,10 +159,7 @@ mod tests {
 
     #[test]
     fn none_where_there_is_no_cpufreq() {
-        let root = Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm"
-        ));
+        let root = Root::fixture("h200-vm");
         let mut f = CpuFreqs::default();
         f.refresh(&root, Instant::now(), &mut Vec::new());
         assert!(!f.any());

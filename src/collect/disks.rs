@@ -2,6 +2,7 @@
 
 use super::fs::Root;
 use super::num::parse_u64;
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -318,6 +319,45 @@ pub fn statvfs(path: &std::path::Path) -> Option<(u64, u64)> {
     space(path).map(|s| (s.total, s.avail))
 }
 
+type Pick = fn(&Space) -> u64;
+
+/// node_exporter's filesystem families, per mount.
+pub const FS_FAMILIES: [(Family, Pick); 3] = [
+    (
+        Family::gauge("node_filesystem_size_bytes", "Filesystem size in bytes."),
+        |s| s.total,
+    ),
+    (
+        Family::gauge(
+            "node_filesystem_avail_bytes",
+            "Filesystem space available to non-root users in bytes.",
+        ),
+        |s| s.avail,
+    ),
+    (
+        Family::gauge(
+            "node_filesystem_free_bytes",
+            "Filesystem free space in bytes.",
+        ),
+        |s| s.free,
+    ),
+];
+
+/// Every mount's space, labelled as node_exporter labels it.
+pub fn describe_filesystems(filesystems: &[FsRow], out: &mut dyn Sink) {
+    for (family, pick) in FS_FAMILIES {
+        family.open(out);
+        for f in filesystems {
+            let labels = [
+                ("device", f.device.as_str()),
+                ("fstype", &f.fstype),
+                ("mountpoint", &f.mountpoint),
+            ];
+            out.sample(&labels, Value::U(pick(&f.space)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,10 +395,7 @@ mod tests {
 
     #[test]
     fn amd_host_tree_rows_carry_disk_temperatures() {
-        let root = Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/hwtests/trees/amd-host"
-        ));
+        let root = Root::fixture("amd-host");
         let mut buf = Vec::new();
         root.read_into("proc/self/mountinfo", &mut buf).unwrap();
         let mounts = parse_mountinfo(&buf);

@@ -11,6 +11,7 @@
 use super::fs::{KeptDir, KeptFile, Root};
 use super::num::{fields, lines, parse_u64};
 use super::rate::{per_sec, Rate, Step, Window};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -171,6 +172,48 @@ impl DiskStats {
     }
 }
 
+type Pick = fn(&DiskIo) -> f64;
+
+/// node_exporter's diskstats families, per whole disk.
+pub const FAMILIES: [(Family, Pick); 3] = [
+    (
+        Family::counter(
+            "node_disk_io_time_seconds_total",
+            "Total seconds spent doing I/Os.",
+        ),
+        |d| d.io_ms as f64 / 1000.0,
+    ),
+    (
+        Family::counter(
+            "node_disk_read_bytes_total",
+            "The total number of bytes read successfully.",
+        ),
+        |d| d.read_bytes as f64,
+    ),
+    (
+        Family::counter(
+            "node_disk_written_bytes_total",
+            "The total number of bytes written successfully.",
+        ),
+        |d| d.written_bytes as f64,
+    ),
+];
+
+impl DiskStats {
+    /// Every whole disk's counters; nothing when the file could not be read.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        if !self.ok || self.rows.is_empty() {
+            return;
+        }
+        for (family, pick) in FAMILIES {
+            family.open(out);
+            for d in &self.rows {
+                out.sample(&[("device", &d.name)], Value::F(pick(d)));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,10 +311,7 @@ mod tests {
 
     #[test]
     fn server_fixture() {
-        let root = Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/server"
-        ));
+        let root = Root::fixture("server");
         let mut d = DiskStats::default();
         let mut buf = Vec::new();
         d.sample(&root, Instant::now(), &mut buf).unwrap();

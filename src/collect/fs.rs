@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,13 @@ impl Root {
     }
 
     /// True for the machine's own root (`/`), false for a captured tree.
+    /// Fixture tree `name` (`tests/fixtures/<name>`, the one fixture root).
+    #[cfg(test)]
+    pub fn fixture(name: &str) -> Root {
+        let base = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        Root::new(format!("{base}/{name}"))
+    }
+
     pub fn is_host(&self) -> bool {
         self.base == Path::new("/")
     }
@@ -142,9 +150,110 @@ impl KeptFile {
     }
 }
 
+/// `openat(dirfd, "rel/name")` (`name` NUL-terminated, or empty for `rel`
+/// itself), the path built in a reused buffer.
+pub fn openat(
+    dirfd: RawFd,
+    rel: &[u8],
+    name: &[u8],
+    path: &mut Vec<u8>,
+    flags: libc::c_int,
+) -> io::Result<File> {
+    path.clear();
+    path.extend_from_slice(rel);
+    if !name.is_empty() {
+        if !rel.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+    }
+    if path.last() != Some(&0) {
+        path.push(0);
+    }
+    openat_c(dirfd, path, flags)
+}
+
+/// `openat(dirfd, path)` read-only (plus `flags`): `path` ends with its
+/// one NUL (else `InvalidInput`).
+pub fn openat_c(dirfd: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<File> {
+    if path.last() != Some(&0) || path.iter().filter(|&&b| b == 0).count() != 1 {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    // SAFETY: path is NUL-terminated; dirfd is an open directory.
+    let fd = unsafe {
+        libc::openat(
+            dirfd,
+            path.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC | flags,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Calls `f` with the name of every subdirectory of the open directory
+/// `fd`, from the start (`d_type`; `fstatat` where the filesystem does not
+/// fill it in): a child cgroup is told from a control file by its type,
+/// not by guessing from its name.
+pub fn list_subdirs(fd: RawFd, buf: &mut Vec<u8>, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    dir_entries(fd, buf, |name, d_type| {
+        let dir = match d_type {
+            libc::DT_DIR => true,
+            libc::DT_UNKNOWN => is_dir_at(fd, name),
+            _ => false,
+        };
+        if dir {
+            f(name);
+        }
+    })
+}
+
+/// `fstatat(fd, name)` says directory.
+pub fn is_dir_at(fd: RawFd, name: &[u8]) -> bool {
+    // NAME_MAX is 255: the name and its NUL fit on the stack.
+    let mut c = [0u8; 256];
+    match c.get_mut(..name.len()) {
+        Some(dst) if name.len() < 256 && !name.contains(&0) => dst.copy_from_slice(name),
+        _ => return false,
+    }
+    // SAFETY: st is a valid out-pointer; c is NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::fstatat(fd, c.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn openat_refuses_inner_nul() {
+        // A tree of the repo's, not "/": qemu-user's -L sysroot would
+        // stand in for "/" on the board builds' tests.
+        let d = File::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/h200-vm"
+        ))
+        .unwrap();
+        let mut p = Vec::new();
+        assert!(openat(d.as_raw_fd(), b"pr\0oc", b"", &mut p, libc::O_DIRECTORY).is_err());
+        assert!(openat(d.as_raw_fd(), b"proc", b"stat\0", &mut p, 0).is_ok());
+    }
+
+    #[test]
+    fn lists_only_directories() {
+        let d = File::open("/proc/self").unwrap();
+        let mut names = Vec::new();
+        list_subdirs(d.as_raw_fd(), &mut Vec::new(), |n| names.push(n.to_vec())).unwrap();
+        assert!(names.iter().any(|n| n == b"fd"));
+        assert!(!names
+            .iter()
+            .any(|n| n == b"stat" || n == b"." || n == b".."));
+    }
 
     #[test]
     fn kept_file_rereads_fresh_content() {

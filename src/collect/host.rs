@@ -2,6 +2,7 @@
 //! calls rather than files: clocks, page size, host name, uname, rusage.
 
 use super::fs::Root;
+use crate::families::{Family, Sink, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
@@ -20,18 +21,6 @@ pub(crate) fn uname_hostname() -> String {
         return String::from_utf8_lossy(b.get(..end).unwrap_or_default()).into_owned();
     }
     "localhost".into()
-}
-
-/// Whether the kernel says its clock is synchronised (`adjtimex(2)` with
-/// no modes: it only reads): not when it answers `TIME_ERROR` or its
-/// status has `STA_UNSYNC`. `None` when the call fails. The host's clock
-/// whatever the `Root`: no file says this.
-pub fn clock_synced() -> Option<bool> {
-    // SAFETY: an all-zero timex is valid; modes 0 asks for no change.
-    let mut t: libc::timex = unsafe { std::mem::zeroed() };
-    // SAFETY: `t` is a valid timex for the call to fill.
-    let state = unsafe { libc::adjtimex(&mut t) };
-    (state >= 0).then_some(state != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0)
 }
 
 /// Epoch milliseconds now.
@@ -115,6 +104,39 @@ pub fn refresh_nodename(host: &mut String) -> bool {
         *host = String::from_utf8_lossy(&bytes).into_owned();
     }
     true
+}
+
+pub const UNAME_INFO: Family = Family::gauge(
+    "node_uname_info",
+    "Labeled system information as provided by the uname system call.",
+);
+pub const TIME: Family = Family::gauge(
+    "node_time_seconds",
+    "System time in seconds since epoch (1970).",
+);
+
+/// `node_uname_info`, its `nodename` the sample's host name.
+pub fn describe_uname(hostname: &str, out: &mut dyn Sink) {
+    if let Some([sysname, release, version, machine, domainname]) = uname() {
+        UNAME_INFO.open(out);
+        let labels = [
+            ("domainname", domainname.as_str()),
+            ("machine", &machine),
+            ("nodename", hostname),
+            ("release", &release),
+            ("sysname", &sysname),
+            ("version", &version),
+        ];
+        out.sample(&labels, Value::U(1));
+    }
+}
+
+/// `node_time_seconds`: the clock now.
+pub fn describe_time(out: &mut dyn Sink) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    TIME.single(out, now);
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ pub fn build_response(pid: u32, stdout: &[u8], stderr: &[u8], exit_ok: bool) -> 
         Some(match (why, exit_ok) {
             (Some(w), _) => format!(
                 "no journal entries for PID {pid}: journalctl: {}",
-                crate::protocol::cut(&w, 200)
+                crate::text::cut(&w, 200)
             ),
             (None, true) => format!("no journal entries for PID {pid}"),
             (None, false) => format!("no journal entries for PID {pid}: journalctl failed"),

@@ -1,6 +1,7 @@
 //! Memory and swap from `/proc/meminfo`.
 
 use super::num::{fields, lines, parse_u64};
+use crate::families::{valid_name, Kind, Sink, Value};
 
 /// Bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,6 +67,43 @@ pub fn parse_meminfo(buf: &[u8], fields: &mut Vec<MemField>) -> Option<MemInfo> 
     })
 }
 
+/// node_exporter's name for a meminfo key: `Active(anon)` → `Active_anon`,
+/// any other character a metric name cannot hold → `_`.
+pub fn metric_name(key: &[u8], kb: bool) -> String {
+    let mut name = String::from("node_memory_");
+    for &b in key {
+        match b {
+            b'(' => name.push('_'),
+            b')' => {}
+            b if b.is_ascii_alphanumeric() || b == b'_' => name.push(b as char),
+            _ => name.push('_'),
+        }
+    }
+    if kb {
+        name.push_str("_bytes");
+    }
+    name
+}
+
+/// Every meminfo line as node_exporter's `node_memory_*` gauge (a name
+/// twice, a kernel oddity, would be a duplicate family: the first stays).
+pub fn describe_fields(fields: &[MemField], out: &mut dyn Sink) {
+    let mut seen: Vec<String> = Vec::new();
+    for f in fields {
+        let name = metric_name(f.key.as_bytes(), f.kb);
+        if !valid_name(&name) || seen.contains(&name) {
+            continue;
+        }
+        let help = format!(
+            "Memory information field {}.",
+            name.trim_start_matches("node_memory_")
+        );
+        out.family(&name, &help, Kind::Gauge);
+        out.sample(&[], Value::U(f.value));
+        seen.push(name);
+    }
+}
+
 /// Every `Key: value [kB]` line: the key without its colon, the value in
 /// bytes for kB lines (else the bare count), and whether it was in kB.
 pub fn meminfo_fields(buf: &[u8]) -> impl Iterator<Item = (&[u8], u64, bool)> {
@@ -81,6 +119,7 @@ pub fn meminfo_fields(buf: &[u8]) -> impl Iterator<Item = (&[u8], u64, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::Root;
 
     #[test]
     fn available_and_fallback() {
@@ -128,14 +167,24 @@ mod tests {
 
     #[test]
     fn fixture_h200_vm() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm/proc/meminfo"
-        ))
-        .unwrap();
+        let buf = std::fs::read(Root::fixture("h200-vm").path("proc/meminfo")).unwrap();
         let m = parse_meminfo(&buf, &mut Vec::new()).unwrap();
         // The reference agent reported mem_total 135148564480 on that machine.
         assert_eq!(m.mem_total, 135_148_564_480);
         assert_eq!(m.swap_total, 0);
+    }
+
+    #[test]
+    fn meminfo_names_are_node_exporters() {
+        assert_eq!(metric_name(b"MemTotal", true), "node_memory_MemTotal_bytes");
+        assert_eq!(
+            metric_name(b"Active(anon)", true),
+            "node_memory_Active_anon_bytes"
+        );
+        assert_eq!(
+            metric_name(b"HugePages_Total", false),
+            "node_memory_HugePages_Total"
+        );
+        assert_eq!(metric_name(b"We-ird", true), "node_memory_We_ird_bytes");
     }
 }

@@ -1,8 +1,9 @@
 //! Per-interface counters from `/proc/net/dev` (one read for all): bytes,
-//! errors and drops, and the byte rates since the previous sample.
+//! packets, errors and drops, and the byte rates since the previous sample.
 
 use super::num::{fields, lines, parse_u64};
 use super::rate::{Rate, Step};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 
 /// One interface: the `networks[]` row of the metrics answer (its serde
@@ -21,10 +22,92 @@ pub struct NetDev {
     pub tx_errors: u64,
     pub rx_dropped: u64,
     pub tx_dropped: u64,
-    /// Packets received (the alert rules' `NodeNetworkReceiveErrs`; not on
-    /// the wire).
+    /// Packets, for `/metrics` only (the answer's row has no such key).
     #[serde(skip)]
     pub rx_packets: u64,
+    #[serde(skip)]
+    pub tx_packets: u64,
+}
+
+type Pick = fn(&NetDev) -> u64;
+
+/// node_exporter's byte counters, per interface.
+pub const BYTES: [(Family, Pick); 2] = [
+    (
+        Family::counter(
+            "node_network_receive_bytes_total",
+            "Network device statistic receive_bytes.",
+        ),
+        |n| n.received,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_bytes_total",
+            "Network device statistic transmit_bytes.",
+        ),
+        |n| n.transmitted,
+    ),
+];
+
+/// node_exporter's packet counters, per interface (`NodeNetworkReceiveErrs`
+/// divides the receive errors by them).
+pub const PACKETS: [(Family, Pick); 2] = [
+    (
+        Family::counter(
+            "node_network_receive_packets_total",
+            "Network device statistic receive_packets.",
+        ),
+        |n| n.rx_packets,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_packets_total",
+            "Network device statistic transmit_packets.",
+        ),
+        |n| n.tx_packets,
+    ),
+];
+
+/// node_exporter's drop and error counters, per interface.
+pub const ERRORS: [(Family, Pick); 4] = [
+    (
+        Family::counter(
+            "node_network_receive_drop_total",
+            "Network device statistic receive_drop.",
+        ),
+        |n| n.rx_dropped,
+    ),
+    (
+        Family::counter(
+            "node_network_receive_errs_total",
+            "Network device statistic receive_errs.",
+        ),
+        |n| n.rx_errors,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_drop_total",
+            "Network device statistic transmit_drop.",
+        ),
+        |n| n.tx_dropped,
+    ),
+    (
+        Family::counter(
+            "node_network_transmit_errs_total",
+            "Network device statistic transmit_errs.",
+        ),
+        |n| n.tx_errors,
+    ),
+];
+
+/// `families` over every interface, labelled `device`.
+pub fn describe(devs: &[NetDev], families: &[(Family, Pick)], out: &mut dyn Sink) {
+    for (family, pick) in families {
+        family.open(out);
+        for n in devs {
+            out.sample(&[("device", &n.name)], Value::U(pick(n)));
+        }
+    }
 }
 
 /// A rate's wire form: its per-second value, or null.
@@ -63,7 +146,7 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
         if got < 9 || name.is_empty() {
             continue;
         }
-        let [rx, rx_packets, rx_errs, rx_drop, _, _, _, _, tx, _, tx_errs, tx_drop] = v;
+        let [rx, rx_pkts, rx_errs, rx_drop, _, _, _, _, tx, tx_pkts, tx_errs, tx_drop] = v;
         if out.len() <= n {
             out.push(NetDev::default());
         }
@@ -78,10 +161,11 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
             row.rx_bytes_per_s.apply(step, rx, !same);
             row.tx_bytes_per_s.apply(step, tx, !same);
             row.rx_errors = rx_errs;
-            row.rx_packets = rx_packets;
             row.tx_errors = tx_errs;
             row.rx_dropped = rx_drop;
             row.tx_dropped = tx_drop;
+            row.rx_packets = rx_pkts;
+            row.tx_packets = tx_pkts;
         }
         n += 1;
     }
@@ -91,16 +175,19 @@ pub fn parse_net_dev_step(buf: &[u8], out: &mut Vec<NetDev>, step: Step) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::Root;
+
+    /// `/proc/net/dev` of a fixture tree, parsed.
+    fn net_dev_of(tree: &str) -> Vec<NetDev> {
+        let buf = std::fs::read(Root::fixture(tree).path("proc/net/dev")).unwrap();
+        let mut v = Vec::new();
+        parse_net_dev(&buf, &mut v);
+        v
+    }
 
     #[test]
     fn fixture_h200_vm() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h200-vm/proc/net/dev"
-        ))
-        .unwrap();
-        let mut v = Vec::new();
-        parse_net_dev(&buf, &mut v);
+        let v = net_dev_of("h200-vm");
         let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
         assert!(
             names.contains(&"eth0") && names.contains(&"lo"),
@@ -113,13 +200,7 @@ mod tests {
 
     #[test]
     fn fixture_prometheus_procfs() {
-        let buf = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/net/dev"
-        ))
-        .unwrap();
-        let mut v = Vec::new();
-        parse_net_dev(&buf, &mut v);
+        let v = net_dev_of("prometheus-procfs");
         let eth0 = v.iter().find(|d| d.name == "eth0").unwrap();
         assert_eq!(eth0.received, 874354587);
         assert_eq!(eth0.transmitted, 563352563);
@@ -132,8 +213,12 @@ mod tests {
         parse_net_dev(b" eth0: 100 5 1 2 0 0 0 0 200 6 3 4 0 0 0 0\n", &mut v);
         let d = &v[0];
         assert_eq!((d.received, d.transmitted), (100, 200));
-        assert_eq!((d.rx_errors, d.rx_dropped, d.rx_packets), (1, 2, 5));
+        assert_eq!((d.rx_errors, d.rx_dropped), (1, 2));
         assert_eq!((d.tx_errors, d.tx_dropped), (3, 4));
+        assert_eq!((d.rx_packets, d.tx_packets), (5, 6));
+        // the answer's row keeps its keys: packets are /metrics's
+        let json = serde_json::to_value(d).unwrap();
+        assert!(json.get("rx_packets").is_none(), "{json}");
     }
 
     #[test]

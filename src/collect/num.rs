@@ -15,6 +15,12 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// A file holding one number and a newline (`memory.current`,
+/// `scaling_cur_freq`, a hwmon input).
+pub fn parse_u64_trimmed(s: &[u8]) -> Option<u64> {
+    parse_u64(s.trim_ascii())
+}
+
 /// Parses an unsigned fixed-point decimal such as `0.52` (`/proc/loadavg`):
 /// the digits as an integer over a power of ten, one correctly rounded
 /// division, so the nearest `f64` as `str::parse` gives, without its code

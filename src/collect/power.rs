@@ -21,8 +21,9 @@
 
 use super::error::CollectError;
 use super::fs::{KeptFile, Root};
-use super::num::{parse_i64, parse_u64};
+use super::num::{parse_i64, parse_u64, parse_u64_trimmed};
 use super::rate::{wrapping_per_sec, Step, Window};
+use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -198,7 +199,7 @@ impl Power {
                     path,
                     max_range: std::fs::read(dir.join("max_energy_range_uj"))
                         .ok()
-                        .and_then(|b| parse_u64(b.trim_ascii())),
+                        .and_then(|b| parse_u64_trimmed(&b)),
                     energy: KeptFile::at(dir.join("energy_uj")),
                     energy_uj: None,
                     base: None,
@@ -254,7 +255,7 @@ impl Power {
         if !self.rapl.is_empty() {
             for z in &mut self.rapl {
                 z.energy_uj = match z.energy.read(buf) {
-                    Ok(()) => parse_u64(buf.trim_ascii()),
+                    Ok(()) => parse_u64_trimmed(buf),
                     Err(e) => {
                         // EACCES: root-only energy_uj; the rate is null
                         gone |= CollectError::vanished(&e);
@@ -289,6 +290,43 @@ impl Power {
     }
 }
 
+pub const SUPPLY_CAPACITY: Family = Family::gauge(
+    "node_power_supply_capacity",
+    "capacity value of /sys/class/power_supply/<power_supply>.",
+);
+pub const RAPL_JOULES: Family = Family::counter(
+    "node_rapl_package_joules_total",
+    "Current Raw energy value in joules",
+);
+
+impl Power {
+    /// Batteries' charge and RAPL energy, under node_exporter's names.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        let bats = &self.batteries;
+        if bats.iter().any(|b| b.capacity_pct.is_some()) {
+            SUPPLY_CAPACITY.open(out);
+            for bat in bats {
+                if let Some(c) = bat.capacity_pct {
+                    out.sample(&[("power_supply", &bat.name)], c.into());
+                }
+            }
+        }
+        if self.rapl.iter().any(|z| z.energy_uj.is_some()) {
+            RAPL_JOULES.open(out);
+            let mut n = itoa::Buffer::new();
+            for z in &self.rapl {
+                if let Some(uj) = z.energy_uj {
+                    let index = n.format(z.index);
+                    out.sample(
+                        &[("index", index), ("path", &z.path)],
+                        Value::F(uj as f64 / 1e6),
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,10 +350,7 @@ mod tests {
     }
 
     fn laptop() -> Root {
-        Root::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/laptop"
-        ))
+        Root::fixture("laptop")
     }
 
     #[test]
@@ -368,14 +403,7 @@ mod tests {
     #[test]
     fn nothing_on_a_vm() {
         let mut p = Power::default();
-        p.refresh(
-            &Root::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/h200-vm"
-            )),
-            Instant::now(),
-            &mut Vec::new(),
-        );
+        p.refresh(&Root::fixture("h200-vm"), Instant::now(), &mut Vec::new());
         assert!(!p.present());
     }
 }

@@ -4,6 +4,7 @@
 //! `some avg10=0.12 avg60=0.05 avg300=0.01 total=12345` (total in µs).
 
 use super::num::{fields, lines, parse_decimal, parse_u64};
+use crate::families::{Family, Sink};
 
 /// One line of a pressure file.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -64,6 +65,58 @@ pub fn parse_pressure(buf: &[u8]) -> Option<Psi> {
     (p.some.is_some() || p.full.is_some()).then_some(p)
 }
 
+type Line = fn(&Pressure) -> Option<PsiLine>;
+
+/// node_exporter's pressure families: each a total stall time.
+pub const FAMILIES: [(Family, Line); 5] = [
+    (
+        Family::counter(
+            "node_pressure_cpu_waiting_seconds_total",
+            "Total time in seconds that processes have waited for CPU time",
+        ),
+        |p| p.cpu.and_then(|x| x.some),
+    ),
+    (
+        Family::counter(
+            "node_pressure_io_stalled_seconds_total",
+            "Total time in seconds no process could make progress due to IO congestion",
+        ),
+        |p| p.io.and_then(|x| x.full),
+    ),
+    (
+        Family::counter(
+            "node_pressure_io_waiting_seconds_total",
+            "Total time in seconds that processes have waited due to IO congestion",
+        ),
+        |p| p.io.and_then(|x| x.some),
+    ),
+    (
+        Family::counter(
+            "node_pressure_memory_stalled_seconds_total",
+            "Total time in seconds no process could make progress due to memory congestion",
+        ),
+        |p| p.memory.and_then(|x| x.full),
+    ),
+    (
+        Family::counter(
+            "node_pressure_memory_waiting_seconds_total",
+            "Total time in seconds that processes have waited for memory",
+        ),
+        |p| p.memory.and_then(|x| x.some),
+    ),
+];
+
+impl Pressure {
+    /// The stall totals this kernel has (a line it lacks, no family).
+    pub fn describe(&self, out: &mut dyn Sink) {
+        for (family, line) in FAMILIES {
+            if let Some(l) = line(self) {
+                family.single(out, l.total_us as f64 / 1e6);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,11 +158,9 @@ mod tests {
 
     #[test]
     fn prometheus_procfs_fixture() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/prometheus-procfs/proc/pressure/"
-        );
-        let io = parse_pressure(&std::fs::read(format!("{dir}io")).unwrap()).unwrap();
+        let root = crate::collect::fs::Root::fixture("prometheus-procfs");
+        let io = std::fs::read(root.path("proc/pressure/io")).unwrap();
+        let io = parse_pressure(&io).unwrap();
         assert_eq!(io.some.unwrap().total_us, 15);
         assert_eq!(io.full.unwrap().avg10, 0.2);
         assert_eq!(io.full.unwrap().total_us, 25);

@@ -179,7 +179,42 @@ pub fn read_detail(
     let proc = Process::new_with_root(dir.clone()).map_err(proc_error("/proc/PID"))?;
     let st = proc.stat().map_err(proc_error("/proc/PID/stat"))?;
     let ticks = st.utime.saturating_add(st.stime);
-    let mut d = Detail {
+    let mut d = from_stat(pid, st, clock);
+    if let Ok(m) = proc.statm() {
+        d.mem_bytes = m.resident.saturating_mul(clock.page_size);
+        d.shared_mem_bytes = Some(m.shared.saturating_mul(clock.page_size));
+    }
+    // The real IDs; a status procfs cannot parse: the directory's owner.
+    (d.user_id, d.group_id) = match proc.status() {
+        Ok(s) => (s.ruid, s.rgid),
+        Err(_) => {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(&dir).map_err(CollectError::reading("/proc/PID"))?;
+            (m.uid(), m.gid())
+        }
+    };
+    (d.read_bytes, d.write_bytes) = io_bytes(&proc, &dir);
+    d.fd_count = fd_count(&proc, dir.join("fd"));
+    let mut buf = Vec::with_capacity(4096);
+    let cmd = read(dir.join("cmdline"), &mut buf)
+        .map(parse_cmdline)
+        .unwrap_or_default();
+    d.command = if cmd.is_empty() {
+        format!("[{}]", d.name)
+    } else {
+        cmd
+    };
+    d.working_directory = link_string(proc.cwd());
+    d.executable_path = link_string(proc.exe());
+    if with_family {
+        add_family(root, &proc, clock, &mut d);
+    }
+    Ok((d, ticks))
+}
+
+/// The detail `/proc/PID/stat` alone gives; the rest starts empty.
+fn from_stat(pid: u32, st: procfs::process::Stat, clock: &Clock) -> Detail {
+    Detail {
         pid,
         name: st.comm,
         command: String::new(),
@@ -203,64 +238,43 @@ pub fn read_detail(
         child_processes: Vec::new(),
         threads: Vec::new(),
         cgroup: None,
-    };
-    if let Ok(m) = proc.statm() {
-        d.mem_bytes = m.resident.saturating_mul(clock.page_size);
-        d.shared_mem_bytes = Some(m.shared.saturating_mul(clock.page_size));
     }
-    // The real IDs; a status procfs cannot parse: the directory's owner.
-    (d.user_id, d.group_id) = match proc.status() {
-        Ok(s) => (s.ruid, s.rgid),
-        Err(_) => {
-            use std::os::unix::fs::MetadataExt;
-            let m = std::fs::metadata(&dir).map_err(CollectError::reading("/proc/PID"))?;
-            (m.uid(), m.gid())
-        }
-    };
-    // io and fd are unreadable for others' processes without
-    // CAP_SYS_PTRACE: null.
-    (d.read_bytes, d.write_bytes) = match proc.io().map_err(proc_error("/proc/PID/io")) {
+}
+
+/// Bytes read and written. io is unreadable for others' processes without
+/// CAP_SYS_PTRACE: null; one procfs cannot parse goes through `parse_io`.
+fn io_bytes(proc: &Process, dir: &std::path::Path) -> (Option<u64>, Option<u64>) {
+    match proc.io().map_err(proc_error("/proc/PID/io")) {
         Ok(io) => (Some(io.read_bytes), Some(io.write_bytes)),
         Err(e) if e.kind == ErrorKind::Malformed => {
             let mut buf = Vec::with_capacity(4096);
             read(dir.join("io"), &mut buf).map_or((None, None), parse_io)
         }
         Err(_) => (None, None),
-    };
-    d.fd_count = fd_count(&proc, dir.join("fd"));
-    let mut buf = Vec::with_capacity(4096);
-    let cmd = read(dir.join("cmdline"), &mut buf)
-        .map(parse_cmdline)
-        .unwrap_or_default();
-    d.command = if cmd.is_empty() {
-        format!("[{}]", d.name)
-    } else {
-        cmd
-    };
-    d.working_directory = link_string(proc.cwd());
-    d.executable_path = link_string(proc.exe());
-    if with_family {
-        d.cgroup = proc.cgroups().ok().and_then(|g| pick_cgroup(&g.0));
-        for task in proc.tasks().into_iter().flatten().flatten() {
-            let (Ok(tid), Ok(ts)) = (u32::try_from(task.tid), task.stat()) else {
-                continue;
-            };
-            d.threads.push(ThreadDetail {
-                tid,
-                name: ts.comm,
-                cpu_time_user: clock.ticks_to_us(ts.utime),
-                cpu_time_system: clock.ticks_to_us(ts.stime),
-                status: state_name(ts.state).to_string(),
-            });
-        }
-        d.threads.sort_unstable_by_key(|t| t.tid);
-        for child in children(root, pid) {
-            if let Ok((c, _)) = read_detail(root, child, clock, false) {
-                d.child_processes.push(c);
-            }
+    }
+}
+
+/// The process's cgroup, its threads by tid and its children's detail.
+fn add_family(root: &Root, proc: &Process, clock: &Clock, d: &mut Detail) {
+    d.cgroup = proc.cgroups().ok().and_then(|g| pick_cgroup(&g.0));
+    for task in proc.tasks().into_iter().flatten().flatten() {
+        let (Ok(tid), Ok(ts)) = (u32::try_from(task.tid), task.stat()) else {
+            continue;
+        };
+        d.threads.push(ThreadDetail {
+            tid,
+            name: ts.comm,
+            cpu_time_user: clock.ticks_to_us(ts.utime),
+            cpu_time_system: clock.ticks_to_us(ts.stime),
+            status: state_name(ts.state).to_string(),
+        });
+    }
+    d.threads.sort_unstable_by_key(|t| t.tid);
+    for child in children(root, d.pid) {
+        if let Ok((c, _)) = read_detail(root, child, clock, false) {
+            d.child_processes.push(c);
         }
     }
-    Ok((d, ticks))
 }
 
 /// The cgroup path to show for a process, from its `/proc/PID/cgroup`
@@ -489,10 +503,7 @@ mod tests {
 
     #[test]
     fn fixture_process_26231() {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/prometheus-procfs",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture("prometheus-procfs");
         let (d, ticks) = read_detail(&root, 26231, &clock(), true).unwrap();
         assert_eq!(d.name, "vim");
         assert_eq!(d.command, "vim test.go +10");

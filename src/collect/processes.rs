@@ -5,11 +5,14 @@
 //! and is dropped. Open files are budgeted against RLIMIT_NOFILE: past the
 //! budget a pid falls back to open/read/close.
 
+use super::error::{CollectError, Result};
 use super::fs::{pid_of, pread_all, KeptDir, Root};
 use super::num::{fields, parse_i64, parse_u64};
+use crate::families::{Family, Sink, Value};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 /// The fields of `/proc/PID/stat` the agent uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +223,6 @@ impl ProcScanner {
 
 /// `openat(dirfd, "PID/stat")` without building a path on the heap.
 fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
-    use std::os::fd::FromRawFd;
     let mut digits = itoa::Buffer::new();
     let d = digits.format(pid).as_bytes();
     let mut path = [0u8; 24];
@@ -228,19 +230,73 @@ fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
     let len = d.len() + tail.len();
     path.get_mut(..d.len())?.copy_from_slice(d);
     path.get_mut(d.len()..len)?.copy_from_slice(tail);
-    // SAFETY: path is NUL-terminated; dirfd is an open directory.
-    let fd = unsafe {
-        libc::openat(
-            dirfd,
-            path.as_ptr().cast(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return None;
+    super::fs::openat_c(dirfd, path.get(..len)?, 0).ok()
+}
+
+pub const PROCESSES: Family = Family::gauge(
+    "sockagent_processes",
+    "Processes seen by the last process scan.",
+);
+pub const TOP_CPU: Family = Family::gauge(
+    "sockagent_top_process_cpu_percent",
+    "Share of all CPUs used since the previous process scan, 0-100, by the top processes by CPU (SOCKAGENT_PROM_TOP_N).",
+);
+pub const TOP_RSS: Family = Family::gauge(
+    "sockagent_top_process_resident_memory_bytes",
+    "Resident set size of the same top processes.",
+);
+
+/// Most CPU first, then most memory, then the lower pid.
+fn by_cpu(a: &&ProcRow, b: &&ProcRow) -> std::cmp::Ordering {
+    b.cpu_usage
+        .total_cmp(&a.cpu_usage)
+        .then(b.mem_bytes.cmp(&a.mem_bytes))
+        .then(a.pid.cmp(&b.pid))
+}
+
+/// The process count (when `listed`) and the `n` heaviest processes by CPU.
+pub fn describe(rows: &[ProcRow], listed: bool, n: usize, out: &mut dyn Sink) {
+    if listed {
+        PROCESSES.single(out, rows.len() as u64);
     }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    Some(unsafe { File::from_raw_fd(fd) })
+    let top = super::top::top_by(rows, n, by_cpu);
+    type Pick = fn(&ProcRow) -> Value;
+    let families: [(Family, Pick); 2] = [
+        (TOP_CPU, |r| Value::F32(r.cpu_usage)),
+        (TOP_RSS, |r| Value::U(r.mem_bytes)),
+    ];
+    let mut pid = itoa::Buffer::new();
+    for (family, pick) in families {
+        family.open(out);
+        for r in &top {
+            out.sample(&[("name", &r.name), ("pid", pid.format(r.pid))], pick(r));
+        }
+    }
+}
+
+/// The process collector: the scan and when it last ran.
+pub struct Processes {
+    pub scanner: ProcScanner,
+    pub at: Option<Instant>,
+}
+
+impl super::collector::Collector for Processes {
+    const NAME: &'static str = "processes";
+
+    /// Scans every process; CPU shares are over the time since the previous scan.
+    fn collect(&mut self, cx: &mut super::collector::Cx, now: Instant) -> Result<()> {
+        let total = cx.stat_now()?.all.total;
+        self.scanner
+            .scan(&cx.s.root, total)
+            .map_err(CollectError::reading("/proc"))?;
+        self.at = Some(now);
+        cx.last_scan = Some((now, self.scanner.rows.len() as u64));
+        Ok(())
+    }
+
+    fn taken(&self) -> Option<Instant> {
+        self.at
+    }
 }
 
 #[cfg(test)]
@@ -292,10 +348,7 @@ mod tests {
 
     #[test]
     fn scan_fixture_tree_then_live_proc() {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/prometheus-procfs",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let root = Root::fixture("prometheus-procfs");
         let mut s = ProcScanner::new(16, 4096);
         s.scan(&root, 1000).unwrap();
         let mut pids: Vec<u32> = s.rows.iter().map(|r| r.pid).collect();

@@ -1,12 +1,14 @@
-//! The board readers keep files for sets that change rarely (cores,
-//! disks, fans, batteries, RAPL zones, throttle counters): each set is
-//! looked up at first use, again every `REDISCOVER`, and at once after a
-//! file of it vanished (the reader then forgets when it last looked).
+//! The one re-probe clock: collectors keep files for sets that change
+//! rarely (cores, disks, fans, batteries, RAPL zones, throttle counters,
+//! the cgroup layout, GPUs and NVML): each set is looked up at first use,
+//! again every `REDISCOVER`, and at once after a file of it vanished (the
+//! reader then forgets when it last looked).
 
 use std::time::{Duration, Instant};
 
 /// How often a kept set is looked up again (a disk plugged in, a driver
-/// loaded: seen within this).
+/// loaded: seen within this; a host without NVML pays one failed `dlopen`
+/// per period).
 pub const REDISCOVER: Duration = Duration::from_secs(30);
 
 /// True, and `last` set to `now`, when the set was never looked up or was

@@ -17,8 +17,9 @@
 
 use super::error::CollectError;
 use super::fs::{KeptFile, Root};
-use super::num::parse_u64;
+use super::num::{parse_u64, parse_u64_trimmed};
 use super::rate::{Step, Window};
+use crate::families::{Family, Sink, Value};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -124,7 +125,7 @@ fn find_counts(root: &Root) -> Vec<PathBuf> {
     let id = |p: &PathBuf, f: &str| {
         std::fs::read(p.join("topology").join(f))
             .ok()
-            .and_then(|b| parse_u64(b.trim_ascii()))
+            .and_then(|b| parse_u64_trimmed(&b))
     };
     let (mut cores, mut packages) = (Vec::new(), Vec::new());
     let mut out = Vec::new();
@@ -191,7 +192,7 @@ impl Throttle {
         if let Some(f) = &mut self.volt_alarm {
             match f.read(buf) {
                 Ok(()) => {
-                    if let Some(v) = parse_u64(buf.trim_ascii()) {
+                    if let Some(v) = parse_u64_trimmed(buf) {
                         t.known |= UNDER_VOLTAGE;
                         if v != 0 {
                             t.now |= UNDER_VOLTAGE;
@@ -211,7 +212,7 @@ impl Throttle {
                     gone |= CollectError::vanished(&e);
                     continue;
                 }
-                let Some(v) = parse_u64(buf.trim_ascii()) else {
+                let Some(v) = parse_u64_trimmed(buf) else {
                     continue;
                 };
                 read = true;
@@ -241,6 +242,28 @@ impl Throttle {
         self.sample = (t.known != 0).then_some(t);
         if gone {
             self.found = None;
+        }
+    }
+}
+
+pub const THROTTLING: Family = Family::gauge(
+    "sockagent_throttling",
+    "1 while the board or CPU is throttled for this reason (when=now), or if it was since boot (when=since_boot); only reasons this machine has a source for.",
+);
+
+impl Throttling {
+    /// `sockagent_throttling{reason,when}` for every reason known here.
+    pub fn describe(&self, out: &mut dyn Sink) {
+        THROTTLING.open(out);
+        for (i, reason) in REASONS.iter().enumerate() {
+            let bit = 1u8 << i;
+            if self.known & bit == 0 {
+                continue;
+            }
+            for (when, bits) in [("now", self.now), ("since_boot", self.since_boot)] {
+                let v = u64::from(bits & bit != 0);
+                out.sample(&[("reason", reason), ("when", when)], Value::U(v));
+            }
         }
     }
 }
@@ -277,17 +300,10 @@ mod tests {
         );
     }
 
-    fn fixture(name: &str) -> Root {
-        Root::new(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-    }
-
     #[test]
     fn rpi4_tree() {
         let mut t = Throttle::default();
-        t.refresh(&fixture("rpi4"), Instant::now(), &mut Vec::new());
+        t.refresh(&Root::fixture("rpi4"), Instant::now(), &mut Vec::new());
         let s = t.sample.unwrap();
         assert_eq!(s.known, FIRMWARE);
         assert_eq!(s.now, 0b0101);
@@ -333,7 +349,7 @@ mod tests {
     #[test]
     fn no_source_no_sample() {
         let mut t = Throttle::default();
-        t.refresh(&fixture("h200-vm"), Instant::now(), &mut Vec::new());
+        t.refresh(&Root::fixture("h200-vm"), Instant::now(), &mut Vec::new());
         assert_eq!(t.sample, None);
     }
 }

@@ -238,39 +238,50 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             "request longer than {MAX_REQUEST} bytes"
         )));
     }
-    if t.starts_with('{') {
-        let j: JsonRequest = serde_json::from_str(t)
-            .map_err(|e| RequestError::new(format!("malformed JSON: {e}")))?;
-        let kind = match &j.kind {
-            Some(serde_json::Value::String(s)) => s.as_str(),
-            Some(_) => return Err(RequestError::new("\"type\" must be a string")),
-            None => return Err(RequestError::new("missing \"type\"")),
-        };
-        let with_pid = |f: fn(u32) -> Request| {
-            pid_from_json(j.pid.as_ref())
-                .map(f)
-                .map_err(|e| RequestError {
-                    error: e,
-                    pid: j.pid.clone().filter(|p| !p.is_null()),
-                })
-        };
-        return match kind {
-            "metrics" => Ok(Request::Metrics),
-            "disks" => Ok(Request::Disks),
-            "processes" => Ok(Request::Processes),
-            "cgroups" => Ok(Request::Cgroups),
-            "history" => j.history(),
-            "alerts" => Ok(Request::Alerts),
-            "subscribe" => j.subscribe(),
-            "unsubscribe" => Ok(Request::Unsubscribe),
-            "process_metrics" => with_pid(Request::ProcessMetrics),
-            "journal_entries" => with_pid(Request::Journal),
-            other => Err(RequestError::new(format!(
-                "unknown request type {:?}",
-                cut(other, 40)
-            ))),
-        };
+    if t.starts_with("{") {
+        parse_json(t)
+    } else {
+        parse_legacy(t)
     }
+}
+
+/// The guide's form: `{"type":...}`, trimmed.
+fn parse_json(t: &str) -> Result<Request, RequestError> {
+    let j: JsonRequest =
+        serde_json::from_str(t).map_err(|e| RequestError::new(format!("malformed JSON: {e}")))?;
+    let kind = match &j.kind {
+        Some(serde_json::Value::String(s)) => s.as_str(),
+        Some(_) => return Err(RequestError::new("\"type\" must be a string")),
+        None => return Err(RequestError::new("missing \"type\"")),
+    };
+    let with_pid = |f: fn(u32) -> Request| {
+        pid_from_json(j.pid.as_ref())
+            .map(f)
+            .map_err(|e| RequestError {
+                error: e,
+                pid: j.pid.clone().filter(|p| !p.is_null()),
+            })
+    };
+    match kind {
+        "metrics" => Ok(Request::Metrics),
+        "disks" => Ok(Request::Disks),
+        "processes" => Ok(Request::Processes),
+        "cgroups" => Ok(Request::Cgroups),
+        "history" => j.history(),
+        "alerts" => Ok(Request::Alerts),
+        "subscribe" => j.subscribe(),
+        "unsubscribe" => Ok(Request::Unsubscribe),
+        "process_metrics" => with_pid(Request::ProcessMetrics),
+        "journal_entries" => with_pid(Request::Journal),
+        other => Err(RequestError::new(format!(
+            "unknown request type {:?}",
+            cut(other, 40)
+        ))),
+    }
+}
+
+/// The legacy form: `get_metrics`, `get_process_metrics:PID`, trimmed.
+fn parse_legacy(t: &str) -> Result<Request, RequestError> {
     let with_pid = |arg: &str, f: fn(u32) -> Request| {
         pid_from_str(arg).map(f).map_err(|e| RequestError {
             error: e,
@@ -301,17 +312,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
     }
 }
 
-/// `s` cut to at most `max` bytes on a char boundary.
-pub fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
-}
+pub use crate::text::cut;
 
 /// The one-line JSON error object for a bad request.
 pub fn error_json(error: &str, request: &str, pid: Option<&serde_json::Value>) -> String {

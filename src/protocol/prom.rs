@@ -11,20 +11,13 @@ use std::fmt::Write as _;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 use crate::families::Sink;
-pub use crate::families::{Kind, Value};
+pub use crate::families::{valid_name, Kind, Value};
 
 /// Appends families and samples to `out`: the text encoder, one `Sink`.
 pub struct Writer<'a> {
     pub out: &'a mut String,
     /// The name of the family open now (its samples repeat it).
     open: String,
-}
-
-/// True for a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn valid_name(name: &str) -> bool {
-    let mut b = name.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
 /// Appends `v` as a label value: `\`, `"` and newline escaped.

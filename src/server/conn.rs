@@ -20,6 +20,23 @@ use tungstenite::Message;
 /// reading its requests.
 const MAX_PENDING: usize = 256;
 
+/// Messages (requests and control frames) one connection's turn reads
+/// before the others get theirs: a client that floods requests is served
+/// in turns of this many, so it cannot starve the rest. Small enough that
+/// a turn is well under a millisecond of cached answers, large enough that
+/// a client's burst of a few requests goes in one turn.
+pub const MAX_TURN_MESSAGES: usize = 32;
+
+/// Reads (of 4 KiB) one closing connection's turn discards (see above).
+const MAX_TURN_DISCARDS: usize = 32;
+
+/// TCP keepalive on accepted sockets: a peer that vanished (behind NAT, a
+/// board pulled off the network) is found after idle + count × interval
+/// = 60 + 6 × 10 s = 2 minutes, and its slot freed.
+const KEEPALIVE_IDLE_S: libc::c_int = 60;
+const KEEPALIVE_INTERVAL_S: libc::c_int = 10;
+const KEEPALIVE_COUNT: libc::c_int = 6;
+
 /// A subscriber's socket send buffer (the kernel doubles it). Without a
 /// bound the kernel's autotuning lets a viewer that stops reading hold
 /// megabytes of stale frames; with it, the socket fills after a few frames
@@ -30,26 +47,50 @@ const PUSH_SNDBUF: libc::c_int = 16 * 1024;
 
 /// Bounds the socket's send buffer (see `PUSH_SNDBUF`); best effort.
 fn bound_sndbuf(sock: &mio::net::TcpStream) {
+    set_opt(sock, libc::SOL_SOCKET, libc::SO_SNDBUF, PUSH_SNDBUF);
+}
+
+/// One `int` socket option; best effort (logged at debug).
+fn set_opt(sock: &mio::net::TcpStream, level: libc::c_int, name: libc::c_int, v: libc::c_int) {
     use std::os::fd::AsRawFd;
-    let v = PUSH_SNDBUF;
     // SAFETY: a valid socket fd and a c_int option value of the right size.
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
+            level,
+            name,
             (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if r != 0 {
-        log::debug!("SO_SNDBUF: {}", io::Error::last_os_error());
+        log::debug!("setsockopt {level}/{name}: {}", io::Error::last_os_error());
     }
+}
+
+/// Turns TCP keepalive on for an accepted socket (see `KEEPALIVE_IDLE_S`).
+pub fn keepalive(sock: &mio::net::TcpStream) {
+    set_opt(sock, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set_opt(
+        sock,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPIDLE,
+        KEEPALIVE_IDLE_S,
+    );
+    set_opt(
+        sock,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPINTVL,
+        KEEPALIVE_INTERVAL_S,
+    );
+    set_opt(sock, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_COUNT);
 }
 
 /// What the loop does with a connection after its step.
 pub enum Outcome {
     Keep,
+    /// Its turn is over with input left: drive it again after the others.
+    Again,
     Drop,
 }
 
@@ -79,9 +120,88 @@ pub struct Conn {
     pub deadline: Option<Instant>,
     /// When the one timer this connection has in the heap fires, if any.
     pub timer_at: Option<Instant>,
-    pub queue: VecDeque<Slot>,
+    pub out: Out,
     pub peer: String,
     pub pushes: Pushes,
+    /// Bytes this connection held when last accounted (`Server::settle`).
+    pub held: usize,
+    /// On the loop's list of connections with input left after their turn.
+    pub ready: bool,
+}
+
+impl Conn {
+    /// A connection just accepted, reading its request head by `deadline`.
+    pub fn new(io: Transport, serial: u64, deadline: Instant, peer: String) -> Conn {
+        Conn {
+            io,
+            phase: Phase::Http {
+                buf: Vec::with_capacity(1024),
+            },
+            serial,
+            deadline: Some(deadline),
+            timer_at: Some(deadline),
+            out: Out::default(),
+            peer,
+            pushes: Pushes::default(),
+            held: 0,
+            ready: false,
+        }
+    }
+
+    /// Every byte held for this client: what waits, and the frame in flight.
+    pub fn holding(&self) -> usize {
+        self.out
+            .queued
+            .saturating_add(self.out.in_flight)
+            .saturating_add(self.pushes.bytes())
+    }
+}
+
+/// A connection's answers, in request order, and what they hold. A frame
+/// is handed to tungstenite only once the socket has taken the one before,
+/// so what waits is here, counted, as reference-counted buffers (a cached
+/// answer waiting for many clients is one buffer).
+#[derive(Default)]
+pub struct Out {
+    pub queue: VecDeque<Slot>,
+    /// Bytes of the ready answers in `queue`.
+    pub queued: usize,
+    /// Bytes of the frame tungstenite holds that the socket has not all
+    /// taken (0: it took everything). Not held against the client's cap.
+    pub in_flight: usize,
+}
+
+impl Out {
+    pub fn push(&mut self, s: Slot) {
+        if let Slot::Ready(a) = &s {
+            self.queued = self.queued.saturating_add(dispatch::size(a));
+        }
+        self.queue.push_back(s);
+    }
+
+    /// Puts journal job `job`'s answer in the slot waiting for it.
+    pub fn fill(&mut self, job: u64, a: &Answer) {
+        if let Some(slot) = self
+            .queue
+            .iter_mut()
+            .find(|s| matches!(s, Slot::Waiting(j) if *j == job))
+        {
+            *slot = Slot::Ready(a.clone());
+            self.queued = self.queued.saturating_add(dispatch::size(a));
+        }
+    }
+
+    /// The ready answer at the head of the queue, taken out.
+    fn pop_ready(&mut self) -> Option<Answer> {
+        if !matches!(self.queue.front(), Some(Slot::Ready(_))) {
+            return None;
+        }
+        let Some(Slot::Ready(a)) = self.queue.pop_front() else {
+            return None;
+        };
+        self.queued = self.queued.saturating_sub(dispatch::size(&a));
+        Some(a)
+    }
 }
 
 /// Hands stream `s`'s frame to connection `c`, replacing one still unsent.
@@ -93,51 +213,35 @@ pub fn offer(c: &mut Conn, s: Stream, a: Answer, n: &mut PushCounts) {
 }
 
 /// Writes connection `c`'s waiting pushes, if its socket has room and no
-/// answer is queued ahead of them.
-pub fn push_out(c: &mut Conn, n: &mut PushCounts) -> Outcome {
+/// answer is queued ahead of them; drops it when what waits is over `cap`.
+pub fn push_out(c: &mut Conn, n: &mut PushCounts, cap: usize) -> Outcome {
     let Phase::Ws { ctx } = &mut c.phase else {
         return Outcome::Keep;
     };
-    match write_pushes(&mut c.io, ctx, &c.queue, &mut c.pushes, n, &c.peer) {
-        Ok(()) => Outcome::Keep,
-        Err(()) => Outcome::Drop,
-    }
-}
-
-/// Pushed frames go out only behind every answer already asked for (so a
-/// `subscribed` answer precedes its stream's first frame), and only to a
-/// socket that took everything before: else they wait, one per stream.
-fn write_pushes(
-    io: &mut Transport,
-    ctx: &mut WebSocketContext,
-    queue: &VecDeque<Slot>,
-    p: &mut Pushes,
-    n: &mut PushCounts,
-    peer: &str,
-) -> Result<(), ()> {
+    let p = &mut c.pushes;
     if !p.bounded && p.sub != Subscription::default() {
-        bound_sndbuf(&io.sock);
+        bound_sndbuf(&c.io.sock);
         p.bounded = true;
     }
-    if p.blocked || !queue.is_empty() {
-        return Ok(());
+    if pump(&mut c.io, ctx, &mut c.out, p, n, &c.peer).is_err()
+        || over_cap(&c.out, p, cap, n, &c.peer)
+    {
+        return Outcome::Drop;
     }
-    let mut wrote = false;
-    for a in p.take_all(n).into_iter().flatten() {
-        write_frame(io, ctx, a, peer)?;
-        wrote = true;
+    Outcome::Keep
+}
+
+/// True (logged, counted) when what waits for a client is over its cap.
+fn over_cap(out: &Out, p: &Pushes, cap: usize, n: &mut PushCounts, peer: &str) -> bool {
+    let waiting = out.queued.saturating_add(p.bytes());
+    if waiting <= cap {
+        return false;
     }
-    if wrote {
-        match ctx.flush(io) {
-            Ok(()) => {}
-            Err(WsError::Io(e)) if would_block(&e) => p.blocked = true,
-            Err(e) => {
-                log::debug!("{peer}: {e}");
-                return Err(());
-            }
-        }
-    }
-    Ok(())
+    log::debug!(
+        "{peer}: dropped: not reading its answers ({waiting} bytes waiting, over the {cap}-byte cap)"
+    );
+    n.dropped_queue += 1;
+    true
 }
 
 impl Conn {
@@ -168,12 +272,13 @@ impl Conn {
 
 /// Advances one connection through its phases.
 pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
+    c.io.new_turn();
     loop {
         match &mut c.phase {
             Phase::Http { buf } => {
                 let mut chunk = [0u8; 2048];
                 let routed = loop {
-                    if let Some(r) = http::route(buf, x.token) {
+                    if let Some(r) = dispatch::route(buf, &c.peer, x) {
                         break r;
                     }
                     match c.io.read(&mut chunk) {
@@ -213,7 +318,7 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                 c.deadline = None;
             }
             Phase::Ws { ctx } => {
-                match ws_step(&mut c.io, ctx, &mut c.queue, &mut c.pushes, x, &c.peer) {
+                match ws_step(&mut c.io, ctx, &mut c.out, &mut c.pushes, x, &c.peer) {
                     Ok(o) => return o,
                     Err(None) => return Outcome::Drop,
                     Err(Some(frame)) => {
@@ -221,169 +326,208 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     }
                 }
             }
-            Phase::Closing { ctx, shut } => {
-                // 1. get our last bytes out
-                let flushed = match ctx {
-                    Some(ctx) => match ctx.flush(&mut c.io) {
-                        Ok(()) => true,
-                        Err(WsError::Io(e)) if would_block(&e) => false,
-                        Err(_) => true, // closed, or nothing more to send
-                    },
-                    None => match c.io.flush_raw() {
-                        Ok(()) => true,
-                        Err(e) if would_block(&e) => false,
-                        Err(_) => return Outcome::Drop,
-                    },
-                };
-                if !flushed {
-                    return Outcome::Keep;
-                }
-                if !*shut {
-                    c.io.close_notify();
-                    let _ = c.io.flush_raw();
-                    let _ = c.io.sock.shutdown(Shutdown::Write);
-                    *shut = true;
-                }
-                // 2. discard input until the peer closes
-                let mut sink = [0u8; 4096];
-                loop {
-                    match c.io.sock.read(&mut sink) {
-                        Ok(0) => return Outcome::Drop,
-                        Ok(_) => {}
-                        Err(e) if would_block(&e) => return Outcome::Keep,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Outcome::Drop,
-                    }
-                }
-            }
+            Phase::Closing { ctx, shut } => return closing_step(&mut c.io, ctx, shut),
         }
     }
 }
 
-/// Reads every available frame, answers each request in order, flushes.
+/// A closing connection's turn: its last bytes out, then its input
+/// discarded until the peer closes.
+fn closing_step(
+    io: &mut Transport,
+    ctx: &mut Option<Box<WebSocketContext>>,
+    shut: &mut bool,
+) -> Outcome {
+    // 1. get our last bytes out
+    let flushed = match ctx {
+        Some(ctx) => match ctx.flush(io) {
+            Ok(()) => true,
+            Err(WsError::Io(e)) if would_block(&e) => false,
+            Err(_) => true, // closed, or nothing more to send
+        },
+        None => match io.flush_raw() {
+            Ok(()) => true,
+            Err(e) if would_block(&e) => false,
+            Err(_) => return Outcome::Drop,
+        },
+    };
+    if !flushed {
+        return Outcome::Keep;
+    }
+    if !*shut {
+        io.close_notify();
+        let _ = io.flush_raw();
+        let _ = io.sock.shutdown(Shutdown::Write);
+        *shut = true;
+    }
+    // 2. discard input until the peer closes (in turns)
+    let mut sink = [0u8; 4096];
+    for _ in 0..MAX_TURN_DISCARDS {
+        match io.sock.read(&mut sink) {
+            Ok(0) => return Outcome::Drop,
+            Ok(_) => {}
+            Err(e) if would_block(&e) => return Outcome::Keep,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Outcome::Drop,
+        }
+    }
+    Outcome::Again
+}
+
+/// Reads the frames available (at most `MAX_TURN_MESSAGES`), answers each
+/// request in order, writes what the socket takes.
 /// `Err(Some(frame))`: close with that frame; `Err(None)`: drop now.
 fn ws_step(
     io: &mut Transport,
     ctx: &mut WebSocketContext,
-    queue: &mut VecDeque<Slot>,
+    out: &mut Out,
     pushes: &mut Pushes,
     x: &mut Ctx,
     peer: &str,
 ) -> Result<Outcome, Option<CloseFrame>> {
-    loop {
-        if queue.len() >= MAX_PENDING {
+    // What the socket takes first: each check below follows a pump, so a
+    // socket found full has its writable event to come.
+    let n = &mut x.streams.counts;
+    if pump(io, ctx, out, pushes, n, peer).is_err() || over_cap(out, pushes, x.cap, n, peer) {
+        return Err(None);
+    }
+    let mut turn = 0;
+    let more = loop {
+        if out.queue.len() >= MAX_PENDING {
             // Answers wait behind a journal read: stop reading until they go
             // out (the delivery drives this connection again).
-            break;
+            break false;
+        }
+        if turn >= MAX_TURN_MESSAGES {
+            break true;
         }
         match ctx.read(io) {
-            Ok(Message::Text(t)) => queue.push_back(dispatch::answer(t.as_str(), pushes, x)),
+            Ok(Message::Text(t)) => out.push(dispatch::answer(t.as_str(), pushes, x)),
             Ok(Message::Binary(b)) => {
                 let a = Answer::text(protocol::error_json(
                     "binary frames are not requests: send a text frame such as {\"type\":\"metrics\"}",
                     &format!("<binary frame, {} bytes>", b.len()),
                     None,
                 ));
-                queue.push_back(Slot::Ready(a));
+                out.push(Slot::Ready(a));
             }
             Ok(_) => {} // ping (pong queued by tungstenite), pong, close (reply queued)
-            Err(WsError::Io(e)) if would_block(&e) => break,
-            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            // A text message (whole or fragmented) or a Close reason that is
-            // not UTF-8 fails the connection with 1007 (RFC 6455 §8.1, §7.4.1).
-            Err(WsError::Utf8(e)) => {
-                log::debug!("{peer}: invalid UTF-8 ({e}); closing with 1007");
-                return Err(Some(CloseFrame {
-                    code: CloseCode::Invalid,
-                    reason: "invalid UTF-8".into(),
-                }));
-            }
-            Err(WsError::Capacity(e)) => {
-                log::debug!("{peer}: {e}; closing with 1009");
-                let reason = match e {
-                    CapacityError::MessageTooLong { max_size, .. } => {
-                        format!("message over {max_size} bytes")
-                    }
-                    _ => format!("frame over {} bytes", protocol::MAX_FRAME),
-                };
-                return Err(Some(CloseFrame {
-                    code: CloseCode::Size,
-                    reason: reason.into(),
-                }));
-            }
-            Err(WsError::Protocol(e)) => {
-                log::debug!("{peer}: protocol error: {e}");
-                return Err(Some(CloseFrame {
-                    code: CloseCode::Protocol,
-                    reason: "protocol error".into(),
-                }));
-            }
+            Err(WsError::Io(e)) if would_block(&e) => break false,
+            Err(e) => read_error(e, peer)?,
+        }
+        turn += 1;
+        let n = &mut x.streams.counts;
+        if pump(io, ctx, out, pushes, n, peer).is_err() || over_cap(out, pushes, x.cap, n, peer) {
+            return Err(None);
+        }
+    };
+    if out.in_flight == 0 {
+        // a pong or close reply tungstenite queued while no frame was in flight
+        match ctx.flush(io) {
+            Ok(()) => {}
+            Err(WsError::Io(e)) if would_block(&e) => out.in_flight = 1,
             Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => return Err(None),
             Err(e) => {
                 log::debug!("{peer}: {e}");
                 return Err(None);
             }
         }
-        if pump(io, ctx, queue, peer).is_err() {
-            return Err(None);
-        }
     }
-    if pump(io, ctx, queue, peer).is_err() {
-        return Err(None);
-    }
-    match ctx.flush(io) {
-        Ok(()) => {
-            pushes.blocked = false;
-            write_pushes(io, ctx, queue, pushes, &mut x.streams.counts, peer).map_err(|()| None)?;
-            Ok(Outcome::Keep)
+    Ok(if more { Outcome::Again } else { Outcome::Keep })
+}
+
+/// What a read error does to the connection: `Ok`: read again.
+fn read_error(e: WsError, peer: &str) -> Result<(), Option<CloseFrame>> {
+    match e {
+        WsError::Io(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        // A text message (whole or fragmented) or a Close reason that is
+        // not UTF-8 fails the connection with 1007 (RFC 6455 §8.1, §7.4.1).
+        WsError::Utf8(e) => {
+            log::debug!("{peer}: invalid UTF-8 ({e}); closing with 1007");
+            Err(Some(CloseFrame {
+                code: CloseCode::Invalid,
+                reason: "invalid UTF-8".into(),
+            }))
         }
-        Err(WsError::Io(e)) if would_block(&e) => {
-            pushes.blocked = true;
-            Ok(Outcome::Keep)
+        WsError::Capacity(e) => {
+            log::debug!("{peer}: {e}; closing with 1009");
+            let reason = match e {
+                CapacityError::MessageTooLong { max_size, .. } => {
+                    format!("message over {max_size} bytes")
+                }
+                _ => format!("frame over {} bytes", protocol::MAX_FRAME),
+            };
+            Err(Some(CloseFrame {
+                code: CloseCode::Size,
+                reason: reason.into(),
+            }))
         }
-        Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => Err(None),
-        Err(e) => {
+        WsError::Protocol(e) => {
+            log::debug!("{peer}: protocol error: {e}");
+            Err(Some(CloseFrame {
+                code: CloseCode::Protocol,
+                reason: "protocol error".into(),
+            }))
+        }
+        WsError::ConnectionClosed | WsError::AlreadyClosed => Err(None),
+        e => {
             log::debug!("{peer}: {e}");
             Err(None)
         }
     }
 }
 
-/// Hands the ready answers at the head of the queue to tungstenite.
+/// Hands frames to tungstenite one at a time, each once the socket has
+/// taken all of the one before: the ready answers at the head of the queue
+/// (a journal wait holds the ones behind it), then, when no answer is
+/// queued, the waiting pushes (so a `subscribed` answer precedes its
+/// stream's first frame). What the socket does not take waits in `Out`.
 fn pump(
     io: &mut Transport,
     ctx: &mut WebSocketContext,
-    queue: &mut VecDeque<Slot>,
+    out: &mut Out,
+    pushes: &mut Pushes,
+    n: &mut PushCounts,
     peer: &str,
 ) -> Result<(), ()> {
-    while let Some(Slot::Ready(_)) = queue.front() {
-        let Some(Slot::Ready(a)) = queue.pop_front() else {
-            break;
+    if out.in_flight > 0 {
+        match ctx.flush(io) {
+            Ok(()) => out.in_flight = 0,
+            Err(WsError::Io(e)) if would_block(&e) => return Ok(()),
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return Err(());
+            }
+        }
+    }
+    while out.in_flight == 0 {
+        let a = match out.queue.front() {
+            Some(Slot::Ready(_)) => out.pop_ready(),
+            Some(Slot::Waiting(_)) => None,
+            None => pushes.take_next(n),
         };
-        write_frame(io, ctx, a, peer)?;
+        let Some(a) = a else { break };
+        out.in_flight = write_frame(io, ctx, a, peer)?;
     }
     Ok(())
 }
 
-/// Hands one frame to tungstenite (buffered there if the socket is full).
+/// Hands one frame to tungstenite: 0 when the socket took it all, else its
+/// size (the rest goes out as the socket drains).
 fn write_frame(
     io: &mut Transport,
     ctx: &mut WebSocketContext,
     a: Answer,
     peer: &str,
-) -> Result<(), ()> {
+) -> Result<usize, ()> {
+    let len = dispatch::size(&a).max(1);
     let msg = match a {
         Answer::Text(t) => Message::Text(t),
         Answer::Binary(b) => Message::Binary(b),
     };
     match ctx.write(io, msg) {
-        Ok(()) => Ok(()),
-        // The frame is buffered; it goes out when the socket drains.
-        Err(WsError::Io(e)) if would_block(&e) => Ok(()),
-        Err(WsError::WriteBufferFull(_)) => {
-            log::debug!("{peer}: not reading its answers; output over the limit, dropping");
-            Err(())
-        }
+        Ok(()) => Ok(0),
+        Err(WsError::Io(e)) if would_block(&e) => Ok(len),
         Err(e) => {
             log::debug!("{peer}: {e}");
             Err(())

@@ -2,6 +2,7 @@
 //! answers module. What a connection's step may touch besides itself is
 //! gathered in `Ctx`.
 
+use super::guard::{self, Guard};
 use super::http;
 use super::jobs::{Jobs, Started};
 use super::pushes::Pushes;
@@ -18,6 +19,14 @@ pub enum Slot {
     Waiting(u64),
 }
 
+/// An answer's payload bytes: what it holds while it waits for a client.
+pub fn size(a: &Answer) -> usize {
+    match a {
+        Answer::Text(t) => t.len(),
+        Answer::Binary(b) => b.len(),
+    }
+}
+
 /// A journal job's deadline, for the loop's timer heap: (when, job key, job serial).
 pub type JobDeadline = (Instant, usize, u64);
 
@@ -27,13 +36,19 @@ pub struct Ctx<'a> {
     pub jobs: &'a mut Jobs,
     pub registry: &'a mio::Registry,
     pub token: Option<&'a str>,
-    pub prom_top_n: usize,
     pub cfg: &'a WebSocketConfig,
     /// This connection's (slab key, serial), for journal waiters.
     pub me: (usize, u64),
     pub new_deadlines: &'a mut Vec<JobDeadline>,
     /// Who subscribed to which pushed stream (and their counts).
     pub streams: &'a mut Streams,
+    /// What may wait for one client (`Limits::max_queued_output`).
+    pub cap: usize,
+    /// The agent's names, the token lockout, the refusal lines' limit.
+    pub guard: &'a mut Guard,
+    /// The remote-write pusher's counts, for `/metrics`.
+    #[cfg(feature = "remote-write")]
+    pub remote: Option<crate::remote::Stats>,
 }
 
 /// The answer to one request text, or a slot that a journal read will
@@ -42,11 +57,20 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
     let now = Instant::now();
     match x.answers.answer_text(text, now) {
         Reply::Ready(a) => Slot::Ready(a),
-        Reply::Subscribe(new) => {
-            x.streams.set(x.me, pushes.sub, new, now);
-            pushes.resubscribe(new, &mut x.streams.counts);
-            Slot::Ready(Answer::text(new.answer_json()))
-        }
+        Reply::Subscribe(new) => match x.streams.set(x.me, pushes.sub, new, now) {
+            Ok(()) => {
+                pushes.resubscribe(new, &mut x.streams.counts);
+                Slot::Ready(Answer::text(new.answer_json()))
+            }
+            Err(_) => Slot::Ready(Answer::text(crate::protocol::error_json(
+                &format!(
+                    "too many distinct periods subscribed to across clients (at most {} stream and period pairs); use a period already in use, or fewer",
+                    super::streams::MAX_GROUPS
+                ),
+                text,
+                None,
+            ))),
+        },
         Reply::Journal(pid) => match x.jobs.start(x.registry, pid, x.me) {
             Started::Now(json) => Slot::Ready(x.answers.journal_store(pid, &json, now)),
             Started::Pending { serial, deadline } => {
@@ -59,16 +83,63 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
     }
 }
 
+/// Routes a request head from `peer` (`ip:port`) with the guard: a
+/// locked-out address gets 429; a wrong token is counted (one warn line
+/// when it locks the address out); refusals are logged at info, at most
+/// one line a second.
+pub fn route(buf: &[u8], peer: &str, x: &mut Ctx) -> Option<(usize, http::Route)> {
+    let now = Instant::now();
+    let ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+    let blocked = ip.and_then(|ip| x.guard.blocked(ip, now));
+    let gate = http::Gate {
+        token: x.token,
+        names: &x.guard.names,
+        blocked,
+    };
+    let (consumed, route, note) = http::route(buf, &gate)?;
+    let (why, what) = match note {
+        http::Note::Nothing => return Some((consumed, route)),
+        http::Note::WrongToken => {
+            if ip.is_some_and(|ip| x.guard.wrong_token(ip, now)) {
+                log::warn!(
+                    "{peer}: {} wrong tokens in {} s; answering 429 to this address for {} s",
+                    guard::MAX_WRONG,
+                    guard::WRONG_WINDOW.as_secs(),
+                    guard::BLOCK_FOR.as_secs()
+                );
+                return Some((consumed, route));
+            }
+            ("wrong token (401)", None)
+        }
+        http::Note::Blocked => ("locked out for wrong tokens (429)", None),
+        http::Note::Refused(why, what) => (why, what),
+    };
+    if let Some(more) = x.guard.refusal_line(now) {
+        let what = what.map(|w| format!(": {w}")).unwrap_or_default();
+        let more = match more {
+            0 => String::new(),
+            n => format!(" ({n} more refused since the last line)"),
+        };
+        log::info!("{peer}: refused: {why}{what}{more}");
+    }
+    Some((consumed, route))
+}
+
 /// A `/metrics` answer: the answers' scrape, or 500 when `/proc` cannot
 /// be read (Prometheus then records the target as down). Gzipped when the
 /// client takes it (Prometheus does): ~5x fewer bytes to push through the
 /// socket costs less than it saves.
 pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
-    match x
-        .answers
-        .prometheus_with(Instant::now(), x.prom_top_n, x.streams.counts)
-    {
+    match x.answers.prometheus_with(Instant::now(), x.streams.counts) {
         Ok(body) => {
+            #[cfg(feature = "remote-write")]
+            let body = {
+                let mut body = body;
+                if let Some(s) = x.remote {
+                    s.describe(&mut crate::protocol::prom::Writer::new(&mut body));
+                }
+                body
+            };
             let zipped = gzip.then(|| x.answers.gzip(body.as_bytes()));
             let (bytes, extra) = match &zipped {
                 Some(z) => (

@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod dispatch;
+pub mod guard;
 pub mod http;
 pub mod jobs;
 pub mod pushes;
@@ -14,7 +15,7 @@ pub mod transport;
 use crate::answers::{history, Answers};
 use crate::protocol::{self, Answer, Stream};
 use conn::{would_block, Conn, Outcome, Phase};
-use dispatch::{Ctx, Slot};
+use dispatch::Ctx;
 use jobs::{Jobs, JOB_BASE};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -37,9 +38,16 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 pub struct Limits {
     /// Open connections; past it new ones get 503. Each costs ~10 KiB.
     pub max_connections: usize,
-    /// Output queued for one client that does not read; past it the client
-    /// is dropped and its memory freed. Ten process frames fit easily.
+    /// What may wait for one client (answers not yet handed to its socket,
+    /// those behind a journal read too, and pushed frames); past it, it is
+    /// dropped. The frame in flight is not counted: a client that reads
+    /// gets any answer whole, one that does not holds at most this plus
+    /// that frame. Ten process frames fit easily.
     pub max_queued_output: usize,
+    /// What every client together may hold (waiting and in flight); past
+    /// it, the client holding the most is dropped, until under. Bounds a
+    /// crowd of slow clients each under its own cap.
+    pub max_queued_total: usize,
     /// Time to send a complete request head (slowloris).
     pub handshake_timeout: Duration,
     /// How long a closing connection may linger for the peer to close.
@@ -54,6 +62,7 @@ impl Default for Limits {
         Limits {
             max_connections: 1024,
             max_queued_output: 4 << 20,
+            max_queued_total: 32 << 20,
             handshake_timeout: Duration::from_secs(5),
             linger: Duration::from_secs(2),
             idle_timeout: None,
@@ -66,10 +75,14 @@ enum Timer {
     Conn(usize, u64),
     Journal(usize, u64),
     AcceptRetry,
-    /// A pushed stream's group tick (stream, period in ms). Ordered before
-    /// `History`: at the same instant the push collects, the ring reuses it.
-    Push(Stream, u32),
+    /// A pushed stream's group tick (stream, period in ms, group serial:
+    /// a removed group's timer is stale). Ordered before `History`: at the
+    /// same instant the push collects, the ring reuses it.
+    Push(Stream, u32, u64),
     History,
+    /// The remote-write pusher's next step (a push, a retry, a deadline).
+    #[cfg(feature = "remote-write")]
+    Remote,
 }
 
 pub struct Server {
@@ -85,10 +98,20 @@ pub struct Server {
     signals: signal_hook_mio::v1_0::Signals,
     shutting_down: Option<Instant>,
     jobs: Jobs,
-    prom_top_n: usize,
     streams: Streams,
+    /// Every byte held for all clients (the sum of their `Conn::held`).
+    held: usize,
+    /// Timers in the heap known to be stale (a closed connection's, a
+    /// removed group's); the heap is rebuilt when they are half of it.
+    stale: usize,
+    /// Connections whose turn ended with input left, driven after the
+    /// others (`conn::MAX_TURN_MESSAGES`).
+    ready: VecDeque<(usize, u64)>,
+    guard: guard::Guard,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "remote-write")]
+    remote: Option<crate::remote::Pusher>,
 }
 
 /// How the server is set up.
@@ -98,11 +121,14 @@ pub struct Options {
     pub limits: Limits,
     /// The journal reader run for `journal_entries`.
     pub journal_cmd: std::ffi::OsString,
-    /// Processes listed by `/metrics` (the top N by CPU).
-    pub prom_top_n: usize,
+    /// The agent's own names and the allowed origins (Origin and Host checks).
+    pub names: guard::Names,
     /// Serve wss:// with this config.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Push to a remote-write endpoint.
+    #[cfg(feature = "remote-write")]
+    pub remote: Option<crate::remote::Setup>,
 }
 
 impl Server {
@@ -115,9 +141,11 @@ impl Server {
             token,
             limits,
             journal_cmd,
-            prom_top_n,
+            names,
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "remote-write")]
+            remote,
         } = opts;
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -133,7 +161,6 @@ impl Server {
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
-            .max_write_buffer_size(limits.max_queued_output)
             .max_frame_size(Some(protocol::MAX_FRAME))
             .max_message_size(Some(protocol::MAX_FRAME));
         // The grid every pushed stream and the history ring tick on.
@@ -143,6 +170,15 @@ impl Server {
             // the first tick sizes the ring as soon as the loop runs
             timers.push(Reverse((epoch, Timer::History)));
         }
+        #[cfg(feature = "remote-write")]
+        let remote = match remote {
+            Some(setup) => {
+                let p = crate::remote::Pusher::new(setup, poll.registry(), epoch)?;
+                timers.push(Reverse((epoch, Timer::Remote)));
+                Some(p)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -156,10 +192,15 @@ impl Server {
             signals,
             shutting_down: None,
             jobs: Jobs::new(journal_cmd),
-            prom_top_n,
             streams: Streams::new(epoch),
+            held: 0,
+            stale: 0,
+            ready: VecDeque::new(),
+            guard: guard::Guard::new(names),
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "remote-write")]
+            remote,
         })
     }
 
@@ -189,6 +230,9 @@ impl Server {
                 (None, Some(d)) => Some(d.saturating_duration_since(now)),
                 (t, None) => t,
             };
+            // Connections with input left: others' events, then their turn.
+            let timeout = self.ready.is_empty().then_some(timeout);
+            let timeout = timeout.unwrap_or(Some(Duration::ZERO));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -203,6 +247,8 @@ impl Server {
                             self.begin_shutdown();
                         }
                     }
+                    #[cfg(feature = "remote-write")]
+                    t @ (crate::remote::SOCKET | crate::remote::WAKE) => self.remote_step(Some(t)),
                     Token(k) if k >= JOB_BASE => {
                         if let Some((job, answer)) =
                             self.jobs.on_readable(self.poll.registry(), k - JOB_BASE)
@@ -211,6 +257,15 @@ impl Server {
                         }
                     }
                     Token(k) => self.drive(k),
+                }
+            }
+            for _ in 0..self.ready.len() {
+                let Some((k, serial)) = self.ready.pop_front() else {
+                    break;
+                };
+                if let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) {
+                    c.ready = false;
+                    self.drive(k);
                 }
             }
         }
@@ -230,7 +285,9 @@ impl Server {
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
-                Timer::Push(s, ms) => self.push_tick(s, ms, now),
+                #[cfg(feature = "remote-write")]
+                Timer::Remote => self.remote_step(None),
+                Timer::Push(s, ms, serial) => self.push_tick(s, ms, serial, now),
                 Timer::History => {
                     self.answers.history_tick(now);
                     let next = streams::next_tick(at, history::INTERVAL, now);
@@ -245,6 +302,7 @@ impl Server {
                 }
                 Timer::Conn(k, serial) => {
                     let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
+                        self.stale = self.stale.saturating_sub(1);
                         continue;
                     };
                     c.timer_at = None;
@@ -268,6 +326,27 @@ impl Server {
                     }
                 }
             }
+        }
+    }
+
+    /// The pusher's timer (`token` `None`) or one of its events; then its
+    /// next timer, when it moved earlier.
+    #[cfg(feature = "remote-write")]
+    fn remote_step(&mut self, token: Option<Token>) {
+        let Some(p) = self.remote.as_mut() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let mut src = crate::remote::source::Scrape {
+            answers: &mut self.answers,
+            pushes: self.streams.counts,
+        };
+        match token {
+            None => p.on_timer(&mut src, registry, Instant::now()),
+            Some(t) => p.on_event(&mut src, registry, t),
+        }
+        if let Some(at) = p.wake_at() {
+            self.timers.push(Reverse((at, Timer::Remote)));
         }
     }
 
@@ -295,6 +374,7 @@ impl Server {
             match res {
                 Ok((mut sock, peer)) => {
                     let _ = sock.set_nodelay(true);
+                    conn::keepalive(&sock);
                     if self.conns.len() >= self.limits.max_connections {
                         log::debug!("{peer}: over max connections, answering 503");
                         if let http::Route::Respond { response, .. } = http::respond(
@@ -335,18 +415,7 @@ impl Server {
                     self.next_serial += 1;
                     let serial = self.next_serial;
                     let deadline = Instant::now() + self.limits.handshake_timeout;
-                    entry.insert(Conn {
-                        io,
-                        phase: Phase::Http {
-                            buf: Vec::with_capacity(1024),
-                        },
-                        serial,
-                        deadline: Some(deadline),
-                        timer_at: Some(deadline),
-                        queue: VecDeque::new(),
-                        peer: peer.to_string(),
-                        pushes: pushes::Pushes::default(),
-                    });
+                    entry.insert(Conn::new(io, serial, deadline, peer.to_string()));
                     self.add_timer(deadline, Timer::Conn(k, serial));
                     log::debug!("{peer}: connected");
                 }
@@ -404,13 +473,60 @@ impl Server {
             self.streams.forget((k, c.serial), c.pushes.sub);
             let n = &mut self.streams.counts;
             n.pending = n.pending.saturating_sub(c.pushes.pending());
-            // Its timers go too (a handshake deadline outlives the upgrade
-            // in the heap): one left for a closed connection would wake an
-            // otherwise idle agent for nothing.
-            let serial = c.serial;
-            self.timers
-                .retain(|Reverse((_, t))| *t != Timer::Conn(k, serial));
+            self.held = self.held.saturating_sub(c.held);
+            // Its timer is stale now (a handshake deadline outlives the
+            // upgrade in the heap); `compact` takes it out with the rest.
+            if c.timer_at.is_some() {
+                self.stale += 1;
+            }
+            self.compact();
             log::debug!("{}: closed", c.peer);
+        }
+    }
+
+    /// Rebuilds the timer heap without its stale timers once they are half
+    /// of it: it stays within twice the live timers (a constant cost per
+    /// stale one), and a closed connection's deadline wakes no idle agent.
+    fn compact(&mut self) {
+        self.stale += self.streams.take_retired();
+        if self.stale == 0 || self.stale * 2 < self.timers.len() {
+            return;
+        }
+        let (conns, streams) = (&self.conns, &self.streams);
+        self.timers.retain(|Reverse((_, t))| match *t {
+            Timer::Conn(k, serial) => conns.get(k).is_some_and(|c| c.serial == serial),
+            Timer::Push(s, ms, serial) => streams.is_live(s, ms, serial),
+            _ => true,
+        });
+        self.stale = 0;
+    }
+
+    /// Accounts what connection `k` holds now; drops it or others when
+    /// over the total (`Limits::max_queued_total`): the largest first.
+    fn settle(&mut self, k: usize) {
+        if let Some(c) = self.conns.get_mut(k) {
+            let now = c.holding();
+            self.held = self.held.saturating_sub(c.held).saturating_add(now);
+            c.held = now;
+        }
+        self.enforce_total();
+    }
+
+    /// Drops the clients holding the most while all hold over the total.
+    fn enforce_total(&mut self) {
+        while self.held > self.limits.max_queued_total {
+            let Some((big, c)) = self.conns.iter().max_by_key(|(_, c)| c.held) else {
+                break;
+            };
+            log::debug!(
+                "{}: dropped: holds {} bytes, the most, while all clients hold {} (over the {}-byte total)",
+                c.peer,
+                c.held,
+                self.held,
+                self.limits.max_queued_total
+            );
+            self.streams.counts.dropped_total += 1;
+            self.close(big);
         }
     }
 
@@ -421,13 +537,7 @@ impl Server {
             let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
                 continue;
             };
-            if let Some(slot) = c
-                .queue
-                .iter_mut()
-                .find(|s| matches!(s, Slot::Waiting(j) if *j == job.serial))
-            {
-                *slot = Slot::Ready(a.clone());
-            }
+            c.out.fill(job.serial, &a);
             self.drive(k);
         }
     }
@@ -435,8 +545,9 @@ impl Server {
     /// One tick of the group of stream `s` at `ms`: one answer (from the
     /// cache, or one collection) handed to every member, each written from
     /// the same encoded buffer (a reference-counted `Bytes`).
-    fn push_tick(&mut self, s: Stream, ms: u32, now: Instant) {
-        let Some(members) = self.streams.take_members(s, ms) else {
+    fn push_tick(&mut self, s: Stream, ms: u32, serial: u64, now: Instant) {
+        let Some(members) = self.streams.take_members(s, ms, serial) else {
+            self.stale = self.stale.saturating_sub(1);
             return;
         };
         let answer = match s {
@@ -456,21 +567,26 @@ impl Server {
         // groups (`Streams::forget`), so none is stale here.
         let mut failed = Vec::new();
         let counts = &mut self.streams.counts;
+        let cap = self.limits.max_queued_output;
         for &(k, serial) in &members {
             let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
                 continue;
             };
             conn::offer(c, s, answer.clone(), counts);
-            if matches!(conn::push_out(c, counts), Outcome::Drop) {
+            if matches!(conn::push_out(c, counts, cap), Outcome::Drop) {
                 failed.push(k);
             }
+            let held = c.holding();
+            self.held = self.held.saturating_sub(c.held).saturating_add(held);
+            c.held = held;
         }
         if let Some(next) = self.streams.restore(s, ms, members, now) {
-            self.add_timer(next, Timer::Push(s, ms));
+            self.add_timer(next, Timer::Push(s, ms, serial));
         }
         for k in failed {
             self.close(k);
         }
+        self.enforce_total();
     }
 
     /// Runs connection `k` as far as it can go without blocking.
@@ -483,11 +599,14 @@ impl Server {
                     jobs: &mut self.jobs,
                     registry: self.poll.registry(),
                     token: self.token.as_deref(),
-                    prom_top_n: self.prom_top_n,
                     cfg: &self.ws_config,
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
                     streams: &mut self.streams,
+                    cap: self.limits.max_queued_output,
+                    guard: &mut self.guard,
+                    #[cfg(feature = "remote-write")]
+                    remote: self.remote.as_ref().map(crate::remote::Pusher::stats),
                 };
                 conn::step(c, &mut ctx)
             }
@@ -496,12 +615,20 @@ impl Server {
         for (at, key, serial) in new_deadlines {
             self.add_timer(at, Timer::Journal(key, serial));
         }
-        for (at, s, ms) in self.streams.take_fresh() {
-            self.add_timer(at, Timer::Push(s, ms));
+        for (at, s, ms, serial) in self.streams.take_fresh() {
+            self.add_timer(at, Timer::Push(s, ms, serial));
         }
+        self.compact();
         match outcome {
             Outcome::Drop => self.close(k),
-            Outcome::Keep => {
+            Outcome::Keep | Outcome::Again => {
+                if let Some(c) = self.conns.get_mut(k) {
+                    if matches!(outcome, Outcome::Again) && !c.ready {
+                        c.ready = true;
+                        self.ready.push_back((k, c.serial));
+                    }
+                }
+                self.settle(k);
                 // A connection that entered Closing gets its linger
                 // deadline; an open WebSocket, its idle deadline (if set).
                 if let Some(c) = self.conns.get_mut(k) {

@@ -3,6 +3,7 @@
 //! subscriber that does not read never builds a queue). Written out by
 //! `conn.rs`; changed by a (un)subscribe in `dispatch.rs`.
 
+use super::dispatch::size;
 use crate::answers::prom::PushCounts;
 use crate::protocol::{Answer, Stream, Subscription};
 
@@ -10,9 +11,6 @@ use crate::protocol::{Answer, Stream, Subscription};
 pub struct Pushes {
     pub sub: Subscription,
     pending: [Option<Answer>; 3],
-    /// The socket took less than was written: what tungstenite holds goes
-    /// out first, and pushes wait (and coalesce) until it has.
-    pub blocked: bool,
     /// The socket's send buffer is bounded (`conn::PUSH_SNDBUF`).
     pub bounded: bool,
 }
@@ -21,6 +19,12 @@ impl Pushes {
     /// Frames waiting here.
     pub fn pending(&self) -> u64 {
         self.pending.iter().filter(|p| p.is_some()).count() as u64
+    }
+
+    /// Bytes of the frames waiting here (they count against the client's
+    /// output cap).
+    pub fn bytes(&self) -> usize {
+        self.pending.iter().flatten().map(size).sum()
     }
 
     /// Takes subscription `new`: frames of streams it drops are let go.
@@ -55,11 +59,10 @@ impl Pushes {
         }
     }
 
-    /// The waiting frames, in stream order, taken out to be written.
-    pub fn take_all(&mut self, n: &mut PushCounts) -> [Option<Answer>; 3] {
-        let out = std::mem::take(&mut self.pending);
-        let taken = out.iter().filter(|a| a.is_some()).count() as u64;
-        n.pending = n.pending.saturating_sub(taken);
-        out
+    /// The first waiting frame, in stream order, taken out to be written.
+    pub fn take_next(&mut self, n: &mut PushCounts) -> Option<Answer> {
+        let a = self.pending.iter_mut().find_map(Option::take)?;
+        n.pending = n.pending.saturating_sub(1);
+        Some(a)
     }
 }

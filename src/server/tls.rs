@@ -10,19 +10,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Where the reference agent keeps its certificate, so a user switching
-/// agents keeps the certificate their TUI pins:
-/// `$XDG_CONFIG_HOME/socktop_agent/tls` or `~/.config/socktop_agent/tls`.
-pub fn config_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
-    env("XDG_CONFIG_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("socktop_agent")
-        .join("tls")
-}
-
 /// The certificate's notAfter, epoch seconds (x509-cert's DER decoding);
 /// `None` for what is not one certificate.
 pub fn not_after(cert_der: &[u8]) -> Option<i64> {
@@ -96,6 +83,12 @@ fn tighten(key: &Path) {
     }
 }
 
+fn cert_err(what: &str, e: &dyn std::fmt::Display) -> String {
+    format!("TLS certificate: {what}: {e}")
+}
+
+/// Generates a self-signed pair: ECDSA P-256 with SHA-256, the key as
+/// PKCS#8 in mode 0600, in `dir` made mode 0700.
 fn generate(
     dir: &Path,
     cert: &Path,
@@ -103,16 +96,45 @@ fn generate(
     hostname: &str,
     extra: &str,
 ) -> Result<(), String> {
-    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType, SerialNumber};
-    use ring::rand::SecureRandom as _;
+    use rcgen::KeyPair;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let err = |what: &str, e: &dyn std::fmt::Display| format!("TLS certificate: {what}: {e}");
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| err(&format!("cannot create {}", dir.display()), &e))?;
+        .map_err(|e| cert_err(&format!("cannot create {}", dir.display()), &e))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let params = cert_params(hostname, subject_alt_names(hostname, extra))?;
+    let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| cert_err("key generation", &e))?;
+    let signed = params
+        .self_signed(&kp)
+        .map_err(|e| cert_err("signing", &e))?;
+    let mut kf = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(key)
+        .map_err(|e| cert_err(&format!("cannot write {}", key.display()), &e))?;
+    let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
+    kf.write_all(kp.serialize_pem().as_bytes())
+        .map_err(|e| cert_err("writing the key", &e))?;
+    fs::write(cert, signed.pem())
+        .map_err(|e| cert_err(&format!("cannot write {}", cert.display()), &e))?;
+    log::info!(
+        "generated a self-signed TLS certificate at {} (key {})",
+        cert.display(),
+        key.display()
+    );
+    Ok(())
+}
+
+/// The names a generated certificate holds: the host name, localhost, the
+/// loopback addresses, then each valid name or address of `extra`
+/// (`SOCKTOP_AGENT_EXTRA_SANS`, comma-separated).
+fn subject_alt_names(hostname: &str, extra: &str) -> Vec<rcgen::SanType> {
+    use rcgen::SanType;
     let dns = |n: &str| {
         valid_dns(n)
             .then(|| n.to_string().try_into().ok())
@@ -136,10 +158,21 @@ fn generate(
             (Err(_), None) => log::warn!("SOCKTOP_AGENT_EXTRA_SANS: ignoring invalid name {s:?}"),
         }
     }
+    sans
+}
+
+/// The subject, a random serial and the validity period of a new
+/// certificate for `hostname`.
+fn cert_params(
+    hostname: &str,
+    sans: Vec<rcgen::SanType>,
+) -> Result<rcgen::CertificateParams, String> {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, SerialNumber};
+    use ring::rand::SecureRandom as _;
     let mut serial = [0u8; 20];
     ring::rand::SystemRandom::new()
         .fill(&mut serial)
-        .map_err(|_| err("serial number", &"the system's random source failed"))?;
+        .map_err(|_| cert_err("serial number", &"the system's random source failed"))?;
     // Positive, 20 bytes, minimal DER.
     serial[0] = (serial[0] & 0x7f) | 0x40;
     // Valid from yesterday (clock skew) for 397 days, as the reference,
@@ -147,7 +180,7 @@ fn generate(
     let day = now_epoch().div_euclid(86_400);
     let midnight = |d: i64| {
         time::OffsetDateTime::from_unix_timestamp(d * 86_400)
-            .map_err(|e| err("the validity period", &e))
+            .map_err(|e| cert_err("the validity period", &e))
     };
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
@@ -156,28 +189,7 @@ fn generate(
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.not_before = midnight(day - 1)?;
     params.not_after = midnight(day + 397)?;
-    // ECDSA P-256 with SHA-256, the key as PKCS#8.
-    let kp = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| err("key generation", &e))?;
-    let signed = params.self_signed(&kp).map_err(|e| err("signing", &e))?;
-    let mut kf = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(key)
-        .map_err(|e| err(&format!("cannot write {}", key.display()), &e))?;
-    let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
-    kf.write_all(kp.serialize_pem().as_bytes())
-        .map_err(|e| err("writing the key", &e))?;
-    fs::write(cert, signed.pem())
-        .map_err(|e| err(&format!("cannot write {}", cert.display()), &e))?;
-    log::info!(
-        "generated a self-signed TLS certificate at {} (key {})",
-        cert.display(),
-        key.display()
-    );
-    Ok(())
+    Ok(params)
 }
 
 /// The rustls server config for a PEM chain and key; with `client_ca`,
@@ -297,7 +309,7 @@ static VERIFIERS: rustls::crypto::WebPkiSupportedAlgorithms = {
 /// Keys are loaded as by the default provider: RSA, ECDSA (P-256, P-384)
 /// and Ed25519; with `verify`, client certificates are checked with ring's
 /// own set: ECDSA P-256/P-384, Ed25519, RSA PKCS#1 and PSS.
-fn provider(verify: bool) -> rustls::crypto::CryptoProvider {
+pub(crate) fn provider(verify: bool) -> rustls::crypto::CryptoProvider {
     use rustls::crypto::ring::{cipher_suite, kx_group};
     use rustls::crypto::{CryptoProvider, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms};
     #[derive(Debug)]

@@ -93,6 +93,13 @@ impl Transport {
         Ok(())
     }
 
+    /// Forgets that the last read was short: a turn may end before the
+    /// read that would have said WouldBlock (a bounded turn, a full output
+    /// socket), and by the next turn new input may have come.
+    pub fn new_turn(&mut self) {
+        self.drained = false;
+    }
+
     /// Starts a TLS close (close_notify); plain sockets have nothing to say.
     pub fn close_notify(&mut self) {
         #[cfg(feature = "tls")]

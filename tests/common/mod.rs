@@ -32,6 +32,12 @@ pub fn agent_command() -> Command {
     }
 }
 
+/// The path of fixture tree `name` (`tests/fixtures/<name>`, the one
+/// fixture root).
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 /// True when the agent runs under an emulator (its comm is then the emulator's).
 pub fn emulated() -> bool {
     std::env::var("SOCKAGENT_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())

@@ -247,8 +247,16 @@ impl Card {
 mod tests {
     use super::*;
 
-    fn fixture(rel: &str) -> Root {
-        Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + rel)
+    /// An Intel card as i915 and xe show it: its name, no busy %, no VRAM.
+    fn unread(name: &str) -> Gpu {
+        Gpu {
+            name: name.into(),
+            vendor: "intel",
+            usage: None,
+            memory_total: None,
+            memory_used: None,
+            temp_c: None,
+        }
     }
 
     fn read_all(root: &Root) -> Vec<Gpu> {
@@ -257,7 +265,7 @@ mod tests {
 
     #[test]
     fn prometheus_procfs_amdgpu_and_i915() {
-        let gpus = read_all(&fixture("tests/fixtures/prometheus-procfs"));
+        let gpus = read_all(&Root::fixture("prometheus-procfs"));
         // card0: amdgpu (empty product_name, no pci.ids in the tree, no hwmon);
         // card1: i915 with nothing but its driver link and uevent.
         assert_eq!(
@@ -271,21 +279,14 @@ mod tests {
                     memory_used: Some(1490378752),
                     temp_c: None,
                 },
-                Gpu {
-                    name: "Intel GPU 8086:5917".into(),
-                    vendor: "intel",
-                    usage: None,
-                    memory_total: None,
-                    memory_used: None,
-                    temp_c: None,
-                },
+                unread("Intel GPU 8086:5917"),
             ]
         );
     }
 
     #[test]
     fn amd_host_discrete_card_with_hwmon() {
-        let gpus = read_all(&fixture("hwtests/trees/amd-host"));
+        let gpus = read_all(&Root::fixture("amd-host"));
         assert_eq!(
             gpus,
             vec![Gpu {
@@ -297,7 +298,7 @@ mod tests {
                 temp_c: Some(45.0), // edge, not junction (52) or mem (60)
             }]
         );
-        let root = fixture("hwtests/trees/amd-host");
+        let root = Root::fixture("amd-host");
         let first = probe(&root, &[]);
         let off: Vec<Gpu> = first.iter().map(|c| c.read(false)).collect();
         assert_eq!(off[0].temp_c, None);
@@ -311,36 +312,25 @@ mod tests {
     fn intel_laptop_igpu() {
         // i915 exposes no busy %, no VRAM, and an integrated GPU has no hwmon
         assert_eq!(
-            read_all(&fixture("hwtests/trees/intel-laptop")),
-            vec![Gpu {
-                name: "Alder Lake-P GT2 [Iris Xe Graphics]".into(),
-                vendor: "intel",
-                usage: None,
-                memory_total: None,
-                memory_used: None,
-                temp_c: None,
-            }]
+            read_all(&Root::fixture("intel-laptop")),
+            vec![unread("Alder Lake-P GT2 [Iris Xe Graphics]")]
         );
     }
 
     #[test]
     fn intel_arc_on_xe_with_hwmon() {
         assert_eq!(
-            read_all(&fixture("hwtests/trees/intel-arc")),
+            read_all(&Root::fixture("intel-arc")),
             vec![Gpu {
-                name: "Battlemage G21 [Arc B580]".into(),
-                vendor: "intel",
-                usage: None,
-                memory_total: None,
-                memory_used: None,
                 temp_c: Some(41.0), // temp2 "pkg", not temp3 "vram"
+                ..unread("Battlemage G21 [Arc B580]")
             }]
         );
     }
 
     #[test]
     fn suspended_amdgpu_is_not_woken() {
-        let gpus = read_all(&fixture("hwtests/trees/amd-laptop-suspended"));
+        let gpus = read_all(&Root::fixture("amd-laptop-suspended"));
         assert_eq!(gpus.len(), 1);
         assert_eq!(gpus[0].usage, Some(0.0));
         assert_eq!(gpus[0].temp_c, None);
@@ -350,8 +340,8 @@ mod tests {
     #[test]
     fn boards_and_vms_have_no_drm_gpu() {
         // a Raspberry Pi 5's vc4 card and a VM with no DRM at all
-        assert!(probe(&fixture("hwtests/trees/rpi5"), &[]).is_empty());
-        assert!(probe(&fixture("tests/fixtures/h200-vm"), &[]).is_empty());
+        assert!(probe(&Root::fixture("rpi5"), &[]).is_empty());
+        assert!(probe(&Root::fixture("h200-vm"), &[]).is_empty());
     }
 
     #[test]

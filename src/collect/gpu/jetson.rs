@@ -132,13 +132,9 @@ impl Jetson {
 mod tests {
     use super::*;
 
-    fn tree(name: &str) -> Root {
-        Root::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hwtests/trees/").to_string() + name)
-    }
-
     #[test]
     fn nano_gpu0_load_and_gpu_therm() {
-        let root = tree("jetson-nano");
+        let root = Root::fixture("jetson-nano");
         let j = probe(&root).unwrap();
         assert_eq!(
             j.read(true),
@@ -155,7 +151,7 @@ mod tests {
 
     #[test]
     fn orin_devfreq_load_and_gpu_thermal() {
-        let root = tree("jetson-orin");
+        let root = Root::fixture("jetson-orin");
         let j = probe(&root).unwrap();
         let g = j.read(true).unwrap();
         assert_eq!(g.name, "NVIDIA Jetson AGX Orin Developer Kit GPU");
@@ -166,8 +162,8 @@ mod tests {
 
     #[test]
     fn not_a_jetson() {
-        assert!(probe(&tree("rpi5")).is_none());
-        assert!(probe(&tree("amd-host")).is_none());
+        assert!(probe(&Root::fixture("rpi5")).is_none());
+        assert!(probe(&Root::fixture("amd-host")).is_none());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! GPU's `load` file.
 //!
 //! Probing (loading NVML, listing DRM cards) is done at start-up and again
-//! every `REPROBE`, so a driver loaded after start is found; a sample reads
+//! every `rediscover::REDISCOVER` (the one re-probe clock every collector
+//! keeps), so a driver loaded after start is found; a sample reads
 //! only what the probe found, and is cached for `TTL`. Nothing here runs
 //! when `SOCKTOP_AGENT_GPU=0`.
 
@@ -13,6 +14,7 @@ pub mod jetson;
 pub mod nvml;
 
 use super::fs::Root;
+use crate::families::{Family, Sink, Value};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
@@ -20,11 +22,6 @@ use std::time::{Duration, Instant};
 /// GPU readings are reused this long (the reference agent's window): NVML
 /// calls are the costliest part of a metrics answer.
 pub const TTL: Duration = Duration::from_millis(1500);
-
-/// How often the probe runs again: rare enough that a host without NVML
-/// pays one failed `dlopen` per half minute, often enough that a driver
-/// loaded after start shows up soon.
-pub const REPROBE: Duration = Duration::from_secs(30);
 
 /// A sample slower than this is logged (at debug), since it holds the loop.
 pub const SLOW_SAMPLE: Duration = Duration::from_millis(50);
@@ -180,10 +177,7 @@ impl Gpus {
         if !self.s.enabled {
             return None;
         }
-        if self
-            .probed_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= REPROBE)
-        {
+        if super::rediscover::due(&mut self.probed_at, now) {
             self.probe(now);
         }
         let fresh = self
@@ -193,6 +187,53 @@ impl Gpus {
             self.sample(now);
         }
         (!self.list.is_empty()).then_some(self.list.as_slice())
+    }
+}
+
+type Pick = fn(&Gpu) -> Option<f64>;
+
+/// One series per GPU and reading.
+pub const FAMILIES: [(Family, Pick); 4] = [
+    (
+        Family::gauge("sockagent_gpu_utilization_percent", "GPU busy %, 0-100."),
+        |g| g.usage.map(f64::from),
+    ),
+    (
+        Family::gauge("sockagent_gpu_memory_total_bytes", "GPU memory in total."),
+        |g| g.memory_total.map(|v| v as f64),
+    ),
+    (
+        Family::gauge(
+            "sockagent_gpu_memory_used_bytes",
+            "GPU memory in use (NVIDIA: without driver-reserved memory).",
+        ),
+        |g| g.memory_used.map(|v| v as f64),
+    ),
+    (
+        Family::gauge("sockagent_gpu_temperature_celsius", "GPU temperature."),
+        |g| g.temp_c.map(f64::from),
+    ),
+];
+
+/// Every GPU's readings, labelled `gpu` (its index), `name` and `vendor`;
+/// a reading the driver does not give is left out.
+pub fn describe(gpus: &[Gpu], out: &mut dyn Sink) {
+    let mut n = itoa::Buffer::new();
+    for (family, pick) in FAMILIES {
+        if !gpus.iter().any(|g| pick(g).is_some()) {
+            continue;
+        }
+        family.open(out);
+        for (i, g) in gpus.iter().enumerate() {
+            if let Some(v) = pick(g) {
+                let labels = [
+                    ("gpu", n.format(i)),
+                    ("name", &g.name),
+                    ("vendor", g.vendor),
+                ];
+                out.sample(&labels, Value::F(v));
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! A GPU whose calls fail (fallen off the bus, reset) is left out of the
 //! list, with one log line when it goes and one when it comes back.
 
-use super::{Gpu, DEFAULT_NVML_LIB, REPROBE};
+use super::{Gpu, DEFAULT_NVML_LIB};
 use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
@@ -245,7 +245,7 @@ impl Nvidia {
         } else {
             log::info!(
                 "no NVIDIA GPUs: NVML not loaded ({why}); trying again every {} s",
-                REPROBE.as_secs()
+                crate::collect::rediscover::REDISCOVER.as_secs()
             );
             self.told = true;
         }

@@ -1,0 +1,455 @@
+//! The remote-write HTTP client, in the loop like the server: one POST at
+//! a time over a non-blocking `mio` socket (TLS through rustls's client
+//! side for https), `Connection: close`, the response head read with
+//! `httparse` into a bounded buffer and the body discarded up to a bound.
+//! Every step returns at `WouldBlock`; the caller hands it the socket's
+//! events, the resolver's wake-ups and its deadline.
+
+use super::resolve::{self, Resolver};
+use super::target::Target;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The longest a request may take, resolution to the last byte read.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A response head longer than this is a failure (Prometheus's is ~200 B).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Response body bytes read (and dropped) before the answer is taken as
+/// complete; the first `KEPT_BODY` of them are kept for the log line.
+pub const MAX_BODY: usize = 64 * 1024;
+const KEPT_BODY: usize = 256;
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// An HTTP answer: its status, `Retry-After` (seconds), and the start
+    /// of its body (for a log line).
+    Status {
+        code: u16,
+        retry_after: Option<u64>,
+        body: String,
+    },
+    /// No answer: why (a `failures_total` reason).
+    Failed(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Resolving,
+    Connecting,
+    Exchanging,
+}
+
+pub struct Client {
+    target: Target,
+    token: Token,
+    resolver: Resolver,
+    addrs: Vec<SocketAddr>,
+    sock: Option<TcpStream>,
+    #[cfg(feature = "tls")]
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        Option<rustls::ClientConnection>,
+    )>,
+    /// The request (head and body), and how much of it went out.
+    out: Vec<u8>,
+    sent: usize,
+    /// The response so far (its head, then up to `KEPT_BODY`).
+    input: Vec<u8>,
+    body_seen: usize,
+    phase: Phase,
+    deadline: Option<Instant>,
+}
+
+impl Client {
+    pub fn new(target: Target, token: Token, resolver: Resolver) -> Self {
+        Client {
+            target,
+            token,
+            resolver,
+            addrs: Vec::new(),
+            sock: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+            out: Vec::new(),
+            sent: 0,
+            input: Vec::new(),
+            body_seen: 0,
+            phase: Phase::Idle,
+            deadline: None,
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, cfg: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some((cfg, None));
+        self
+    }
+
+    pub fn busy(&self) -> bool {
+        self.phase != Phase::Idle
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The request's buffer, to be filled (head and body) before `start`.
+    pub fn request(&mut self) -> &mut Vec<u8> {
+        self.out.clear();
+        &mut self.out
+    }
+
+    /// Sends what `request` holds; `Some` when it ended at once.
+    pub fn start(&mut self, registry: &Registry, now: Instant) -> Option<Done> {
+        self.sent = 0;
+        self.input.clear();
+        self.body_seen = 0;
+        self.deadline = Some(now + REQUEST_TIMEOUT);
+        if self.addrs.is_empty() {
+            self.phase = Phase::Resolving;
+            let answer = self.resolver.start(&self.target.host, self.target.port)?;
+            return self.resolved(registry, answer);
+        }
+        self.connect(registry)
+    }
+
+    fn resolved(&mut self, registry: &Registry, a: resolve::Answer) -> Option<Done> {
+        match a {
+            Ok(addrs) if !addrs.is_empty() => {
+                self.addrs = addrs;
+                self.connect(registry)
+            }
+            Ok(_) => self.fail(registry, "resolve"),
+            Err(e) => {
+                log::debug!("remote-write: resolving {}: {e}", self.target.host);
+                self.fail(registry, "resolve")
+            }
+        }
+    }
+
+    fn connect(&mut self, registry: &Registry) -> Option<Done> {
+        let Some(&addr) = self.addrs.first() else {
+            return self.fail(registry, "resolve");
+        };
+        let mut sock = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(_) => return self.next_address(registry),
+        };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if registry.register(&mut sock, self.token, interest).is_err() {
+            return self.fail(registry, "connect");
+        }
+        let _ = sock.set_nodelay(true);
+        self.sock = Some(sock);
+        self.phase = Phase::Connecting;
+        #[cfg(feature = "tls")]
+        if let Some((cfg, conn)) = &mut self.tls {
+            let name = rustls::pki_types::ServerName::try_from(self.target.host.clone());
+            let c = name
+                .ok()
+                .and_then(|n| rustls::ClientConnection::new(cfg.clone(), n).ok());
+            let Some(mut c) = c else {
+                return self.fail(registry, "tls");
+            };
+            // the whole request, held until the handshake is done (no
+            // limit: it is one bounded batch, built already)
+            c.set_buffer_limit(None);
+            let _ = c.writer().write_all(&self.out);
+            *conn = Some(c);
+        }
+        None
+    }
+
+    /// The address tried did not take the connection: the next one the
+    /// name has (a dual-stack name's `::1` before `127.0.0.1`), else failed.
+    fn next_address(&mut self, registry: &Registry) -> Option<Done> {
+        if let Some(mut s) = self.sock.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        if !self.addrs.is_empty() {
+            self.addrs.remove(0);
+        }
+        if self.addrs.is_empty() {
+            return self.fail(registry, "connect");
+        }
+        self.connect(registry)
+    }
+
+    /// The resolver's wake-up.
+    pub fn on_wake(&mut self, registry: &Registry) -> Option<Done> {
+        let a = self.resolver.take()?;
+        if self.phase != Phase::Resolving {
+            return None; // an answer after its request timed out
+        }
+        self.resolved(registry, a)
+    }
+
+    /// The socket's event: as far as it goes without blocking.
+    pub fn on_event(&mut self, registry: &Registry) -> Option<Done> {
+        if self.phase == Phase::Connecting {
+            let sock = self.sock.as_ref()?;
+            match sock.take_error() {
+                Ok(None) => {}
+                _ => return self.next_address(registry),
+            }
+            match sock.peer_addr() {
+                Ok(_) => self.phase = Phase::Exchanging,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return None,
+                Err(_) => return self.next_address(registry),
+            }
+        }
+        if self.phase != Phase::Exchanging {
+            return None;
+        }
+        match self.exchange() {
+            Ok(None) => None,
+            Ok(Some(done)) => {
+                self.close(registry);
+                Some(done)
+            }
+            Err(why) => self.fail(registry, why),
+        }
+    }
+
+    /// The deadline passed: the request failed.
+    pub fn on_timer(&mut self, registry: &Registry, now: Instant) -> Option<Done> {
+        if self.deadline.is_some_and(|d| d <= now) {
+            return self.fail(registry, "timeout");
+        }
+        None
+    }
+
+    fn fail(&mut self, registry: &Registry, why: &'static str) -> Option<Done> {
+        // The address stopped answering: look the name up again next time.
+        if matches!(why, "connect" | "timeout" | "resolve") {
+            self.addrs.clear();
+        }
+        self.close(registry);
+        Some(Done::Failed(why))
+    }
+
+    fn close(&mut self, registry: &Registry) {
+        if let Some(mut s) = self.sock.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        #[cfg(feature = "tls")]
+        if let Some((_, c)) = &mut self.tls {
+            *c = None;
+        }
+        self.phase = Phase::Idle;
+        self.deadline = None;
+    }
+
+    /// Writes what is left, reads what came; `Some` once the answer is in.
+    fn exchange(&mut self) -> Result<Option<Done>, &'static str> {
+        let Some(sock) = self.sock.as_mut() else {
+            return Err("io");
+        };
+        let mut buf = [0u8; 4096];
+        #[cfg(feature = "tls")]
+        if let Some((_, Some(c))) = &mut self.tls {
+            loop {
+                while c.wants_write() {
+                    match c.write_tls(sock) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => return Err("io"),
+                    }
+                }
+                let eof = match c.read_tls(sock) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(_) => return Err("io"),
+                };
+                c.process_new_packets().map_err(|_| "tls")?;
+                loop {
+                    match c.reader().read(&mut buf) {
+                        Ok(0) => return finish(&self.input, self.body_seen, true),
+                        Ok(n) => {
+                            if let Some(d) =
+                                take(&mut self.input, &mut self.body_seen, buf.get(..n))?
+                            {
+                                return Ok(Some(d));
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => return finish(&self.input, self.body_seen, true),
+                    }
+                }
+                if eof {
+                    return finish(&self.input, self.body_seen, true);
+                }
+            }
+        }
+        while self.sent < self.out.len() {
+            match sock.write(self.out.get(self.sent..).unwrap_or(&[])) {
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err("io"),
+            }
+        }
+        loop {
+            match sock.read(&mut buf) {
+                Ok(0) => return finish(&self.input, self.body_seen, true),
+                Ok(n) => {
+                    if let Some(d) = take(&mut self.input, &mut self.body_seen, buf.get(..n))? {
+                        return Ok(Some(d));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err("io"),
+            }
+        }
+    }
+}
+
+/// Adds response bytes; `Some` once the whole answer (or enough) is in.
+fn take(
+    input: &mut Vec<u8>,
+    body_seen: &mut usize,
+    bytes: Option<&[u8]>,
+) -> Result<Option<Done>, &'static str> {
+    let bytes = bytes.unwrap_or(&[]);
+    let head_done = head_len(input).is_some();
+    if head_done {
+        *body_seen += bytes.len();
+        let room =
+            KEPT_BODY.saturating_sub(input.len().saturating_sub(head_len(input).unwrap_or(0)));
+        input.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
+    } else {
+        input.extend_from_slice(bytes);
+        if let Some(h) = head_len(input) {
+            *body_seen = input.len() - h;
+            input.truncate(h + KEPT_BODY.min(*body_seen));
+        } else if input.len() > MAX_HEAD {
+            return Err("bad_response");
+        }
+    }
+    finish(input, *body_seen, false)
+}
+
+fn head_len(input: &[u8]) -> Option<usize> {
+    input
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+/// The answer, when it is complete (its length read, the end of a
+/// chunked body, the peer closed, or `MAX_BODY` read).
+fn finish(input: &[u8], body_seen: usize, eof: bool) -> Result<Option<Done>, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut r = httparse::Response::new(&mut headers);
+    let head = match r.parse(input) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if eof => return Err("bad_response"),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err("bad_response"),
+    };
+    let code = r.code.ok_or("bad_response")?;
+    let header = |name: &str| {
+        r.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::trim)
+    };
+    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let body = input.get(head..).unwrap_or(&[]);
+    let complete = eof
+        || body_seen >= MAX_BODY
+        || length.is_some_and(|l| body_seen >= l)
+        || (length.is_none() && body.ends_with(b"0\r\n\r\n"))
+        || code == 204
+        || code == 304;
+    if !complete {
+        return Ok(None);
+    }
+    Ok(Some(Done::Status {
+        code,
+        retry_after: header("retry-after").and_then(|v| v.parse::<u64>().ok()),
+        body: String::from_utf8_lossy(body).trim().to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(parts: &[&[u8]]) -> Result<Option<Done>, &'static str> {
+        let (mut input, mut seen) = (Vec::new(), 0);
+        let mut last = Ok(None);
+        for p in parts {
+            last = take(&mut input, &mut seen, Some(p));
+            if !matches!(last, Ok(None)) {
+                break;
+            }
+        }
+        last
+    }
+
+    #[test]
+    fn answers_in_pieces() {
+        assert_eq!(
+            feed(&[b"HTTP/1.1 204 No Content\r\n", b"Date: x\r\n\r\n"]),
+            Ok(Some(Done::Status {
+                code: 204,
+                retry_after: None,
+                body: String::new()
+            }))
+        );
+        assert_eq!(
+            feed(&[b"HTTP/1.1 400 Bad\r\nContent-Length: 12\r\n\r\nout of"]),
+            Ok(None)
+        );
+        assert_eq!(
+            feed(&[
+                b"HTTP/1.1 400 Bad\r\nContent-Length: 12\r\n\r\nout of",
+                b" order"
+            ]),
+            Ok(Some(Done::Status {
+                code: 400,
+                retry_after: None,
+                body: "out of order".into()
+            }))
+        );
+        assert_eq!(
+            feed(&[b"HTTP/1.1 429 Slow\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n"]),
+            Ok(Some(Done::Status {
+                code: 429,
+                retry_after: Some(7),
+                body: String::new()
+            }))
+        );
+        assert!(matches!(
+            feed(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"]),
+            Ok(Some(Done::Status { code: 200, .. }))
+        ));
+    }
+
+    #[test]
+    fn bounds() {
+        let long = vec![b'a'; MAX_HEAD + 1];
+        assert_eq!(
+            feed(&[b"HTTP/1.1 200 OK\r\nX: ", &long]),
+            Err("bad_response")
+        );
+        assert_eq!(feed(&[b"SSH-2.0-x\r\n\r\n"]), Err("bad_response"));
+        let body = vec![b'b'; MAX_BODY];
+        let got = feed(&[b"HTTP/1.1 500 E\r\n\r\n", &body]);
+        match got {
+            Ok(Some(Done::Status {
+                code: 500, body, ..
+            })) => assert_eq!(body.len(), KEPT_BODY),
+            g => panic!("{g:?}"),
+        }
+    }
+}
