@@ -29,7 +29,7 @@ pub struct Flags {
 }
 
 pub enum Parsed {
-    Flags(Flags),
+    Flags(Box<Flags>),
     Help,
     Version,
 }
@@ -113,5 +113,5 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
             other => return Err(format!("{} (see --help)", other.unexpected())),
         }
     }
-    Ok(Parsed::Flags(f))
+    Ok(Parsed::Flags(Box::new(f)))
 }

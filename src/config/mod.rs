@@ -102,7 +102,7 @@ pub fn parse(
     let mut f = match flags::parse(args)? {
         flags::Parsed::Help => return Ok(Action::Help),
         flags::Parsed::Version => return Ok(Action::Version),
-        flags::Parsed::Flags(f) => f,
+        flags::Parsed::Flags(f) => *f,
     };
     let env = Env(&env);
     let bench = f.bench;
