@@ -173,16 +173,14 @@ impl Answers {
         self.alerts.as_mut().map(|a| &mut a.engine)
     }
 
-    /// The `alerts` answer: the pending and firing alerts.
-    pub(super) fn alerts_answer(&mut self) -> std::result::Result<Answer, &'static str> {
-        let a = match &self.alerts {
-            Some(a) if a.evaluated => a,
-            _ => return Err(NOT_EVALUATED),
+    /// The `alerts` answer: the pending and firing alerts, or the error
+    /// object before the first evaluation (`NOT_EVALUATED`).
+    pub(super) fn alerts_answer(&mut self, text: &str) -> Answer {
+        let Some(a) = self.alerts.as_ref().filter(|a| a.evaluated) else {
+            return Answer::text(crate::protocol::error_json(NOT_EVALUATED, text, None));
         };
         a.engine.answer_json(&mut self.x.json);
-        Ok(Answer::text(
-            String::from_utf8_lossy(&self.x.json).into_owned(),
-        ))
+        Answer::text(String::from_utf8_lossy(&self.x.json).into_owned())
     }
 
     /// `sockagent_alerts`, once the rules have been evaluated.

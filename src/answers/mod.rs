@@ -410,10 +410,7 @@ impl Answers {
                     )))
                 }
             },
-            Request::Alerts => match self.alerts_answer() {
-                Ok(a) => Ok(a),
-                Err(e) => return Reply::Ready(Answer::text(protocol::error_json(e, text, None))),
-            },
+            Request::Alerts => return Reply::Ready(self.alerts_answer(text)),
             Request::Subscribe(s) => return Reply::Subscribe(s),
             Request::Unsubscribe => return Reply::Subscribe(Subscription::default()),
         };
