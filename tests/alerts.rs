@@ -446,3 +446,40 @@ fn a_full_loop_mounted_ext4_fires_almost_out_of_space() {
     );
     assert!(body.contains(&line), "{line} not in {body}");
 }
+
+/// The agent's built-in rules and the packaged PromQL rules for
+/// Prometheus fleets say the same names, severities and `for`, in order.
+#[test]
+fn the_packaged_promql_rules_match_the_built_in_ones() {
+    let yml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/prometheus/sockagent-alerts.yml"
+    ))
+    .unwrap();
+    let seconds = |v: &str| -> u32 {
+        let (n, unit) = v.split_at(v.len() - 1);
+        n.parse::<u32>().unwrap()
+            * match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                u => panic!("unit {u:?} in {v:?}"),
+            }
+    };
+    let mut packaged: Vec<(String, u32, String)> = Vec::new();
+    for line in yml.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            packaged.push((name.trim().into(), 0, String::new()));
+        } else if let (Some(v), Some(last)) = (line.strip_prefix("for: "), packaged.last_mut()) {
+            last.1 = seconds(v.trim());
+        } else if let (Some(v), Some(last)) = (line.strip_prefix("severity: "), packaged.last_mut())
+        {
+            last.2 = v.trim().trim_matches('"').into();
+        }
+    }
+    let built_in: Vec<(String, u32, String)> = sockagent::alerts::rules::RULES
+        .iter()
+        .map(|r| (r.name.into(), r.for_s, r.severity.as_str().into()))
+        .collect();
+    assert_eq!(packaged, built_in);
+}
