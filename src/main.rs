@@ -92,10 +92,40 @@ fn remote_setup(cfg: &Config) -> Result<Option<sockagent::remote::Setup>, String
 
 #[cfg(not(feature = "remote-write"))]
 fn remote_setup(cfg: &Config) -> Result<Option<()>, String> {
+    if !cfg.alertmanagers.is_empty() {
+        return Err("--alertmanager: this build cannot deliver alerts (built without the `remote-write` feature, its HTTP client)".into());
+    }
     match cfg.remote_write {
         Some(_) => Err("--remote-write: this build has no remote-write (built without the `remote-write` feature)".into()),
         None => Ok(None),
     }
+}
+
+/// The Alertmanager senders' setup: the `instance` label is the host
+/// name, `generatorURL` the agent's page; https ones trust the system's
+/// roots (or `SSL_CERT_FILE`).
+#[cfg(feature = "remote-write")]
+fn alertmanagers(
+    cfg: &Config,
+    port: u16,
+) -> Result<Option<sockagent::remote::alertmanager::Setup>, String> {
+    if cfg.alertmanagers.is_empty() {
+        return Ok(None);
+    }
+    let host = sockagent::collect::hostname(&cfg.collect.root);
+    let scheme = if cfg.tls.enabled { "https" } else { "http" };
+    #[cfg(feature = "tls")]
+    let tls = match cfg.alertmanagers.iter().any(|u| u.starts_with("https:")) {
+        true => Some(sockagent::remote::tls::client_config(None)?),
+        false => None,
+    };
+    Ok(Some(sockagent::remote::alertmanager::Setup {
+        urls: cfg.alertmanagers.clone(),
+        generator_url: format!("{scheme}://{host}:{port}/"),
+        instance: host,
+        #[cfg(feature = "tls")]
+        tls,
+    }))
 }
 
 #[cfg(feature = "remote-write")]
@@ -129,6 +159,8 @@ fn run(cfg: Config, remote: Remote) -> Result<(), String> {
     let fd_budget = (nofile.saturating_sub(cfg.limits.max_connections as u64 + 64) / 2) as usize;
     let primed = Instant::now();
     let names = names(&cfg, local.port());
+    #[cfg(feature = "remote-write")]
+    let am = alertmanagers(&cfg, local.port())?;
     let answers = Answers::new(Collectors::new(cfg.collect, fd_budget), cfg.ttls)
         .with_prom_top_n(cfg.prom_top_n)
         .with_prom_top_cgroups(cfg.prom_top_cgroups)
@@ -143,6 +175,8 @@ fn run(cfg: Config, remote: Remote) -> Result<(), String> {
         tls,
         #[cfg(feature = "remote-write")]
         remote,
+        #[cfg(feature = "remote-write")]
+        alertmanagers: am,
     };
     let mut server = Server::new(listener, answers, opts).map_err(|e| e.to_string())?;
     log::info!(

@@ -173,6 +173,19 @@ impl Answers {
         self.alerts.as_mut().map(|a| &mut a.engine)
     }
 
+    /// The alert engine and `now` on its clocks (the monotonic one from the
+    /// engine's start, the wall clock), for delivery's `due`, `payload` and
+    /// `delivered`.
+    pub fn alert_engine_at(&mut self, now: Instant) -> Option<(&mut Engine, Stamp)> {
+        let a = self.alerts.as_mut()?;
+        let mono = now.saturating_duration_since(a.start).as_millis();
+        let stamp = Stamp {
+            mono_ms: u64::try_from(mono).unwrap_or(u64::MAX),
+            epoch_ms: crate::collect::epoch_ms(),
+        };
+        Some((&mut a.engine, stamp))
+    }
+
     /// The `alerts` answer: the pending and firing alerts, or the error
     /// object before the first evaluation (`NOT_EVALUATED`).
     pub(super) fn alerts_answer(&mut self, text: &str) -> Answer {

@@ -1,9 +1,11 @@
-//! The remote-write HTTP client, in the loop like the server: one POST at
+//! The agent's outgoing HTTP client (remote-write's pushes, the alerts'
+//! deliveries to Alertmanager), in the loop like the server: one POST at
 //! a time over a non-blocking `mio` socket (TLS through rustls's client
 //! side for https), `Connection: close`, the response head read with
 //! `httparse` into a bounded buffer and the body discarded up to a bound.
 //! Every step returns at `WouldBlock`; the caller hands it the socket's
-//! events, the resolver's wake-ups and its deadline.
+//! events, the resolver's wake-ups and its deadline. The caller writes
+//! the request (`post_head`, its own headers, the body).
 
 use super::resolve::{self, Resolver};
 use super::target::Target;
@@ -21,6 +23,18 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// complete; the first `KEPT_BODY` of them are kept for the log line.
 pub const MAX_BODY: usize = 64 * 1024;
 const KEPT_BODY: usize = 256;
+
+/// A POST's head to `target` up to (not including) `Content-Length:`:
+/// `headers` are the caller's own lines (its `Content-Type` first), each
+/// ending in CRLF.
+pub fn post_head(target: &Target, headers: &str) -> String {
+    format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sockagent/{}\r\n{headers}Connection: close\r\n",
+        target.path,
+        target.authority,
+        crate::config::VERSION,
+    )
+}
 
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +140,7 @@ impl Client {
             }
             Ok(_) => self.fail(registry, "resolve"),
             Err(e) => {
-                log::debug!("remote-write: resolving {}: {e}", self.target.host);
+                log::debug!("resolving {}: {e}", self.target.host);
                 self.fail(registry, "resolve")
             }
         }

@@ -20,10 +20,13 @@
 //! source.rs   what a push reads (Answers, or a test's stub)
 //! tls.rs      https: rustls's client config, the trust anchors
 //! pusher.rs   the schedule, backoff, catch-up and self-metrics
+//! alertmanager.rs  the alerts' senders to Alertmanager (the same client)
 //! ```
 
 pub mod target;
 
+#[cfg(feature = "remote-write")]
+pub mod alertmanager;
 #[cfg(feature = "remote-write")]
 pub mod client;
 #[cfg(feature = "remote-write")]
@@ -35,8 +38,10 @@ pub mod resolve;
 #[cfg(feature = "remote-write")]
 pub mod source;
 #[cfg(all(feature = "remote-write", feature = "tls"))]
-mod tls;
+pub mod tls;
 
+#[cfg(feature = "remote-write")]
+pub use alertmanager::Alertmanagers;
 #[cfg(feature = "remote-write")]
 pub use pusher::{setup, Pusher, Setup, Stats, SOCKET, WAKE};
 pub use target::{Auth, Settings, Target};

@@ -184,8 +184,8 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    pub fn new(s: Setup, registry: &Registry, now: Instant) -> std::io::Result<Self> {
-        let waker = Waker::new(registry, WAKE)?;
+    /// `waker`: the server's one (`WAKE`), shared with the Alertmanagers'.
+    pub fn new(s: Setup, waker: std::sync::Arc<Waker>, now: Instant) -> Self {
         let client = Client::new(s.settings.target.clone(), SOCKET, Resolver::new(waker));
         #[cfg(feature = "tls")]
         let client = match s.tls {
@@ -193,14 +193,13 @@ impl Pusher {
             None => client,
         };
         let t = &s.settings.target;
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sockagent/{}\r\n\
-             Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\n\
-             X-Prometheus-Remote-Write-Version: 0.1.0\r\nConnection: close\r\n{}",
-            t.path,
-            t.authority,
-            crate::config::VERSION,
-            s.auth_line
+        let head = super::client::post_head(
+            t,
+            &format!(
+                "Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\n\
+                 X-Prometheus-Remote-Write-Version: 0.1.0\r\n{}",
+                s.auth_line
+            ),
         );
         let scheme = if t.https { "https" } else { "http" };
         let seed = crate::collect::epoch_ms() ^ u64::from(std::process::id()) << 32;
@@ -211,7 +210,7 @@ impl Pusher {
             s.settings.interval.as_millis(),
             s.instance
         );
-        Ok(Pusher {
+        Pusher {
             enc: Encoder::new(s.instance, &ring::ALL),
             client,
             head,
@@ -229,7 +228,7 @@ impl Pusher {
             stats: Stats::default(),
             armed: None,
             rng: seed | 1,
-        })
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -491,7 +490,8 @@ mod tests {
             ca: None,
         };
         let s = setup(settings, "h").unwrap();
-        Pusher::new(s, poll.registry(), Instant::now()).unwrap()
+        let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
+        Pusher::new(s, waker, Instant::now())
     }
 
     /// A ring of `cap` seconds that took samples 0..=`last`.

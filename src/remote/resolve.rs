@@ -2,7 +2,9 @@
 //! runs on a helper thread whose answer comes back through a channel and
 //! the loop's `mio::Waker`. At most one is in flight: a lookup that outlives
 //! its request's deadline is still the one the next request waits for.
-//! An address literal needs no thread.
+//! An address literal needs no thread. Every client has its own
+//! `Resolver` (its own answer channel); they share the server's one
+//! `Waker` (mio allows one a `Poll`), and each takes only its own answer.
 
 use mio::Waker;
 use std::io;
@@ -18,9 +20,9 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(waker: Waker) -> Self {
+    pub fn new(waker: Arc<Waker>) -> Self {
         Resolver {
-            waker: Arc::new(waker),
+            waker,
             pending: None,
         }
     }

@@ -49,6 +49,9 @@ pub struct Ctx<'a> {
     /// The remote-write pusher's counts, for `/metrics`.
     #[cfg(feature = "remote-write")]
     pub remote: Option<crate::remote::Stats>,
+    /// The Alertmanager senders' counts, for `/metrics`.
+    #[cfg(feature = "remote-write")]
+    pub alertmanagers: Option<&'a crate::remote::Alertmanagers>,
 }
 
 /// The answer to one request text, or a slot that a journal read will
@@ -135,8 +138,12 @@ pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
             #[cfg(feature = "remote-write")]
             let body = {
                 let mut body = body;
+                let mut w = crate::protocol::prom::Writer::new(&mut body);
                 if let Some(s) = x.remote {
-                    s.describe(&mut crate::protocol::prom::Writer::new(&mut body));
+                    s.describe(&mut w);
+                }
+                if let Some(a) = x.alertmanagers {
+                    a.describe(&mut w);
                 }
                 body
             };

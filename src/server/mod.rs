@@ -1,11 +1,14 @@
 //! The event loop: one thread, one `mio::Poll`, the listener, every
 //! connection in a slab, deadlines in a heap, signals through a pipe.
 
+mod accept;
 pub mod conn;
 pub mod dispatch;
 pub mod guard;
 pub mod http;
 pub mod jobs;
+#[cfg(feature = "remote-write")]
+mod outbound;
 pub mod pushes;
 pub mod streams;
 #[cfg(feature = "tls")]
@@ -14,7 +17,7 @@ pub mod transport;
 
 use crate::answers::{history, Answers};
 use crate::protocol::{self, Answer, Stream};
-use conn::{would_block, Conn, Outcome, Phase};
+use conn::{Conn, Outcome, Phase};
 use dispatch::Ctx;
 use jobs::{Jobs, JOB_BASE};
 use mio::net::TcpListener;
@@ -26,7 +29,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use streams::Streams;
-use transport::Transport;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
@@ -112,6 +114,8 @@ pub struct Server {
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     #[cfg(feature = "remote-write")]
     remote: Option<crate::remote::Pusher>,
+    #[cfg(feature = "remote-write")]
+    alertmanagers: Option<crate::remote::Alertmanagers>,
 }
 
 /// How the server is set up.
@@ -129,6 +133,9 @@ pub struct Options {
     /// Push to a remote-write endpoint.
     #[cfg(feature = "remote-write")]
     pub remote: Option<crate::remote::Setup>,
+    /// Deliver alerts to Alertmanagers.
+    #[cfg(feature = "remote-write")]
+    pub alertmanagers: Option<crate::remote::alertmanager::Setup>,
 }
 
 impl Server {
@@ -146,6 +153,8 @@ impl Server {
             tls,
             #[cfg(feature = "remote-write")]
             remote,
+            #[cfg(feature = "remote-write")]
+            alertmanagers,
         } = opts;
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -171,14 +180,8 @@ impl Server {
             timers.push(Reverse((epoch, Timer::History)));
         }
         #[cfg(feature = "remote-write")]
-        let remote = match remote {
-            Some(setup) => {
-                let p = crate::remote::Pusher::new(setup, poll.registry(), epoch)?;
-                timers.push(Reverse((epoch, Timer::Remote)));
-                Some(p)
-            }
-            None => None,
-        };
+        let (remote, alertmanagers) =
+            outbound::setup(remote, alertmanagers, poll.registry(), epoch, &mut timers)?;
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -201,6 +204,8 @@ impl Server {
             tls,
             #[cfg(feature = "remote-write")]
             remote,
+            #[cfg(feature = "remote-write")]
+            alertmanagers,
         })
     }
 
@@ -248,7 +253,7 @@ impl Server {
                         }
                     }
                     #[cfg(feature = "remote-write")]
-                    t @ (crate::remote::SOCKET | crate::remote::WAKE) => self.remote_step(Some(t)),
+                    t if self.outbound_owns(t) => self.outbound_event(t),
                     Token(k) if k >= JOB_BASE => {
                         if let Some((job, answer)) =
                             self.jobs.on_readable(self.poll.registry(), k - JOB_BASE)
@@ -290,6 +295,8 @@ impl Server {
                 Timer::Push(s, ms, serial) => self.push_tick(s, ms, serial, now),
                 Timer::History => {
                     self.answers.history_tick(now);
+                    #[cfg(feature = "remote-write")]
+                    self.alerts_deliver(now);
                     let next = streams::next_tick(at, history::INTERVAL, now);
                     self.add_timer(next, Timer::History);
                 }
@@ -329,27 +336,6 @@ impl Server {
         }
     }
 
-    /// The pusher's timer (`token` `None`) or one of its events; then its
-    /// next timer, when it moved earlier.
-    #[cfg(feature = "remote-write")]
-    fn remote_step(&mut self, token: Option<Token>) {
-        let Some(p) = self.remote.as_mut() else {
-            return;
-        };
-        let registry = self.poll.registry();
-        let mut src = crate::remote::source::Scrape {
-            answers: &mut self.answers,
-            pushes: self.streams.counts,
-        };
-        match token {
-            None => p.on_timer(&mut src, registry, Instant::now()),
-            Some(t) => p.on_event(&mut src, registry, t),
-        }
-        if let Some(at) = p.wake_at() {
-            self.timers.push(Reverse((at, Timer::Remote)));
-        }
-    }
-
     /// Makes sure connection `k` has a timer at (or before) its deadline;
     /// one timer per connection at a time.
     fn arm(&mut self, k: usize) {
@@ -363,80 +349,6 @@ impl Server {
         c.timer_at = Some(d);
         let serial = c.serial;
         self.add_timer(d, Timer::Conn(k, serial));
-    }
-
-    fn accept(&mut self) {
-        loop {
-            let res = match &self.listener {
-                Some(l) => l.accept(),
-                None => return,
-            };
-            match res {
-                Ok((mut sock, peer)) => {
-                    let _ = sock.set_nodelay(true);
-                    conn::keepalive(&sock);
-                    if self.conns.len() >= self.limits.max_connections {
-                        log::debug!("{peer}: over max connections, answering 503");
-                        if let http::Route::Respond { response, .. } = http::respond(
-                            503,
-                            "Service Unavailable",
-                            "too many connections",
-                            false,
-                            "Retry-After: 1\r\n",
-                        ) {
-                            let _ = std::io::Write::write(&mut sock, &response);
-                        }
-                        continue;
-                    }
-                    #[cfg(feature = "tls")]
-                    let io = match &self.tls {
-                        Some(cfg) => match Transport::new_tls(sock, cfg.clone()) {
-                            Ok(t) => t,
-                            Err(e) => {
-                                log::warn!("TLS: {e}");
-                                continue;
-                            }
-                        },
-                        None => Transport::new(sock),
-                    };
-                    #[cfg(not(feature = "tls"))]
-                    let io = Transport::new(sock);
-                    let mut io = io;
-                    let entry = self.conns.vacant_entry();
-                    let k = entry.key();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut io.sock,
-                        Token(k),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        log::warn!("cannot register connection: {e}");
-                        continue;
-                    }
-                    self.next_serial += 1;
-                    let serial = self.next_serial;
-                    let deadline = Instant::now() + self.limits.handshake_timeout;
-                    entry.insert(Conn::new(io, serial, deadline, peer.to_string()));
-                    self.add_timer(deadline, Timer::Conn(k, serial));
-                    log::debug!("{peer}: connected");
-                }
-                Err(e) if would_block(&e) => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                    // Out of file descriptors: keep serving what we have and
-                    // try again shortly (the listener is edge-triggered).
-                    log::warn!("accept: {e}; retrying in 100 ms");
-                    self.add_timer(
-                        Instant::now() + Duration::from_millis(100),
-                        Timer::AcceptRetry,
-                    );
-                    return;
-                }
-                Err(e) => {
-                    log::debug!("accept: {e}");
-                    return;
-                }
-            }
-        }
     }
 
     fn begin_shutdown(&mut self) {
@@ -607,6 +519,8 @@ impl Server {
                     guard: &mut self.guard,
                     #[cfg(feature = "remote-write")]
                     remote: self.remote.as_ref().map(crate::remote::Pusher::stats),
+                    #[cfg(feature = "remote-write")]
+                    alertmanagers: self.alertmanagers.as_ref(),
                 };
                 conn::step(c, &mut ctx)
             }
