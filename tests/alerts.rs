@@ -2,8 +2,8 @@
 //! `alerts` request and the `sockagent_alerts` family of `/metrics`, on a
 //! copy of the hand-made Raspberry Pi 4 tree whose firmware reports
 //! under-voltage now (`get_throttled` 0x50005, `in0_lcrit_alarm` 1); then
-//! the payload the engine builds, posted to Debian's real Alertmanager,
-//! reaching a webhook served here as firing, then as resolved.
+//! the agent delivering to Debian's real Alertmanager, reaching a webhook
+//! served here as firing, then as resolved; and to one that answers 503.
 
 mod common;
 use common::*;
@@ -245,36 +245,6 @@ fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
-/// `POST path` with a JSON body; the status.
-fn post(port: u16, path: &str, body: &[u8]) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-fn stamp(start: Instant) -> sockagent::alerts::Stamp {
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    sockagent::alerts::Stamp {
-        mono_ms: start.elapsed().as_millis() as u64,
-        epoch_ms: epoch.as_millis() as u64,
-    }
-}
-
 /// The next webhook notification whose status is `status`.
 fn notified(rx: &std::sync::mpsc::Receiver<Value>, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -289,13 +259,11 @@ fn notified(rx: &std::sync::mpsc::Receiver<Value>, status: &str) -> Value {
     }
 }
 
-#[test]
-fn the_payload_goes_through_a_real_alertmanager_to_a_webhook() {
-    use sockagent::alerts::{Engine, Inputs, Overrides};
+/// Debian's Alertmanager on loopback, routing every alert at once to the
+/// webhook on `hook` (resolved ones too); its port, and the process.
+fn alertmanager(dir: &Path, hook: u16) -> (u16, Reaped) {
     let am = tool("prometheus-alertmanager", "prometheus-alertmanager");
-    let dir = TempDir::new("alertmanager");
-    let (hook, rx) = webhook();
-    let config = dir.0.join("alertmanager.yml");
+    let config = dir.join("alertmanager.yml");
     std::fs::write(
         &config,
         format!(
@@ -306,10 +274,10 @@ fn the_payload_goes_through_a_real_alertmanager_to_a_webhook() {
     )
     .unwrap();
     let port = free_port();
-    let _am = Reaped(
+    let child = Reaped(
         std::process::Command::new(am)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.0.join("data").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .stdout(std::process::Stdio::null())
@@ -322,41 +290,141 @@ fn the_payload_goes_through_a_real_alertmanager_to_a_webhook() {
         assert!(Instant::now() < deadline, "Alertmanager did not get ready");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (port, child)
+}
 
-    let start = Instant::now();
-    let mut e = Engine::new(&Overrides::default(), 1);
-    let mut body = Vec::new();
-    let mut send = |e: &mut Engine, under: bool| {
-        let now = stamp(start);
-        e.evaluate(&Inputs {
-            now,
-            throttle_now: Some(u8::from(under)),
-            ..Inputs::default()
-        });
-        assert!(e.due(0, now.mono_ms));
-        e.payload(0, now, "pi:3000", "http://pi:3000/", &mut body);
-        let status = post(port, "/api/v2/alerts", &body);
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        e.delivered(0, now.mono_ms, true);
-    };
-    send(&mut e, true);
+/// The agent itself delivers: started with `--alertmanager` on the Pi
+/// tree with under-voltage now, `NodeUnderVoltage` reaches the webhook
+/// through the real Alertmanager as firing; once `get_throttled` loses its
+/// "now" bits, as resolved.
+#[test]
+fn the_agent_delivers_through_a_real_alertmanager_to_a_webhook() {
+    let dir = TempDir::new("alertmanager");
+    let (hook, rx) = webhook();
+    let (port, _am) = alertmanager(&dir.0, hook);
+    let tree = TempDir::new("alerts-deliver-rpi4");
+    copy_tree(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
+        &tree.0,
+    );
+    let root = tree.0.to_str().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let agent = Agent::start(
+        &["--alertmanager", &url],
+        &[("SOCKAGENT_ROOT", root), ("SOCKTOP_AGENT_GPU", "0")],
+    );
+
     let v = notified(&rx, "firing");
-    let a = &v["alerts"][0];
-    assert_eq!(a["labels"]["alertname"], "NodeUnderVoltage");
+    let a = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "NodeUnderVoltage")
+        .unwrap_or_else(|| panic!("{v}"));
     assert_eq!(a["labels"]["severity"], "critical");
-    assert_eq!(a["labels"]["instance"], "pi:3000");
+    // the fixture's host name (its proc/sys/kernel/hostname)
+    assert_eq!(a["labels"]["instance"], "rpi4");
     assert_eq!(
         a["annotations"]["description"],
         "The firmware reports under-voltage now."
     );
-    assert_eq!(a["generatorURL"], "http://pi:3000/");
+    assert_eq!(a["generatorURL"], format!("http://rpi4:{}/", agent.port));
 
-    std::thread::sleep(Duration::from_millis(20));
-    send(&mut e, false);
-    let v = notified(&rx, "resolved");
+    let fw = tree.0.join("sys/devices/platform/soc/soc:firmware");
+    std::fs::write(fw.join("get_throttled"), "50000\n").unwrap();
+    std::fs::write(
+        fw.join("raspberrypi-hwmon/hwmon/hwmon1/in0_lcrit_alarm"),
+        "0\n",
+    )
+    .unwrap();
+    let v = loop {
+        let v = notified(&rx, "resolved");
+        if v["groupLabels"]["alertname"] == "NodeUnderVoltage" {
+            break v;
+        }
+    };
     assert_eq!(v["alerts"][0]["labels"]["alertname"], "NodeUnderVoltage");
     assert_eq!(v["alerts"][0]["status"], "resolved");
-    assert!(!e.due(0, stamp(start).mono_ms + 3_600_000), "acknowledged");
+
+    let (_, body) = http_get(agent.port, "/metrics", "").unwrap();
+    let sent = format!("sockagent_alertmanager_notifications_total{{alertmanager=\"{url}\"}} ");
+    assert!(body.contains(&sent), "{body}");
+    assert!(
+        body.contains(&format!(
+            "sockagent_alertmanager_notifications_failed_total{{alertmanager=\"{url}\"}} 0\n"
+        )),
+        "{body}"
+    );
+}
+
+/// An Alertmanager of the test's own that answers every request 503: the
+/// agent tries again (the engine's backoff: 1 s, 2 s, …), counts the
+/// failures, logs it once, and keeps answering clients meanwhile.
+#[test]
+fn a_failing_alertmanager_is_retried_and_clients_are_still_answered() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            let Some(body) = read_request(&mut s) else {
+                continue;
+            };
+            let _ = s.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
+            );
+            if tx.send(body).is_err() {
+                break;
+            }
+        }
+    });
+    let tree = TempDir::new("alerts-503-rpi4");
+    copy_tree(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
+        &tree.0,
+    );
+    let root = tree.0.to_str().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let agent = Agent::start(
+        &["--alertmanager", &url],
+        &[("SOCKAGENT_ROOT", root), ("SOCKTOP_AGENT_GPU", "0")],
+    );
+    let wait = Duration::from_secs(30);
+    let body = rx.recv_timeout(wait).expect("no first delivery");
+    let alerts: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "NodeUnderVoltage"),
+        "{alerts}"
+    );
+    // While it keeps failing, clients are answered.
+    let mut ws = agent.ws();
+    let v = json(&ask(&mut ws, r#"{"type":"alerts"}"#));
+    assert!(firing(&v, "NodeUnderVoltage"), "{v}");
+    rx.recv_timeout(wait).expect("no retry");
+    rx.recv_timeout(wait).expect("no second retry");
+    let (status, body) = http_get(agent.port, "/metrics", "").unwrap();
+    assert_eq!(status, 200);
+    let failed = body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "sockagent_alertmanager_notifications_failed_total{{alertmanager=\"{url}\"}} "
+            ))
+        })
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(failed >= 2, "{body}");
+    let log = agent.log.lock().unwrap().clone();
+    assert_eq!(
+        log.matches("fails (answered 503 busy)").count(),
+        1,
+        "one line when it starts failing: {log}"
+    );
 }
 
 /// Unmounts when dropped, so a failing test leaves no mount behind.
