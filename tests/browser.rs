@@ -134,6 +134,7 @@ const LOOK: &str = "JSON.stringify({
   board: !document.getElementById('board').hidden,
   status: document.getElementById('status').textContent,
   err: document.getElementById('err').textContent,
+  alerts: document.getElementById('alerts').hidden ? '' : document.getElementById('alerts').textContent,
   mode, live, seen, span,
   cpuPoints: hist.cpu.length,
   cpuLast: hist.cpu.length ? hist.cpu[hist.cpu.length - 1][0] : 0,
@@ -519,6 +520,50 @@ fn page_polls_an_agent_without_history() {
     assert!(b.cdp.exceptions.is_empty(), "{:?}", b.cdp.exceptions);
     assert_eq!(look["err"], "", "{look}");
     assert_eq!(look["status"], "live", "{look}");
+}
+
+/// On the Raspberry Pi 4 tree with under-voltage now, the banner shows
+/// the firing `NodeUnderVoltage`; once the firmware's "now" bits are gone,
+/// the banner goes.
+#[test]
+fn page_shows_a_banner_while_an_alert_fires() {
+    let tree = TempDir::new("browser-rpi4");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/rpi4/."
+        ))
+        .arg(&tree.0)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let root = tree.0.to_str().unwrap();
+    let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", root), ("SOCKTOP_AGENT_GPU", "0")]);
+    let mut b = Browser::start(&agent);
+    b.open(&agent, "");
+    let look = b.wait(&agent, "no alert banner", 60, |l| {
+        l["alerts"]
+            .as_str()
+            .is_some_and(|a| a.contains("NodeUnderVoltage (critical)"))
+    });
+    assert!(
+        look["alerts"]
+            .as_str()
+            .unwrap()
+            .contains("The board's supply voltage is too low."),
+        "{look}"
+    );
+    assert!(!sent(&look, "alerts").is_empty(), "{look}");
+    let fw = tree.0.join("sys/devices/platform/soc/soc:firmware");
+    std::fs::write(fw.join("get_throttled"), "50000\n").unwrap();
+    std::fs::write(
+        fw.join("raspberrypi-hwmon/hwmon/hwmon1/in0_lcrit_alarm"),
+        "0\n",
+    )
+    .unwrap();
+    b.wait(&agent, "the banner stayed", 60, |l| l["alerts"] == "");
+    assert!(b.cdp.exceptions.is_empty(), "{:?}", b.cdp.exceptions);
 }
 
 #[test]
