@@ -154,6 +154,53 @@ fn an_oom_kill_fires_at_once() {
     assert_eq!(oom["severity"], "warning");
 }
 
+/// A container's cgroup at 95 % of its `memory.max` fires
+/// `ServiceMemoryNearLimit` for it with nobody asking for cgroups (the
+/// tick lists them once); when its `memory.current` drops, the tick's
+/// memory-only re-read resolves it (no request lists them again).
+#[test]
+fn a_cgroup_near_its_memory_limit_fires_then_resolves() {
+    let tree = TempDir::new("alerts-cgroup");
+    copy_tree(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
+        &tree.0,
+    );
+    std::fs::create_dir_all(tree.0.join("sys/fs")).unwrap();
+    copy_tree(
+        Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/cgroup-v2/sys/fs"
+        )),
+        &tree.0.join("sys/fs"),
+    );
+    let scope = "/system.slice/docker-3f2a9c1be0d4a7f6c5b8e9d0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4.scope";
+    let current = tree.0.join(format!("sys/fs/cgroup{scope}/memory.current"));
+    // memory.max is 512 MiB: 95 %
+    std::fs::write(&current, "510027366\n").unwrap();
+    let file = tree.0.join("alerts.toml");
+    std::fs::write(&file, "[ServiceMemoryNearLimit]\nfor = 0\n").unwrap();
+    let root = tree.0.to_str().unwrap();
+    let agent = Agent::start(
+        &["--alerts", file.to_str().unwrap()],
+        &[("SOCKAGENT_ROOT", root), ("SOCKTOP_AGENT_GPU", "0")],
+    );
+    let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
+        firing(v, "ServiceMemoryNearLimit")
+    });
+    let cg = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "ServiceMemoryNearLimit")
+        .unwrap();
+    assert_eq!(cg["labels"], serde_json::json!({ "cgroup": scope }), "{v}");
+    std::fs::write(&current, "104857600\n").unwrap();
+    let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
+        !firing(v, "ServiceMemoryNearLimit")
+    });
+    assert!(firing(&v, "NodeUnderVoltage"), "{v}");
+}
+
 #[test]
 fn without_history_alerts_are_not_evaluated() {
     let agent = Agent::start(&["--history", "0"], &[("SOCKTOP_AGENT_GPU", "0")]);

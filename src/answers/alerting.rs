@@ -10,13 +10,15 @@
 //! `DISKS_PERIOD` (a `statvfs` per mount) unless a client just did, and
 //! `/proc/vmstat`'s `oom_kill`, read on the same cadence; each interface's
 //! receive errors and packets from the sample's `/proc/net/dev`. The
-//! cgroups' memory is empty until its reader rides the tick:
-//! `ServiceMemoryNearLimit` holds nothing meanwhile.
+//! cgroups with a memory limit come from the cgroups sample (requests and
+//! scrapes take it; the tick only when none did for `CGROUPS_RELIST`, so
+//! it moves no client's CPU window); on the disks' cadence the tick reads
+//! again only their `memory.current` and `memory.max`.
 
 use super::Answers;
-use crate::alerts::eval::{mem_used, MAX_DEVICES, MAX_FILESYSTEMS};
-use crate::alerts::{Engine, FsReading, Inputs, NetReading, Overrides, Stamp};
-use crate::collect::{disks::FsRow, timex, vmstat, MetricsSample};
+use crate::alerts::eval::{mem_used, MAX_CGROUPS, MAX_DEVICES, MAX_FILESYSTEMS};
+use crate::alerts::{CgroupReading, Engine, FsReading, Inputs, NetReading, Overrides, Stamp};
+use crate::collect::{cgroups::CgroupRow, disks::FsRow, timex, vmstat, MetricsSample};
 use crate::protocol::Answer;
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,11 @@ pub const NOT_EVALUATED: &str =
 /// Filesystems older than this are left out (a disks collection that keeps
 /// failing): their alerts resolve rather than fire on stale space.
 pub const DISKS_MAX_AGE: Duration = Duration::from_secs(30);
+/// The tick lists the cgroups itself (a whole sample) only when no
+/// request or scrape did for this long: a client asking that rarely has
+/// no CPU window worth keeping, and a service started since is watched
+/// within it. Between, only the listed ones' memory is read again.
+pub const CGROUPS_RELIST: Duration = Duration::from_secs(600);
 
 #[derive(Debug)]
 pub struct Alerting {
@@ -74,8 +81,15 @@ impl Alerting {
         due
     }
 
-    /// One evaluation over the tick's sample and the filesystems.
-    pub fn tick(&mut self, m: &MetricsSample, filesystems: &[FsRow], now: Instant) {
+    /// One evaluation over the tick's sample, the filesystems and the
+    /// cgroups.
+    pub fn tick(
+        &mut self,
+        m: &MetricsSample,
+        filesystems: &[FsRow],
+        cgroups: &[CgroupRow],
+        now: Instant,
+    ) {
         let mut fs = [FsReading {
             mountpoint: "",
             avail: 0,
@@ -104,6 +118,21 @@ impl Alerting {
             };
             k += 1;
         }
+        let mut cg = [CgroupReading {
+            path: "",
+            current: 0,
+            max: None,
+        }; MAX_CGROUPS];
+        let mut c = 0;
+        let limited = cgroups.iter().filter_map(|r| Some((r, r.mem_max_bytes?)));
+        for (slot, (row, max)) in cg.iter_mut().zip(limited) {
+            *slot = CgroupReading {
+                path: &row.path,
+                current: row.mem_bytes.unwrap_or(0),
+                max: Some(max),
+            };
+            c += 1;
+        }
         let mono = now.saturating_duration_since(self.start).as_millis();
         let inputs = Inputs {
             now: Stamp {
@@ -120,7 +149,7 @@ impl Alerting {
             filesystems: fs.get(..n).unwrap_or(&[]),
             oom_kill: self.vmstat.oom_kill,
             net: net.get(..k).unwrap_or(&[]),
-            ..Inputs::default()
+            cgroups: cg.get(..c).unwrap_or(&[]),
         };
         self.engine.evaluate(&inputs);
         self.evaluated = true;
@@ -138,6 +167,16 @@ impl Answers {
                 a.vmstat
                     .refresh(&self.col.settings().root, &mut a.vmstat_buf);
             }
+            // the cgroups: listed when nobody did for CGROUPS_RELIST,
+            // else only their memory read again (no CPU window moved)
+            let listed = self.col.cgroups().0;
+            if listed.is_none_or(|at| now.saturating_duration_since(at) >= CGROUPS_RELIST) {
+                if let Err(e) = self.cgroups_sample(now) {
+                    log::debug!("alerts: no cgroups: {e}");
+                }
+            } else {
+                self.col.refresh_cgroup_memory();
+            }
         }
         if let Some(a) = &mut self.alerts {
             a.clock_synced = timex::read(&self.col.settings().root).map(|c| c.synced);
@@ -148,7 +187,7 @@ impl Answers {
                 }
                 _ => &[],
             };
-            a.tick(self.col.metrics(), fs, now);
+            a.tick(self.col.metrics(), fs, self.col.cgroups().1, now);
         }
     }
 
@@ -224,7 +263,7 @@ mod tests {
                 rx_packets: packets,
                 ..NetDev::default()
             }];
-            a.tick(&m, &[], t0 + Duration::from_secs(s));
+            a.tick(&m, &[], &[], t0 + Duration::from_secs(s));
         }
         let firing: Vec<_> = a
             .engine

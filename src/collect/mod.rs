@@ -214,6 +214,13 @@ impl Collectors {
         (c.at, &c.scanner.rows)
     }
 
+    /// Reads the memory used and the limit of the last cgroups sample's
+    /// limited rows again, leaving its CPU and I/O windows alone
+    /// (`CgroupScanner::refresh_memory`: the alerts' tick).
+    pub fn refresh_cgroup_memory(&mut self) {
+        self.k.cgroups.c.scanner.refresh_memory();
+    }
+
     /// The last sensors collection's sample.
     pub fn sensors(&self) -> &SensorsSample {
         &self.k.sensors.c

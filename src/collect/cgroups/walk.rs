@@ -302,6 +302,35 @@ pub(super) fn read_cgroup(
 }
 
 impl CgroupScanner {
+    /// Reads again only the memory used and the limit of the last
+    /// sample's rows that have a limit (their kept fds, `pread`), for the
+    /// alerts' `ServiceMemoryNearLimit` between samples: the CPU and I/O
+    /// counters a rate is measured from are left alone. A cgroup whose
+    /// files went keeps its last values (the next sample drops it).
+    /// Allocates nothing once the fds are open.
+    pub fn refresh_memory(&mut self) {
+        let Some(layout) = self.layout.as_ref() else {
+            return;
+        };
+        let max: Parse<u64> = match layout.version {
+            Version::V2 => parse_memory_max,
+            Version::V1 => parse_memory_limit_v1,
+        };
+        let mut io = Io::new(layout, self.generation, &mut self.fds);
+        for row in self.rows.iter_mut().filter(|r| r.mem_max_bytes.is_some()) {
+            let key = row.path.get(1..).unwrap_or("");
+            let Some(e) = self.entries.get_mut(key) else {
+                continue;
+            };
+            if let Some(m) = io.value(key, e, FileSlot::Mem, parse_u64_trimmed) {
+                row.mem_bytes = Some(m);
+            }
+            if let Some(m) = io.value(key, e, FileSlot::MemMax, max) {
+                row.mem_max_bytes = Some(m);
+            }
+        }
+    }
+
     /// Lists walked hierarchy `h` breadth first, marking every cgroup in
     /// it seen, and holding processes where its `cgroup.procs` is not
     /// empty. `total` counts cgroups over all walked hierarchies.
