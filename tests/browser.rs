@@ -295,13 +295,14 @@ fn sent(look: &Value, kind: &str) -> Vec<(f64, Value)> {
 }
 
 /// Never faster than the guide: metrics >= 500 ms, processes >= 2000,
-/// disks >= 5000, and cgroups (the agent's own) like processes.
+/// disks >= 5000, cgroups (the agent's own) like processes, alerts 5000.
 fn assert_spacing(look: &Value) {
     for (kind, min_ms) in [
         ("metrics", 500.0),
         ("processes", 2000.0),
         ("disks", 5000.0),
         ("cgroups", 2000.0),
+        ("alerts", 5000.0),
     ] {
         let times: Vec<f64> = sent(look, kind).iter().map(|s| s.0).collect();
         for w in times.windows(2) {
