@@ -112,6 +112,9 @@ fn alertmanagers(
     if cfg.alertmanagers.is_empty() {
         return Ok(None);
     }
+    if cfg.history_s == 0 {
+        log::warn!("--alertmanager: nothing will be sent: the alert rules ride the history tick, and --history 0 turns it off");
+    }
     let host = sockagent::collect::hostname(&cfg.collect.root);
     let scheme = if cfg.tls.enabled { "https" } else { "http" };
     #[cfg(feature = "tls")]
