@@ -223,7 +223,11 @@ impl Alertmanagers {
         if !s.failing {
             s.failing = true;
             let why = match &d {
-                Done::Status { code, body, .. } => format!("answered {code} {body}"),
+                // the start of its body, without its line breaks
+                Done::Status { code, body, .. } => {
+                    let body: String = body.chars().filter(|c| !c.is_control()).collect();
+                    format!("answered {code} {body}")
+                }
                 Done::Failed(why) => (*why).to_string(),
             };
             log::warn!(
