@@ -233,3 +233,48 @@ fn history_ticks_allocate_nothing_after_the_first() {
     let v: serde_json::Value = serde_json::from_str(h.as_str()).unwrap();
     assert_eq!(v["samples"].as_array().unwrap().len(), 5, "{v}");
 }
+
+/// The alerts' tick re-reads only the memory of the cgroups with a limit
+/// (`CgroupScanner::refresh_memory`, every 10 s): on a copy of the
+/// cgroup-v2 tree, after one sample, the re-reads allocate nothing and see
+/// the container's new `memory.current`. (The whole tick is not counted
+/// here: the disks sample's `statvfs` and the collectors' 30-second
+/// rediscovery are not this path's.)
+#[test]
+fn cgroup_memory_rereads_allocate_nothing() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("alloc-cgroups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/cgroup-v2/."
+        ))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let scope = "/system.slice/docker-3f2a9c1be0d4a7f6c5b8e9d0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4.scope";
+    let current = dir.join(format!("sys/fs/cgroup{scope}/memory.current"));
+    let root = sockagent::collect::fs::Root::new(&dir);
+    let mut s = sockagent::collect::cgroups::CgroupScanner::new(64);
+    s.scan(&root, Instant::now(), 1000, 100).unwrap();
+    let mem = |s: &sockagent::collect::cgroups::CgroupScanner| {
+        let r = s.rows.iter().find(|r| r.path == scope).unwrap();
+        (r.mem_bytes, r.mem_max_bytes)
+    };
+    assert_eq!(mem(&s), (Some(412_381_184), Some(536_870_912)));
+    s.refresh_memory();
+    std::fs::write(&current, "510027366\n").unwrap();
+    let n = count(|| {
+        for _ in 0..10 {
+            s.refresh_memory();
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations for 10 memory re-reads");
+    assert_eq!(mem(&s), (Some(510_027_366), Some(536_870_912)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
