@@ -76,6 +76,9 @@ pub enum Reply {
     /// The connection's pushed streams from now on (empty: unsubscribe);
     /// the server keeps them and answers `{"subscribed":{…}}`.
     Subscribe(Subscription),
+    /// A disks round is out (`statvfs` runs off the loop): the server
+    /// answers `disks` when it ends, or by this instant with what came back.
+    Disks(Instant),
 }
 
 /// A scanned process is a row of the process frame.
@@ -282,6 +285,9 @@ pub struct Answers {
     /// Cgroups listed by `/metrics`, the heaviest by CPU (0: none, not sampled).
     prom_top_cgroups: usize,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
+    /// A disks round just ended: its sample answers every request of this
+    /// loop turn, whatever the TTL (`disks_poll`, `end_turn`).
+    disks_hold: bool,
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
@@ -312,6 +318,7 @@ impl Answers {
             cgroups: None,
             prom_top_cgroups: PROM_TOP_CGROUPS,
             journal: HashMap::new(),
+            disks_hold: false,
             scrape: prom::ScrapeStats::default(),
             history: None,
         }
@@ -382,7 +389,11 @@ impl Answers {
     pub fn answer(&mut self, req: Request, text: &str, now: Instant) -> Reply {
         let result = match req {
             Request::Metrics => self.metrics(now),
-            Request::Disks => self.disks(now),
+            Request::Disks => match self.disks_poll(now) {
+                Ok(Some(by)) => return Reply::Disks(by),
+                Ok(None) => self.disks(now),
+                Err(e) => Err(e),
+            },
             Request::Processes => self.processes(now),
             Request::Cgroups => self.cgroups(now),
             // Every error names the pid asked for; one that is gone is "no
@@ -447,12 +458,33 @@ impl Answers {
         Ok(())
     }
 
-    fn disks_sample(&mut self, now: Instant) -> Result<()> {
-        if !fresh(self.col.disks().at, self.ttl.disks, now) {
-            self.disks = None;
-            self.col.collect_disks(now)?;
+    /// Makes the disks sample fresh without waiting: `None` when it is
+    /// (inside its TTL, or a round just ended), else the instant by which
+    /// the round that is out ends (the server is woken when it does).
+    /// Without a callback set (`Collectors::set_disks_notify`) this waits
+    /// for the round and is never `Some`.
+    pub fn disks_poll(&mut self, now: Instant) -> Result<Option<Instant>> {
+        if self.disks_hold || fresh(self.col.disks().at, self.ttl.disks, now) {
+            return Ok(None);
         }
-        Ok(())
+        if self.col.collect_disks(now)?.is_none() {
+            return Ok(self.col.disks_deadline());
+        }
+        self.disks = None;
+        // its waiters, asking again this turn, take it even with a zero TTL
+        self.disks_hold = self.col.disks_async();
+        Ok(None)
+    }
+
+    /// The loop's turn is over: the next disks request wants a sample
+    /// inside its TTL again.
+    pub fn end_turn(&mut self) {
+        self.disks_hold = false;
+    }
+
+    /// The disks sample, fresh, or the last one while a round is out.
+    fn disks_sample(&mut self, now: Instant) -> Result<()> {
+        self.disks_poll(now).map(|_| ())
     }
 
     fn processes_sample(&mut self, now: Instant) -> Result<()> {
@@ -530,7 +562,8 @@ impl Answers {
         Ok(Answer::Text(v))
     }
 
-    /// The `disks` answer (JSON text).
+    /// The `disks` answer (JSON text); while a round is out (see
+    /// `disks_poll`), the last sample's.
     pub fn disks(&mut self, now: Instant) -> Result<Answer> {
         self.disks_sample(now)?;
         if let Some(v) = &self.disks {

@@ -18,6 +18,7 @@ pub mod gpu;
 pub mod host;
 pub mod journal;
 pub mod memory;
+pub mod mounts;
 pub mod net;
 pub mod num;
 pub mod power;
@@ -185,6 +186,8 @@ pub struct Collectors {
     listed: Option<(Instant, u64)>,
     mountinfo: Option<std::fs::File>,
     topology: Option<std::rc::Rc<DiskTopology>>,
+    /// `statvfs` off the loop (`mounts`), and the topology its round is over.
+    prober: (mounts::Prober, Option<std::rc::Rc<DiskTopology>>),
     detail: process_detail::DetailBaselines,
     metrics: MetricsSample,
     disks: DisksSample,
@@ -196,6 +199,8 @@ pub struct Collectors {
 /// What the disks answer needs that only changes with the mount table.
 struct DiskTopology {
     mounts: Vec<disks::Mount>,
+    /// Each mount's path under the root, for the prober's rounds.
+    paths: std::sync::Arc<[std::path::PathBuf]>,
     info: std::collections::HashMap<(u32, u32), disks::DevInfo>,
     /// Whole-disk kernel name → its temperature file, if it has one.
     temp_files: std::collections::HashMap<String, Option<std::path::PathBuf>>,
@@ -250,6 +255,7 @@ impl Collectors {
             listed: None,
             mountinfo: None,
             topology: None,
+            prober: (mounts::Prober::new(disks::space), None),
             detail: process_detail::DetailBaselines::default(),
             metrics: MetricsSample::default(),
             disks: DisksSample::default(),
@@ -479,8 +485,10 @@ impl Collectors {
                 .or_insert_with(|| sensors::disk_temp_file(&root, &d.kernel_name));
             info.insert((m.major, m.minor), d);
         }
+        let paths = mounts.iter().map(|m| root.path(&m.mount_point)).collect();
         let t = std::rc::Rc::new(DiskTopology {
             mounts,
+            paths,
             info,
             temp_files,
         });
@@ -488,27 +496,63 @@ impl Collectors {
         Ok(t)
     }
 
-    /// Collects the mounted filesystems: a `statvfs` per mount and a
-    /// temperature read per disk (the topology only on a mount change).
-    pub fn collect_disks(&mut self, now: Instant) -> Result<&DisksSample> {
+    /// From now on a disks round ends through `f` (the server's waker)
+    /// and `collect_disks` never waits; without it, it waits for the
+    /// round (at most `mounts::ROUND_WAIT`).
+    pub fn set_disks_notify(&mut self, f: mounts::Notify) {
+        self.prober.0.set_notify(f);
+    }
+
+    /// When the disks round that is out must be answered anyway.
+    pub fn disks_deadline(&self) -> Option<Instant> {
+        self.prober.0.deadline()
+    }
+
+    /// Whether disks rounds end through a callback (`set_disks_notify`).
+    pub fn disks_async(&self) -> bool {
+        self.prober.0.is_async()
+    }
+
+    /// Collects the mounted filesystems: a `statvfs` per mount, made off
+    /// this thread (`mounts`: a mount that does not answer is left out),
+    /// and a temperature read per disk (the topology only on a mount
+    /// change). Starts a round when none is out; `None` while it runs
+    /// (only with a callback set: else this waits for it).
+    pub fn collect_disks(&mut self, now: Instant) -> Result<Option<&DisksSample>> {
+        if self.prober.0.deadline().is_none() {
+            let topo = self.disk_topology()?;
+            self.prober.0.start(topo.paths.clone(), now);
+            self.prober.1 = Some(topo);
+            if !self.prober.0.is_async() {
+                self.prober.0.wait();
+            }
+        }
         let t0 = Instant::now();
-        let root = self.s.root.clone();
+        let Some(spaces) = self.prober.0.settle(now) else {
+            return Ok(None);
+        };
+        let Some(topo) = self.prober.1.take() else {
+            return Ok(None);
+        };
+        self.disks_from(&topo, &spaces);
+        self.disks.at = Some(now);
+        self.timed(Collection::Disks, t0);
+        Ok(Some(&self.disks))
+    }
+
+    /// The disks sample from a round's spaces (`None`: left out).
+    fn disks_from(&mut self, topo: &DiskTopology, spaces: &[Option<disks::Space>]) {
+        let root = &self.s.root;
         let temps = self.s.temp_enabled;
-        let topo = self.disk_topology()?;
         // Every mount's space (/metrics lists each mount; the answer, each device).
-        let spaces: Vec<Option<disks::Space>> = topo
-            .mounts
-            .iter()
-            .map(|m| disks::space(&root.path(&m.mount_point)))
-            .collect();
-        disks::keep_filesystems(&topo.mounts, &spaces, &mut self.disks.filesystems);
+        disks::keep_filesystems(&topo.mounts, spaces, &mut self.disks.filesystems);
         self.disks.rows = disks::build_rows(
             &topo.mounts,
             |m| {
                 topo.info
                     .get(&(m.major, m.minor))
                     .cloned()
-                    .unwrap_or_else(|| disks::dev_info(&root, m))
+                    .unwrap_or_else(|| disks::dev_info(root, m))
             },
             |m| {
                 let i = topo.mounts.iter().position(|x| std::ptr::eq(x, m))?;
@@ -521,13 +565,10 @@ impl Collectors {
                 topo.temp_files
                     .get(disk)
                     .cloned()
-                    .unwrap_or_else(|| sensors::disk_temp_file(&root, disk))
+                    .unwrap_or_else(|| sensors::disk_temp_file(root, disk))
                     .and_then(|p| sensors::read_temp(&p))
             },
         );
-        self.disks.at = Some(now);
-        self.timed(Collection::Disks, t0);
-        Ok(&self.disks)
     }
 
     /// The last disks collection's sample.

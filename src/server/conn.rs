@@ -201,7 +201,11 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     }
                     http::Route::Respond { response, status } => (response, status),
                     http::Route::Metrics { head_only, gzip } => {
-                        dispatch::scrape(x, head_only, gzip)
+                        match dispatch::scrape(x, head_only, gzip) {
+                            Some(r) => r,
+                            // a disks round is out: driven again when it ends
+                            None => return Outcome::Keep,
+                        }
                     }
                 };
                 log::debug!("{}: HTTP {status}", c.peer);

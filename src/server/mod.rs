@@ -14,7 +14,7 @@ pub mod transport;
 use crate::answers::{history, Answers};
 use crate::protocol::{self, Answer, Stream};
 use conn::{would_block, Conn, Outcome, Phase};
-use dispatch::{Ctx, Slot};
+use dispatch::{Ctx, DiskWaits, Slot};
 use jobs::{Jobs, JOB_BASE};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -31,6 +31,8 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The mount prober's waker: a disks round ended (`collect::mounts`).
+const DISKS: Token = Token(usize::MAX - 3);
 
 /// Limits, with the reason for each value.
 #[derive(Debug, Clone)]
@@ -70,6 +72,8 @@ enum Timer {
     /// `History`: at the same instant the push collects, the ring reuses it.
     Push(Stream, u32),
     History,
+    /// The disks round's deadline: its waiters are answered with what came back.
+    Disks,
 }
 
 pub struct Server {
@@ -87,6 +91,7 @@ pub struct Server {
     jobs: Jobs,
     prom_top_n: usize,
     streams: Streams,
+    disk_waits: DiskWaits,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -108,7 +113,7 @@ pub struct Options {
 impl Server {
     pub fn new(
         listener: std::net::TcpListener,
-        answers: Answers,
+        mut answers: Answers,
         opts: Options,
     ) -> io::Result<Self> {
         let Options {
@@ -127,9 +132,19 @@ impl Server {
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
+            // a journal child ended: reap it now (`Jobs::reap`)
+            signal_hook::consts::SIGCHLD,
         ])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        // statvfs runs off the loop; the end of each round wakes it here
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), DISKS)?);
+        answers
+            .collectors()
+            .set_disks_notify(std::sync::Arc::new(move || {
+                let _ = waker.wake();
+            }));
+        let root = answers.collectors().settings().root.clone();
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
@@ -155,9 +170,10 @@ impl Server {
             ws_config,
             signals,
             shutting_down: None,
-            jobs: Jobs::new(journal_cmd),
+            jobs: Jobs::new(journal_cmd, root),
             prom_top_n,
             streams: Streams::new(epoch),
+            disk_waits: DiskWaits::default(),
             #[cfg(feature = "tls")]
             tls,
         })
@@ -172,6 +188,7 @@ impl Server {
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
+            self.answers.end_turn();
             self.fire_timers(now);
             if let Some(deadline) = self.shutting_down {
                 if self.conns.is_empty() || now >= deadline {
@@ -198,8 +215,14 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
+                    DISKS => self.disks_done(Instant::now()),
                     SIGNALS => {
-                        if self.signals.pending().next().is_some() {
+                        let mut stop = false;
+                        for sig in self.signals.pending() {
+                            stop |= sig != signal_hook::consts::SIGCHLD;
+                        }
+                        self.jobs.reap();
+                        if stop {
                             self.begin_shutdown();
                         }
                     }
@@ -230,6 +253,7 @@ impl Server {
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
+                Timer::Disks => self.disks_done(now),
                 Timer::Push(s, ms) => self.push_tick(s, ms, now),
                 Timer::History => {
                     self.answers.history_tick(now);
@@ -432,6 +456,39 @@ impl Server {
         }
     }
 
+    /// The disks round ended (or its deadline passed): every connection
+    /// waiting for it gets its answer, a waiting scrape is driven again.
+    fn disks_done(&mut self, now: Instant) {
+        if self.disk_waits.conns.is_empty() {
+            return;
+        }
+        let answer = match self.answers.disks_poll(now) {
+            Ok(Some(_)) => return, // still out: woken again when it ends
+            Ok(None) => self.answers.disks(now),
+            Err(e) => Err(e),
+        }
+        .unwrap_or_else(|e| {
+            log::warn!("disks: {e}");
+            Answer::text(protocol::error_json(
+                &format!("cannot collect disks: {e}"),
+                "get_disks",
+                None,
+            ))
+        });
+        if self.disk_waits.armed.take().is_some() {
+            self.timers.retain(|Reverse((_, t))| *t != Timer::Disks);
+        }
+        for (k, serial) in std::mem::take(&mut self.disk_waits.conns) {
+            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
+                continue;
+            };
+            for slot in c.queue.iter_mut().filter(|s| matches!(s, Slot::Disks)) {
+                *slot = Slot::Ready(answer.clone());
+            }
+            self.drive(k);
+        }
+    }
+
     /// One tick of the group of stream `s` at `ms`: one answer (from the
     /// cache, or one collection) handed to every member, each written from
     /// the same encoded buffer (a reference-counted `Bytes`).
@@ -488,6 +545,7 @@ impl Server {
                     me: (k, c.serial),
                     new_deadlines: &mut new_deadlines,
                     streams: &mut self.streams,
+                    disks: &mut self.disk_waits,
                 };
                 conn::step(c, &mut ctx)
             }
@@ -495,6 +553,9 @@ impl Server {
         };
         for (at, key, serial) in new_deadlines {
             self.add_timer(at, Timer::Journal(key, serial));
+        }
+        if let Some(at) = self.disk_waits.new_deadline.take() {
+            self.add_timer(at, Timer::Disks);
         }
         for (at, s, ms) in self.streams.take_fresh() {
             self.add_timer(at, Timer::Push(s, ms));
