@@ -55,6 +55,9 @@ enum ToManager {
     Quit,
 }
 
+/// A round asked for: its id and its mounts' paths.
+type RoundAsked = (u64, Arc<[PathBuf]>);
+
 /// From the manager to the loop.
 enum Report {
     Mount(u64, usize, Option<Space>),
@@ -275,11 +278,7 @@ impl Manager {
     /// One round: every mount not stuck, each within `MOUNT_TIMEOUT`.
     /// Returns a round asked for meanwhile (the newest wins); `Err` when
     /// the agent is going away.
-    fn round(
-        &mut self,
-        id: u64,
-        paths: &Arc<[PathBuf]>,
-    ) -> Result<Option<(u64, Arc<[PathBuf]>)>, ()> {
+    fn round(&mut self, id: u64, paths: &Arc<[PathBuf]>) -> Result<Option<RoundAsked>, ()> {
         let mut newer = None;
         let mut todo: Vec<usize> = (0..paths.len())
             .filter(|&i| paths.get(i).is_some_and(|p| !self.is_stuck(p)))
