@@ -17,9 +17,9 @@
 //! `ROUND_WAIT` instead.
 
 use super::disks::Space;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long one mount may take to answer before it is left out: well
@@ -44,6 +44,82 @@ pub type Probe = fn(&Path) -> Option<Space>;
 /// Called by the manager when a round is over (wakes the loop).
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
+/// A channel between two threads: a queue under a lock, and a condvar.
+/// (std's `mpsc` links all three of its flavours per message type, ~20
+/// KB here; this is the little the prober needs.) Closed by either side.
+struct Queue<T> {
+    q: Mutex<(VecDeque<T>, bool)>,
+    more: Condvar,
+}
+
+/// What a receive got.
+enum Got<T> {
+    Item(T),
+    /// Nothing by the deadline.
+    Empty,
+    Closed,
+}
+
+impl<T> Queue<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Queue {
+            q: Mutex::new((VecDeque::new(), false)),
+            more: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<T>, bool)> {
+        self.q.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `v`; `Err` when the queue is closed.
+    fn send(&self, v: T) -> Result<(), ()> {
+        let mut g = self.lock();
+        if g.1 {
+            return Err(());
+        }
+        g.0.push_back(v);
+        self.more.notify_one();
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.more.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().1
+    }
+
+    /// The next item, waiting until `by` (`None`: for ever). Items queued
+    /// before the close are still delivered.
+    fn recv(&self, by: Option<Instant>) -> Got<T> {
+        let mut g = self.lock();
+        loop {
+            if let Some(v) = g.0.pop_front() {
+                return Got::Item(v);
+            }
+            if g.1 {
+                return Got::Closed;
+            }
+            g = match by {
+                None => self.more.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(by) => {
+                    let left = by.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Got::Empty;
+                    }
+                    self.more
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
 /// From the loop and the workers to the manager.
 enum ToManager {
     Round(u64, Arc<[PathBuf]>),
@@ -54,6 +130,9 @@ enum ToManager {
     },
     Quit,
 }
+
+/// The manager's inbox, and its reports to the loop.
+type Chans = (Arc<Queue<ToManager>>, Arc<Queue<Report>>);
 
 /// A round asked for: its id and its mounts' paths.
 type RoundAsked = (u64, Arc<[PathBuf]>);
@@ -78,12 +157,27 @@ struct Round {
     done: bool,
 }
 
+impl Round {
+    /// One report from the manager (one of an earlier round is dropped).
+    fn take(&mut self, rep: Report) {
+        match rep {
+            Report::Mount(id, i, s) if id == self.id => {
+                if let Some(slot) = self.spaces.get_mut(i) {
+                    *slot = s;
+                }
+            }
+            Report::Done(id) if id == self.id => self.done = true,
+            _ => {}
+        }
+    }
+}
+
 /// The loop's side: starts rounds, collects what comes back.
 pub struct Prober {
     probe: Probe,
     notify: Option<Notify>,
     /// The manager's inbox and the reports from it, once started.
-    chans: Option<(Sender<ToManager>, Receiver<Report>)>,
+    chans: Option<Chans>,
     next_id: u64,
     round: Option<Round>,
 }
@@ -135,14 +229,12 @@ impl Prober {
     }
 
     /// The manager's inbox, starting it on first use.
-    fn manager(&mut self) -> Option<&Sender<ToManager>> {
+    fn manager(&mut self) -> Option<&Queue<ToManager>> {
         if self.chans.is_none() {
-            let (tx, rx) = mpsc::channel();
-            let (rep_tx, rep_rx) = mpsc::channel();
+            let (inbox, reports) = (Queue::new(), Queue::new());
             let m = Manager {
-                inbox: rx,
-                to_self: tx.clone(),
-                out: rep_tx,
+                inbox: inbox.clone(),
+                out: reports.clone(),
                 notify: self.notify.clone(),
                 probe: self.probe,
                 worker: None,
@@ -150,17 +242,14 @@ impl Prober {
                 stuck: Vec::new(),
                 warned: Vec::new(),
             };
-            let spawned = std::thread::Builder::new()
-                .name("sockagent-mounts".into())
-                .stack_size(STACK)
-                .spawn(move || m.run());
+            let spawned = spawn("sockagent-mounts", Box::new(move || m.run()));
             if let Err(e) = spawned {
                 log::warn!("cannot start the mount prober: {e}; disks show no space");
                 return None;
             }
-            self.chans = Some((tx, rep_rx));
+            self.chans = Some((inbox, reports));
         }
-        self.chans.as_ref().map(|c| &c.0)
+        self.chans.as_ref().map(|c| &*c.0)
     }
 
     /// Takes what came back; true when the round is over.
@@ -169,16 +258,10 @@ impl Prober {
             return self.round.as_ref().is_some_and(|r| r.done);
         };
         while !r.done {
-            match rx.try_recv() {
-                Ok(Report::Mount(id, i, s)) if id == r.id => {
-                    if let Some(slot) = r.spaces.get_mut(i) {
-                        *slot = s;
-                    }
-                }
-                Ok(Report::Done(id)) if id == r.id => r.done = true,
-                Ok(_) => {} // a round given up on earlier
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => r.done = true,
+            match rx.recv(Some(now)) {
+                Got::Item(rep) => r.take(rep),
+                Got::Empty => break,
+                Got::Closed => r.done = true,
             }
         }
         r.done || now >= r.by
@@ -195,15 +278,10 @@ impl Prober {
             let (Some(r), Some((_, rx))) = (&mut self.round, &self.chans) else {
                 return;
             };
-            match rx.recv_timeout(r.by.saturating_duration_since(now)) {
-                Ok(Report::Mount(id, i, s)) if id == r.id => {
-                    if let Some(slot) = r.spaces.get_mut(i) {
-                        *slot = s;
-                    }
-                }
-                Ok(Report::Done(id)) if id == r.id => r.done = true,
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => r.done = true,
+            match rx.recv(Some(r.by)) {
+                Got::Item(rep) => r.take(rep),
+                Got::Empty => {}
+                Got::Closed => r.done = true,
             }
         }
     }
@@ -229,15 +307,14 @@ impl Drop for Prober {
 /// A worker the manager has handed work to.
 struct Worker {
     id: u64,
-    jobs: Sender<Job>,
+    jobs: Arc<Queue<Job>>,
 }
 
 /// The manager thread: hands rounds to a worker and times each call.
 struct Manager {
-    inbox: Receiver<ToManager>,
-    /// Cloned into each worker.
-    to_self: Sender<ToManager>,
-    out: Sender<Report>,
+    /// Also each worker's way back.
+    inbox: Arc<Queue<ToManager>>,
+    out: Arc<Queue<Report>>,
     notify: Option<Notify>,
     probe: Probe,
     worker: Option<Worker>,
@@ -253,13 +330,13 @@ impl Manager {
         loop {
             let (id, paths) = match next.take() {
                 Some(r) => r,
-                None => match self.inbox.recv() {
-                    Ok(ToManager::Round(id, paths)) => (id, paths),
-                    Ok(ToManager::Probed { worker, .. }) => {
+                None => match self.inbox.recv(None) {
+                    Got::Item(ToManager::Round(id, paths)) => (id, paths),
+                    Got::Item(ToManager::Probed { worker, .. }) => {
                         self.returned(worker);
                         continue;
                     }
-                    Ok(ToManager::Quit) | Err(_) => return,
+                    Got::Item(ToManager::Quit) | Got::Empty | Got::Closed => return,
                 },
             };
             match self.round(id, &paths) {
@@ -300,23 +377,22 @@ impl Manager {
             }
             let mut done = 0;
             while let Some(&i) = todo.get(done) {
-                match self.inbox.recv_timeout(MOUNT_TIMEOUT) {
-                    Ok(ToManager::Probed { worker, idx, space }) if worker == wid => {
+                match self.inbox.recv(Some(Instant::now() + MOUNT_TIMEOUT)) {
+                    Got::Item(ToManager::Probed { worker, idx, space }) if worker == wid => {
                         self.out
                             .send(Report::Mount(id, idx, space))
                             .map_err(|_| ())?;
                         done += 1;
                     }
-                    Ok(ToManager::Probed { worker, .. }) => self.returned(worker),
-                    Ok(ToManager::Round(nid, np)) => newer = Some((nid, np)),
-                    Ok(ToManager::Quit) => return Err(()),
-                    Err(RecvTimeoutError::Timeout) => {
+                    Got::Item(ToManager::Probed { worker, .. }) => self.returned(worker),
+                    Got::Item(ToManager::Round(nid, np)) => newer = Some((nid, np)),
+                    Got::Item(ToManager::Quit) | Got::Closed => return Err(()),
+                    Got::Empty => {
                         let mount = paths.get(i).cloned().unwrap_or_default();
                         self.give_up(wid, mount);
                         done += 1;
                         break;
                     }
-                    Err(RecvTimeoutError::Disconnected) => return Err(()),
                 }
             }
             todo.drain(..done.min(todo.len()));
@@ -334,25 +410,28 @@ impl Manager {
         if self.worker.is_none() && self.stuck.len() < MAX_STUCK {
             self.next_worker += 1;
             let id = self.next_worker;
-            let (tx, rx) = mpsc::channel();
-            let back = self.to_self.clone();
+            let jobs: Arc<Queue<Job>> = Queue::new();
+            let rx = jobs.clone();
+            let back = self.inbox.clone();
             let probe = self.probe;
-            let spawned = std::thread::Builder::new()
-                .name("sockagent-statvfs".into())
-                .stack_size(STACK)
-                .spawn(move || work(id, &rx, &back, probe));
+            let spawned = spawn(
+                "sockagent-statvfs",
+                Box::new(move || work(id, &rx, &back, probe)),
+            );
             match spawned {
-                Ok(_) => self.worker = Some(Worker { id, jobs: tx }),
+                Ok(_) => self.worker = Some(Worker { id, jobs }),
                 Err(e) => log::warn!("cannot start a statvfs worker: {e}"),
             }
         }
         self.worker.as_ref()
     }
 
-    /// The worker did not answer in time: leave it to its call (dropping
-    /// its job channel tells it to end when the call returns).
+    /// The worker did not answer in time: leave it to its call (closing
+    /// its job queue tells it to end when the call returns).
     fn give_up(&mut self, worker: u64, mount: PathBuf) {
-        self.worker = None;
+        if let Some(w) = self.worker.take() {
+            w.jobs.close();
+        }
         let first = !self.warned.contains(&mount);
         if first && self.warned.len() < MAX_WARNED {
             self.warned.push(mount.clone());
@@ -378,10 +457,31 @@ impl Manager {
     }
 }
 
+impl Drop for Manager {
+    /// The agent is going away: the worker ends after its call, and a
+    /// stuck one that returns finds nobody to tell.
+    fn drop(&mut self) {
+        if let Some(w) = &self.worker {
+            w.jobs.close();
+        }
+        self.inbox.close();
+    }
+}
+
+/// Starts a helper thread; one signature for both kinds, so std's spawn
+/// path is linked once.
+fn spawn(name: &str, f: Box<dyn FnOnce() + Send>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(STACK)
+        .spawn(f)
+        .map(drop)
+}
+
 /// A worker: probes each job's mounts in order, reporting each; ends when
 /// the manager lets go of it.
-fn work(id: u64, jobs: &Receiver<Job>, back: &Sender<ToManager>, probe: Probe) {
-    while let Ok(job) = jobs.recv() {
+fn work(id: u64, jobs: &Queue<Job>, back: &Queue<ToManager>, probe: Probe) {
+    while let Got::Item(job) = jobs.recv(None) {
         for &idx in &job.todo {
             let Some(p) = job.paths.get(idx) else {
                 continue;
@@ -398,7 +498,7 @@ fn work(id: u64, jobs: &Receiver<Job>, back: &Sender<ToManager>, probe: Probe) {
                 return;
             }
             // given up on while in the call: the rest is another's
-            if matches!(jobs.try_recv(), Err(TryRecvError::Disconnected)) {
+            if jobs.is_closed() {
                 return;
             }
         }
@@ -463,9 +563,31 @@ mod tests {
         );
     }
 
+    /// Hangs past the timeout on its first call only.
+    fn slow_once(p: &Path) -> Option<Space> {
+        static FIRST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+        if FIRST.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(MOUNT_TIMEOUT * 2);
+        }
+        space_of(p.as_os_str().len() as u64)
+    }
+
+    #[test]
+    fn a_mount_whose_call_returned_is_probed_again() {
+        let mut p = Prober::new(slow_once);
+        p.start(paths(&["/slow"]), Instant::now());
+        p.wait();
+        assert_eq!(p.settle(Instant::now()).unwrap(), vec![None]);
+        // its call returns (and its thread ends): the next round has it
+        std::thread::sleep(MOUNT_TIMEOUT * 2);
+        p.start(paths(&["/slow"]), Instant::now());
+        p.wait();
+        assert_eq!(p.settle(Instant::now()).unwrap(), vec![space_of(5)]);
+    }
+
     #[test]
     fn with_a_callback_nothing_waits_and_the_callback_says_when() {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         let tx = std::sync::Mutex::new(tx);
         let mut p = Prober::new(fake);
         p.set_notify(Arc::new(move || {
