@@ -263,6 +263,23 @@ fn a_mount_whose_statfs_never_returns_stops_nothing() {
         // past the disks TTL: the next round asks again
         std::thread::sleep(Duration::from_millis(1100));
     }
+    // A pushed disks stream waits for its round too, and leaves it out.
+    let sub = json(&ask(&mut ws, r#"{"type":"subscribe","disks_ms":5000}"#));
+    assert_eq!(sub["subscribed"]["disks_ms"], 5000, "{sub}");
+    let pushed = json(&common::next(&mut ws));
+    let names: Vec<&str> = pushed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("sdz")),
+        "pushed: {pushed}"
+    );
+    if let Some(r) = &root {
+        assert!(names.contains(&r.as_str()), "pushed: {pushed}");
+    }
     let mnt_s = mnt.display().to_string();
     let warned = agent
         .log()

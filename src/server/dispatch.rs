@@ -26,6 +26,8 @@ pub enum Slot {
 pub struct DiskWaits {
     /// (connection key, serial); at most one entry per connection.
     pub conns: Vec<(usize, u64)>,
+    /// Pushed disks groups (their period, ms) whose tick waits for it.
+    pub pushes: Vec<u32>,
     /// A deadline not yet in the loop's timer heap.
     pub new_deadline: Option<Instant>,
     /// The deadline in the heap, if any.

@@ -459,11 +459,12 @@ impl Server {
     /// The disks round ended (or its deadline passed): every connection
     /// waiting for it gets its answer, a waiting scrape is driven again.
     fn disks_done(&mut self, now: Instant) {
-        if self.disk_waits.conns.is_empty() {
+        if self.disk_waits.conns.is_empty() && self.disk_waits.pushes.is_empty() {
             return;
         }
         let answer = match self.answers.disks_poll(now) {
-            Ok(Some(_)) => return, // still out: woken again when it ends
+            // still out (a newer round): woken when it ends, or at its deadline
+            Ok(Some(by)) => return self.arm_disks(by),
             Ok(None) => self.answers.disks(now),
             Err(e) => Err(e),
         }
@@ -487,12 +488,33 @@ impl Server {
             }
             self.drive(k);
         }
+        for ms in std::mem::take(&mut self.disk_waits.pushes) {
+            self.push_tick(Stream::Disks, ms, now);
+        }
+    }
+
+    /// A timer at `by` for the disks round that is out, unless one is set.
+    fn arm_disks(&mut self, by: Instant) {
+        if self.disk_waits.armed != Some(by) {
+            self.disk_waits.armed = Some(by);
+            self.add_timer(by, Timer::Disks);
+        }
     }
 
     /// One tick of the group of stream `s` at `ms`: one answer (from the
     /// cache, or one collection) handed to every member, each written from
     /// the same encoded buffer (a reference-counted `Bytes`).
     fn push_tick(&mut self, s: Stream, ms: u32, now: Instant) {
+        // A disks round is out (statvfs runs off the loop): this group's
+        // tick waits for it, as a disks request does (`disks_done`).
+        if matches!(s, Stream::Disks) {
+            if let Ok(Some(by)) = self.answers.disks_poll(now) {
+                if !self.disk_waits.pushes.contains(&ms) {
+                    self.disk_waits.pushes.push(ms);
+                }
+                return self.arm_disks(by);
+            }
+        }
         let Some(members) = self.streams.take_members(s, ms) else {
             return;
         };
