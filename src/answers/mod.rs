@@ -76,6 +76,9 @@ pub enum Reply {
     /// The connection's pushed streams from now on (empty: unsubscribe);
     /// the server keeps them and answers `{"subscribed":{…}}`.
     Subscribe(Subscription),
+    /// A disks round is out (`statvfs` runs off the loop): the server
+    /// answers `disks` when it ends, or by this instant with what came back.
+    Disks(Instant),
 }
 
 /// A scanned process is a row of the process frame.
@@ -177,12 +180,17 @@ impl Kept {
     /// The answer of a fresh sample: the kept encoding, or a new one.
     fn answer(&mut self, col: &mut Collectors, x: &mut Scratch, now: Instant) -> Result<Answer> {
         self.sample(col, now)?;
+        Ok(self.encoded(col, x, now))
+    }
+
+    /// The current sample's answer: the kept encoding, or a new one.
+    fn encoded(&mut self, col: &mut Collectors, x: &mut Scratch, now: Instant) -> Answer {
         if let Some(a) = &self.answer {
-            return Ok(a.clone());
+            return a.clone();
         }
         let a = (self.kind.encode)(col, now, x, &mut self.pool);
         self.answer = Some(a.clone());
-        Ok(a)
+        a
     }
 }
 
@@ -246,6 +254,9 @@ pub struct Answers {
     /// Cgroups listed by `/metrics`, the heaviest by CPU (0: none, not sampled).
     prom_top_cgroups: usize,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
+    /// A disks round just ended: its sample answers every request of this
+    /// loop turn, whatever the TTL (`disks_poll`, `end_turn`).
+    disks_hold: bool,
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
@@ -280,6 +291,7 @@ impl Answers {
             prom_top_n: PROM_TOP_N,
             prom_top_cgroups: PROM_TOP_CGROUPS,
             journal: HashMap::new(),
+            disks_hold: false,
             scrape: prom::ScrapeStats::default(),
             history: None,
             history_cache: history::Encoded::default(),
@@ -371,7 +383,11 @@ impl Answers {
     pub fn answer(&mut self, req: Request, text: &str, now: Instant) -> Reply {
         let result = match req {
             Request::Metrics => self.metrics(now),
-            Request::Disks => self.disks(now),
+            Request::Disks => match self.disks_poll(now) {
+                Ok(Some(by)) => return Reply::Disks(by),
+                Ok(None) => self.disks(now),
+                Err(e) => Err(e),
+            },
             Request::Processes => self.processes(now),
             Request::Cgroups => self.cgroups(now),
             // Every error names the pid asked for; one that is gone is "no
@@ -430,8 +446,35 @@ impl Answers {
         self.metrics.sample(&mut self.col, now)
     }
 
+    /// Makes the disks sample fresh without waiting: `None` when it is
+    /// (inside its TTL, or a round just ended), else the instant by which
+    /// the round that is out ends (the server is woken when it does).
+    /// Without a callback set (`Collectors::set_disks_notify`) this waits
+    /// for the round and is never `Some`.
+    pub fn disks_poll(&mut self, now: Instant) -> Result<Option<Instant>> {
+        if self.disks_hold || fresh(self.col.disks().at, self.disks.ttl, now) {
+            return Ok(None);
+        }
+        let before = self.col.disks().at;
+        self.col.collect(|k| &mut k.disks, now)?;
+        if self.col.disks().at == before {
+            return Ok(self.col.disks_deadline());
+        }
+        self.disks.answer = None;
+        // its waiters, asking again this turn, take it even with a zero TTL
+        self.disks_hold = self.col.disks_async();
+        Ok(None)
+    }
+
+    /// The loop's turn is over: the next disks request wants a sample
+    /// inside its TTL again.
+    pub fn end_turn(&mut self) {
+        self.disks_hold = false;
+    }
+
+    /// The disks sample, fresh, or the last one while a round is out.
     fn disks_sample(&mut self, now: Instant) -> Result<()> {
-        self.disks.sample(&mut self.col, now)
+        self.disks_poll(now).map(|_| ())
     }
 
     fn processes_sample(&mut self, now: Instant) -> Result<()> {
@@ -447,9 +490,11 @@ impl Answers {
         self.metrics.answer(&mut self.col, &mut self.x, now)
     }
 
-    /// The `disks` answer (JSON text).
+    /// The `disks` answer (JSON text); while a round is out (see
+    /// `disks_poll`), the last sample's.
     pub fn disks(&mut self, now: Instant) -> Result<Answer> {
-        self.disks.answer(&mut self.col, &mut self.x, now)
+        self.disks_sample(now)?;
+        Ok(self.disks.encoded(&mut self.col, &mut self.x, now))
     }
 
     /// The `processes` answer (protobuf, gzipped above the threshold).

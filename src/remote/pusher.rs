@@ -13,10 +13,11 @@ use mio::{Registry, Token, Waker};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// The pusher's socket and the resolver's wake-up, in the server's `Poll`
-/// (mio allows one `Waker` a `Poll`: this is the server's only one).
-pub const SOCKET: Token = Token(usize::MAX - 3);
-pub const WAKE: Token = Token(usize::MAX - 4);
+/// The pusher's socket in the server's `Poll`. The resolver's wake-up
+/// comes through the server's one `Waker` (mio allows one a `Poll`),
+/// which the server hands in and passes back as `WAKE`.
+pub const SOCKET: Token = Token(usize::MAX - 4);
+pub use crate::server::WAKE;
 
 /// Ring seconds in one push while catching up after an outage (a minute:
 /// about 1 500 samples on a 4-core board, ~15 KiB on the wire).
@@ -184,8 +185,7 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    pub fn new(s: Setup, registry: &Registry, now: Instant) -> std::io::Result<Self> {
-        let waker = Waker::new(registry, WAKE)?;
+    pub fn new(s: Setup, waker: std::sync::Arc<Waker>, now: Instant) -> std::io::Result<Self> {
         let client = Client::new(s.settings.target.clone(), SOCKET, Resolver::new(waker));
         #[cfg(feature = "tls")]
         let client = match s.tls {
@@ -491,7 +491,8 @@ mod tests {
             ca: None,
         };
         let s = setup(settings, "h").unwrap();
-        Pusher::new(s, poll.registry(), Instant::now()).unwrap()
+        let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
+        Pusher::new(s, waker, Instant::now()).unwrap()
     }
 
     /// A ring of `cap` seconds that took samples 0..=`last`.

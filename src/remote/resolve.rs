@@ -18,9 +18,9 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(waker: Waker) -> Self {
+    pub fn new(waker: Arc<Waker>) -> Self {
         Resolver {
-            waker: Arc::new(waker),
+            waker,
             pending: None,
         }
     }

@@ -179,6 +179,14 @@ impl Out {
         self.queue.push_back(s);
     }
 
+    /// Puts the disks round's answer in every slot waiting for it.
+    pub fn fill_disks(&mut self, a: &Answer) {
+        for slot in self.queue.iter_mut().filter(|s| matches!(s, Slot::Disks)) {
+            *slot = Slot::Ready(a.clone());
+            self.queued = self.queued.saturating_add(dispatch::size(a));
+        }
+    }
+
     /// Puts journal job `job`'s answer in the slot waiting for it.
     pub fn fill(&mut self, job: u64, a: &Answer) {
         if let Some(slot) = self
@@ -306,7 +314,11 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     }
                     http::Route::Respond { response, status } => (response, status),
                     http::Route::Metrics { head_only, gzip } => {
-                        dispatch::scrape(x, head_only, gzip)
+                        match dispatch::scrape(x, head_only, gzip) {
+                            Some(r) => r,
+                            // a disks round is out: driven again when it ends
+                            None => return Outcome::Keep,
+                        }
                     }
                 };
                 log::debug!("{}: HTTP {status}", c.peer);
@@ -503,7 +515,7 @@ fn pump(
     while out.in_flight == 0 {
         let a = match out.queue.front() {
             Some(Slot::Ready(_)) => out.pop_ready(),
-            Some(Slot::Waiting(_)) => None,
+            Some(Slot::Waiting(_) | Slot::Disks) => None,
             None => pushes.take_next(n),
         };
         let Some(a) = a else { break };

@@ -15,7 +15,7 @@ pub mod transport;
 use crate::answers::{history, Answers};
 use crate::protocol::{self, Answer, Stream};
 use conn::{would_block, Conn, Outcome, Phase};
-use dispatch::Ctx;
+use dispatch::{Ctx, DiskWaits};
 use jobs::{Jobs, JOB_BASE};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -32,6 +32,10 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The mount prober's waker: a disks round ended (`collect::mounts`).
+/// The loop's one `mio::Waker` (mio allows one a `Poll`): a disks round
+/// that ended, or a remote-write name lookup that was answered.
+pub const WAKE: Token = Token(usize::MAX - 3);
 
 /// Limits, with the reason for each value.
 #[derive(Debug, Clone)]
@@ -83,6 +87,8 @@ enum Timer {
     /// The remote-write pusher's next step (a push, a retry, a deadline).
     #[cfg(feature = "remote-write")]
     Remote,
+    /// The disks round's deadline: its waiters are answered with what came back.
+    Disks,
 }
 
 pub struct Server {
@@ -108,6 +114,7 @@ pub struct Server {
     /// others (`conn::MAX_TURN_MESSAGES`).
     ready: VecDeque<(usize, u64)>,
     guard: guard::Guard,
+    disk_waits: DiskWaits,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     #[cfg(feature = "remote-write")]
@@ -134,7 +141,7 @@ pub struct Options {
 impl Server {
     pub fn new(
         listener: std::net::TcpListener,
-        answers: Answers,
+        mut answers: Answers,
         opts: Options,
     ) -> io::Result<Self> {
         let Options {
@@ -155,9 +162,20 @@ impl Server {
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
+            // a journal child ended: reap it now (`Jobs::reap`)
+            signal_hook::consts::SIGCHLD,
         ])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        // statvfs runs off the loop; the end of each round wakes it here
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        let disks_waker = waker.clone();
+        answers
+            .collectors()
+            .set_disks_notify(std::sync::Arc::new(move || {
+                let _ = disks_waker.wake();
+            }));
+        let root = answers.collectors().settings().root.clone();
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
@@ -173,7 +191,7 @@ impl Server {
         #[cfg(feature = "remote-write")]
         let remote = match remote {
             Some(setup) => {
-                let p = crate::remote::Pusher::new(setup, poll.registry(), epoch)?;
+                let p = crate::remote::Pusher::new(setup, waker.clone(), epoch)?;
                 timers.push(Reverse((epoch, Timer::Remote)));
                 Some(p)
             }
@@ -191,12 +209,13 @@ impl Server {
             ws_config,
             signals,
             shutting_down: None,
-            jobs: Jobs::new(journal_cmd),
+            jobs: Jobs::new(journal_cmd, root),
             streams: Streams::new(epoch),
             held: 0,
             stale: 0,
             ready: VecDeque::new(),
             guard: guard::Guard::new(names),
+            disk_waits: DiskWaits::default(),
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "remote-write")]
@@ -213,6 +232,7 @@ impl Server {
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
+            self.answers.end_turn();
             self.fire_timers(now);
             if let Some(deadline) = self.shutting_down {
                 if self.conns.is_empty() || now >= deadline {
@@ -242,13 +262,24 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
+                    WAKE => {
+                        // whoever woke it: each looks at its own state
+                        self.disks_done(Instant::now());
+                        #[cfg(feature = "remote-write")]
+                        self.remote_step(Some(WAKE));
+                    }
                     SIGNALS => {
-                        if self.signals.pending().next().is_some() {
+                        let mut stop = false;
+                        for sig in self.signals.pending() {
+                            stop |= sig != signal_hook::consts::SIGCHLD;
+                        }
+                        self.jobs.reap();
+                        if stop {
                             self.begin_shutdown();
                         }
                     }
                     #[cfg(feature = "remote-write")]
-                    t @ (crate::remote::SOCKET | crate::remote::WAKE) => self.remote_step(Some(t)),
+                    t @ crate::remote::SOCKET => self.remote_step(Some(t)),
                     Token(k) if k >= JOB_BASE => {
                         if let Some((job, answer)) =
                             self.jobs.on_readable(self.poll.registry(), k - JOB_BASE)
@@ -285,6 +316,7 @@ impl Server {
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
+                Timer::Disks => self.disks_done(now),
                 #[cfg(feature = "remote-write")]
                 Timer::Remote => self.remote_step(None),
                 Timer::Push(s, ms, serial) => self.push_tick(s, ms, serial, now),
@@ -542,10 +574,63 @@ impl Server {
         }
     }
 
+    /// The disks round ended (or its deadline passed): every connection
+    /// waiting for it gets its answer, a waiting scrape is driven again.
+    fn disks_done(&mut self, now: Instant) {
+        if self.disk_waits.conns.is_empty() && self.disk_waits.pushes.is_empty() {
+            return;
+        }
+        let answer = match self.answers.disks_poll(now) {
+            // still out (a newer round): woken when it ends, or at its deadline
+            Ok(Some(by)) => return self.arm_disks(by),
+            Ok(None) => self.answers.disks(now),
+            Err(e) => Err(e),
+        }
+        .unwrap_or_else(|e| {
+            log::warn!("disks: {e}");
+            Answer::text(protocol::error_json(
+                &format!("cannot collect disks: {e}"),
+                "get_disks",
+                None,
+            ))
+        });
+        if self.disk_waits.armed.take().is_some() {
+            self.timers.retain(|Reverse((_, t))| *t != Timer::Disks);
+        }
+        for (k, serial) in std::mem::take(&mut self.disk_waits.conns) {
+            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
+                continue;
+            };
+            c.out.fill_disks(&answer);
+            self.drive(k);
+        }
+        for (ms, serial) in std::mem::take(&mut self.disk_waits.pushes) {
+            self.push_tick(Stream::Disks, ms, serial, now);
+        }
+    }
+
+    /// A timer at `by` for the disks round that is out, unless one is set.
+    fn arm_disks(&mut self, by: Instant) {
+        if self.disk_waits.armed != Some(by) {
+            self.disk_waits.armed = Some(by);
+            self.add_timer(by, Timer::Disks);
+        }
+    }
+
     /// One tick of the group of stream `s` at `ms`: one answer (from the
     /// cache, or one collection) handed to every member, each written from
     /// the same encoded buffer (a reference-counted `Bytes`).
     fn push_tick(&mut self, s: Stream, ms: u32, serial: u64, now: Instant) {
+        // A disks round is out (statvfs runs off the loop): this group's
+        // tick waits for it, as a disks request does (`disks_done`).
+        if matches!(s, Stream::Disks) {
+            if let Ok(Some(by)) = self.answers.disks_poll(now) {
+                if !self.disk_waits.pushes.contains(&(ms, serial)) {
+                    self.disk_waits.pushes.push((ms, serial));
+                }
+                return self.arm_disks(by);
+            }
+        }
         let Some(members) = self.streams.take_members(s, ms, serial) else {
             self.stale = self.stale.saturating_sub(1);
             return;
@@ -607,6 +692,7 @@ impl Server {
                     guard: &mut self.guard,
                     #[cfg(feature = "remote-write")]
                     remote: self.remote.as_ref().map(crate::remote::Pusher::stats),
+                    disks: &mut self.disk_waits,
                 };
                 conn::step(c, &mut ctx)
             }
@@ -614,6 +700,9 @@ impl Server {
         };
         for (at, key, serial) in new_deadlines {
             self.add_timer(at, Timer::Journal(key, serial));
+        }
+        if let Some(at) = self.disk_waits.new_deadline.take() {
+            self.add_timer(at, Timer::Disks);
         }
         for (at, s, ms, serial) in self.streams.take_fresh() {
             self.add_timer(at, Timer::Push(s, ms, serial));
