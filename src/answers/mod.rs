@@ -28,20 +28,20 @@
 
 pub mod alerting;
 pub mod history;
+mod kept;
 pub mod prom;
 mod wire;
 
 use crate::collect::error::{ErrorKind, Result};
 use crate::collect::process_detail::insert_bounded;
-use crate::collect::{epoch_ms, journal, processes::ProcRow, Collectors, MIN_CPU_WINDOW};
+use crate::collect::{epoch_ms, journal, Collectors, MIN_CPU_WINDOW};
 use crate::families::Sink;
-use crate::protocol::{self, gzip::Gzip, pb, Answer, Request, Subscription};
-use bytes::BytesMut;
-use serde::Serialize;
+use crate::protocol::{self, gzip::Gzip, Answer, Request, Subscription};
+use kept::{fresh, Kept, Scratch, CGROUPS, DISKS, METRICS, PROCESSES};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tungstenite::{Bytes, Utf8Bytes};
-use wire::{CgroupsOut, DetailOut, MetricsOut};
+use tungstenite::Utf8Bytes;
+use wire::DetailOut;
 
 /// Process frames larger than this are gzipped (as the reference does).
 pub const GZIP_THRESHOLD: usize = 768;
@@ -81,22 +81,6 @@ pub enum Reply {
     Disks(Instant),
 }
 
-/// A scanned process is a row of the process frame.
-impl pb::ProcessRow for ProcRow {
-    fn pid(&self) -> u32 {
-        self.pid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn cpu_usage(&self) -> f32 {
-        self.cpu_usage
-    }
-    fn mem_bytes(&self) -> u64 {
-        self.mem_bytes
-    }
-}
-
 /// Processes listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_N`).
 pub const PROM_TOP_N: usize = 10;
 /// Cgroups listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_CGROUPS`).
@@ -106,139 +90,6 @@ struct Cached<T> {
     at: Instant,
     value: T,
 }
-
-/// True when a sample taken `at` is still young enough to reuse.
-fn fresh(at: Option<Instant>, ttl: Duration, now: Instant) -> bool {
-    at.is_some_and(|a| !ttl.is_zero() && now.duration_since(a) < ttl)
-}
-
-/// The frame payload for a fresh answer, carved from `pool` (see the
-/// module's header).
-fn refill(pool: &mut BytesMut, data: &[u8]) -> Bytes {
-    pool.reserve(data.len());
-    pool.extend_from_slice(data);
-    pool.split().freeze()
-}
-
-/// Serializes into the reused JSON buffer, then into the frame payload.
-fn encode_json<T: Serialize>(json: &mut Vec<u8>, pool: &mut BytesMut, v: &T) -> Utf8Bytes {
-    json.clear();
-    if let Err(e) = serde_json::to_writer(&mut *json, v) {
-        // Only a failing writer errs, and a Vec never fails.
-        log::error!("JSON encoding: {e}");
-    }
-    Utf8Bytes::try_from(refill(pool, json)).unwrap_or_default()
-}
-
-/// The buffers every encoding shares (an answer is encoded at a time).
-struct Scratch {
-    json: Vec<u8>,
-    pb: Vec<u8>,
-    gz: Vec<u8>,
-    gzip: Gzip,
-}
-
-/// What makes a request kind: how its sample is made fresh, when the
-/// sample was taken (`None`: there is none that answers a request), and
-/// how it is encoded into a frame whose payload is carved from `pool`.
-struct AnswerKind {
-    collect: fn(&mut Collectors, Instant) -> Result<()>,
-    at: fn(&Collectors) -> Option<Instant>,
-    encode: fn(&mut Collectors, Instant, &mut Scratch, &mut BytesMut) -> Answer,
-}
-
-/// One request kind's cached encoded answer: fresh while its sample is
-/// younger than `ttl`, encoded at most once per sample, into memory
-/// reused from `pool` (see the module's header).
-struct Kept {
-    kind: &'static AnswerKind,
-    ttl: Duration,
-    pool: BytesMut,
-    answer: Option<Answer>,
-}
-
-impl Kept {
-    fn new(kind: &'static AnswerKind, ttl: Duration) -> Self {
-        Kept {
-            kind,
-            ttl,
-            pool: BytesMut::new(),
-            answer: None,
-        }
-    }
-
-    /// Makes the sample fresh: reused inside the TTL, else collected
-    /// (and the old encoding let go, so its memory is reused).
-    fn sample(&mut self, col: &mut Collectors, now: Instant) -> Result<()> {
-        if !fresh((self.kind.at)(col), self.ttl, now) {
-            self.answer = None;
-            (self.kind.collect)(col, now)?;
-        }
-        Ok(())
-    }
-
-    /// The answer of a fresh sample: the kept encoding, or a new one.
-    fn answer(&mut self, col: &mut Collectors, x: &mut Scratch, now: Instant) -> Result<Answer> {
-        self.sample(col, now)?;
-        Ok(self.encoded(col, x, now))
-    }
-
-    /// The current sample's answer: the kept encoding, or a new one.
-    fn encoded(&mut self, col: &mut Collectors, x: &mut Scratch, now: Instant) -> Answer {
-        if let Some(a) = &self.answer {
-            return a.clone();
-        }
-        let a = (self.kind.encode)(col, now, x, &mut self.pool);
-        self.answer = Some(a.clone());
-        a
-    }
-}
-
-/// `metrics`: JSON; a history tick's sample (no host name or process
-/// count of its own) answers no request.
-static METRICS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.metrics, now),
-    at: |c| c.metrics().at.filter(|_| c.metrics().full),
-    encode: |c, now, x, pool| {
-        let (m, gpus) = c.metrics_and_gpus(now);
-        Answer::Text(encode_json(
-            &mut x.json,
-            pool,
-            &MetricsOut::of(m, gpus, now),
-        ))
-    },
-};
-
-/// `disks`: JSON rows, one per device.
-static DISKS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.disks, now),
-    at: |c| c.disks().at,
-    encode: |c, _, x, pool| Answer::Text(encode_json(&mut x.json, pool, &c.disks().rows)),
-};
-
-/// `processes`: protobuf, gzipped above `GZIP_THRESHOLD`.
-static PROCESSES: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.processes, now),
-    at: |c| c.processes().0,
-    encode: |c, _, x, pool| {
-        pb::encode_processes(c.processes().1, &mut x.pb);
-        Answer::Binary(if x.pb.len() > GZIP_THRESHOLD {
-            x.gzip.compress(&x.pb, &mut x.gz);
-            refill(pool, &x.gz)
-        } else {
-            refill(pool, &x.pb)
-        })
-    },
-};
-
-/// `cgroups`: JSON rows.
-static CGROUPS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.cgroups, now),
-    at: |c| c.cgroups().0,
-    encode: |c, _, x, pool| {
-        Answer::Text(encode_json(&mut x.json, pool, &CgroupsOut(c.cgroups().1)))
-    },
-};
 
 pub struct Answers {
     col: Collectors,

@@ -8,12 +8,14 @@ pub mod http;
 pub mod jobs;
 pub mod pushes;
 pub mod streams;
+mod ticks;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
+mod waits;
 
 use crate::answers::{history, Answers};
-use crate::protocol::{self, Answer, Stream};
+use crate::protocol::{self, Stream};
 use conn::{would_block, Conn, Outcome, Phase};
 use dispatch::{Ctx, DiskWaits};
 use jobs::{Jobs, JOB_BASE};
@@ -138,6 +140,33 @@ pub struct Options {
     pub remote: Option<crate::remote::Setup>,
 }
 
+/// The loop's `Poll` with the listener, the signals (SIGCHLD: a journal
+/// child ended, reaped at once by `Jobs::reap`) and its one `Waker`.
+#[allow(clippy::type_complexity)]
+fn registered(
+    listener: std::net::TcpListener,
+) -> io::Result<(
+    Poll,
+    TcpListener,
+    signal_hook_mio::v1_0::Signals,
+    std::sync::Arc<mio::Waker>,
+)> {
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut signals = signal_hook_mio::v1_0::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGCHLD,
+    ])?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)?;
+    let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+    Ok((poll, listener, signals, waker))
+}
+
 impl Server {
     pub fn new(
         listener: std::net::TcpListener,
@@ -154,21 +183,8 @@ impl Server {
             #[cfg(feature = "remote-write")]
             remote,
         } = opts;
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
-        let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut signals = signal_hook_mio::v1_0::Signals::new([
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGINT,
-            // a journal child ended: reap it now (`Jobs::reap`)
-            signal_hook::consts::SIGCHLD,
-        ])?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let (poll, listener, signals, waker) = registered(listener)?;
         // statvfs runs off the loop; the end of each round wakes it here
-        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
         let disks_waker = waker.clone();
         answers
             .collectors()
@@ -361,27 +377,6 @@ impl Server {
         }
     }
 
-    /// The pusher's timer (`token` `None`) or one of its events; then its
-    /// next timer, when it moved earlier.
-    #[cfg(feature = "remote-write")]
-    fn remote_step(&mut self, token: Option<Token>) {
-        let Some(p) = self.remote.as_mut() else {
-            return;
-        };
-        let registry = self.poll.registry();
-        let mut src = crate::remote::source::Scrape {
-            answers: &mut self.answers,
-            pushes: self.streams.counts,
-        };
-        match token {
-            None => p.on_timer(&mut src, registry, Instant::now()),
-            Some(t) => p.on_event(&mut src, registry, t),
-        }
-        if let Some(at) = p.wake_at() {
-            self.timers.push(Reverse((at, Timer::Remote)));
-        }
-    }
-
     /// Makes sure connection `k` has a timer at (or before) its deadline;
     /// one timer per connection at a time.
     fn arm(&mut self, k: usize) {
@@ -514,164 +509,6 @@ impl Server {
             self.compact();
             log::debug!("{}: closed", c.peer);
         }
-    }
-
-    /// Rebuilds the timer heap without its stale timers once they are half
-    /// of it: it stays within twice the live timers (a constant cost per
-    /// stale one), and a closed connection's deadline wakes no idle agent.
-    fn compact(&mut self) {
-        self.stale += self.streams.take_retired();
-        if self.stale == 0 || self.stale * 2 < self.timers.len() {
-            return;
-        }
-        let (conns, streams) = (&self.conns, &self.streams);
-        self.timers.retain(|Reverse((_, t))| match *t {
-            Timer::Conn(k, serial) => conns.get(k).is_some_and(|c| c.serial == serial),
-            Timer::Push(s, ms, serial) => streams.is_live(s, ms, serial),
-            _ => true,
-        });
-        self.stale = 0;
-    }
-
-    /// Accounts what connection `k` holds now; drops it or others when
-    /// over the total (`Limits::max_queued_total`): the largest first.
-    fn settle(&mut self, k: usize) {
-        if let Some(c) = self.conns.get_mut(k) {
-            let now = c.holding();
-            self.held = self.held.saturating_sub(c.held).saturating_add(now);
-            c.held = now;
-        }
-        self.enforce_total();
-    }
-
-    /// Drops the clients holding the most while all hold over the total.
-    fn enforce_total(&mut self) {
-        while self.held > self.limits.max_queued_total {
-            let Some((big, c)) = self.conns.iter().max_by_key(|(_, c)| c.held) else {
-                break;
-            };
-            log::debug!(
-                "{}: dropped: holds {} bytes, the most, while all clients hold {} (over the {}-byte total)",
-                c.peer,
-                c.held,
-                self.held,
-                self.limits.max_queued_total
-            );
-            self.streams.counts.dropped_total += 1;
-            self.close(big);
-        }
-    }
-
-    /// Hands a finished journal answer to every connection waiting for it.
-    fn deliver(&mut self, job: jobs::Job, answer: &str) {
-        let a = self.answers.journal_store(job.pid, answer, Instant::now());
-        for (k, serial) in job.waiters {
-            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
-                continue;
-            };
-            c.out.fill(job.serial, &a);
-            self.drive(k);
-        }
-    }
-
-    /// The disks round ended (or its deadline passed): every connection
-    /// waiting for it gets its answer, a waiting scrape is driven again.
-    fn disks_done(&mut self, now: Instant) {
-        if self.disk_waits.conns.is_empty() && self.disk_waits.pushes.is_empty() {
-            return;
-        }
-        let answer = match self.answers.disks_poll(now) {
-            // still out (a newer round): woken when it ends, or at its deadline
-            Ok(Some(by)) => return self.arm_disks(by),
-            Ok(None) => self.answers.disks(now),
-            Err(e) => Err(e),
-        }
-        .unwrap_or_else(|e| {
-            log::warn!("disks: {e}");
-            Answer::text(protocol::error_json(
-                &format!("cannot collect disks: {e}"),
-                "get_disks",
-                None,
-            ))
-        });
-        if self.disk_waits.armed.take().is_some() {
-            self.timers.retain(|Reverse((_, t))| *t != Timer::Disks);
-        }
-        for (k, serial) in std::mem::take(&mut self.disk_waits.conns) {
-            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
-                continue;
-            };
-            c.out.fill_disks(&answer);
-            self.drive(k);
-        }
-        for (ms, serial) in std::mem::take(&mut self.disk_waits.pushes) {
-            self.push_tick(Stream::Disks, ms, serial, now);
-        }
-    }
-
-    /// A timer at `by` for the disks round that is out, unless one is set.
-    fn arm_disks(&mut self, by: Instant) {
-        if self.disk_waits.armed != Some(by) {
-            self.disk_waits.armed = Some(by);
-            self.add_timer(by, Timer::Disks);
-        }
-    }
-
-    /// One tick of the group of stream `s` at `ms`: one answer (from the
-    /// cache, or one collection) handed to every member, each written from
-    /// the same encoded buffer (a reference-counted `Bytes`).
-    fn push_tick(&mut self, s: Stream, ms: u32, serial: u64, now: Instant) {
-        // A disks round is out (statvfs runs off the loop): this group's
-        // tick waits for it, as a disks request does (`disks_done`).
-        if matches!(s, Stream::Disks) {
-            if let Ok(Some(by)) = self.answers.disks_poll(now) {
-                if !self.disk_waits.pushes.contains(&(ms, serial)) {
-                    self.disk_waits.pushes.push((ms, serial));
-                }
-                return self.arm_disks(by);
-            }
-        }
-        let Some(members) = self.streams.take_members(s, ms, serial) else {
-            self.stale = self.stale.saturating_sub(1);
-            return;
-        };
-        let answer = match s {
-            Stream::Metrics => self.answers.metrics(now),
-            Stream::Processes => self.answers.processes(now),
-            Stream::Disks => self.answers.disks(now),
-        }
-        .unwrap_or_else(|e| {
-            log::warn!("pushed {}: {e}", s.name());
-            Answer::text(protocol::error_json(
-                &format!("cannot collect {}: {e}", s.name()),
-                "subscribe",
-                None,
-            ))
-        });
-        // Every member is open: `close` takes a connection out of its
-        // groups (`Streams::forget`), so none is stale here.
-        let mut failed = Vec::new();
-        let counts = &mut self.streams.counts;
-        let cap = self.limits.max_queued_output;
-        for &(k, serial) in &members {
-            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
-                continue;
-            };
-            conn::offer(c, s, answer.clone(), counts);
-            if matches!(conn::push_out(c, counts, cap), Outcome::Drop) {
-                failed.push(k);
-            }
-            let held = c.holding();
-            self.held = self.held.saturating_sub(c.held).saturating_add(held);
-            c.held = held;
-        }
-        if let Some(next) = self.streams.restore(s, ms, members, now) {
-            self.add_timer(next, Timer::Push(s, ms, serial));
-        }
-        for k in failed {
-            self.close(k);
-        }
-        self.enforce_total();
     }
 
     /// Runs connection `k` as far as it can go without blocking.
