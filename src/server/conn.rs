@@ -174,7 +174,7 @@ pub struct Out {
 impl Out {
     pub fn push(&mut self, s: Slot) {
         if let Slot::Ready(a) = &s {
-            self.queued = self.queued.saturating_add(dispatch::size(a));
+            self.queued = self.queued.saturating_add(a.size());
         }
         self.queue.push_back(s);
     }
@@ -183,7 +183,7 @@ impl Out {
     pub fn fill_disks(&mut self, a: &Answer) {
         for slot in self.queue.iter_mut().filter(|s| matches!(s, Slot::Disks)) {
             *slot = Slot::Ready(a.clone());
-            self.queued = self.queued.saturating_add(dispatch::size(a));
+            self.queued = self.queued.saturating_add(a.size());
         }
     }
 
@@ -195,7 +195,7 @@ impl Out {
             .find(|s| matches!(s, Slot::Waiting(j) if *j == job))
         {
             *slot = Slot::Ready(a.clone());
-            self.queued = self.queued.saturating_add(dispatch::size(a));
+            self.queued = self.queued.saturating_add(a.size());
         }
     }
 
@@ -207,7 +207,7 @@ impl Out {
         let Some(Slot::Ready(a)) = self.queue.pop_front() else {
             return None;
         };
-        self.queued = self.queued.saturating_sub(dispatch::size(&a));
+        self.queued = self.queued.saturating_sub(a.size());
         Some(a)
     }
 }
@@ -532,7 +532,7 @@ fn write_frame(
     a: Answer,
     peer: &str,
 ) -> Result<usize, ()> {
-    let len = dispatch::size(&a).max(1);
+    let len = a.size().max(1);
     let msg = match a {
         Answer::Text(t) => Message::Text(t),
         Answer::Binary(b) => Message::Binary(b),

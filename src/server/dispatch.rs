@@ -48,14 +48,6 @@ impl DiskWaits {
     }
 }
 
-/// An answer's payload bytes: what it holds while it waits for a client.
-pub fn size(a: &Answer) -> usize {
-    match a {
-        Answer::Text(t) => t.len(),
-        Answer::Binary(b) => b.len(),
-    }
-}
-
 /// A journal job's deadline, for the loop's timer heap: (when, job key, job serial).
 pub type JobDeadline = (Instant, usize, u64);
 
