@@ -6,7 +6,9 @@ Starts the agent itself (a fresh XDG dir, so its certificate is generated
 there and pinned here), or talks to a running one with --port and --cert.
 
 Clients (--client):
-  websockets  the Python `websockets` client (the issue's), then {"type":"metrics"}
+  websockets  the Python `websockets` asyncio client (issue 16's), then {"type":"metrics"}
+  sync        the `websockets` sync client (issue 25's: it reads on a second
+              thread while it writes), then {"type":"metrics"}
   split       a raw ssl socket that writes the upgrade head in --pieces small
               writes with --gap seconds between them
   one         a raw ssl socket that writes the head and a metrics frame in one write
@@ -87,6 +89,25 @@ async def one_websockets(port, ctx, timeout):
         up = time.monotonic() - t0
         await ws.send(json.dumps({"type": "metrics"}))
         await asyncio.wait_for(ws.recv(), timeout)
+        return up, time.monotonic() - t0
+
+
+def one_sync(port, ctx, timeout):
+    """The `websockets` sync client (issue 25): its handshake on this
+    thread, then a background thread reading while this one writes."""
+    from websockets.sync.client import connect
+
+    t0 = time.monotonic()
+    with connect(
+        f"wss://localhost:{port}/ws",
+        ssl=ctx,
+        open_timeout=timeout,
+        max_size=None,
+        compression=None,
+    ) as ws:
+        up = time.monotonic() - t0
+        ws.send(json.dumps({"type": "metrics"}))
+        ws.recv(timeout)
         return up, time.monotonic() - t0
 
 
@@ -258,7 +279,7 @@ def start_agent(binary, xdg, log_path, extra_env, extra_args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=2000)
-    ap.add_argument("--client", default="websockets", choices=["websockets", "split", "one", "window", "all"])
+    ap.add_argument("--client", default="websockets", choices=["websockets", "sync", "split", "one", "window", "all"])
     ap.add_argument("--tls", default="any", choices=["any", "12", "13"])
     ap.add_argument("--load", type=int, default=0, help="busy-loop processes")
     ap.add_argument("--tui", action="store_true", help="one busy client alongside")
@@ -302,7 +323,9 @@ def main():
         for i in range(a.n):
             kind = kinds[i % len(kinds)]
             try:
-                if kind == "websockets":
+                if kind == "sync":
+                    up, total = one_sync(port, ctx, a.timeout)
+                elif kind == "websockets":
                     up, total = loop.run_until_complete(one_websockets(port, ctx, a.timeout))
                 elif kind == "window":
                     up, total = one_window(port, ctx, a.timeout)

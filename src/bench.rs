@@ -5,7 +5,7 @@ use crate::answers::{Answers, Ttls};
 use crate::collect::fs::Root;
 use crate::collect::processes::ProcScanner;
 use crate::collect::{self, cpu, process_detail, Collectors, Settings};
-use crate::protocol::{gzip::Gzip, pb, Answer};
+use crate::protocol::{gzip::Gzip, pb};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -21,13 +21,6 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted.get(i).copied().unwrap_or(0.0)
-}
-
-fn size(a: &Answer) -> usize {
-    match a {
-        Answer::Text(t) => t.len(),
-        Answer::Binary(b) => b.len(),
-    }
 }
 
 /// Runs `f` `n` times, with a progress line on stderr past a second.
@@ -78,13 +71,13 @@ fn time_answers(settings: Settings, n: u32, started: Instant) -> Vec<Timing> {
     let mut col = Answers::new(Collectors::new(settings, 4096), no_cache);
     let mut out = Vec::new();
     out.push(time("metrics (cpu+mem+net+temp)", n, started, || {
-        col.metrics(Instant::now()).map_or(0, |a| size(&a))
+        col.metrics(Instant::now()).map_or(0, |a| a.size())
     }));
     out.push(time("disks", n, started, || {
-        col.disks(Instant::now()).map_or(0, |a| size(&a))
+        col.disks(Instant::now()).map_or(0, |a| a.size())
     }));
     out.push(time("processes (scan+protobuf+gzip)", n, started, || {
-        col.processes(Instant::now()).map_or(0, |a| size(&a))
+        col.processes(Instant::now()).map_or(0, |a| a.size())
     }));
     col.set_prom_top_n(10);
     out.push(time("/metrics scrape (top 10)", n, started, || {

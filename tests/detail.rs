@@ -131,12 +131,14 @@ echo '{{"__REALTIME_TIMESTAMP":"1700000001000000","PRIORITY":"6","MESSAGE":"ok",
     );
     let agent = Agent::start(&[], &[("SOCKAGENT_JOURNALCTL", &cmd)]);
     let mut ws = agent.ws();
+    // a pid that exists (the reader is started for no other)
+    let me = std::process::id();
     for req in [
-        "get_journal_entries:77",
-        r#"{"type":"journal_entries","pid":77}"#,
+        format!("get_journal_entries:{me}"),
+        format!(r#"{{"type":"journal_entries","pid":{me}}}"#),
     ] {
         let r: JournalResponse =
-            serde_json::from_str(&text(&ask(&mut ws, req))).expect("connector type");
+            serde_json::from_str(&text(&ask(&mut ws, &req))).expect("connector type");
         assert_eq!(r.entries.len(), 2);
         assert_eq!(r.total_count, 2);
         assert!(!r.truncated);
@@ -151,7 +153,10 @@ echo '{{"__REALTIME_TIMESTAMP":"1700000001000000","PRIORITY":"6","MESSAGE":"ok",
         );
     }
     let args = std::fs::read_to_string(&args_file).unwrap();
-    assert_eq!(args.trim(), "_PID=77 -o json -n 100 --no-pager");
+    assert_eq!(
+        args.trim(),
+        format!("_PID={me} -b -o json -n 100 --no-pager")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -189,6 +194,106 @@ fn slow_journal_answers_in_time_and_stalls_nobody() {
     assert!(r.entries.is_empty());
     assert!(r.notice.unwrap().contains("did not answer"));
     assert!(json(&next(&mut a))["cpu_total"].is_number());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The children of `parent` that are zombies (state Z in /proc/PID/stat).
+fn zombie_children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) STATE PPID ...: fields after the last ')'
+        let mut f = stat[stat.rfind(')').unwrap() + 1..].split_whitespace();
+        let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<u32>().ok()));
+        if ppid == Some(parent) && state == Some("Z") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn journal_reader_runs_clean_for_this_boot_and_is_reaped_at_its_deadline() {
+    let dir = tempdir("journalenv");
+    let seen = dir.join("seen");
+    // records its argv and the environment it was started with, then hangs
+    let cmd = script(
+        &dir,
+        "journalctl",
+        &format!(
+            "{{ echo \"ARGS $*\"; tr '\\0' '\\n' < /proc/$$/environ; }} > {}\nexec sleep 5",
+            seen.display()
+        ),
+    );
+    let token = "journal-test-token";
+    let agent = Agent::start(
+        &[],
+        &[
+            ("SOCKAGENT_JOURNALCTL", &cmd),
+            ("SOCKTOP_TOKEN", token),
+            ("SOCKAGENT_TEST_SECRET", "nope"),
+        ],
+    );
+    let (mut ws, _) = connect(&format!("{}?token={token}", agent.url()), None);
+    let r: JournalResponse =
+        serde_json::from_str(&text(&ask(&mut ws, "get_journal_entries:1"))).unwrap();
+    assert!(r.entries.is_empty());
+    assert!(
+        r.notice.unwrap().contains("did not answer"),
+        "the deadline's notice"
+    );
+    // reaped: within a second no child of the agent is a zombie
+    let t0 = Instant::now();
+    let mut zombies = zombie_children(agent.child.id());
+    while !zombies.is_empty() && t0.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(20));
+        zombies = zombie_children(agent.child.id());
+    }
+    assert!(zombies.is_empty(), "zombie journal children: {zombies:?}");
+    let seen = std::fs::read_to_string(&seen).expect("the journal command ran");
+    let mut lines = seen.lines();
+    let args = lines.next().unwrap();
+    assert!(
+        args.split_whitespace()
+            .any(|a| a == "-b" || a.starts_with("--boot")),
+        "limited to this boot: {args}"
+    );
+    let mut keys: Vec<&str> = lines.filter_map(|l| l.split('=').next()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["LANG", "PATH"], "its whole environment:\n{seen}");
+    assert!(!seen.contains(token));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn journal_for_a_pid_that_does_not_exist_starts_nothing() {
+    let dir = tempdir("journalnopid");
+    let marker = dir.join("ran");
+    let cmd = script(&dir, "journalctl", &format!("touch {}", marker.display()));
+    let agent = Agent::start(&[], &[("SOCKAGENT_JOURNALCTL", &cmd)]);
+    let mut ws = agent.ws();
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gone = pid_max + 1;
+    for req in [
+        format!("get_journal_entries:{gone}"),
+        format!(r#"{{"type":"journal_entries","pid":{gone}}}"#),
+    ] {
+        let e = json(&ask(&mut ws, &req));
+        assert_eq!(e["pid"], gone, "{e}");
+        assert_eq!(e["error"], format!("no such process: {gone}"), "{e}");
+    }
+    // the next answer in order; the command never ran
+    assert!(json(&ask(&mut ws, "get_metrics"))["cpu_total"].is_number());
+    assert!(!marker.exists(), "the journal command was started");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -323,11 +323,16 @@ fn a_400_drops_the_batch_and_is_not_retried() {
         let gap = w[1].at - w[0].at;
         assert!(gap >= Duration::from_millis(800), "a retry after {gap:?}");
     }
-    let failed = metric(
-        &agent,
-        "sockagent_remote_write_failures_total{reason=\"http_4xx\"}",
-    );
-    assert!(failed.unwrap() >= 4.0);
+    // the endpoint saw the 4th request before the agent read its answer:
+    // wait (bounded) for the agent to have counted it
+    let series = "sockagent_remote_write_failures_total{reason=\"http_4xx\"}";
+    let t0 = std::time::Instant::now();
+    let mut failed = metric(&agent, series);
+    while failed.is_none_or(|f| f < 4.0) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        failed = metric(&agent, series);
+    }
+    assert!(failed.unwrap() >= 4.0, "{failed:?}");
     assert!(metric(&agent, "sockagent_remote_write_samples_dropped_total").unwrap() > 0.0);
     assert_eq!(
         agent.log().matches("answered 400").count(),

@@ -28,20 +28,20 @@
 
 pub mod alerting;
 pub mod history;
+mod kept;
 pub mod prom;
 mod wire;
 
 use crate::collect::error::{ErrorKind, Result};
 use crate::collect::process_detail::insert_bounded;
-use crate::collect::{epoch_ms, journal, processes::ProcRow, Collectors, MIN_CPU_WINDOW};
+use crate::collect::{epoch_ms, journal, Collectors, MIN_CPU_WINDOW};
 use crate::families::Sink;
-use crate::protocol::{self, gzip::Gzip, pb, Answer, Request, Subscription};
-use bytes::BytesMut;
-use serde::Serialize;
+use crate::protocol::{self, gzip::Gzip, Answer, Request, Subscription};
+use kept::{fresh, Kept, Scratch, CGROUPS, DISKS, METRICS, PROCESSES};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tungstenite::{Bytes, Utf8Bytes};
-use wire::{CgroupsOut, DetailOut, MetricsOut};
+use tungstenite::Utf8Bytes;
+use wire::DetailOut;
 
 /// Process frames larger than this are gzipped (as the reference does).
 pub const GZIP_THRESHOLD: usize = 768;
@@ -76,22 +76,9 @@ pub enum Reply {
     /// The connection's pushed streams from now on (empty: unsubscribe);
     /// the server keeps them and answers `{"subscribed":{…}}`.
     Subscribe(Subscription),
-}
-
-/// A scanned process is a row of the process frame.
-impl pb::ProcessRow for ProcRow {
-    fn pid(&self) -> u32 {
-        self.pid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn cpu_usage(&self) -> f32 {
-        self.cpu_usage
-    }
-    fn mem_bytes(&self) -> u64 {
-        self.mem_bytes
-    }
+    /// A disks round is out (`statvfs` runs off the loop): the server
+    /// answers `disks` when it ends, or by this instant with what came back.
+    Disks(Instant),
 }
 
 /// Processes listed by `/metrics` by default (`SOCKAGENT_PROM_TOP_N`).
@@ -103,134 +90,6 @@ struct Cached<T> {
     at: Instant,
     value: T,
 }
-
-/// True when a sample taken `at` is still young enough to reuse.
-fn fresh(at: Option<Instant>, ttl: Duration, now: Instant) -> bool {
-    at.is_some_and(|a| !ttl.is_zero() && now.duration_since(a) < ttl)
-}
-
-/// The frame payload for a fresh answer, carved from `pool` (see the
-/// module's header).
-fn refill(pool: &mut BytesMut, data: &[u8]) -> Bytes {
-    pool.reserve(data.len());
-    pool.extend_from_slice(data);
-    pool.split().freeze()
-}
-
-/// Serializes into the reused JSON buffer, then into the frame payload.
-fn encode_json<T: Serialize>(json: &mut Vec<u8>, pool: &mut BytesMut, v: &T) -> Utf8Bytes {
-    json.clear();
-    if let Err(e) = serde_json::to_writer(&mut *json, v) {
-        // Only a failing writer errs, and a Vec never fails.
-        log::error!("JSON encoding: {e}");
-    }
-    Utf8Bytes::try_from(refill(pool, json)).unwrap_or_default()
-}
-
-/// The buffers every encoding shares (an answer is encoded at a time).
-struct Scratch {
-    json: Vec<u8>,
-    pb: Vec<u8>,
-    gz: Vec<u8>,
-    gzip: Gzip,
-}
-
-/// What makes a request kind: how its sample is made fresh, when the
-/// sample was taken (`None`: there is none that answers a request), and
-/// how it is encoded into a frame whose payload is carved from `pool`.
-struct AnswerKind {
-    collect: fn(&mut Collectors, Instant) -> Result<()>,
-    at: fn(&Collectors) -> Option<Instant>,
-    encode: fn(&mut Collectors, Instant, &mut Scratch, &mut BytesMut) -> Answer,
-}
-
-/// One request kind's cached encoded answer: fresh while its sample is
-/// younger than `ttl`, encoded at most once per sample, into memory
-/// reused from `pool` (see the module's header).
-struct Kept {
-    kind: &'static AnswerKind,
-    ttl: Duration,
-    pool: BytesMut,
-    answer: Option<Answer>,
-}
-
-impl Kept {
-    fn new(kind: &'static AnswerKind, ttl: Duration) -> Self {
-        Kept {
-            kind,
-            ttl,
-            pool: BytesMut::new(),
-            answer: None,
-        }
-    }
-
-    /// Makes the sample fresh: reused inside the TTL, else collected
-    /// (and the old encoding let go, so its memory is reused).
-    fn sample(&mut self, col: &mut Collectors, now: Instant) -> Result<()> {
-        if !fresh((self.kind.at)(col), self.ttl, now) {
-            self.answer = None;
-            (self.kind.collect)(col, now)?;
-        }
-        Ok(())
-    }
-
-    /// The answer of a fresh sample: the kept encoding, or a new one.
-    fn answer(&mut self, col: &mut Collectors, x: &mut Scratch, now: Instant) -> Result<Answer> {
-        self.sample(col, now)?;
-        if let Some(a) = &self.answer {
-            return Ok(a.clone());
-        }
-        let a = (self.kind.encode)(col, now, x, &mut self.pool);
-        self.answer = Some(a.clone());
-        Ok(a)
-    }
-}
-
-/// `metrics`: JSON; a history tick's sample (no host name or process
-/// count of its own) answers no request.
-static METRICS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.metrics, now),
-    at: |c| c.metrics().at.filter(|_| c.metrics().full),
-    encode: |c, now, x, pool| {
-        let (m, gpus) = c.metrics_and_gpus(now);
-        Answer::Text(encode_json(
-            &mut x.json,
-            pool,
-            &MetricsOut::of(m, gpus, now),
-        ))
-    },
-};
-
-/// `disks`: JSON rows, one per device.
-static DISKS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.disks, now),
-    at: |c| c.disks().at,
-    encode: |c, _, x, pool| Answer::Text(encode_json(&mut x.json, pool, &c.disks().rows)),
-};
-
-/// `processes`: protobuf, gzipped above `GZIP_THRESHOLD`.
-static PROCESSES: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.processes, now),
-    at: |c| c.processes().0,
-    encode: |c, _, x, pool| {
-        pb::encode_processes(c.processes().1, &mut x.pb);
-        Answer::Binary(if x.pb.len() > GZIP_THRESHOLD {
-            x.gzip.compress(&x.pb, &mut x.gz);
-            refill(pool, &x.gz)
-        } else {
-            refill(pool, &x.pb)
-        })
-    },
-};
-
-/// `cgroups`: JSON rows.
-static CGROUPS: AnswerKind = AnswerKind {
-    collect: |c, now| c.collect(|k| &mut k.cgroups, now),
-    at: |c| c.cgroups().0,
-    encode: |c, _, x, pool| {
-        Answer::Text(encode_json(&mut x.json, pool, &CgroupsOut(c.cgroups().1)))
-    },
-};
 
 pub struct Answers {
     col: Collectors,
@@ -246,6 +105,9 @@ pub struct Answers {
     /// Cgroups listed by `/metrics`, the heaviest by CPU (0: none, not sampled).
     prom_top_cgroups: usize,
     journal: HashMap<u32, Cached<Utf8Bytes>>,
+    /// A disks round just ended: its sample answers every request of this
+    /// loop turn, whatever the TTL (`disks_poll`, `end_turn`).
+    disks_hold: bool,
     scrape: prom::ScrapeStats,
     /// One sample a second (`--history`); `None`: off.
     history: Option<history::History>,
@@ -280,6 +142,7 @@ impl Answers {
             prom_top_n: PROM_TOP_N,
             prom_top_cgroups: PROM_TOP_CGROUPS,
             journal: HashMap::new(),
+            disks_hold: false,
             scrape: prom::ScrapeStats::default(),
             history: None,
             history_cache: history::Encoded::default(),
@@ -371,7 +234,11 @@ impl Answers {
     pub fn answer(&mut self, req: Request, text: &str, now: Instant) -> Reply {
         let result = match req {
             Request::Metrics => self.metrics(now),
-            Request::Disks => self.disks(now),
+            Request::Disks => match self.disks_poll(now) {
+                Ok(Some(by)) => return Reply::Disks(by),
+                Ok(None) => self.disks(now),
+                Err(e) => Err(e),
+            },
             Request::Processes => self.processes(now),
             Request::Cgroups => self.cgroups(now),
             // Every error names the pid asked for; one that is gone is "no
@@ -430,8 +297,35 @@ impl Answers {
         self.metrics.sample(&mut self.col, now)
     }
 
+    /// Makes the disks sample fresh without waiting: `None` when it is
+    /// (inside its TTL, or a round just ended), else the instant by which
+    /// the round that is out ends (the server is woken when it does).
+    /// Without a callback set (`Collectors::set_disks_notify`) this waits
+    /// for the round and is never `Some`.
+    pub fn disks_poll(&mut self, now: Instant) -> Result<Option<Instant>> {
+        if self.disks_hold || fresh(self.col.disks().at, self.disks.ttl, now) {
+            return Ok(None);
+        }
+        let before = self.col.disks().at;
+        self.col.collect(|k| &mut k.disks, now)?;
+        if self.col.disks().at == before {
+            return Ok(self.col.disks_deadline());
+        }
+        self.disks.answer = None;
+        // its waiters, asking again this turn, take it even with a zero TTL
+        self.disks_hold = self.col.disks_async();
+        Ok(None)
+    }
+
+    /// The loop's turn is over: the next disks request wants a sample
+    /// inside its TTL again.
+    pub fn end_turn(&mut self) {
+        self.disks_hold = false;
+    }
+
+    /// The disks sample, fresh, or the last one while a round is out.
     fn disks_sample(&mut self, now: Instant) -> Result<()> {
-        self.disks.sample(&mut self.col, now)
+        self.disks_poll(now).map(|_| ())
     }
 
     fn processes_sample(&mut self, now: Instant) -> Result<()> {
@@ -447,9 +341,11 @@ impl Answers {
         self.metrics.answer(&mut self.col, &mut self.x, now)
     }
 
-    /// The `disks` answer (JSON text).
+    /// The `disks` answer (JSON text); while a round is out (see
+    /// `disks_poll`), the last sample's.
     pub fn disks(&mut self, now: Instant) -> Result<Answer> {
-        self.disks.answer(&mut self.col, &mut self.x, now)
+        self.disks_sample(now)?;
+        Ok(self.disks.encoded(&mut self.col, &mut self.x, now))
     }
 
     /// The `processes` answer (protobuf, gzipped above the threshold).

@@ -86,10 +86,15 @@ impl<C: Collector> Kept<C> {
         }
     }
 
-    /// One collection, timed (a failed one is not a run).
+    /// One collection, timed (a failed one, or one that left no new
+    /// sample yet, such as a disks round still out, is not a run).
     pub fn run(&mut self, cx: &mut Cx, now: Instant) -> Result<()> {
         let t0 = Instant::now();
+        let before = self.c.taken();
         self.c.collect(cx, now)?;
+        if self.c.taken() == before {
+            return Ok(());
+        }
         let d = t0.elapsed();
         self.timing.runs += 1;
         self.timing.total += d;

@@ -1,10 +1,12 @@
 //! The mounted filesystems (the `disks` answer and `/metrics`' filesystem
 //! families): the mount table and each device's facts, looked up again
-//! only when the kernel flags a mount change, and a `statvfs` per mount.
+//! only when the kernel flags a mount change, and a `statvfs` per mount,
+//! made off the loop's thread (`mounts`: a mount that does not answer in
+//! time is left out, so a hung mount stops nothing).
 
 use super::collector::{Collector, Cx};
 use super::error::{CollectError, Result};
-use super::{disks, fs, sensors};
+use super::{disks, fs, mounts, sensors};
 use std::time::Instant;
 
 /// The mounted filesystems, as the last disks collection found them.
@@ -20,6 +22,8 @@ pub struct DisksSample {
 /// What the disks answer needs that only changes with the mount table.
 struct DiskTopology {
     mounts: Vec<disks::Mount>,
+    /// Each mount's path under the root, for the prober's rounds.
+    paths: std::sync::Arc<[std::path::PathBuf]>,
     info: std::collections::HashMap<(u32, u32), disks::DevInfo>,
     /// Whole-disk kernel name → its temperature file, if it has one.
     temp_files: std::collections::HashMap<String, Option<std::path::PathBuf>>,
@@ -39,15 +43,39 @@ fn mount_table_changed(f: &std::fs::File) -> bool {
     n != 0 && (n < 0 || p.revents & (libc::POLLPRI | libc::POLLERR) != 0)
 }
 
-/// The disks collector: the kept mount table and what it found.
-#[derive(Default)]
+/// The disks collector: the kept mount table, the `statvfs` prober and
+/// what it found.
 pub struct Disks {
     pub sample: DisksSample,
     mountinfo: Option<std::fs::File>,
     topology: Option<std::rc::Rc<DiskTopology>>,
+    /// `statvfs` off the loop, and the topology its round is over.
+    pub prober: mounts::Prober,
+    round: Option<std::rc::Rc<DiskTopology>>,
+}
+
+impl Default for Disks {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Disks {
+    pub fn new() -> Self {
+        Disks {
+            sample: DisksSample::default(),
+            mountinfo: None,
+            topology: None,
+            prober: mounts::Prober::new(disks::space),
+            round: None,
+        }
+    }
+
+    /// Whether a round is out (the sample is the last round's meanwhile).
+    pub fn pending(&self) -> bool {
+        self.prober.deadline().is_some()
+    }
+
     /// The mounted block devices, their sysfs facts and temperature files.
     /// Reading mountinfo costs ~25 µs of kernel time even when nothing
     /// changed, so the kept file is polled instead: the kernel flags it
@@ -83,8 +111,10 @@ impl Disks {
                 .or_insert_with(|| sensors::disk_temp_file(&root, &d.kernel_name));
             info.insert((m.major, m.minor), d);
         }
+        let paths = mounts.iter().map(|m| root.path(&m.mount_point)).collect();
         let t = std::rc::Rc::new(DiskTopology {
             mounts,
+            paths,
             info,
             temp_files,
         });
@@ -93,29 +123,21 @@ impl Disks {
     }
 }
 
-impl Collector for Disks {
-    const NAME: &'static str = "disks";
-
-    /// Collects the mounted filesystems: a `statvfs` per mount and a
-    /// temperature read per disk (the topology only on a mount change).
-    fn collect(&mut self, cx: &mut Cx, now: Instant) -> Result<()> {
-        let root = cx.s.root.clone();
+impl Disks {
+    /// The disks sample from a round's spaces (`None`: left out), and a
+    /// temperature read per disk.
+    fn sample_from(&mut self, cx: &Cx, topo: &DiskTopology, spaces: &[Option<disks::Space>]) {
+        let root = &cx.s.root;
         let temps = cx.s.temp_enabled;
-        let topo = self.topology(cx)?;
         // Every mount's space (/metrics lists each mount; the answer, each device).
-        let spaces: Vec<Option<disks::Space>> = topo
-            .mounts
-            .iter()
-            .map(|m| disks::space(&root.path(&m.mount_point)))
-            .collect();
-        disks::keep_filesystems(&topo.mounts, &spaces, &mut self.sample.filesystems);
+        disks::keep_filesystems(&topo.mounts, spaces, &mut self.sample.filesystems);
         self.sample.rows = disks::build_rows(
             &topo.mounts,
             |m| {
                 topo.info
                     .get(&(m.major, m.minor))
                     .cloned()
-                    .unwrap_or_else(|| disks::dev_info(&root, m))
+                    .unwrap_or_else(|| disks::dev_info(root, m))
             },
             |m| {
                 let i = topo.mounts.iter().position(|x| std::ptr::eq(x, m))?;
@@ -128,10 +150,36 @@ impl Collector for Disks {
                 topo.temp_files
                     .get(disk)
                     .cloned()
-                    .unwrap_or_else(|| sensors::disk_temp_file(&root, disk))
+                    .unwrap_or_else(|| sensors::disk_temp_file(root, disk))
                     .and_then(|p| sensors::read_temp(&p))
             },
         );
+    }
+}
+
+impl Collector for Disks {
+    const NAME: &'static str = "disks";
+
+    /// Starts a `statvfs` round when none is out (the topology only on a
+    /// mount change) and takes its result once it has ended; while it
+    /// runs the sample stays the last one (`pending`). Without a callback
+    /// set (`mounts::Prober::set_notify`) this waits for the round.
+    fn collect(&mut self, cx: &mut Cx, now: Instant) -> Result<()> {
+        if self.prober.deadline().is_none() {
+            let topo = self.topology(cx)?;
+            self.prober.start(topo.paths.clone(), now);
+            self.round = Some(topo);
+            if !self.prober.is_async() {
+                self.prober.wait();
+            }
+        }
+        let Some(spaces) = self.prober.settle(now) else {
+            return Ok(());
+        };
+        let Some(topo) = self.round.take() else {
+            return Ok(());
+        };
+        self.sample_from(cx, &topo, &spaces);
         self.sample.at = Some(now);
         Ok(())
     }

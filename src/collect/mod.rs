@@ -27,6 +27,7 @@ pub mod host;
 pub mod journal;
 pub mod memory;
 pub mod metrics;
+pub mod mounts;
 pub mod net;
 pub mod num;
 pub mod power;
@@ -143,7 +144,7 @@ impl Collectors {
         Collectors {
             k: Kinds {
                 metrics: Kept::new(metrics),
-                disks: Kept::new(filesystems::Disks::default()),
+                disks: Kept::new(filesystems::Disks::new()),
                 processes: Kept::new(processes::Processes { scanner, at: None }),
                 sensors: Kept::new(SensorsSample::default()),
                 // a quarter of the scan's share: connections and the scan keep the rest
@@ -190,6 +191,23 @@ impl Collectors {
     pub fn collect_history_sample(&mut self, now: Instant) -> Result<()> {
         self.k.metrics.c.next_full = false;
         self.collect(|k| &mut k.metrics, now)
+    }
+
+    /// From now on a disks round ends through `f` (the server's waker)
+    /// and the disks collection never waits; without it, it waits for
+    /// the round (at most `mounts::ROUND_WAIT`).
+    pub fn set_disks_notify(&mut self, f: mounts::Notify) {
+        self.k.disks.c.prober.set_notify(f);
+    }
+
+    /// When the disks round that is out must be answered anyway.
+    pub fn disks_deadline(&self) -> Option<Instant> {
+        self.k.disks.c.prober.deadline()
+    }
+
+    /// Whether disks rounds end through a callback (`set_disks_notify`).
+    pub fn disks_async(&self) -> bool {
+        self.k.disks.c.prober.is_async()
     }
 
     /// The last metrics collection's sample.

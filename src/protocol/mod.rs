@@ -25,6 +25,14 @@ impl Answer {
     pub fn text(s: String) -> Self {
         Answer::Text(Utf8Bytes::from(s))
     }
+
+    /// The payload's bytes: what the answer holds while it waits for a client.
+    pub fn size(&self) -> usize {
+        match self {
+            Answer::Text(t) => t.len(),
+            Answer::Binary(b) => b.len(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,10 +13,11 @@ use mio::{Registry, Token, Waker};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// The pusher's socket and the resolver's wake-up, in the server's `Poll`
-/// (mio allows one `Waker` a `Poll`: this is the server's only one).
-pub const SOCKET: Token = Token(usize::MAX - 3);
-pub const WAKE: Token = Token(usize::MAX - 4);
+/// The pusher's socket in the server's `Poll`. The resolver's wake-up
+/// comes through the server's one `Waker` (mio allows one a `Poll`),
+/// which the server hands in and passes back as `WAKE`.
+pub const SOCKET: Token = Token(usize::MAX - 4);
+pub use crate::server::WAKE;
 
 /// Ring seconds in one push while catching up after an outage (a minute:
 /// about 1 500 samples on a 4-core board, ~15 KiB on the wire).
@@ -184,8 +185,7 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// `waker`: the server's one (`WAKE`), shared with the Alertmanagers'.
-    pub fn new(s: Setup, waker: std::sync::Arc<Waker>, now: Instant) -> Self {
+    pub fn new(s: Setup, waker: std::sync::Arc<Waker>, now: Instant) -> std::io::Result<Self> {
         let client = Client::new(s.settings.target.clone(), SOCKET, Resolver::new(waker));
         #[cfg(feature = "tls")]
         let client = match s.tls {
@@ -210,7 +210,7 @@ impl Pusher {
             s.settings.interval.as_millis(),
             s.instance
         );
-        Pusher {
+        Ok(Pusher {
             enc: Encoder::new(s.instance, &ring::ALL),
             client,
             head,
@@ -228,7 +228,7 @@ impl Pusher {
             stats: Stats::default(),
             armed: None,
             rng: seed | 1,
-        }
+        })
     }
 
     pub fn stats(&self) -> Stats {
@@ -491,7 +491,7 @@ mod tests {
         };
         let s = setup(settings, "h").unwrap();
         let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
-        Pusher::new(s, waker, Instant::now())
+        Pusher::new(s, waker, Instant::now()).unwrap()
     }
 
     /// A ring of `cap` seconds that took samples 0..=`last`.

@@ -174,9 +174,17 @@ pub struct Out {
 impl Out {
     pub fn push(&mut self, s: Slot) {
         if let Slot::Ready(a) = &s {
-            self.queued = self.queued.saturating_add(dispatch::size(a));
+            self.queued = self.queued.saturating_add(a.size());
         }
         self.queue.push_back(s);
+    }
+
+    /// Puts the disks round's answer in every slot waiting for it.
+    pub fn fill_disks(&mut self, a: &Answer) {
+        for slot in self.queue.iter_mut().filter(|s| matches!(s, Slot::Disks)) {
+            *slot = Slot::Ready(a.clone());
+            self.queued = self.queued.saturating_add(a.size());
+        }
     }
 
     /// Puts journal job `job`'s answer in the slot waiting for it.
@@ -187,7 +195,7 @@ impl Out {
             .find(|s| matches!(s, Slot::Waiting(j) if *j == job))
         {
             *slot = Slot::Ready(a.clone());
-            self.queued = self.queued.saturating_add(dispatch::size(a));
+            self.queued = self.queued.saturating_add(a.size());
         }
     }
 
@@ -199,7 +207,7 @@ impl Out {
         let Some(Slot::Ready(a)) = self.queue.pop_front() else {
             return None;
         };
-        self.queued = self.queued.saturating_sub(dispatch::size(&a));
+        self.queued = self.queued.saturating_sub(a.size());
         Some(a)
     }
 }
@@ -306,7 +314,11 @@ pub fn step(c: &mut Conn, x: &mut Ctx) -> Outcome {
                     }
                     http::Route::Respond { response, status } => (response, status),
                     http::Route::Metrics { head_only, gzip } => {
-                        dispatch::scrape(x, head_only, gzip)
+                        match dispatch::scrape(x, head_only, gzip) {
+                            Some(r) => r,
+                            // a disks round is out: driven again when it ends
+                            None => return Outcome::Keep,
+                        }
                     }
                 };
                 log::debug!("{}: HTTP {status}", c.peer);
@@ -503,7 +515,7 @@ fn pump(
     while out.in_flight == 0 {
         let a = match out.queue.front() {
             Some(Slot::Ready(_)) => out.pop_ready(),
-            Some(Slot::Waiting(_)) => None,
+            Some(Slot::Waiting(_) | Slot::Disks) => None,
             None => pushes.take_next(n),
         };
         let Some(a) = a else { break };
@@ -520,7 +532,7 @@ fn write_frame(
     a: Answer,
     peer: &str,
 ) -> Result<usize, ()> {
-    let len = dispatch::size(&a).max(1);
+    let len = a.size().max(1);
     let msg = match a {
         Answer::Text(t) => Message::Text(t),
         Answer::Binary(b) => Message::Binary(b),

@@ -17,13 +17,34 @@ pub enum Slot {
     Ready(Answer),
     /// Waiting for journal job `serial`; later answers queue behind it.
     Waiting(u64),
+    /// Waiting for the disks round that is out (`DiskWaits`).
+    Disks,
 }
 
-/// An answer's payload bytes: what it holds while it waits for a client.
-pub fn size(a: &Answer) -> usize {
-    match a {
-        Answer::Text(t) => t.len(),
-        Answer::Binary(b) => b.len(),
+/// Connections waiting for a disks round (a `disks` request, or a scrape
+/// still in its HTTP phase), and the deadline the loop must arm for it.
+#[derive(Default)]
+pub struct DiskWaits {
+    /// (connection key, serial); at most one entry per connection.
+    pub conns: Vec<(usize, u64)>,
+    /// Pushed disks groups (their period, ms, and serial) whose tick waits for it.
+    pub pushes: Vec<(u32, u64)>,
+    /// A deadline not yet in the loop's timer heap.
+    pub new_deadline: Option<Instant>,
+    /// The deadline in the heap, if any.
+    pub armed: Option<Instant>,
+}
+
+impl DiskWaits {
+    /// Connection `me` waits for the round that ends by `by`.
+    pub fn wait(&mut self, me: (usize, u64), by: Instant) {
+        if !self.conns.contains(&me) {
+            self.conns.push(me);
+        }
+        if self.armed != Some(by) {
+            self.armed = Some(by);
+            self.new_deadline = Some(by);
+        }
     }
 }
 
@@ -52,6 +73,8 @@ pub struct Ctx<'a> {
     /// The Alertmanager senders' counts, for `/metrics`.
     #[cfg(feature = "remote-write")]
     pub alertmanagers: Option<&'a crate::remote::Alertmanagers>,
+    /// Who waits for the disks round that is out.
+    pub disks: &'a mut DiskWaits,
 }
 
 /// The answer to one request text, or a slot that a journal read will
@@ -60,6 +83,10 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
     let now = Instant::now();
     match x.answers.answer_text(text, now) {
         Reply::Ready(a) => Slot::Ready(a),
+        Reply::Disks(by) => {
+            x.disks.wait(x.me, by);
+            Slot::Disks
+        }
         Reply::Subscribe(new) => match x.streams.set(x.me, pushes.sub, new, now) {
             Ok(()) => {
                 pushes.resubscribe(new, &mut x.streams.counts);
@@ -76,6 +103,12 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
         },
         Reply::Journal(pid) => match x.jobs.start(x.registry, pid, x.me) {
             Started::Now(json) => Slot::Ready(x.answers.journal_store(pid, &json, now)),
+            // the same error object a `process_metrics` for it gets
+            Started::NoProcess => Slot::Ready(Answer::text(crate::protocol::error_json(
+                &format!("no such process: {pid}"),
+                text,
+                Some(&serde_json::Value::from(pid)),
+            ))),
             Started::Pending { serial, deadline } => {
                 if let Some((at, key)) = deadline {
                     x.new_deadlines.push((at, key, serial));
@@ -131,9 +164,15 @@ pub fn route(buf: &[u8], peer: &str, x: &mut Ctx) -> Option<(usize, http::Route)
 /// A `/metrics` answer: the answers' scrape, or 500 when `/proc` cannot
 /// be read (Prometheus then records the target as down). Gzipped when the
 /// client takes it (Prometheus does): ~5x fewer bytes to push through the
-/// socket costs less than it saves.
-pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
-    match x.answers.prometheus_with(Instant::now(), x.streams.counts) {
+/// socket costs less than it saves. `None` while a disks round is out:
+/// the loop drives this connection again when it ends.
+pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> Option<(Vec<u8>, u16)> {
+    let now = Instant::now();
+    if let Ok(Some(by)) = x.answers.disks_poll(now) {
+        x.disks.wait(x.me, by);
+        return None;
+    }
+    Some(match x.answers.prometheus_with(now, x.streams.counts) {
         Ok(body) => {
             #[cfg(feature = "remote-write")]
             let body = {
@@ -161,17 +200,16 @@ pub fn scrape(x: &mut Ctx, head_only: bool, gzip: bool) -> (Vec<u8>, u16) {
         Err(e) => {
             log::warn!("/metrics: {e}");
             let body = format!("cannot collect: {e}\n");
-            (
-                http::response(
-                    500,
-                    "Internal Server Error",
-                    "text/plain; charset=utf-8",
-                    body.as_bytes(),
-                    head_only,
-                    "",
-                ),
+            let ct = "text/plain; charset=utf-8";
+            let r = http::response(
                 500,
-            )
+                "Internal Server Error",
+                ct,
+                body.as_bytes(),
+                head_only,
+                "",
+            );
+            (r, 500)
         }
-    }
+    })
 }

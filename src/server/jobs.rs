@@ -1,7 +1,11 @@
 //! Journal reads as child processes, owned by the event loop: the child's
 //! stdout is a non-blocking pipe registered in the same `Poll`, so a slow
-//! or absent journal never stalls any connection.
+//! or absent journal never stalls any connection. A child is started
+//! only for a process that exists, with a clean environment (`PATH` and
+//! `LANG`, never the token), for the current boot; at its deadline it is
+//! killed, and reaped when its SIGCHLD wakes the loop (`reap`).
 
+use crate::collect::fs::Root;
 use crate::collect::journal;
 use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
@@ -39,12 +43,24 @@ pub enum Started {
     },
     /// Answered at once (the command could not run, too many reads).
     Now(String),
+    /// No process has that pid: nothing was started.
+    NoProcess,
 }
+
+/// The journal child's whole environment: the agent's `PATH` and `LANG`
+/// (or these), nothing else: the token and whatever else the agent was
+/// started with stay out of it.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_LANG: &str = "C.UTF-8";
 
 pub struct Jobs {
     jobs: Slab<Job>,
     by_pid: HashMap<u32, usize>,
     cmd: OsString,
+    /// `PATH` and `LANG` for the child (see `DEFAULT_PATH`).
+    env: [(&'static str, OsString); 2],
+    /// Where `/proc/PID` is looked for.
+    root: Root,
     next_serial: u64,
     reap: Vec<Child>,
 }
@@ -60,11 +76,17 @@ fn set_nonblocking(fd: &impl AsRawFd) {
 }
 
 impl Jobs {
-    pub fn new(cmd: OsString) -> Self {
+    pub fn new(cmd: OsString, root: Root) -> Self {
+        let own = |k: &str, default: &str| std::env::var_os(k).unwrap_or_else(|| default.into());
         Jobs {
             jobs: Slab::new(),
             by_pid: HashMap::new(),
             cmd,
+            env: [
+                ("PATH", own("PATH", DEFAULT_PATH)),
+                ("LANG", own("LANG", DEFAULT_LANG)),
+            ],
+            root,
             next_serial: 0,
             reap: Vec::new(),
         }
@@ -83,6 +105,9 @@ impl Jobs {
                 deadline: None,
             };
         }
+        if pid == 0 || !self.root.path(&format!("proc/{pid}")).exists() {
+            return Started::NoProcess;
+        }
         if self.jobs.len() >= MAX_JOBS {
             return Started::Now(
                 journal::Response::empty("too many journal reads in flight; ask again shortly")
@@ -91,7 +116,9 @@ impl Jobs {
         }
         let spawned = Command::new(&self.cmd)
             .arg(format!("_PID={pid}"))
-            .args(["-o", "json", "-n", "100", "--no-pager"])
+            .args(["-b", "-o", "json", "-n", "100", "--no-pager"])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -228,6 +255,12 @@ impl Jobs {
                 }
             }
         }
+        self.reap();
+    }
+
+    /// Reaps the killed children that have exited (the loop calls this on
+    /// SIGCHLD, so none stays a zombie); never waits.
+    pub fn reap(&mut self) {
         self.reap
             .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
     }

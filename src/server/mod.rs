@@ -1,7 +1,6 @@
 //! The event loop: one thread, one `mio::Poll`, the listener, every
 //! connection in a slab, deadlines in a heap, signals through a pipe.
 
-mod accept;
 pub mod conn;
 pub mod dispatch;
 pub mod guard;
@@ -11,14 +10,16 @@ pub mod jobs;
 mod outbound;
 pub mod pushes;
 pub mod streams;
+mod ticks;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
+mod waits;
 
 use crate::answers::{history, Answers};
-use crate::protocol::{self, Answer, Stream};
-use conn::{Conn, Outcome, Phase};
-use dispatch::Ctx;
+use crate::protocol::{self, Stream};
+use conn::{would_block, Conn, Outcome, Phase};
+use dispatch::{Ctx, DiskWaits};
 use jobs::{Jobs, JOB_BASE};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -29,11 +30,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use streams::Streams;
+use transport::Transport;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The mount prober's waker: a disks round ended (`collect::mounts`).
+/// The loop's one `mio::Waker` (mio allows one a `Poll`): a disks round
+/// that ended, or a remote-write name lookup that was answered.
+pub const WAKE: Token = Token(usize::MAX - 3);
 
 /// Limits, with the reason for each value.
 #[derive(Debug, Clone)]
@@ -85,6 +91,8 @@ enum Timer {
     /// The remote-write pusher's next step (a push, a retry, a deadline).
     #[cfg(feature = "remote-write")]
     Remote,
+    /// The disks round's deadline: its waiters are answered with what came back.
+    Disks,
 }
 
 pub struct Server {
@@ -110,6 +118,7 @@ pub struct Server {
     /// others (`conn::MAX_TURN_MESSAGES`).
     ready: VecDeque<(usize, u64)>,
     guard: guard::Guard,
+    disk_waits: DiskWaits,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     #[cfg(feature = "remote-write")]
@@ -138,10 +147,37 @@ pub struct Options {
     pub alertmanagers: Option<crate::remote::alertmanager::Setup>,
 }
 
+/// The loop's `Poll` with the listener, the signals (SIGCHLD: a journal
+/// child ended, reaped at once by `Jobs::reap`) and its one `Waker`.
+#[allow(clippy::type_complexity)]
+fn registered(
+    listener: std::net::TcpListener,
+) -> io::Result<(
+    Poll,
+    TcpListener,
+    signal_hook_mio::v1_0::Signals,
+    std::sync::Arc<mio::Waker>,
+)> {
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut signals = signal_hook_mio::v1_0::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGCHLD,
+    ])?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)?;
+    let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+    Ok((poll, listener, signals, waker))
+}
+
 impl Server {
     pub fn new(
         listener: std::net::TcpListener,
-        answers: Answers,
+        mut answers: Answers,
         opts: Options,
     ) -> io::Result<Self> {
         let Options {
@@ -156,17 +192,15 @@ impl Server {
             #[cfg(feature = "remote-write")]
             alertmanagers,
         } = opts;
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
-        let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut signals = signal_hook_mio::v1_0::Signals::new([
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGINT,
-        ])?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let (poll, listener, signals, waker) = registered(listener)?;
+        // statvfs runs off the loop; the end of each round wakes it here
+        let disks_waker = waker.clone();
+        answers
+            .collectors()
+            .set_disks_notify(std::sync::Arc::new(move || {
+                let _ = disks_waker.wake();
+            }));
+        let root = answers.collectors().settings().root.clone();
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
@@ -180,8 +214,16 @@ impl Server {
             timers.push(Reverse((epoch, Timer::History)));
         }
         #[cfg(feature = "remote-write")]
-        let (remote, alertmanagers) =
-            outbound::setup(remote, alertmanagers, poll.registry(), epoch, &mut timers)?;
+        let remote = match remote {
+            Some(setup) => {
+                let p = crate::remote::Pusher::new(setup, waker.clone(), epoch)?;
+                timers.push(Reverse((epoch, Timer::Remote)));
+                Some(p)
+            }
+            None => None,
+        };
+        #[cfg(feature = "remote-write")]
+        let alertmanagers = outbound::setup(alertmanagers, &waker)?;
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -194,12 +236,13 @@ impl Server {
             ws_config,
             signals,
             shutting_down: None,
-            jobs: Jobs::new(journal_cmd),
+            jobs: Jobs::new(journal_cmd, root),
             streams: Streams::new(epoch),
             held: 0,
             stale: 0,
             ready: VecDeque::new(),
             guard: guard::Guard::new(names),
+            disk_waits: DiskWaits::default(),
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "remote-write")]
@@ -218,6 +261,7 @@ impl Server {
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
+            self.answers.end_turn();
             self.fire_timers(now);
             if let Some(deadline) = self.shutting_down {
                 if self.conns.is_empty() || now >= deadline {
@@ -247,13 +291,28 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
+                    WAKE => {
+                        // whoever woke it: each looks at its own state
+                        self.disks_done(Instant::now());
+                        #[cfg(feature = "remote-write")]
+                        self.remote_step(Some(WAKE));
+                        #[cfg(feature = "remote-write")]
+                        self.alerts_event(WAKE);
+                    }
                     SIGNALS => {
-                        if self.signals.pending().next().is_some() {
+                        let mut stop = false;
+                        for sig in self.signals.pending() {
+                            stop |= sig != signal_hook::consts::SIGCHLD;
+                        }
+                        self.jobs.reap();
+                        if stop {
                             self.begin_shutdown();
                         }
                     }
                     #[cfg(feature = "remote-write")]
-                    t if self.outbound_owns(t) => self.outbound_event(t),
+                    t @ crate::remote::SOCKET => self.remote_step(Some(t)),
+                    #[cfg(feature = "remote-write")]
+                    t if self.alerts_owns(t) => self.alerts_event(t),
                     Token(k) if k >= JOB_BASE => {
                         if let Some((job, answer)) =
                             self.jobs.on_readable(self.poll.registry(), k - JOB_BASE)
@@ -290,6 +349,7 @@ impl Server {
             };
             match t {
                 Timer::AcceptRetry => self.accept(),
+                Timer::Disks => self.disks_done(now),
                 #[cfg(feature = "remote-write")]
                 Timer::Remote => self.remote_step(None),
                 Timer::Push(s, ms, serial) => self.push_tick(s, ms, serial, now),
@@ -351,6 +411,80 @@ impl Server {
         self.add_timer(d, Timer::Conn(k, serial));
     }
 
+    fn accept(&mut self) {
+        loop {
+            let res = match &self.listener {
+                Some(l) => l.accept(),
+                None => return,
+            };
+            match res {
+                Ok((mut sock, peer)) => {
+                    let _ = sock.set_nodelay(true);
+                    conn::keepalive(&sock);
+                    if self.conns.len() >= self.limits.max_connections {
+                        log::debug!("{peer}: over max connections, answering 503");
+                        if let http::Route::Respond { response, .. } = http::respond(
+                            503,
+                            "Service Unavailable",
+                            "too many connections",
+                            false,
+                            "Retry-After: 1\r\n",
+                        ) {
+                            let _ = std::io::Write::write(&mut sock, &response);
+                        }
+                        continue;
+                    }
+                    #[cfg(feature = "tls")]
+                    let io = match &self.tls {
+                        Some(cfg) => match Transport::new_tls(sock, cfg.clone()) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                log::warn!("TLS: {e}");
+                                continue;
+                            }
+                        },
+                        None => Transport::new(sock),
+                    };
+                    #[cfg(not(feature = "tls"))]
+                    let io = Transport::new(sock);
+                    let mut io = io;
+                    let entry = self.conns.vacant_entry();
+                    let k = entry.key();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut io.sock,
+                        Token(k),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("cannot register connection: {e}");
+                        continue;
+                    }
+                    self.next_serial += 1;
+                    let serial = self.next_serial;
+                    let deadline = Instant::now() + self.limits.handshake_timeout;
+                    entry.insert(Conn::new(io, serial, deadline, peer.to_string()));
+                    self.add_timer(deadline, Timer::Conn(k, serial));
+                    log::debug!("{peer}: connected");
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    // Out of file descriptors: keep serving what we have and
+                    // try again shortly (the listener is edge-triggered).
+                    log::warn!("accept: {e}; retrying in 100 ms");
+                    self.add_timer(
+                        Instant::now() + Duration::from_millis(100),
+                        Timer::AcceptRetry,
+                    );
+                    return;
+                }
+                Err(e) => {
+                    log::debug!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
     fn begin_shutdown(&mut self) {
         if self.shutting_down.is_some() {
             return;
@@ -396,111 +530,6 @@ impl Server {
         }
     }
 
-    /// Rebuilds the timer heap without its stale timers once they are half
-    /// of it: it stays within twice the live timers (a constant cost per
-    /// stale one), and a closed connection's deadline wakes no idle agent.
-    fn compact(&mut self) {
-        self.stale += self.streams.take_retired();
-        if self.stale == 0 || self.stale * 2 < self.timers.len() {
-            return;
-        }
-        let (conns, streams) = (&self.conns, &self.streams);
-        self.timers.retain(|Reverse((_, t))| match *t {
-            Timer::Conn(k, serial) => conns.get(k).is_some_and(|c| c.serial == serial),
-            Timer::Push(s, ms, serial) => streams.is_live(s, ms, serial),
-            _ => true,
-        });
-        self.stale = 0;
-    }
-
-    /// Accounts what connection `k` holds now; drops it or others when
-    /// over the total (`Limits::max_queued_total`): the largest first.
-    fn settle(&mut self, k: usize) {
-        if let Some(c) = self.conns.get_mut(k) {
-            let now = c.holding();
-            self.held = self.held.saturating_sub(c.held).saturating_add(now);
-            c.held = now;
-        }
-        self.enforce_total();
-    }
-
-    /// Drops the clients holding the most while all hold over the total.
-    fn enforce_total(&mut self) {
-        while self.held > self.limits.max_queued_total {
-            let Some((big, c)) = self.conns.iter().max_by_key(|(_, c)| c.held) else {
-                break;
-            };
-            log::debug!(
-                "{}: dropped: holds {} bytes, the most, while all clients hold {} (over the {}-byte total)",
-                c.peer,
-                c.held,
-                self.held,
-                self.limits.max_queued_total
-            );
-            self.streams.counts.dropped_total += 1;
-            self.close(big);
-        }
-    }
-
-    /// Hands a finished journal answer to every connection waiting for it.
-    fn deliver(&mut self, job: jobs::Job, answer: &str) {
-        let a = self.answers.journal_store(job.pid, answer, Instant::now());
-        for (k, serial) in job.waiters {
-            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
-                continue;
-            };
-            c.out.fill(job.serial, &a);
-            self.drive(k);
-        }
-    }
-
-    /// One tick of the group of stream `s` at `ms`: one answer (from the
-    /// cache, or one collection) handed to every member, each written from
-    /// the same encoded buffer (a reference-counted `Bytes`).
-    fn push_tick(&mut self, s: Stream, ms: u32, serial: u64, now: Instant) {
-        let Some(members) = self.streams.take_members(s, ms, serial) else {
-            self.stale = self.stale.saturating_sub(1);
-            return;
-        };
-        let answer = match s {
-            Stream::Metrics => self.answers.metrics(now),
-            Stream::Processes => self.answers.processes(now),
-            Stream::Disks => self.answers.disks(now),
-        }
-        .unwrap_or_else(|e| {
-            log::warn!("pushed {}: {e}", s.name());
-            Answer::text(protocol::error_json(
-                &format!("cannot collect {}: {e}", s.name()),
-                "subscribe",
-                None,
-            ))
-        });
-        // Every member is open: `close` takes a connection out of its
-        // groups (`Streams::forget`), so none is stale here.
-        let mut failed = Vec::new();
-        let counts = &mut self.streams.counts;
-        let cap = self.limits.max_queued_output;
-        for &(k, serial) in &members {
-            let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
-                continue;
-            };
-            conn::offer(c, s, answer.clone(), counts);
-            if matches!(conn::push_out(c, counts, cap), Outcome::Drop) {
-                failed.push(k);
-            }
-            let held = c.holding();
-            self.held = self.held.saturating_sub(c.held).saturating_add(held);
-            c.held = held;
-        }
-        if let Some(next) = self.streams.restore(s, ms, members, now) {
-            self.add_timer(next, Timer::Push(s, ms, serial));
-        }
-        for k in failed {
-            self.close(k);
-        }
-        self.enforce_total();
-    }
-
     /// Runs connection `k` as far as it can go without blocking.
     fn drive(&mut self, k: usize) {
         let mut new_deadlines = Vec::new();
@@ -521,6 +550,7 @@ impl Server {
                     remote: self.remote.as_ref().map(crate::remote::Pusher::stats),
                     #[cfg(feature = "remote-write")]
                     alertmanagers: self.alertmanagers.as_ref(),
+                    disks: &mut self.disk_waits,
                 };
                 conn::step(c, &mut ctx)
             }
@@ -528,6 +558,9 @@ impl Server {
         };
         for (at, key, serial) in new_deadlines {
             self.add_timer(at, Timer::Journal(key, serial));
+        }
+        if let Some(at) = self.disk_waits.new_deadline.take() {
+            self.add_timer(at, Timer::Disks);
         }
         for (at, s, ms, serial) in self.streams.take_fresh() {
             self.add_timer(at, Timer::Push(s, ms, serial));

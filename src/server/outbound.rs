@@ -1,61 +1,40 @@
-//! The agent's own outgoing requests, driven by the loop: the
-//! remote-write pusher (its timer, `Timer::Remote`) and the Alertmanager
-//! senders (the history tick, which evaluates the rules every second
-//! anyway: no wake-up of their own). Both use `remote::client::Client` and
-//! share the server's one `mio::Waker` (`remote::WAKE`) for the resolver's
-//! answers; each client takes only its own.
+//! The loop's side of the Alertmanager senders (`remote/alertmanager.rs`):
+//! their sends ride the history tick, which evaluates the rules every
+//! second anyway (no wake-up of their own); their sockets' events and the
+//! loop's one `Waker` (`WAKE`, shared with the disks rounds and
+//! remote-write's resolver: each looks at its own state) drive them.
 
-use super::{Server, Timer};
-use crate::remote::{alertmanager, Alertmanagers, Pusher, SOCKET, WAKE};
-use mio::{Registry, Token, Waker};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use super::{Server, WAKE};
+use crate::remote::{alertmanager, Alertmanagers};
+use mio::{Token, Waker};
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The pusher and the senders, when configured; the shared waker is made
-/// only when one of them is.
+/// The senders, when Alertmanagers are configured.
 pub fn setup(
-    remote: Option<crate::remote::Setup>,
     alerts: Option<alertmanager::Setup>,
-    registry: &Registry,
-    epoch: Instant,
-    timers: &mut BinaryHeap<Reverse<(Instant, Timer)>>,
-) -> io::Result<(Option<Pusher>, Option<Alertmanagers>)> {
-    let alerts = alerts.filter(|a| !a.urls.is_empty());
-    if remote.is_none() && alerts.is_none() {
-        return Ok((None, None));
+    waker: &Arc<Waker>,
+) -> io::Result<Option<Alertmanagers>> {
+    match alerts.filter(|a| !a.urls.is_empty()) {
+        Some(a) => Alertmanagers::new(a, waker)
+            .map(Some)
+            .map_err(io::Error::other),
+        None => Ok(None),
     }
-    let waker = Arc::new(Waker::new(registry, WAKE)?);
-    let pusher = remote.map(|setup| {
-        timers.push(Reverse((epoch, Timer::Remote)));
-        Pusher::new(setup, waker.clone(), epoch)
-    });
-    let senders = match alerts {
-        Some(a) => Some(Alertmanagers::new(a, &waker).map_err(io::Error::other)?),
-        None => None,
-    };
-    Ok((pusher, senders))
 }
 
 impl Server {
-    /// Whether `t` is one of the outgoing clients' tokens.
-    pub(super) fn outbound_owns(&self, t: Token) -> bool {
-        t == SOCKET
-            || t == WAKE
-            || self
-                .alertmanagers
-                .as_ref()
-                .is_some_and(|a| a.owner(t).is_some())
+    /// Whether `t` is one of the senders' sockets.
+    pub(super) fn alerts_owns(&self, t: Token) -> bool {
+        self.alertmanagers
+            .as_ref()
+            .is_some_and(|a| a.owner(t).is_some())
     }
 
-    /// An outgoing client's socket event, or the resolver's wake-up (for
-    /// any of them: each looks for its own answer).
-    pub(super) fn outbound_event(&mut self, t: Token) {
-        if t == SOCKET || t == WAKE {
-            self.remote_step(Some(t));
-        }
+    /// A sender's socket event, or the loop's wake-up (a sender's name
+    /// lookup may be what was answered).
+    pub(super) fn alerts_event(&mut self, t: Token) {
         let Some(a) = self.alertmanagers.as_mut() else {
             return;
         };
@@ -77,26 +56,6 @@ impl Server {
         };
         if let Some((engine, at)) = self.answers.alert_engine_at(now) {
             a.tick(engine, at, self.poll.registry(), now);
-        }
-    }
-
-    /// The pusher's timer (`token` `None`) or one of its events; then its
-    /// next timer, when it moved earlier.
-    pub(super) fn remote_step(&mut self, token: Option<Token>) {
-        let Some(p) = self.remote.as_mut() else {
-            return;
-        };
-        let registry = self.poll.registry();
-        let mut src = crate::remote::source::Scrape {
-            answers: &mut self.answers,
-            pushes: self.streams.counts,
-        };
-        match token {
-            None => p.on_timer(&mut src, registry, Instant::now()),
-            Some(t) => p.on_event(&mut src, registry, t),
-        }
-        if let Some(at) = p.wake_at() {
-            self.timers.push(Reverse((at, Timer::Remote)));
         }
     }
 }

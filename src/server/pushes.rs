@@ -3,7 +3,6 @@
 //! subscriber that does not read never builds a queue). Written out by
 //! `conn.rs`; changed by a (un)subscribe in `dispatch.rs`.
 
-use super::dispatch::size;
 use crate::answers::prom::PushCounts;
 use crate::protocol::{Answer, Stream, Subscription};
 
@@ -24,7 +23,7 @@ impl Pushes {
     /// Bytes of the frames waiting here (they count against the client's
     /// output cap).
     pub fn bytes(&self) -> usize {
-        self.pending.iter().flatten().map(size).sum()
+        self.pending.iter().flatten().map(Answer::size).sum()
     }
 
     /// Takes subscription `new`: frames of streams it drops are let go.

@@ -224,9 +224,16 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let cfg = builder
+    let mut cfg = builder
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS: certificate and key do not fit together: {e}"))?;
+    // No resumption: no TLS 1.3 tickets and no session cache. A ticket
+    // sent right after the handshake lost the upgrade request of a client
+    // that reads on one thread while it writes on another (Python's
+    // `websockets` sync client, issue 25), and resumption buys nothing
+    // here: the agent keeps no ticket key across restarts.
+    cfg.send_tls13_tickets = 0;
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(cfg))
 }
 
