@@ -361,16 +361,16 @@ pub struct Engine {
     oom_until: u64,
     /// Labels seen that found no free slot (the tables are full).
     pub overflow: u64,
-    pub(super) sched: Vec<super::deliver::Schedule>,
+    pub(super) sched: Vec<super::schedule::Schedule>,
 }
 
 impl Engine {
     /// The rules with `overrides` applied, delivering to `alertmanagers`
-    /// Alertmanagers (at most `deliver::MAX_ALERTMANAGERS`).
+    /// Alertmanagers (at most `schedule::MAX_ALERTMANAGERS`).
     pub fn new(overrides: &Overrides, alertmanagers: usize) -> Engine {
         let mut rules = RULES;
         overrides.apply(&mut rules);
-        let n = alertmanagers.min(super::deliver::MAX_ALERTMANAGERS);
+        let n = alertmanagers.min(super::schedule::MAX_ALERTMANAGERS);
         Engine {
             rules,
             single: [Alert::default(); N_RULES],
@@ -380,7 +380,7 @@ impl Engine {
             last_oom: None,
             oom_until: 0,
             overflow: 0,
-            sched: vec![super::deliver::Schedule::default(); n],
+            sched: vec![super::schedule::Schedule::default(); n],
         }
     }
 

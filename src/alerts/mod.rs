@@ -11,6 +11,7 @@ pub mod config;
 pub mod deliver;
 pub mod eval;
 pub mod rules;
+pub mod schedule;
 pub mod view;
 
 pub use config::Overrides;

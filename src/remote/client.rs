@@ -32,7 +32,7 @@ pub fn post_head(target: &Target, headers: &str) -> String {
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sockagent/{}\r\n{headers}Connection: close\r\n",
         target.path,
         target.authority,
-        crate::config::VERSION,
+        env!("CARGO_PKG_VERSION"),
     )
 }
 
