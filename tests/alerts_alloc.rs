@@ -9,49 +9,13 @@ use sockagent::alerts::eval::{MAX_CGROUPS, MAX_DEVICES, MAX_FILESYSTEMS};
 use sockagent::alerts::{
     CgroupReading, Engine, FsReading, Inputs, NetReading, Overrides, Stamp, State,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-struct Counting;
-
-// Counted on this thread only: the harness allocates on its own threads.
-thread_local! {
-    static ON: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let _ = ON.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::count;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn count(f: impl FnOnce()) -> u64 {
-    ALLOCS.with(|n| n.set(0));
-    ON.with(|on| on.set(true));
-    f();
-    ON.with(|on| on.set(false));
-    ALLOCS.with(|n| n.get())
-}
+static GLOBAL: counting::Counting = counting::Counting;
 
 /// Readings per evaluation: half the slots, so the old half's resolved
 /// alerts (kept until acknowledged) and the new half fill every slot.

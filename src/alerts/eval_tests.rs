@@ -1,3 +1,4 @@
+//! The tests of `eval.rs` (included there under `#[cfg(test)]`).
 use super::*;
 use crate::alerts::config::Overrides;
 
