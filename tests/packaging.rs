@@ -322,36 +322,17 @@ fn query(port: u16, q: &str) -> Result<Vec<serde_json::Value>, String> {
 /// the packaged rules loaded, once it has scraped it twice: (its port,
 /// the agent, the server, its directory).
 fn prometheus_on_agent(env: &[(&str, &str)]) -> (u16, Agent, Reaped, TempDir) {
-    let prometheus = tool("prometheus", "prometheus");
     let agent = Agent::start(&[], env);
     let dir = TempDir::new("packaging");
-    let config = dir.0.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files: ['{RULES}']\n\
-             scrape_configs:\n  - job_name: sockagent\n\
-             \x20   static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            agent.port
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.0.join("prometheus.log")).unwrap();
-    let server = Reaped(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files: ['{RULES}']\n\
+         scrape_configs:\n  - job_name: sockagent\n\
+         \x20   static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        agent.port
     );
+    let port = free_port();
+    let server = start_prometheus(&dir.0, &config, port, &[]);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let n = query(port, "count_over_time(up{job=\"sockagent\"}[10m]) >= 2").unwrap_or_default();

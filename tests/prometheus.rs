@@ -186,69 +186,25 @@ fn promtool_check_metrics_is_clean() {
     );
 }
 
-/// Runs a PromQL query; the first sample's (labels, value).
-fn query(port: u16, q: &str) -> Option<Vec<(serde_json::Value, f64)>> {
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, body) = http_get(port, &format!("/api/v1/query?query={enc}"), "")?;
-    if status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let rows = v["data"]["result"].as_array()?;
-    Some(
-        rows.iter()
-            .filter_map(|r| {
-                let val = r["value"][1].as_str()?.parse::<f64>().ok()?;
-                Some((r["metric"].clone(), val))
-            })
-            .collect(),
-    )
-}
-
 #[test]
 fn a_real_prometheus_scrapes_the_agent() {
-    let prometheus = tool("prometheus", "prometheus");
     let agent = Agent::start(&[], &[("SOCKTOP_TOKEN", SECRET)]);
     let dir = TempDir::new("prometheus");
-    let config = dir.0.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: sockagent\n    authorization:\n      credentials: \"{SECRET}\"\n\
-             \x20   static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            agent.port
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.0.join("prometheus.log")).unwrap();
-    let _server = Reaped(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: sockagent\n    authorization:\n      credentials: \"{SECRET}\"\n\
+         \x20   static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        agent.port
     );
+    let port = free_port();
+    let _server = start_prometheus(&dir.0, &config, port, &[]);
     let plog = || std::fs::read_to_string(dir.0.join("prometheus.log")).unwrap_or_default();
 
     // two successful scrapes
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let ups = query(port, "count_over_time(up{job=\"sockagent\"}[10m])");
-        let up = query(port, "min_over_time(up{job=\"sockagent\"}[10m])");
+        let ups = prom_query(port, "count_over_time(up{job=\"sockagent\"}[10m])");
+        let up = prom_query(port, "min_over_time(up{job=\"sockagent\"}[10m])");
         if let (Some(n), Some(u)) = (&ups, &up) {
             if n.first().is_some_and(|s| s.1 >= 2.0) {
                 assert_eq!(
@@ -270,14 +226,14 @@ fn a_real_prometheus_scrapes_the_agent() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    let mem = query(port, "node_memory_MemTotal_bytes{job=\"sockagent\"}").unwrap();
+    let mem = prom_query(port, "node_memory_MemTotal_bytes{job=\"sockagent\"}").unwrap();
     assert_eq!(mem.len(), 1, "{mem:?}");
     assert_eq!(mem[0].1, (meminfo_kb("MemTotal") * 1024) as f64);
     assert_eq!(
         mem[0].0["instance"],
         format!("127.0.0.1:{}", agent.port).as_str()
     );
-    let rss = query(
+    let rss = prom_query(
         port,
         "sockagent_self_resident_memory_bytes{job=\"sockagent\"}",
     )
@@ -297,10 +253,10 @@ fn a_real_prometheus_scrapes_the_agent() {
         "{} vs VmRSS {vm_rss_kb} kB",
         rss[0].1
     );
-    let info = query(port, "sockagent_build_info").unwrap();
+    let info = prom_query(port, "sockagent_build_info").unwrap();
     assert_eq!(info[0].0["version"], env!("CARGO_PKG_VERSION"));
     // a rate over the CPU counters works as on node_exporter
-    let cpus = query(port, "count(node_cpu_seconds_total{mode=\"idle\"})").unwrap();
+    let cpus = prom_query(port, "count(node_cpu_seconds_total{mode=\"idle\"})").unwrap();
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let ncpu = stat
         .lines()

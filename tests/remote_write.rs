@@ -446,52 +446,10 @@ fn a_refusing_endpoint_costs_no_memory_and_no_answers() {
     assert_eq!(log.matches("retrying with backoff").count(), 1, "{log}");
 }
 
-/// Runs a PromQL query against Prometheus on `port`: (labels, value) rows.
-fn query(port: u16, q: &str) -> Option<Vec<(serde_json::Value, f64)>> {
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, body) = http_get(port, &format!("/api/v1/query?query={enc}"), "")?;
-    if status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let rows = v["data"]["result"].as_array()?;
-    Some(
-        rows.iter()
-            .filter_map(|r| Some((r["metric"].clone(), r["value"][1].as_str()?.parse().ok()?)))
-            .collect(),
-    )
-}
-
 /// Debian's Prometheus receiving remote-write on `port`, no scrape jobs.
 fn prometheus(dir: &std::path::Path, port: u16) -> common::Reaped {
-    let bin = common::tool("prometheus", "prometheus");
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global:\n  evaluation_interval: 1m\n").unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("prometheus.log"))
-        .unwrap();
-    common::Reaped(
-        std::process::Command::new(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
+    let config = "global:\n  evaluation_interval: 1m\n";
+    common::start_prometheus(dir, config, port, &["--web.enable-remote-write-receiver"])
 }
 
 fn now_s() -> f64 {
@@ -521,16 +479,16 @@ fn a_real_prometheus_receives_and_an_outage_is_filled_from_the_ring() {
         }
     };
     wait("MemTotal pushed", &|| {
-        query(port, "node_memory_MemTotal_bytes").is_some_and(|r| !r.is_empty())
+        common::prom_query(port, "node_memory_MemTotal_bytes").is_some_and(|r| !r.is_empty())
     });
-    let mem = query(port, "node_memory_MemTotal_bytes").unwrap();
+    let mem = common::prom_query(port, "node_memory_MemTotal_bytes").unwrap();
     assert_eq!(mem.len(), 1, "{mem:?}");
     assert_eq!(mem[0].1, (common::meminfo_kb("MemTotal") * 1024) as f64);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(mem[0].0["instance"], host.trim());
     // 1-second resolution: ~10 samples in 10 s
     wait("10 s of 1-second samples", &|| {
-        query(port, &format!("count_over_time({busy}[10s])"))
+        common::prom_query(port, &format!("count_over_time({busy}[10s])"))
             .and_then(|r| r.first().map(|r| r.1))
             .is_some_and(|n| n >= 9.0)
     });
@@ -543,13 +501,13 @@ fn a_real_prometheus_receives_and_an_outage_is_filled_from_the_ring() {
     let restarted = now_s();
     let _server = prometheus(&dir.0, port);
     wait("the agent caught up", &|| {
-        query(port, &format!("timestamp({busy})"))
+        common::prom_query(port, &format!("timestamp({busy})"))
             .and_then(|r| r.first().map(|r| r.1))
             .is_some_and(|t| t > restarted)
     });
     let w = (restarted - stopped).floor();
     let q = format!("count_over_time({busy}[{w}s] @ {restarted:.3})");
-    let n = query(port, &q)
+    let n = common::prom_query(port, &q)
         .and_then(|r| r.first().map(|r| r.1))
         .unwrap_or(0.0);
     eprintln!("outage: {n} samples of the 1-second series in its {w} s");

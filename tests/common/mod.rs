@@ -352,6 +352,58 @@ impl Drop for Reaped {
     }
 }
 
+/// Debian's Prometheus on a free loopback port with `config` (YAML)
+/// written in `dir`, its data and log (`prometheus.log`, appended: a
+/// restart keeps the first run's lines) there too, `extra` flags after
+/// the usual ones; killed when the handle is dropped.
+pub fn start_prometheus(dir: &std::path::Path, config: &str, port: u16, extra: &[&str]) -> Reaped {
+    let bin = tool("prometheus", "prometheus");
+    let file = dir.join("prometheus.yml");
+    std::fs::write(&file, config).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("prometheus.log"))
+        .unwrap();
+    Reaped(
+        Command::new(bin)
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A PromQL instant query against Prometheus on `port`: its (labels,
+/// value) rows; `None` when it did not answer 200 with a vector.
+pub fn prom_query(port: u16, q: &str) -> Option<Vec<(serde_json::Value, f64)>> {
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, body) = http_get(port, &format!("/api/v1/query?query={enc}"), "")?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let rows = v["data"]["result"].as_array()?;
+    Some(
+        rows.iter()
+            .filter_map(|r| Some((r["metric"].clone(), r["value"][1].as_str()?.parse().ok()?)))
+            .collect(),
+    )
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
