@@ -493,24 +493,8 @@ fn a_full_loop_mounted_ext4_fires_almost_out_of_space() {
     let img = dir.0.join("disk.img");
     let mnt = dir.0.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let run = |cmd: &str, args: &[&std::ffi::OsStr]| {
-        let st = std::process::Command::new(cmd)
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-        assert!(
-            st.success(),
-            "{cmd} {args:?} failed (this test needs root and a loop device)"
-        );
-    };
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
-    run(
-        "mkfs.ext4",
-        &["-q".as_ref(), "-F".as_ref(), img.as_os_str()],
-    );
+    make_ext4(&img, 16 << 20);
+    let run = run_root;
     run(
         "mount",
         &[

@@ -432,24 +432,8 @@ fn mounting_and_unmounting_a_disk_shows_at_once() {
     let img = dir.join("disk.img");
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let run = |cmd: &str, args: &[&std::ffi::OsStr]| {
-        let st = std::process::Command::new(cmd)
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-        assert!(
-            st.success(),
-            "{cmd} {args:?} failed (this test needs root and a loop device)"
-        );
-    };
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
-    run(
-        "mkfs.ext4",
-        &["-q".as_ref(), "-F".as_ref(), img.as_os_str()],
-    );
+    make_ext4(&img, 16 << 20);
+    let run = run_root;
     let agent = Agent::start(&[], &[("SOCKTOP_AGENT_DISKS_TTL_MS", "0")]);
     let mut ws = agent.ws();
     let names = |v: &serde_json::Value| -> Vec<String> {

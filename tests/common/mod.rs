@@ -404,6 +404,28 @@ pub fn prom_query(port: u16, q: &str) -> Option<Vec<(serde_json::Value, f64)>> {
     )
 }
 
+/// Runs `cmd` (mount, mkfs, umount): it must succeed; the tests that use
+/// it need root and a loop device, as CI has.
+pub fn run_root(cmd: &str, args: &[&std::ffi::OsStr]) {
+    let st = Command::new(cmd)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        st.success(),
+        "{cmd} {args:?} failed (this test needs root and a loop device)"
+    );
+}
+
+/// A fresh `bytes`-long ext4 image at `img`, to loop-mount.
+pub fn make_ext4(img: &std::path::Path, bytes: u64) {
+    std::fs::File::create(img).unwrap().set_len(bytes).unwrap();
+    run_root(
+        "mkfs.ext4",
+        &["-q".as_ref(), "-F".as_ref(), img.as_os_str()],
+    );
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
