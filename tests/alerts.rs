@@ -42,6 +42,20 @@ fn ask_until(agent: &Agent, req: &str, done: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
+/// A copy of the hand-made Raspberry Pi 4 tree that a test may change.
+fn pi_tree(what: &str) -> TempDir {
+    let tree = TempDir::new(what);
+    copy_tree(Path::new(&fixture("rpi4")), &tree.0);
+    tree
+}
+
+/// The alert named `name` in an `alerts` answer.
+fn alert<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v.as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
 fn firing(v: &Value, name: &str) -> bool {
     v.as_array().is_some_and(|a| {
         a.iter()
@@ -51,22 +65,13 @@ fn firing(v: &Value, name: &str) -> bool {
 
 #[test]
 fn under_voltage_fires_then_resolves_on_a_pi_tree() {
-    let tree = TempDir::new("alerts-rpi4");
-    copy_tree(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
-        &tree.0,
-    );
+    let tree = pi_tree("alerts-rpi4");
     let root = tree.0.to_str().unwrap();
     let agent = Agent::start(&[], &[("SOCKAGENT_ROOT", root), ("SOCKTOP_AGENT_GPU", "0")]);
     let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
         firing(v, "NodeUnderVoltage")
     });
-    let under = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "NodeUnderVoltage")
-        .unwrap();
+    let under = alert(&v, "NodeUnderVoltage");
     assert_eq!(under["severity"], "critical");
     assert_eq!(under["labels"], serde_json::json!({}));
     assert_eq!(under["summary"], "The board's supply voltage is too low.");
@@ -80,12 +85,7 @@ fn under_voltage_fires_then_resolves_on_a_pi_tree() {
         "{since} {now_ms}"
     );
     // The firmware's "throttled now" bit: pending for its minute.
-    let throttled = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "NodeCpuThrottled");
-    assert_eq!(throttled.unwrap()["state"], "pending", "{v}");
+    assert_eq!(alert(&v, "NodeCpuThrottled")["state"], "pending", "{v}");
 
     let (status, body) = http_get(agent.port, "/metrics", "").unwrap();
     assert_eq!(status, 200);
@@ -127,11 +127,7 @@ fn under_voltage_fires_then_resolves_on_a_pi_tree() {
 /// the tick): `NodeOutOfMemoryKill` fires at once (`for` 0).
 #[test]
 fn an_oom_kill_fires_at_once() {
-    let tree = TempDir::new("alerts-oom");
-    copy_tree(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
-        &tree.0,
-    );
+    let tree = pi_tree("alerts-oom");
     let vmstat = tree.0.join("proc/vmstat");
     std::fs::write(&vmstat, "nr_free_pages 1000\noom_kill 7\n").unwrap();
     let root = tree.0.to_str().unwrap();
@@ -145,12 +141,7 @@ fn an_oom_kill_fires_at_once() {
     let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
         firing(v, "NodeOutOfMemoryKill")
     });
-    let oom = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "NodeOutOfMemoryKill")
-        .unwrap();
+    let oom = alert(&v, "NodeOutOfMemoryKill");
     assert_eq!(oom["severity"], "warning");
 }
 
@@ -160,11 +151,7 @@ fn an_oom_kill_fires_at_once() {
 /// memory-only re-read resolves it (no request lists them again).
 #[test]
 fn a_cgroup_near_its_memory_limit_fires_then_resolves() {
-    let tree = TempDir::new("alerts-cgroup");
-    copy_tree(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
-        &tree.0,
-    );
+    let tree = pi_tree("alerts-cgroup");
     std::fs::create_dir_all(tree.0.join("sys/fs")).unwrap();
     copy_tree(
         Path::new(concat!(
@@ -187,12 +174,7 @@ fn a_cgroup_near_its_memory_limit_fires_then_resolves() {
     let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
         firing(v, "ServiceMemoryNearLimit")
     });
-    let cg = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "ServiceMemoryNearLimit")
-        .unwrap();
+    let cg = alert(&v, "ServiceMemoryNearLimit");
     assert_eq!(cg["labels"], serde_json::json!({ "cgroup": scope }), "{v}");
     std::fs::write(&current, "104857600\n").unwrap();
     let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
@@ -349,11 +331,7 @@ fn the_agent_delivers_through_a_real_alertmanager_to_a_webhook() {
     let dir = TempDir::new("alertmanager");
     let (hook, rx) = webhook();
     let (port, _am) = alertmanager(&dir.0, hook);
-    let tree = TempDir::new("alerts-deliver-rpi4");
-    copy_tree(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
-        &tree.0,
-    );
+    let tree = pi_tree("alerts-deliver-rpi4");
     let root = tree.0.to_str().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let agent = Agent::start(
@@ -426,11 +404,7 @@ fn a_failing_alertmanager_is_retried_and_clients_are_still_answered() {
             }
         }
     });
-    let tree = TempDir::new("alerts-503-rpi4");
-    copy_tree(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpi4")),
-        &tree.0,
-    );
+    let tree = pi_tree("alerts-503-rpi4");
     let root = tree.0.to_str().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let agent = Agent::start(
