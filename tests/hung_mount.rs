@@ -150,6 +150,20 @@ fn root_disk() -> Option<String> {
     })
 }
 
+/// The device names of a `disks` answer.
+fn disk_names(v: &serde_json::Value) -> Vec<&str> {
+    let rows = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not a disks answer: {v}"));
+    rows.iter()
+        .map(|r| {
+            r["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a row without a name: {v}"))
+        })
+        .collect()
+}
+
 #[test]
 fn a_mount_whose_statfs_never_returns_stops_nothing() {
     // SAFETY: plain syscalls.
@@ -230,12 +244,7 @@ fn a_mount_whose_statfs_never_returns_stops_nothing() {
     for round in 0..3 {
         let t0 = Instant::now();
         let d = json(&ask(&mut ws, "get_disks"));
-        let names: Vec<&str> = d
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap())
-            .collect();
+        let names = disk_names(&d);
         assert!(
             !names.iter().any(|n| n.starts_with("sdz")),
             "round {round}: the hung mount is left out: {d}"
@@ -267,12 +276,7 @@ fn a_mount_whose_statfs_never_returns_stops_nothing() {
     let sub = json(&ask(&mut ws, r#"{"type":"subscribe","disks_ms":5000}"#));
     assert_eq!(sub["subscribed"]["disks_ms"], 5000, "{sub}");
     let pushed = json(&common::next(&mut ws));
-    let names: Vec<&str> = pushed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = disk_names(&pushed);
     assert!(
         !names.iter().any(|n| n.starts_with("sdz")),
         "pushed: {pushed}"
