@@ -131,17 +131,7 @@ impl Endpoint {
 
 fn read_request(s: &mut impl Read) -> Option<Req> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
+    let head_end = common::read_head(s, &mut buf)?;
     let at = Instant::now();
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let req = Req {
@@ -151,6 +141,7 @@ fn read_request(s: &mut impl Read) -> Option<Req> {
     };
     let len: usize = req.header("content-length")?.parse().ok()?;
     let mut body = buf[head_end..].to_vec();
+    let mut chunk = [0u8; 65536];
     while body.len() < len {
         let n = s.read(&mut chunk).ok()?;
         if n == 0 {

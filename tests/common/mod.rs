@@ -435,6 +435,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Reads from `s` into `buf` until an HTTP head is complete: its length
+/// (what follows it in `buf` is the body's start); `None` at EOF first.
+pub fn read_head(s: &mut impl Read, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// `GET path` over HTTP/1.1 (`Connection: close`; a `Content-Length` or
 /// chunked body): (status, body), or `None` when nothing listens there yet.
 pub fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
@@ -446,17 +462,7 @@ pub fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     )
     .ok()?;
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
+    let head_end = read_head(&mut s, &mut buf)?;
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let status = head.split(' ').nth(1)?.parse().ok()?;
     let length = head
@@ -466,6 +472,7 @@ pub fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     let mut body = buf[head_end..].to_vec();
     match length {
         Some(len) => {
+            let mut chunk = [0u8; 8192];
             while body.len() < len {
                 let n = s.read(&mut chunk).ok()?;
                 if n == 0 {
