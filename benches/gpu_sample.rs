@@ -26,7 +26,7 @@ fn gpus(lib: Option<std::ffi::OsString>) -> Gpus {
             temps: true,
             nvml_lib: lib,
         },
-        Instant::now(),
+        0,
     )
 }
 

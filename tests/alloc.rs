@@ -222,7 +222,7 @@ fn cgroup_memory_rereads_allocate_nothing() {
     let current = dir.join(format!("sys/fs/cgroup{scope}/memory.current"));
     let root = sockagent::collect::fs::Root::new(&dir);
     let mut s = sockagent::collect::cgroups::CgroupScanner::new(64);
-    s.scan(&root, Instant::now(), 1000, 100).unwrap();
+    s.scan(&root, Instant::now(), 1, 1000, 100).unwrap();
     let mem = |s: &sockagent::collect::cgroups::CgroupScanner| {
         let r = s.rows.iter().find(|r| r.path == scope).unwrap();
         (r.mem_bytes, r.mem_max_bytes)

@@ -14,7 +14,8 @@
 //!
 //! Each reader keeps its files open (`KeptFile`) and finds its set
 //! (cores, fans, batteries, RAPL domains, throttle counts) at first use,
-//! then every 30 s or after a read finds a file gone.
+//! then in each new re-probe `epoch` of the metrics collector (every 30 s)
+//! or after a read finds a file gone.
 
 use super::cpufreq::CpuFreqs;
 use super::fs::{KeptFile, Root};
@@ -94,11 +95,13 @@ impl Board {
     /// throttling, fans and power each `period`; pressure each `period`
     /// for an answer's sample (`for_answer`), each `PRESSURE_PERIOD` at
     /// the least for a history tick's; load average and uptime each
-    /// `period`, for an answer's sample only.
+    /// `period`, for an answer's sample only. The readers' sets are looked
+    /// up again when `epoch` is new to them (`rediscover::due`).
     pub fn refresh(
         &mut self,
         root: &Root,
         now: Instant,
+        epoch: u64,
         period: Duration,
         buf: &mut Vec<u8>,
         for_answer: bool,
@@ -154,10 +157,10 @@ impl Board {
             return;
         }
         self.read_at = Some(now);
-        self.cpufreq.refresh(root, now, buf);
-        self.throttle.refresh(root, now, buf);
-        self.fans.refresh(root, now, buf);
-        self.power.refresh(root, now, buf);
+        self.cpufreq.refresh(root, epoch, buf);
+        self.throttle.refresh(root, now, epoch, buf);
+        self.fans.refresh(root, epoch, buf);
+        self.power.refresh(root, now, epoch, buf);
     }
 
     /// Seconds since boot at `now`.
@@ -223,7 +226,7 @@ mod tests {
         let mut b = Board::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
-        b.refresh(&root, t0, BOARD_PERIOD, &mut buf, true);
+        b.refresh(&root, t0, 1, BOARD_PERIOD, &mut buf, true);
         assert_eq!(b.load_avg, Some([2.5, 1.75, 1.0]));
         assert_eq!(b.uptime_s(t0), Some(864000.25));
         assert_eq!(b.uptime_s(t0 + Duration::from_secs(2)), Some(864002.25));
@@ -231,11 +234,12 @@ mod tests {
         assert_eq!(p.cpu.unwrap().some.unwrap().avg10, 12.5);
         b.load_avg = None;
         let half = t0 + Duration::from_millis(500);
-        b.refresh(&root, half, BOARD_PERIOD, &mut buf, true);
+        b.refresh(&root, half, 1, BOARD_PERIOD, &mut buf, true);
         assert_eq!(b.load_avg, None, "not read again inside the period");
         b.refresh(
             &root,
             t0 + Duration::from_secs(1),
+            1,
             BOARD_PERIOD,
             &mut buf,
             true,
@@ -250,7 +254,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut buf = Vec::new();
-        b.refresh(&root, t0, BOARD_PERIOD, &mut buf, false);
+        b.refresh(&root, t0, 1, BOARD_PERIOD, &mut buf, false);
         assert_eq!(
             b.load_avg, None,
             "a history tick's slot keeps no load average"
@@ -258,15 +262,15 @@ mod tests {
         assert_eq!(b.uptime_s(t0), None);
         assert!(b.pressure.is_some());
         b.pressure = None;
-        b.refresh(&root, t0 + ms(1000), BOARD_PERIOD, &mut buf, false);
+        b.refresh(&root, t0 + ms(1000), 1, BOARD_PERIOD, &mut buf, false);
         assert!(b.pressure.is_none(), "pressure's averages move every 2 s");
         // a tick that comes a little early still reads it
-        b.refresh(&root, t0 + ms(1900), BOARD_PERIOD, &mut buf, false);
+        b.refresh(&root, t0 + ms(1900), 1, BOARD_PERIOD, &mut buf, false);
         assert!(b.pressure.is_some());
         // an answer's sample gets load, uptime and pressure at most a
         // period old, whatever the ticks read
         b.pressure = None;
-        b.refresh(&root, t0 + ms(2950), BOARD_PERIOD, &mut buf, true);
+        b.refresh(&root, t0 + ms(2950), 1, BOARD_PERIOD, &mut buf, true);
         assert_eq!(b.load_avg, Some([2.5, 1.75, 1.0]));
         assert!(b.uptime_s(t0 + ms(2950)).is_some());
         assert!(b.pressure.is_some(), "its totals go to /metrics");
@@ -277,7 +281,7 @@ mod tests {
         let mut b = Board::default();
         let now = Instant::now();
         let before = parse_uptime(&std::fs::read("/proc/uptime").unwrap()).unwrap();
-        b.refresh(&Root::new("/"), now, BOARD_PERIOD, &mut Vec::new(), true);
+        b.refresh(&Root::new("/"), now, 1, BOARD_PERIOD, &mut Vec::new(), true);
         let after = parse_uptime(&std::fs::read("/proc/uptime").unwrap()).unwrap();
         let u = b.uptime_s(now).unwrap();
         // /proc/uptime prints hundredths, truncated

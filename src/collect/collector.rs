@@ -4,7 +4,9 @@
 //! read buffer, the once-only error log, `/proc/stat`) is the `Cx` handed
 //! to it; what is known of its runs (`Timing`) is kept beside it by
 //! `Kept`, the same for all. Sets that change rarely are looked up again
-//! on the one re-probe clock (`rediscover`).
+//! on the one re-probe clock: each collector says its period (`REPROBE`),
+//! `Kept` keeps its clock and hands the collection its epoch (`Cx::epoch`,
+//! read by `rediscover::due`).
 
 use super::error::{CollectError, Reported, Result};
 use super::fs::KeptFile;
@@ -14,6 +16,9 @@ use std::time::{Duration, Instant};
 pub trait Collector {
     /// Its name in `sockagent_collector_*{collector}`.
     const NAME: &'static str;
+    /// How often its kept sets are looked up again (`None`: it keeps no
+    /// set, such as the process scan that lists `/proc` every time).
+    const REPROBE: Option<Duration>;
     /// Reads into its kept buffers and its sample, at `now`.
     fn collect(&mut self, cx: &mut Cx, now: Instant) -> Result<()>;
     /// When its sample was taken (`None`: none yet).
@@ -32,6 +37,8 @@ pub struct Cx {
     /// The last process scan: when, and how many processes it found (the
     /// metrics sample's `process_count` reuses it).
     pub last_scan: Option<(Instant, u64)>,
+    /// The running collection's re-probe epoch (`Kept::reprobe`).
+    pub epoch: u64,
 }
 
 impl Cx {
@@ -43,6 +50,7 @@ impl Cx {
             reported: Reported::default(),
             stat: cpu::StatSample::default(),
             last_scan: None,
+            epoch: 0,
         }
     }
 
@@ -72,10 +80,15 @@ pub struct Timing {
     pub last: Duration,
 }
 
-/// A collector and its runs' timing.
+/// A collector, its runs' timing and its re-probe clock.
 pub struct Kept<C> {
     pub c: C,
     pub timing: Timing,
+    /// When the epoch last moved on.
+    probed: Option<Instant>,
+    /// Moves on every `C::REPROBE`: readers whose set was looked up in an
+    /// earlier epoch look it up again (`rediscover::due`).
+    epoch: u64,
 }
 
 impl<C: Collector> Kept<C> {
@@ -83,7 +96,30 @@ impl<C: Collector> Kept<C> {
         Kept {
             c,
             timing: Timing::default(),
+            probed: None,
+            epoch: 0,
         }
+    }
+
+    /// The re-probe epoch at `now`: moved on at the first call and once
+    /// `C::REPROBE` has passed since it last moved (never without a period).
+    pub fn reprobe(&mut self, now: Instant) -> u64 {
+        let Some(period) = C::REPROBE else {
+            return self.epoch;
+        };
+        if self
+            .probed
+            .is_none_or(|at| now.saturating_duration_since(at) >= period)
+        {
+            self.probed = Some(now);
+            self.epoch += 1;
+        }
+        self.epoch
+    }
+
+    /// The epoch of the last collection (or `reprobe`).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// One collection, timed (a failed one, or one that left no new
@@ -91,6 +127,7 @@ impl<C: Collector> Kept<C> {
     pub fn run(&mut self, cx: &mut Cx, now: Instant) -> Result<()> {
         let t0 = Instant::now();
         let before = self.c.taken();
+        cx.epoch = self.reprobe(now);
         self.c.collect(cx, now)?;
         if self.c.taken() == before {
             return Ok(());
@@ -105,5 +142,64 @@ impl<C: Collector> Kept<C> {
     /// Its name and timing, for `/metrics`.
     pub fn timing(&self) -> (&'static str, &Timing) {
         (C::NAME, &self.timing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes a sample each run and keeps the epoch it was handed.
+    struct Probe<const REPROBES: bool> {
+        at: Option<Instant>,
+        seen: u64,
+    }
+
+    impl<const REPROBES: bool> Collector for Probe<REPROBES> {
+        const NAME: &'static str = "probe";
+        const REPROBE: Option<Duration> = if REPROBES {
+            Some(Duration::from_secs(30))
+        } else {
+            None
+        };
+
+        fn collect(&mut self, cx: &mut Cx, now: Instant) -> Result<()> {
+            self.seen = cx.epoch;
+            self.at = Some(now);
+            Ok(())
+        }
+
+        fn taken(&self) -> Option<Instant> {
+            self.at
+        }
+    }
+
+    fn epochs<const R: bool>(offsets_s: &[u64]) -> Vec<u64> {
+        let mut cx = Cx::new(Settings::default());
+        let mut k = Kept::new(Probe::<R> { at: None, seen: 0 });
+        let t0 = Instant::now();
+        offsets_s
+            .iter()
+            .map(|&s| {
+                k.run(&mut cx, t0 + Duration::from_secs(s)).unwrap();
+                assert_eq!(k.epoch(), k.c.seen);
+                k.c.seen
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_epoch_moves_on_at_the_first_run_and_once_a_period() {
+        // the first run, not again inside the period, again after it
+        // (counted from when it moved, not from each run)
+        assert_eq!(
+            epochs::<true>(&[0, 1, 29, 30, 45, 59, 60, 200]),
+            [1, 1, 1, 2, 2, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn a_collector_without_a_period_never_moves_it() {
+        assert_eq!(epochs::<false>(&[0, 30, 60, 600]), [0, 0, 0, 0]);
     }
 }

@@ -1,14 +1,13 @@
 //! Each core's current clock (Documentation/admin-guide/pm/cpufreq.rst):
 //! `/sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq` in kHz, else
 //! `cpuinfo_cur_freq` (the hardware's reading, often root-only). The set of
-//! cores and their files is found at first use and every `rediscover::REDISCOVER`, or
+//! cores and their files is found at first use and each re-probe epoch, or
 //! after a read finds a file gone (a core taken offline); each read is
 //! then one `pread` per core.
 
 use super::fs::{KeptFile, Root};
 use super::num::{parse_u64, parse_u64_trimmed};
 use crate::families::{Family, Sink, Value};
-use std::time::Instant;
 
 /// A kHz value as the kernel writes it (`1500000\n`); `None` for
 /// anything else (`<unknown>`).
@@ -35,7 +34,7 @@ fn cpu_number(name: &[u8]) -> Option<u32> {
 #[derive(Debug, Default)]
 pub struct CpuFreqs {
     pub cores: Vec<CoreFreq>,
-    found: Option<Instant>,
+    found: Option<u64>,
 }
 
 impl CpuFreqs {
@@ -66,9 +65,9 @@ impl CpuFreqs {
         }
     }
 
-    /// Reads every core's clock (re-discovering the cores when due).
-    pub fn refresh(&mut self, root: &Root, now: Instant, buf: &mut Vec<u8>) {
-        if super::rediscover::due(&mut self.found, now) {
+    /// Reads every core's clock (re-discovering the cores when `epoch` is new).
+    pub fn refresh(&mut self, root: &Root, epoch: u64, buf: &mut Vec<u8>) {
+        if super::rediscover::due(&mut self.found, epoch) {
             self.discover(root);
         }
         let mut vanished = false;
@@ -136,7 +135,7 @@ mod tests {
     fn clocks(tree: &str) -> Vec<(u32, Option<u64>)> {
         let root = Root::fixture(tree);
         let mut f = CpuFreqs::default();
-        f.refresh(&root, Instant::now(), &mut Vec::new());
+        f.refresh(&root, 1, &mut Vec::new());
         f.cores.iter().map(|c| (c.cpu, c.khz)).collect()
     }
 
@@ -161,7 +160,7 @@ mod tests {
     fn none_where_there_is_no_cpufreq() {
         let root = Root::fixture("h200-vm");
         let mut f = CpuFreqs::default();
-        f.refresh(&root, Instant::now(), &mut Vec::new());
+        f.refresh(&root, 1, &mut Vec::new());
         assert!(!f.any());
     }
 }

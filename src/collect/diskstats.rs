@@ -5,7 +5,7 @@
 //! A whole disk is a name with a directory in `/sys/block` (partitions are
 //! not there), minus `loop*`, `ram*` and `zram*` devices that have done no
 //! I/O at all. The `/sys/block` listing is taken at first use and again
-//! every `rediscover::REDISCOVER` (a disk plugged in meanwhile shows from then on);
+//! each re-probe epoch (a disk plugged in meanwhile shows from then on);
 //! the kept `/proc/diskstats` is read on every sample.
 
 use super::fs::{KeptDir, KeptFile, Root};
@@ -111,9 +111,9 @@ pub fn parse_diskstats(
 pub struct DiskStats {
     file: Option<KeptFile>,
     block: Option<KeptDir>,
-    /// The names in `/sys/block`, sorted; when they were listed.
+    /// The names in `/sys/block`, sorted; the epoch they were listed in.
     whole: Vec<Vec<u8>>,
-    listed: Option<Instant>,
+    listed: Option<u64>,
     window: Window,
     pub rows: Vec<DiskIo>,
     /// False when `/proc/diskstats` could not be read (no such source).
@@ -124,14 +124,17 @@ pub struct DiskStats {
 }
 
 impl DiskStats {
-    /// Reads the counters into the rows; `buf` is the collectors' scratch.
+    /// Reads the counters into the rows (listing `/sys/block` again when
+    /// `epoch` is new); `buf` is the collectors' scratch.
     pub fn sample(
         &mut self,
         root: &Root,
         now: Instant,
+        epoch: u64,
         buf: &mut Vec<u8>,
     ) -> super::error::Result<()> {
-        if super::rediscover::due(&mut self.listed, now) {
+        let relisted = super::rediscover::due(&mut self.listed, epoch);
+        if relisted {
             let mut names = Vec::new();
             let block = self
                 .block
@@ -146,7 +149,7 @@ impl DiskStats {
         let file = self
             .file
             .get_or_insert_with(|| KeptFile::new(root, "proc/diskstats"));
-        if self.absent && self.listed != Some(now) {
+        if self.absent && !relisted {
             // No /proc/diskstats (a fixture tree, a container): looked for
             // again with the /sys/block listing, not an open per sample.
             return Ok(());
@@ -314,8 +317,29 @@ mod tests {
         let root = Root::fixture("server");
         let mut d = DiskStats::default();
         let mut buf = Vec::new();
-        d.sample(&root, Instant::now(), &mut buf).unwrap();
+        d.sample(&root, Instant::now(), 1, &mut buf).unwrap();
         let names: Vec<&str> = d.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["sda", "nvme0n1"]);
+    }
+
+    /// A disk plugged in shows once the re-probe epoch moves on.
+    #[test]
+    fn a_new_disk_shows_from_the_next_epoch() {
+        let dir = std::env::temp_dir().join(format!("sockagent-ds-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sys/block/sda")).unwrap();
+        std::fs::create_dir_all(dir.join("proc")).unwrap();
+        let line = |n: &str| format!("8 0 {n} 1 0 8 0 1 0 8 0 0 10 0\n");
+        std::fs::write(dir.join("proc/diskstats"), line("sda") + &line("sdb")).unwrap();
+        let root = Root::new(&dir);
+        let (mut d, mut buf, t0) = (DiskStats::default(), Vec::new(), Instant::now());
+        let names = |d: &DiskStats| d.rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        d.sample(&root, t0, 1, &mut buf).unwrap();
+        assert_eq!(names(&d), ["sda"]);
+        std::fs::create_dir_all(dir.join("sys/block/sdb")).unwrap();
+        d.sample(&root, t0, 1, &mut buf).unwrap();
+        assert_eq!(names(&d), ["sda"], "not listed again in the same epoch");
+        d.sample(&root, t0, 2, &mut buf).unwrap();
+        assert_eq!(names(&d), ["sda", "sdb"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

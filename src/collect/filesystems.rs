@@ -159,6 +159,8 @@ impl Disks {
 
 impl Collector for Disks {
     const NAME: &'static str = "disks";
+    /// The mount table is read again when it changes, not on a clock.
+    const REPROBE: Option<std::time::Duration> = None;
 
     /// Starts a `statvfs` round when none is out (the topology only on a
     /// mount change) and takes its result once it has ended; while it

@@ -207,6 +207,8 @@ impl Metrics {
 
 impl Collector for Metrics {
     const NAME: &'static str = "metrics";
+    /// The board readers, `/proc/diskstats` and the GPU probe re-probe on its clock.
+    const REPROBE: Option<std::time::Duration> = Some(super::rediscover::REDISCOVER);
 
     /// Fails only when `/proc/stat` or `/proc/meminfo` cannot be read;
     /// every other reading is optional.
@@ -217,11 +219,12 @@ impl Collector for Metrics {
         let (root, period) = (&cx.s.root, cx.s.board_period);
         let m = &mut self.sample;
         if m.board.due(now, period) {
-            if let Err(e) = m.disk_io.sample(root, now, &mut cx.buf) {
+            if let Err(e) = m.disk_io.sample(root, now, cx.epoch, &mut cx.buf) {
                 cx.reported.note(&e);
             }
         }
-        m.board.refresh(root, now, period, &mut cx.buf, full);
+        m.board
+            .refresh(root, now, cx.epoch, period, &mut cx.buf, full);
         if full {
             self.refresh_hostname(cx);
             self.sample.process_count = self.count_processes(cx, now);

@@ -122,6 +122,9 @@ impl Collectors {
     /// `fd_budget`: how many `/proc/PID/stat` files the scan may keep open.
     pub fn new(s: Settings, fd_budget: usize) -> Self {
         let now = Instant::now();
+        let mut metrics = Kept::new(metrics::Metrics::new(&s.root, now));
+        // The GPUs re-probe on the metrics collector's clock, started by
+        // their probe at start.
         let gpus = gpu::Gpus::new(
             s.root.clone(),
             gpu::GpuSettings {
@@ -129,21 +132,20 @@ impl Collectors {
                 temps: s.temp_enabled,
                 nvml_lib: s.nvml_lib.clone(),
             },
-            now,
+            metrics.reprobe(now),
         );
-        let mut metrics = metrics::Metrics::new(&s.root, now);
         let mut cx = Cx::new(s);
         let mut scanner = processes::ProcScanner::new(fd_budget, page_size());
         // The CPU and process baselines, so the first answers describe a
         // real window instead of zeros.
-        if let Some(total) = metrics.prime(&mut cx) {
+        if let Some(total) = metrics.c.prime(&mut cx) {
             if let Err(e) = scanner.scan(&cx.s.root, total) {
                 log::warn!("process scan baseline failed: {e}");
             }
         }
         Collectors {
             k: Kinds {
-                metrics: Kept::new(metrics),
+                metrics,
                 disks: Kept::new(filesystems::Disks::new()),
                 processes: Kept::new(processes::Processes { scanner, at: None }),
                 sensors: Kept::new(SensorsSample::default()),
@@ -245,14 +247,17 @@ impl Collectors {
     }
 
     /// Every GPU's readings (their own 1.5 s cache); `None` when there is
-    /// no GPU or GPUs are disabled.
+    /// no GPU or GPUs are disabled. They are probed again on the metrics
+    /// collector's re-probe clock.
     pub fn gpus(&mut self, now: Instant) -> Option<&[gpu::Gpu]> {
-        self.gpus.read(now)
+        let epoch = self.k.metrics.reprobe(now);
+        self.gpus.read(now, epoch)
     }
 
     /// The last metrics sample and the GPUs' readings, together.
     pub fn metrics_and_gpus(&mut self, now: Instant) -> (&MetricsSample, Option<&[gpu::Gpu]>) {
-        (&self.k.metrics.c.sample, self.gpus.read(now))
+        let epoch = self.k.metrics.reprobe(now);
+        (&self.k.metrics.c.sample, self.gpus.read(now, epoch))
     }
 
     /// The agent's own resident set, bytes (`/proc/self/statm`, never under the root).

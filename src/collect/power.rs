@@ -15,7 +15,7 @@
 //! `max_energy_range_uj`. `energy_uj` is root-only on kernels since 5.10
 //! (CVE-2020-8694): unreadable, the rate is null.
 //!
-//! The sets are found at first use and every `rediscover::REDISCOVER` (kept as they
+//! The sets are found at first use and each re-probe epoch (kept as they
 //! are when nothing changed, so the RAPL bases survive), or after a read
 //! finds a file gone.
 
@@ -98,7 +98,7 @@ pub struct Power {
     /// The package domains' power over the last window, W.
     pub cpu_package_w: Option<f64>,
     window: Window,
-    found: Option<Instant>,
+    found: Option<u64>,
 }
 
 fn kept_if_exists(dir: &Path, f: &str) -> Option<KeptFile> {
@@ -214,9 +214,9 @@ impl Power {
         !self.batteries.is_empty() || !self.rapl.is_empty()
     }
 
-    /// Reads every battery and RAPL domain (re-discovering when due).
-    pub fn refresh(&mut self, root: &Root, now: Instant, buf: &mut Vec<u8>) {
-        if super::rediscover::due(&mut self.found, now) {
+    /// Reads every battery and RAPL domain (re-discovering when `epoch` is new).
+    pub fn refresh(&mut self, root: &Root, now: Instant, epoch: u64, buf: &mut Vec<u8>) {
+        if super::rediscover::due(&mut self.found, epoch) {
             self.discover(root);
         }
         let mut gone = false;
@@ -358,7 +358,7 @@ mod tests {
         let mut p = Power::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
-        p.refresh(&laptop(), t0, &mut buf);
+        p.refresh(&laptop(), t0, 1, &mut buf);
         assert_eq!(p.batteries.len(), 1, "BAT0, not AC");
         let b = &p.batteries[0];
         assert_eq!(b.name, "BAT0");
@@ -371,7 +371,7 @@ mod tests {
         assert_eq!(p.rapl[0].path, "/sys/class/powercap/intel-rapl:0");
         assert_eq!(p.rapl[0].energy_uj, Some(240_422_366_267));
         assert_eq!(p.cpu_package_w, None, "one reading: no rate yet");
-        p.refresh(&laptop(), t0 + Duration::from_secs(1), &mut buf);
+        p.refresh(&laptop(), t0 + Duration::from_secs(1), 1, &mut buf);
         assert_eq!(p.cpu_package_w, Some(0.0), "a static tree draws nothing");
         let j = serde_json::to_value(&p.batteries[0]).unwrap();
         assert_eq!(
@@ -392,10 +392,10 @@ mod tests {
         let mut p = Power::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
-        p.refresh(&root, t0, &mut buf);
+        p.refresh(&root, t0, 1, &mut buf);
         // 10 J to the wrap, then 5 J more, in 2 s: 7.5 W
         std::fs::write(z.join("energy_uj"), "5000000\n").unwrap();
-        p.refresh(&root, t0 + Duration::from_secs(2), &mut buf);
+        p.refresh(&root, t0 + Duration::from_secs(2), 1, &mut buf);
         assert_eq!(p.cpu_package_w, Some(7.5));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -403,7 +403,12 @@ mod tests {
     #[test]
     fn nothing_on_a_vm() {
         let mut p = Power::default();
-        p.refresh(&Root::fixture("h200-vm"), Instant::now(), &mut Vec::new());
+        p.refresh(
+            &Root::fixture("h200-vm"),
+            Instant::now(),
+            1,
+            &mut Vec::new(),
+        );
         assert!(!p.present());
     }
 }

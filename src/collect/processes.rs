@@ -310,6 +310,8 @@ pub struct Processes {
 
 impl super::collector::Collector for Processes {
     const NAME: &'static str = "processes";
+    /// Each scan lists `/proc` afresh.
+    const REPROBE: Option<std::time::Duration> = None;
 
     /// Scans every process; CPU shares are over the time since the previous scan.
     fn collect(&mut self, cx: &mut super::collector::Cx, now: Instant) -> Result<()> {

@@ -1,23 +1,27 @@
 //! The one re-probe clock: collectors keep files for sets that change
 //! rarely (cores, disks, fans, batteries, RAPL zones, throttle counters,
 //! the cgroup layout, GPUs and NVML): each set is looked up at first use,
-//! again every `REDISCOVER`, and at once after a file of it vanished (the
-//! reader then forgets when it last looked).
+//! again at the next run of its reader after its collector's re-probe
+//! epoch moved on (`collector::Kept` moves it every `REDISCOVER`), and at
+//! once after a file of it vanished (the reader then forgets the epoch it
+//! looked at).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often a kept set is looked up again (a disk plugged in, a driver
 /// loaded: seen within this; a host without NVML pays one failed `dlopen`
 /// per period).
 pub const REDISCOVER: Duration = Duration::from_secs(30);
 
-/// True, and `last` set to `now`, when the set was never looked up or was
-/// looked up `REDISCOVER` ago or more: the caller looks it up now.
-pub fn due(last: &mut Option<Instant>, now: Instant) -> bool {
-    if last.is_some_and(|at| now.saturating_duration_since(at) < REDISCOVER) {
+/// True, and `found` set to `epoch`, when the set was never looked up, was
+/// forgotten, or was looked up in an earlier epoch: the caller looks it up
+/// now. An epoch latches: a reader that runs less often than its collector
+/// still looks again at its next run.
+pub fn due(found: &mut Option<u64>, epoch: u64) -> bool {
+    if *found == Some(epoch) {
         return false;
     }
-    *last = Some(now);
+    *found = Some(epoch);
     true
 }
 
@@ -26,14 +30,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_use_then_every_period_then_after_forgetting() {
-        let t0 = Instant::now();
-        let mut last = None;
-        assert!(due(&mut last, t0));
-        assert!(!due(&mut last, t0 + Duration::from_secs(29)));
-        assert!(due(&mut last, t0 + REDISCOVER));
-        assert_eq!(last, Some(t0 + REDISCOVER));
-        last = None; // a file vanished
-        assert!(due(&mut last, t0 + REDISCOVER + Duration::from_secs(1)));
+    fn first_use_then_each_epoch_then_after_forgetting() {
+        let mut found = None;
+        assert!(due(&mut found, 1));
+        assert!(!due(&mut found, 1));
+        assert!(due(&mut found, 2));
+        assert_eq!(found, Some(2));
+        // an epoch skipped (the reader did not run in it) still counts
+        assert!(due(&mut found, 4));
+        assert!(!due(&mut found, 4));
+        found = None; // a file vanished
+        assert!(due(&mut found, 4));
+        assert!(!due(&mut found, 4));
     }
 }

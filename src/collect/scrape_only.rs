@@ -21,6 +21,8 @@ pub struct SensorsSample {
 
 impl Collector for SensorsSample {
     const NAME: &'static str = "sensors";
+    /// The hwmon temperatures are found once.
+    const REPROBE: Option<std::time::Duration> = None;
 
     fn collect(&mut self, cx: &mut Cx, now: Instant) -> Result<()> {
         if cx.s.temp_enabled {

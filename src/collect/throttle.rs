@@ -92,7 +92,7 @@ pub struct Throttle {
     volt_alarm: Option<KeptFile>,
     counts: Vec<Count>,
     window: Window,
-    found: Option<Instant>,
+    found: Option<u64>,
     /// The last sample; `None` when the machine has no source.
     pub sample: Option<Throttling>,
 }
@@ -169,9 +169,9 @@ impl Throttle {
         }
     }
 
-    /// Reads every source (re-discovering them when due).
-    pub fn refresh(&mut self, root: &Root, now: Instant, buf: &mut Vec<u8>) {
-        if super::rediscover::due(&mut self.found, now) {
+    /// Reads every source (re-discovering them when `epoch` is new).
+    pub fn refresh(&mut self, root: &Root, now: Instant, epoch: u64, buf: &mut Vec<u8>) {
+        if super::rediscover::due(&mut self.found, epoch) {
             self.discover(root);
         }
         let mut t = Throttling::default();
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn rpi4_tree() {
         let mut t = Throttle::default();
-        t.refresh(&Root::fixture("rpi4"), Instant::now(), &mut Vec::new());
+        t.refresh(&Root::fixture("rpi4"), Instant::now(), 1, &mut Vec::new());
         let s = t.sample.unwrap();
         assert_eq!(s.known, FIRMWARE);
         assert_eq!(s.now, 0b0101);
@@ -323,7 +323,7 @@ mod tests {
         let mut t = Throttle::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
-        t.refresh(&root, t0, &mut buf);
+        t.refresh(&root, t0, 1, &mut buf);
         assert_eq!(
             t.sample.unwrap(),
             Throttling {
@@ -333,10 +333,10 @@ mod tests {
             }
         );
         std::fs::write(tt(1).join("core_throttle_count"), "3\n").unwrap();
-        t.refresh(&root, t0 + Duration::from_secs(1), &mut buf);
+        t.refresh(&root, t0 + Duration::from_secs(1), 1, &mut buf);
         let s = t.sample.unwrap();
         assert_eq!((s.now, s.since_boot), (THERMAL_THROTTLE, THERMAL_THROTTLE));
-        t.refresh(&root, t0 + Duration::from_secs(2), &mut buf);
+        t.refresh(&root, t0 + Duration::from_secs(2), 1, &mut buf);
         let s = t.sample.unwrap();
         assert_eq!(
             (s.now, s.since_boot),
@@ -349,7 +349,12 @@ mod tests {
     #[test]
     fn no_source_no_sample() {
         let mut t = Throttle::default();
-        t.refresh(&Root::fixture("h200-vm"), Instant::now(), &mut Vec::new());
+        t.refresh(
+            &Root::fixture("h200-vm"),
+            Instant::now(),
+            1,
+            &mut Vec::new(),
+        );
         assert_eq!(t.sample, None);
     }
 }

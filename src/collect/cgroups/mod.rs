@@ -2,9 +2,8 @@
 //! it uses (CPU share since the previous sample, memory and its limit, I/O
 //! rates, task count).
 //!
-//! Two layouts, found once (and looked for again every
-//! `rediscover::REDISCOVER` while
-//! there is none):
+//! Two layouts, found once (and looked for again each re-probe epoch
+//! while there is none):
 //!
 //! - **v2**: the unified hierarchy at `sys/fs/cgroup`, or
 //!   `sys/fs/cgroup/unified` on a hybrid host, when its root's
@@ -95,8 +94,8 @@ pub enum Version {
 /// Owns the layout, each cgroup's kept fds and counters, and the rows.
 pub struct CgroupScanner {
     layout: Option<Layout>,
-    /// When the layout was last looked for (while there is none).
-    probed: Option<Instant>,
+    /// The re-probe epoch the layout was last looked for in (while there is none).
+    probed: Option<u64>,
     entries: HashMap<String, CgroupState>,
     generation: u64,
     fds: Fds,
@@ -140,10 +139,18 @@ impl CgroupScanner {
     /// into `self.rows` (sorted by path). `total_jiffies` is `/proc/stat`'s
     /// aggregate total read just before, `hz` its unit. Fails only when a
     /// hierarchy's root cannot be listed (then the layout is looked for
-    /// again on the next sample).
-    pub fn scan(&mut self, root: &Root, now: Instant, total_jiffies: u64, hz: u64) -> Result<()> {
+    /// again on the next sample). With no layout, it is looked for again
+    /// when `epoch` is new.
+    pub fn scan(
+        &mut self,
+        root: &Root,
+        now: Instant,
+        epoch: u64,
+        total_jiffies: u64,
+        hz: u64,
+    ) -> Result<()> {
         if self.layout.is_none() {
-            if !crate::collect::rediscover::due(&mut self.probed, now) {
+            if !crate::collect::rediscover::due(&mut self.probed, epoch) {
                 self.rows.clear();
                 return Ok(());
             }
@@ -313,13 +320,20 @@ pub struct Cgroups {
 
 impl crate::collect::collector::Collector for Cgroups {
     const NAME: &'static str = "cgroups";
+    /// The layout is looked for again on its clock.
+    const REPROBE: Option<std::time::Duration> = Some(crate::collect::rediscover::REDISCOVER);
 
     /// Samples every cgroup that holds processes (services, containers);
     /// CPU shares and I/O rates are over the time since the previous sample.
     fn collect(&mut self, cx: &mut crate::collect::collector::Cx, now: Instant) -> Result<()> {
         let total = cx.stat_now()?.all.total;
-        self.scanner
-            .scan(&cx.s.root, now, total, crate::collect::clock_ticks())?;
+        self.scanner.scan(
+            &cx.s.root,
+            now,
+            cx.epoch,
+            total,
+            crate::collect::clock_ticks(),
+        )?;
         self.at = Some(now);
         Ok(())
     }
@@ -400,7 +414,7 @@ mod tests {
             }
         }
         let mut s = CgroupScanner::new(0);
-        s.scan(&fixture(tree), Instant::now(), 0, 100).unwrap();
+        s.scan(&fixture(tree), Instant::now(), 1, 0, 100).unwrap();
         assert_eq!(s.version(), Some(version));
         assert_eq!(s.kept_files(), 0);
         assert_eq!(
@@ -501,7 +515,8 @@ mod tests {
     #[test]
     fn no_cgroup_filesystem_is_an_empty_list() {
         let mut s = CgroupScanner::new(16);
-        s.scan(&fixture("h200-vm"), Instant::now(), 0, 100).unwrap();
+        s.scan(&fixture("h200-vm"), Instant::now(), 1, 0, 100)
+            .unwrap();
         assert_eq!(s.version(), None);
         assert!(s.rows.is_empty());
     }
@@ -525,12 +540,12 @@ mod tests {
         let root = Root::new(&dir);
         let mut s = CgroupScanner::new(4);
         let t0 = Instant::now();
-        s.scan(&root, t0, 10_000, 100).unwrap();
+        s.scan(&root, t0, 1, 10_000, 100).unwrap();
         assert_eq!(s.rows.len(), 2);
         // a: 0.5 s of CPU over 200 jiffies at 100 Hz (1 s on 2 CPUs): 25 %
         std::fs::write(a.join("cpu.stat"), "usage_usec 1500000\n").unwrap();
         std::fs::write(a.join("io.stat"), "8:0 rbytes=3000 wbytes=4000\n").unwrap();
-        s.scan(&root, t0 + Duration::from_secs(2), 10_200, 100)
+        s.scan(&root, t0 + Duration::from_secs(2), 1, 10_200, 100)
             .unwrap();
         let r = &s.rows[0];
         assert_eq!(r.path, "/a.service");
@@ -538,7 +553,7 @@ mod tests {
         assert_eq!(r.io_read_bytes_per_s, Some(1000.0));
         assert_eq!(r.io_write_bytes_per_s, Some(0.0), "a reset is 0");
         std::fs::remove_dir_all(&b).unwrap();
-        s.scan(&root, t0 + Duration::from_secs(3), 10_300, 100)
+        s.scan(&root, t0 + Duration::from_secs(3), 1, 10_300, 100)
             .unwrap();
         let paths: Vec<&str> = s.rows.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(paths, ["/a.service"]);

@@ -3,8 +3,8 @@
 //! GPU's `load` file.
 //!
 //! Probing (loading NVML, listing DRM cards) is done at start-up and again
-//! every `rediscover::REDISCOVER` (the one re-probe clock every collector
-//! keeps), so a driver loaded after start is found; a sample reads
+//! in each new re-probe epoch of the metrics collector (the one clock
+//! `collector::Kept` keeps), so a driver loaded after start is found; a sample reads
 //! only what the probe found, and is cached for `TTL`. Nothing here runs
 //! when `SOCKTOP_AGENT_GPU=0`.
 
@@ -94,15 +94,17 @@ pub struct Gpus {
     nvidia: nvml::Nvidia,
     cards: Vec<drm::Card>,
     jetson: Option<jetson::Jetson>,
-    probed_at: Option<Instant>,
+    /// The re-probe epoch of the last probe.
+    probed: Option<u64>,
     list: Vec<Gpu>,
     sampled_at: Option<Instant>,
 }
 
 impl Gpus {
     /// Probes at once (when enabled), so the first answer does not pay for
-    /// loading NVML and the log says what was found at start.
-    pub fn new(root: Root, s: GpuSettings, now: Instant) -> Self {
+    /// loading NVML and the log says what was found at start; `epoch`: the
+    /// re-probe epoch it counts as done in.
+    pub fn new(root: Root, s: GpuSettings, epoch: u64) -> Self {
         #[cfg(not(feature = "gpu"))]
         if s.nvml_lib.is_some() {
             log::info!("SOCKAGENT_NVML_LIB is ignored: this build has no NVML (feature `gpu`)");
@@ -114,12 +116,12 @@ impl Gpus {
             root,
             cards: Vec::new(),
             jetson: None,
-            probed_at: None,
+            probed: None,
             list: Vec::new(),
             sampled_at: None,
         };
         if g.s.enabled {
-            g.probe(now);
+            g.probe(epoch);
         } else {
             log::debug!("GPU collection off (SOCKTOP_AGENT_GPU=0)");
         }
@@ -128,8 +130,8 @@ impl Gpus {
 
     /// Looks for GPUs: loads NVML if it is not loaded (and refreshes its
     /// device count if it is), lists DRM cards, looks for a Jetson GPU.
-    fn probe(&mut self, now: Instant) {
-        self.probed_at = Some(now);
+    fn probe(&mut self, epoch: u64) {
+        self.probed = Some(epoch);
         #[cfg(feature = "gpu")]
         self.nvidia.probe();
         let cards = drm::probe(&self.root, &self.cards);
@@ -172,13 +174,14 @@ impl Gpus {
     }
 
     /// The `gpus` of a metrics answer: `None` when GPUs are off or none was
-    /// found; readings younger than `TTL` are reused.
-    pub fn read(&mut self, now: Instant) -> Option<&[Gpu]> {
+    /// found; readings younger than `TTL` are reused. Probes again first
+    /// when `epoch` is new.
+    pub fn read(&mut self, now: Instant, epoch: u64) -> Option<&[Gpu]> {
         if !self.s.enabled {
             return None;
         }
-        if super::rediscover::due(&mut self.probed_at, now) {
-            self.probe(now);
+        if super::rediscover::due(&mut self.probed, epoch) {
+            self.probe(epoch);
         }
         let fresh = self
             .sampled_at
@@ -287,9 +290,9 @@ mod tests {
                 enabled: false,
                 ..GpuSettings::default()
             },
-            Instant::now(),
+            1,
         );
-        assert!(g.read(Instant::now()).is_none());
-        assert!(g.probed_at.is_none());
+        assert!(g.read(Instant::now(), 2).is_none());
+        assert!(g.probed.is_none());
     }
 }

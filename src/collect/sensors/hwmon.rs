@@ -224,17 +224,17 @@ pub fn find_fans(root: &Root) -> Vec<Fan> {
     out
 }
 
-/// The fans, found at first use and every `rediscover::REDISCOVER` or after a
+/// The fans, found at first use and each re-probe epoch or after a
 /// read finds one gone; each read is one `pread` per fan.
 #[derive(Debug, Default)]
 pub struct Fans {
     pub fans: Vec<Fan>,
-    found: Option<std::time::Instant>,
+    found: Option<u64>,
 }
 
 impl Fans {
-    pub fn refresh(&mut self, root: &Root, now: std::time::Instant, buf: &mut Vec<u8>) {
-        if crate::collect::rediscover::due(&mut self.found, now) {
+    pub fn refresh(&mut self, root: &Root, epoch: u64, buf: &mut Vec<u8>) {
+        if crate::collect::rediscover::due(&mut self.found, epoch) {
             let found = find_fans(root);
             let same = found.len() == self.fans.len()
                 && found
@@ -377,11 +377,7 @@ mod tests {
     #[test]
     fn fans_of_the_laptop_tree() {
         let mut f = Fans::default();
-        f.refresh(
-            &Root::fixture("laptop"),
-            std::time::Instant::now(),
-            &mut Vec::new(),
-        );
+        f.refresh(&Root::fixture("laptop"), 1, &mut Vec::new());
         let got: Vec<(&str, Option<u64>, &str, &str)> = f
             .fans
             .iter()
@@ -404,11 +400,7 @@ mod tests {
             serde_json::json!({"name": "thinkpad fan1", "rpm": 2874})
         );
         let mut none = Fans::default();
-        none.refresh(
-            &Root::fixture("h200-vm"),
-            std::time::Instant::now(),
-            &mut Vec::new(),
-        );
+        none.refresh(&Root::fixture("h200-vm"), 1, &mut Vec::new());
         assert!(none.fans.is_empty());
     }
 }
