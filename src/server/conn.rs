@@ -8,11 +8,12 @@ use super::transport::Transport;
 use crate::answers::prom::PushCounts;
 use crate::protocol::{self, Answer, Stream, Subscription};
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError};
-use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketContext};
 use tungstenite::Message;
 
@@ -158,7 +159,7 @@ impl Conn {
 }
 
 /// A connection's answers, in request order, and what they hold. A frame
-/// is handed to tungstenite only once the socket has taken the one before,
+/// is written only once the socket has taken the one before,
 /// so what waits is here, counted, as reference-counted buffers (a cached
 /// answer waiting for many clients is one buffer).
 #[derive(Default)]
@@ -166,8 +167,9 @@ pub struct Out {
     pub queue: VecDeque<Slot>,
     /// Bytes of the ready answers in `queue`.
     pub queued: usize,
-    /// Bytes of the frame tungstenite holds that the socket has not all
-    /// taken (0: it took everything). Not held against the client's cap.
+    /// Bytes of the frame in flight that the socket has not taken yet
+    /// (queued on the transport, or a pong or close in tungstenite; 0: it
+    /// took everything). Not held against the client's cap.
     pub in_flight: usize,
 }
 
@@ -489,7 +491,7 @@ fn read_error(e: WsError, peer: &str) -> Result<(), Option<CloseFrame>> {
     }
 }
 
-/// Hands frames to tungstenite one at a time, each once the socket has
+/// Writes frames one at a time, each once the socket has
 /// taken all of the one before: the ready answers at the head of the queue
 /// (a journal wait holds the ones behind it), then, when no answer is
 /// queued, the waiting pushes (so a `subscribed` answer precedes its
@@ -524,25 +526,65 @@ fn pump(
     Ok(())
 }
 
-/// Hands one frame to tungstenite: 0 when the socket took it all, else its
-/// size (the rest goes out as the socket drains).
+/// Writes one frame: 0 when the socket took it all, else what is left
+/// (it goes out as the socket drains). The frame is framed as tungstenite
+/// frames it (its `FrameHeader`), but written from the answer's own
+/// buffer, header and payload in one `writev`: a pushed frame shared by a
+/// thousand subscribers is read by the kernel from one place, not first
+/// copied into a thousand per-connection buffers. Called only when
+/// nothing is in flight, so tungstenite holds no bytes it could
+/// interleave; what the socket does not take is queued on the transport
+/// (copied then), ahead of anything written later.
 fn write_frame(
     io: &mut Transport,
     ctx: &mut WebSocketContext,
     a: Answer,
     peer: &str,
 ) -> Result<usize, ()> {
-    let len = a.size().max(1);
-    let msg = match a {
-        Answer::Text(t) => Message::Text(t),
-        Answer::Binary(b) => Message::Binary(b),
+    if !ctx.can_write() {
+        log::debug!("{peer}: a frame after the close frame is not sent");
+        return Err(());
+    }
+    let (op, payload): (OpData, &[u8]) = match &a {
+        Answer::Text(t) => (OpData::Text, t.as_bytes()),
+        Answer::Binary(b) => (OpData::Binary, b),
     };
-    match ctx.write(io, msg) {
-        Ok(()) => Ok(0),
-        Err(WsError::Io(e)) if would_block(&e) => Ok(len),
-        Err(e) => {
-            log::debug!("{peer}: {e}");
-            Err(())
+    let mut head = [0u8; 14];
+    let mut cur = io::Cursor::new(&mut head[..]);
+    let header = FrameHeader {
+        opcode: OpCode::Data(op),
+        ..FrameHeader::default()
+    };
+    if header.format(payload.len() as u64, &mut cur).is_err() {
+        return Err(());
+    }
+    let len = cur.position() as usize;
+    let h = head.get(..len).unwrap_or_default();
+    let total = h.len() + payload.len();
+    let taken = loop {
+        match io.write_vectored(&[IoSlice::new(h), IoSlice::new(payload)]) {
+            Ok(n) => break n,
+            Err(e) if would_block(&e) => break 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return Err(());
+            }
+        }
+    };
+    if taken >= total {
+        return Ok(0);
+    }
+    let mut rest = Vec::with_capacity(total - taken);
+    match taken.checked_sub(h.len()) {
+        Some(into_payload) => {
+            rest.extend_from_slice(payload.get(into_payload..).unwrap_or_default())
+        }
+        None => {
+            rest.extend_from_slice(h.get(taken..).unwrap_or_default());
+            rest.extend_from_slice(payload);
         }
     }
+    io.queue_raw(rest);
+    Ok(total - taken)
 }

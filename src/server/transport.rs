@@ -191,6 +191,13 @@ impl Read for Transport {
 
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    /// What the socket (or rustls) takes of `bufs`, after the raw bytes
+    /// queued before them; a frame handed over as its header and its
+    /// shared payload goes out in one `writev`, with no copy of its own.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
             match self.flush_raw() {
@@ -199,17 +206,17 @@ impl Write for Transport {
                 Err(e) => return Err(e),
             }
             let n = match &mut self.tls {
-                Some(tls) => tls.writer().write(buf)?,
+                Some(tls) => tls.writer().write_vectored(bufs)?,
                 None => 0,
             };
-            if n == 0 && !buf.is_empty() {
+            if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let _ = self.flush_raw();
             return Ok(n);
         }
         self.flush_raw()?;
-        self.sock.write(buf)
+        self.sock.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
