@@ -43,21 +43,21 @@ pub struct Stamp {
     pub epoch_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FsReading<'a> {
     pub mountpoint: &'a str,
     pub avail: u64,
     pub size: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NetReading<'a> {
     pub device: &'a str,
     pub rx_errs: u64,
     pub rx_packets: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CgroupReading<'a> {
     pub path: &'a str,
     pub current: u64,
