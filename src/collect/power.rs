@@ -382,22 +382,20 @@ mod tests {
 
     #[test]
     fn rapl_rate_wraps() {
-        let dir = std::env::temp_dir().join(format!("sockagent-rapl-{}", std::process::id()));
-        let z = dir.join("sys/class/powercap/intel-rapl:0");
-        std::fs::create_dir_all(&z).unwrap();
-        std::fs::write(z.join("name"), "package-0\n").unwrap();
-        std::fs::write(z.join("max_energy_range_uj"), "262143328850\n").unwrap();
-        std::fs::write(z.join("energy_uj"), "262133328850\n").unwrap();
-        let root = Root::new(&dir);
+        let dir = crate::scratch::Scratch::new("rapl");
+        let z = |file: &str| format!("sys/class/powercap/intel-rapl:0/{file}");
+        dir.write(&z("name"), "package-0\n");
+        dir.write(&z("max_energy_range_uj"), "262143328850\n");
+        dir.write(&z("energy_uj"), "262133328850\n");
+        let root = Root::new(dir.path());
         let mut p = Power::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
         p.refresh(&root, t0, 1, &mut buf);
         // 10 J to the wrap, then 5 J more, in 2 s: 7.5 W
-        std::fs::write(z.join("energy_uj"), "5000000\n").unwrap();
+        dir.write(&z("energy_uj"), "5000000\n");
         p.refresh(&root, t0 + Duration::from_secs(2), 1, &mut buf);
         assert_eq!(p.cpu_package_w, Some(7.5));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

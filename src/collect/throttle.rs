@@ -312,14 +312,15 @@ mod tests {
 
     #[test]
     fn thermal_throttle_counts_rising() {
-        let dir = std::env::temp_dir().join(format!("sockagent-tt-{}", std::process::id()));
-        let tt = |cpu: u32| dir.join(format!("sys/devices/system/cpu/cpu{cpu}/thermal_throttle"));
+        let dir = crate::scratch::Scratch::new("tt");
+        let tt = |cpu: u32, file: &str| {
+            format!("sys/devices/system/cpu/cpu{cpu}/thermal_throttle/{file}")
+        };
         for cpu in 0..2 {
-            std::fs::create_dir_all(tt(cpu)).unwrap();
-            std::fs::write(tt(cpu).join("core_throttle_count"), "0\n").unwrap();
-            std::fs::write(tt(cpu).join("package_throttle_count"), "0\n").unwrap();
+            dir.write(&tt(cpu, "core_throttle_count"), "0\n");
+            dir.write(&tt(cpu, "package_throttle_count"), "0\n");
         }
-        let root = Root::new(&dir);
+        let root = Root::new(dir.path());
         let mut t = Throttle::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
@@ -332,7 +333,7 @@ mod tests {
                 since_boot: 0
             }
         );
-        std::fs::write(tt(1).join("core_throttle_count"), "3\n").unwrap();
+        dir.write(&tt(1, "core_throttle_count"), "3\n");
         t.refresh(&root, t0 + Duration::from_secs(1), 1, &mut buf);
         let s = t.sample.unwrap();
         assert_eq!((s.now, s.since_boot), (THERMAL_THROTTLE, THERMAL_THROTTLE));
@@ -343,7 +344,6 @@ mod tests {
             (0, THERMAL_THROTTLE),
             "no rise: not now"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

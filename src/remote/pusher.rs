@@ -559,10 +559,8 @@ mod tests {
 
     #[test]
     fn setup_reads_the_auth_files_and_names_the_variable() {
-        let dir = std::env::temp_dir().join(format!("sockagent-rw-setup-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let basic = dir.join("basic");
-        std::fs::write(&basic, "user:pw\n").unwrap();
+        let dir = crate::scratch::Scratch::new("rw-setup");
+        let basic = dir.write("basic", "user:pw\n");
         let mut settings = Settings {
             target: Target::parse("http://h/w").unwrap(),
             interval: Duration::from_secs(15),
@@ -575,12 +573,10 @@ mod tests {
         assert_eq!(s.instance, "i");
         std::fs::write(&basic, "no colon").unwrap();
         assert!(setup(settings.clone(), "h").is_err());
-        settings.auth = Some(Auth::Bearer(dir.join("missing")));
+        settings.auth = Some(Auth::Bearer(dir.path().join("missing")));
         let e = setup(settings.clone(), "h").err().unwrap();
         assert!(e.starts_with("SOCKAGENT_REMOTE_WRITE_BEARER_FILE: "), "{e}");
-        std::fs::write(dir.join("two"), "a\nb\n").unwrap();
-        settings.auth = Some(Auth::Bearer(dir.join("two")));
+        settings.auth = Some(Auth::Bearer(dir.write("two", "a\nb\n")));
         assert!(setup(settings, "h").is_err());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
