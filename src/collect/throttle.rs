@@ -15,10 +15,10 @@
 //! Reasons are bits of a `u8` (`REASONS` names them), so a sample
 //! allocates nothing.
 
-use super::error::CollectError;
 use super::fs::{KeptFile, Root};
 use super::num::{parse_u64, parse_u64_trimmed};
 use super::rate::{Step, Window};
+use super::rediscover;
 use crate::families::{Family, Sink, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -171,36 +171,30 @@ impl Throttle {
 
     /// Reads every source (re-discovering them when `epoch` is new).
     pub fn refresh(&mut self, root: &Root, now: Instant, epoch: u64, buf: &mut Vec<u8>) {
-        if super::rediscover::due(&mut self.found, epoch) {
+        if rediscover::due(&mut self.found, epoch) {
             self.discover(root);
         }
         let mut t = Throttling::default();
-        let mut gone = false;
-        if let Some(f) = &mut self.firmware {
-            match f.read(buf) {
-                Ok(()) => {
-                    if let Some(v) = parse_throttled(buf) {
-                        let (n, s) = firmware_bits(v);
-                        t.known |= FIRMWARE;
-                        t.now |= n;
-                        t.since_boot |= s;
-                    }
-                }
-                Err(e) => gone |= CollectError::vanished(&e),
-            }
+        let found = &mut self.found;
+        let firmware = self
+            .firmware
+            .as_mut()
+            .and_then(|f| rediscover::read(f, buf, found));
+        if let Some(v) = firmware.and_then(parse_throttled) {
+            let (n, s) = firmware_bits(v);
+            t.known |= FIRMWARE;
+            t.now |= n;
+            t.since_boot |= s;
         }
-        if let Some(f) = &mut self.volt_alarm {
-            match f.read(buf) {
-                Ok(()) => {
-                    if let Some(v) = parse_u64_trimmed(buf) {
-                        t.known |= UNDER_VOLTAGE;
-                        if v != 0 {
-                            t.now |= UNDER_VOLTAGE;
-                            t.since_boot |= UNDER_VOLTAGE;
-                        }
-                    }
-                }
-                Err(e) => gone |= CollectError::vanished(&e),
+        let alarm = self
+            .volt_alarm
+            .as_mut()
+            .and_then(|f| rediscover::read(f, buf, found));
+        if let Some(v) = alarm.and_then(parse_u64_trimmed) {
+            t.known |= UNDER_VOLTAGE;
+            if v != 0 {
+                t.now |= UNDER_VOLTAGE;
+                t.since_boot |= UNDER_VOLTAGE;
             }
         }
         if !self.counts.is_empty() {
@@ -208,11 +202,8 @@ impl Throttle {
             let prev_now = self.sample.map_or(0, |s| s.now & THERMAL_THROTTLE);
             let (mut rose, mut any, mut read) = (false, false, false);
             for c in &mut self.counts {
-                if let Err(e) = c.file.read(buf) {
-                    gone |= CollectError::vanished(&e);
-                    continue;
-                }
-                let Some(v) = parse_u64_trimmed(buf) else {
+                let Some(v) = rediscover::read(&mut c.file, buf, found).and_then(parse_u64_trimmed)
+                else {
                     continue;
                 };
                 read = true;
@@ -240,9 +231,6 @@ impl Throttle {
             }
         }
         self.sample = (t.known != 0).then_some(t);
-        if gone {
-            self.found = None;
-        }
     }
 }
 
