@@ -15,7 +15,6 @@ use crate::alerts::deliver::{MAX_ALERTMANAGERS, PATH};
 use crate::alerts::{Engine, Stamp};
 use crate::families::{Family, Sink};
 use mio::{Registry, Token, Waker};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -161,11 +160,7 @@ impl Alertmanagers {
             return;
         };
         s.sent += 1;
-        let req = s.client.request();
-        req.extend_from_slice(s.head.as_bytes());
-        let _ = write!(req, "Content-Length: {}\r\n\r\n", self.body.len());
-        req.extend_from_slice(&self.body);
-        if let Some(d) = s.client.start(registry, now) {
+        if let Some(d) = s.client.post(&s.head, &self.body, registry, now) {
             self.done(am, engine, at.mono_ms, d);
         }
     }

@@ -10,7 +10,6 @@ use super::target::{Auth, Settings};
 use crate::answers::history::families as ring;
 use crate::families::{Family, Sink};
 use mio::{Registry, Token, Waker};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// The pusher's socket in the server's `Poll`. The resolver's wake-up
@@ -312,11 +311,7 @@ impl Pusher {
             return;
         }
         let body = self.enc.finish();
-        let req = self.client.request();
-        req.extend_from_slice(self.head.as_bytes());
-        let _ = write!(req, "Content-Length: {}\r\n\r\n", body.len());
-        req.extend_from_slice(body);
-        if let Some(d) = self.client.start(registry, now) {
+        if let Some(d) = self.client.post(&self.head, body, registry, now) {
             self.done(src, d, now);
         }
     }
