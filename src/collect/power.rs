@@ -125,7 +125,7 @@ fn rapl_top(name: &str) -> Option<u32> {
         .and_then(|n| u32::try_from(n).ok())
 }
 
-/// Reads a kept file as an integer; `Err(true)` when it vanished.
+/// Reads a kept file, if there is one, as an integer (`rediscover::read`).
 fn read_int(f: &mut Option<KeptFile>, buf: &mut Vec<u8>, found: &mut Option<u64>) -> Option<i64> {
     rediscover::read(f.as_mut()?, buf, found).and_then(parse_int)
 }
