@@ -13,5 +13,7 @@ pub mod config;
 pub mod families;
 pub mod protocol;
 pub mod remote;
+#[cfg(test)]
+pub(crate) mod scratch;
 pub mod server;
 pub mod text;

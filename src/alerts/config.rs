@@ -290,10 +290,8 @@ mod tests {
 
     #[test]
     fn load_names_the_file() {
-        let dir = std::env::temp_dir().join(format!("sockagent-alerts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("alerts.toml");
-        std::fs::write(&f, "[NodeMemoryHighUtilization]\nfor = \"x\"\n").unwrap();
+        let dir = crate::scratch::Scratch::new("alerts");
+        let f = dir.write("alerts.toml", "[NodeMemoryHighUtilization]\nfor = \"x\"\n");
         let e = Overrides::load("--alerts", &f).unwrap_err();
         assert!(
             e.starts_with(&format!(
@@ -302,8 +300,7 @@ mod tests {
             )),
             "{e}"
         );
-        let e = Overrides::load("SOCKAGENT_ALERTS", &dir.join("missing.toml")).unwrap_err();
+        let e = Overrides::load("SOCKAGENT_ALERTS", &dir.path().join("missing.toml")).unwrap_err();
         assert!(e.contains("missing.toml"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

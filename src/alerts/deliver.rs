@@ -222,17 +222,7 @@ impl fmt::Display for Rfc3339 {
         let secs = i64::try_from(self.0 / 1000).unwrap_or(i64::MAX);
         let t = time::OffsetDateTime::from_unix_timestamp(secs)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            self.0 % 1000
-        )
+        crate::text::write_rfc3339(f, t, self.0 % 1000, 3)
     }
 }
 

@@ -43,21 +43,21 @@ pub struct Stamp {
     pub epoch_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FsReading<'a> {
     pub mountpoint: &'a str,
     pub avail: u64,
     pub size: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NetReading<'a> {
     pub device: &'a str,
     pub rx_errs: u64,
     pub rx_packets: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CgroupReading<'a> {
     pub path: &'a str,
     pub current: u64,
@@ -485,60 +485,48 @@ impl Engine {
     fn eval_fs(&mut self, inp: &Inputs, ams: u8) -> bool {
         let now = inp.now;
         let t = (now.mono_ms / 1000) as u32;
-        let mut changed = false;
-        for s in &mut self.fs {
-            s.seen = false;
-        }
-        for f in inp.filesystems {
-            let Some(s) = slot(&mut self.fs, f.mountpoint) else {
-                self.overflow += 1;
-                continue;
-            };
-            s.data.window.record(t, f.avail);
+        let rules = &self.rules;
+        let readings = inp.filesystems.iter().map(|f| (f.mountpoint, f));
+        let seen = |fs: &mut Fs, f: &FsReading<'_>| {
+            fs.window.record(t, f.avail);
             let pct = if f.size > 0 {
                 f.avail as f64 * 100.0 / f.size as f64
             } else {
                 f64::NAN
             };
-            let hours = s.data.window.hours_to_full(f.avail);
-            for (a, r) in s.data.alerts.iter_mut().zip(R_FS) {
-                let Some(rule) = self.rules.get(r) else {
+            let hours = fs.window.hours_to_full(f.avail);
+            let mut changed = false;
+            for (a, r) in fs.alerts.iter_mut().zip(R_FS) {
+                let Some(rule) = rules.get(r) else {
                     continue;
                 };
-                let v = if rule.reads == Reads::FsHoursToFull {
-                    hours
-                } else {
-                    pct
+                let v = match rule.reads {
+                    Reads::FsHoursToFull => hours,
+                    _ => pct,
                 };
                 let holds = rule.enabled && !v.is_nan() && rule.holds(v);
                 changed |= a.step(rule, holds, v, now, ams);
             }
-        }
-        for s in self.fs.iter_mut().filter(|s| s.used && !s.seen) {
-            for (a, r) in s.data.alerts.iter_mut().zip(R_FS) {
-                if let Some(rule) = self.rules.get(r) {
+            changed
+        };
+        let gone = |fs: &mut Fs| {
+            let mut changed = false;
+            for (a, r) in fs.alerts.iter_mut().zip(R_FS) {
+                if let Some(rule) = rules.get(r) {
                     changed |= a.step(rule, false, 0.0, now, ams);
                 }
             }
-            s.used = !s.data.idle();
-        }
-        changed
+            changed
+        };
+        track(&mut self.fs, &mut self.overflow, readings, seen, gone)
     }
 
     fn eval_net(&mut self, inp: &Inputs, ams: u8) -> bool {
         let now = inp.now;
         let rule = self.rules.get(R_NET).copied().unwrap_or(RULES[R_NET]);
         let window = u64::from(NET_WINDOW_S) * 1000;
-        let mut changed = false;
-        for s in &mut self.net {
-            s.seen = false;
-        }
-        for d in inp.net {
-            let Some(s) = slot(&mut self.net, d.device) else {
-                self.overflow += 1;
-                continue;
-            };
-            let dev = &mut s.data;
+        let readings = inp.net.iter().map(|d| (d.device, d));
+        let seen = |dev: &mut Dev, d: &NetReading<'_>| {
             match dev.base {
                 Some((t, e, p)) if d.rx_errs >= e && d.rx_packets >= p => {
                     if now.mono_ms.saturating_sub(t) >= window {
@@ -554,40 +542,56 @@ impl Engine {
             }
             let v = dev.ratio.unwrap_or(f64::NAN);
             let holds = rule.enabled && !v.is_nan() && rule.holds(v);
-            changed |= dev.alert.step(&rule, holds, v, now, ams);
-        }
-        for s in self.net.iter_mut().filter(|s| s.used && !s.seen) {
-            changed |= s.data.alert.step(&rule, false, 0.0, now, ams);
-            s.used = !s.data.idle();
-        }
-        changed
+            dev.alert.step(&rule, holds, v, now, ams)
+        };
+        let gone = |dev: &mut Dev| dev.alert.step(&rule, false, 0.0, now, ams);
+        track(&mut self.net, &mut self.overflow, readings, seen, gone)
     }
 
     fn eval_cg(&mut self, inp: &Inputs, ams: u8) -> bool {
         let now = inp.now;
         let rule = self.rules.get(R_CG).copied().unwrap_or(RULES[R_CG]);
-        let mut changed = false;
-        for s in &mut self.cg {
-            s.seen = false;
-        }
-        for c in inp.cgroups {
-            let v = match c.max {
-                Some(max) if max > 0 && max < u64::MAX / 2 => c.current as f64 * 100.0 / max as f64,
-                _ => continue,
-            };
-            let Some(s) = slot(&mut self.cg, c.path) else {
-                self.overflow += 1;
-                continue;
-            };
+        let readings = inp.cgroups.iter().filter_map(|c| match c.max {
+            Some(max) if max > 0 && max < u64::MAX / 2 => {
+                Some((c.path, c.current as f64 * 100.0 / max as f64))
+            }
+            _ => None,
+        });
+        let seen = |cg: &mut Cg, v: f64| {
             let holds = rule.enabled && rule.holds(v);
-            changed |= s.data.alert.step(&rule, holds, v, now, ams);
-        }
-        for s in self.cg.iter_mut().filter(|s| s.used && !s.seen) {
-            changed |= s.data.alert.step(&rule, false, 0.0, now, ams);
-            s.used = !s.data.idle();
-        }
-        changed
+            cg.alert.step(&rule, holds, v, now, ams)
+        };
+        let gone = |cg: &mut Cg| cg.alert.step(&rule, false, 0.0, now, ams);
+        track(&mut self.cg, &mut self.overflow, readings, seen, gone)
     }
+}
+
+/// One evaluation of a labelled table: `seen` steps each reading's slot (no
+/// free slot: `overflow`), `gone` each slot not seen this time, freed once
+/// idle. Whether any alert changed.
+fn track<'r, T: Tracked, R>(
+    table: &mut [Slot<T>],
+    overflow: &mut u64,
+    readings: impl Iterator<Item = (&'r str, R)>,
+    mut seen: impl FnMut(&mut T, R) -> bool,
+    mut gone: impl FnMut(&mut T) -> bool,
+) -> bool {
+    let mut changed = false;
+    for s in table.iter_mut() {
+        s.seen = false;
+    }
+    for (label, r) in readings {
+        let Some(s) = slot(table, label) else {
+            *overflow += 1;
+            continue;
+        };
+        changed |= seen(&mut s.data, r);
+    }
+    for s in table.iter_mut().filter(|s| s.used && !s.seen) {
+        changed |= gone(&mut s.data);
+        s.used = !s.data.idle();
+    }
+    changed
 }
 
 #[cfg(test)]

@@ -90,49 +90,22 @@ impl Alerting {
         cgroups: &[CgroupRow],
         now: Instant,
     ) {
-        let mut fs = [FsReading {
-            mountpoint: "",
-            avail: 0,
-            size: 0,
-        }; MAX_FILESYSTEMS];
-        let mut n = 0;
-        for (r, row) in fs.iter_mut().zip(filesystems) {
-            *r = FsReading {
-                mountpoint: &row.mountpoint,
-                avail: row.space.avail,
-                size: row.space.total,
-            };
-            n += 1;
-        }
-        let mut net = [NetReading {
-            device: "",
-            rx_errs: 0,
-            rx_packets: 0,
-        }; MAX_DEVICES];
-        let mut k = 0;
-        for (r, d) in net.iter_mut().zip(&m.nets) {
-            *r = NetReading {
-                device: &d.name,
-                rx_errs: d.rx_errors,
-                rx_packets: d.rx_packets,
-            };
-            k += 1;
-        }
-        let mut cg = [CgroupReading {
-            path: "",
-            current: 0,
-            max: None,
-        }; MAX_CGROUPS];
-        let mut c = 0;
+        let (fs, n) = first::<_, MAX_FILESYSTEMS>(filesystems.iter().map(|row| FsReading {
+            mountpoint: &row.mountpoint,
+            avail: row.space.avail,
+            size: row.space.total,
+        }));
+        let (net, k) = first::<_, MAX_DEVICES>(m.nets.iter().map(|d| NetReading {
+            device: &d.name,
+            rx_errs: d.rx_errors,
+            rx_packets: d.rx_packets,
+        }));
         let limited = cgroups.iter().filter_map(|r| Some((r, r.mem_max_bytes?)));
-        for (slot, (row, max)) in cg.iter_mut().zip(limited) {
-            *slot = CgroupReading {
-                path: &row.path,
-                current: row.mem_bytes.unwrap_or(0),
-                max: Some(max),
-            };
-            c += 1;
-        }
+        let (cg, c) = first::<_, MAX_CGROUPS>(limited.map(|(row, max)| CgroupReading {
+            path: &row.path,
+            current: row.mem_bytes.unwrap_or(0),
+            max: Some(max),
+        }));
         let mono = now.saturating_duration_since(self.start).as_millis();
         let inputs = Inputs {
             now: Stamp {
@@ -154,6 +127,18 @@ impl Alerting {
         self.engine.evaluate(&inputs);
         self.evaluated = true;
     }
+}
+
+/// The first `N` of `items` in an array (the tick allocates nothing), and
+/// how many there were.
+fn first<T: Copy + Default, const N: usize>(items: impl Iterator<Item = T>) -> ([T; N], usize) {
+    let mut out = [T::default(); N];
+    let mut n = 0;
+    for (slot, x) in out.iter_mut().zip(items) {
+        *slot = x;
+        n += 1;
+    }
+    (out, n)
 }
 
 impl Answers {

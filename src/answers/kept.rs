@@ -163,16 +163,7 @@ pub(super) static CGROUPS: AnswerKind = AnswerKind {
 
 /// A scanned process is a row of the process frame.
 impl pb::ProcessRow for ProcRow {
-    fn pid(&self) -> u32 {
-        self.pid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn cpu_usage(&self) -> f32 {
-        self.cpu_usage
-    }
-    fn mem_bytes(&self) -> u64 {
-        self.mem_bytes
+    fn fields(&self) -> (u32, &str, f32, u64) {
+        (self.pid, &self.name, self.cpu_usage, self.mem_bytes)
     }
 }

@@ -320,16 +320,28 @@ mod tests {
             .unwrap_or_else(|| panic!("no {name}{{{labels}}}"))
     }
 
+    /// Each `(family, labels, value)` is a sample of `s`.
+    fn expect(s: &[(String, String, String)], want: &[(&str, &str, &str)]) {
+        for (name, labels, v) in want {
+            assert_eq!(value(s, name, labels), *v, "{name}{{{labels}}}");
+        }
+    }
+
     #[test]
     fn h200_vm_tree() {
         let text = scrape("h200-vm", 10);
         let s = check_exposition(&text);
         // values read from the fixture's files
-        assert_eq!(value(&s, "node_memory_MemTotal_bytes", ""), "135148564480");
-        assert_eq!(value(&s, "node_memory_SwapTotal_bytes", ""), "0");
-        assert_eq!(value(&s, "node_boot_time_seconds", ""), "1795665180");
-        assert_eq!(value(&s, "node_load1", ""), "0.07");
-        assert_eq!(value(&s, "node_load15", ""), "0");
+        expect(
+            &s,
+            &[
+                ("node_memory_MemTotal_bytes", "", "135148564480"),
+                ("node_memory_SwapTotal_bytes", "", "0"),
+                ("node_boot_time_seconds", "", "1795665180"),
+                ("node_load1", "", "0.07"),
+                ("node_load15", "", "0"),
+            ],
+        );
         let cpu_lines = s.iter().filter(|x| x.0 == "node_cpu_seconds_total").count();
         assert_eq!(cpu_lines, 16 * 8);
         assert!(s
@@ -372,31 +384,28 @@ mod tests {
     #[test]
     fn hwmon_from_node_exporter_tree() {
         let s = check_exposition(&scrape("node-exporter", 10));
-        assert_eq!(
-            value(
-                &s,
-                "node_hwmon_temp_celsius",
-                "chip=\"platform_coretemp_0\",sensor=\"temp1\""
-            ),
-            "55"
+        let chip = "chip=\"platform_coretemp_0\"";
+        expect(
+            &s,
+            &[
+                (
+                    "node_hwmon_temp_celsius",
+                    &format!("{chip},sensor=\"temp1\""),
+                    "55",
+                ),
+                (
+                    "node_hwmon_chip_names",
+                    &format!("{chip},chip_name=\"coretemp\""),
+                    "1",
+                ),
+                (
+                    "node_hwmon_sensor_label",
+                    &format!("{chip},label=\"Core 0\",sensor=\"temp2\""),
+                    "1",
+                ),
+                ("sockagent_cpu_temperature_celsius", "", "55"),
+            ],
         );
-        assert_eq!(
-            value(
-                &s,
-                "node_hwmon_chip_names",
-                "chip=\"platform_coretemp_0\",chip_name=\"coretemp\""
-            ),
-            "1"
-        );
-        assert_eq!(
-            value(
-                &s,
-                "node_hwmon_sensor_label",
-                "chip=\"platform_coretemp_0\",label=\"Core 0\",sensor=\"temp2\""
-            ),
-            "1"
-        );
-        assert_eq!(value(&s, "sockagent_cpu_temperature_celsius", ""), "55");
     }
 
     #[test]
@@ -404,24 +413,17 @@ mod tests {
         let s = check_exposition(&scrape("cgroup-v2", 10));
         let nginx =
             "cgroup=\"/system.slice/nginx.service\",kind=\"service\",name=\"nginx.service\"";
-        assert_eq!(
-            value(&s, "sockagent_cgroup_cpu_seconds_total", nginx),
-            "48.213377"
-        );
-        assert_eq!(
-            value(&s, "sockagent_cgroup_memory_bytes", nginx),
-            "25714688"
-        );
         let rw = |d: &str| {
             format!("cgroup=\"/system.slice/nginx.service\",direction=\"{d}\",kind=\"service\",name=\"nginx.service\"")
         };
-        assert_eq!(
-            value(&s, "sockagent_cgroup_io_bytes_total", &rw("read")),
-            "12582912"
-        );
-        assert_eq!(
-            value(&s, "sockagent_cgroup_io_bytes_total", &rw("write")),
-            "1052672"
+        expect(
+            &s,
+            &[
+                ("sockagent_cgroup_cpu_seconds_total", nginx, "48.213377"),
+                ("sockagent_cgroup_memory_bytes", nginx, "25714688"),
+                ("sockagent_cgroup_io_bytes_total", &rw("read"), "12582912"),
+                ("sockagent_cgroup_io_bytes_total", &rw("write"), "1052672"),
+            ],
         );
         let n = |s: &[(String, String, String)]| {
             s.iter()
@@ -465,67 +467,59 @@ mod tests {
     #[test]
     fn board_families_from_the_hand_made_trees() {
         let s = check_exposition(&scrape("rpi4", 0));
-        assert_eq!(
-            value(&s, "node_cpu_scaling_frequency_hertz", "cpu=\"3\""),
-            "1500000000"
-        );
-        assert_eq!(
-            value(
-                &s,
-                "sockagent_throttling",
-                "reason=\"under-voltage\",when=\"now\""
-            ),
-            "1"
-        );
-        assert_eq!(
-            value(
-                &s,
-                "sockagent_throttling",
-                "reason=\"soft-temperature-limit\",when=\"since_boot\""
-            ),
-            "0"
+        // 3551234 sectors of 512 bytes; io_ticks 60120 ms
+        expect(
+            &s,
+            &[
+                (
+                    "node_cpu_scaling_frequency_hertz",
+                    "cpu=\"3\"",
+                    "1500000000",
+                ),
+                (
+                    "sockagent_throttling",
+                    "reason=\"under-voltage\",when=\"now\"",
+                    "1",
+                ),
+                (
+                    "sockagent_throttling",
+                    "reason=\"soft-temperature-limit\",when=\"since_boot\"",
+                    "0",
+                ),
+                (
+                    "node_disk_read_bytes_total",
+                    "device=\"mmcblk0\"",
+                    "1818231808",
+                ),
+                (
+                    "node_disk_io_time_seconds_total",
+                    "device=\"mmcblk0\"",
+                    "60.12",
+                ),
+                ("node_network_receive_errs_total", "device=\"eth0\"", "3"),
+                ("node_network_transmit_drop_total", "device=\"eth0\"", "2"),
+            ],
         );
         assert!(!s.iter().any(|x| x.1.contains("thermal-throttle")));
-        // 3551234 sectors of 512 bytes; io_ticks 60120 ms
-        assert_eq!(
-            value(&s, "node_disk_read_bytes_total", "device=\"mmcblk0\""),
-            "1818231808"
-        );
-        assert_eq!(
-            value(&s, "node_disk_io_time_seconds_total", "device=\"mmcblk0\""),
-            "60.12"
-        );
         assert!(!s.iter().any(|x| x.1.contains("mmcblk0p")), "no partitions");
-        assert_eq!(
-            value(&s, "node_network_receive_errs_total", "device=\"eth0\""),
-            "3"
-        );
-        assert_eq!(
-            value(&s, "node_network_transmit_drop_total", "device=\"eth0\""),
-            "2"
-        );
         assert!(!s.iter().any(|x| x.0.starts_with("node_pressure")));
 
         let s = check_exposition(&scrape("laptop", 0));
-        assert_eq!(
-            value(
-                &s,
-                "node_hwmon_fan_rpm",
-                "chip=\"platform_thinkpad_hwmon\",sensor=\"fan1\""
-            ),
-            "2874"
-        );
-        assert_eq!(
-            value(&s, "node_power_supply_capacity", "power_supply=\"BAT0\""),
-            "81"
-        );
-        assert_eq!(
-            value(
-                &s,
-                "node_rapl_package_joules_total",
-                "index=\"0\",path=\"/sys/class/powercap/intel-rapl:0\""
-            ),
-            "240422.366267"
+        expect(
+            &s,
+            &[
+                (
+                    "node_hwmon_fan_rpm",
+                    "chip=\"platform_thinkpad_hwmon\",sensor=\"fan1\"",
+                    "2874",
+                ),
+                ("node_power_supply_capacity", "power_supply=\"BAT0\"", "81"),
+                (
+                    "node_rapl_package_joules_total",
+                    "index=\"0\",path=\"/sys/class/powercap/intel-rapl:0\"",
+                    "240422.366267",
+                ),
+            ],
         );
         assert_eq!(
             s.iter()
@@ -535,37 +529,36 @@ mod tests {
         );
 
         let s = check_exposition(&scrape("server", 0));
-        assert_eq!(
-            value(&s, "node_pressure_cpu_waiting_seconds_total", ""),
-            "123456.789012"
-        );
-        assert_eq!(
-            value(&s, "node_pressure_memory_stalled_seconds_total", ""),
-            "12.345678"
-        );
-        assert_eq!(
-            value(&s, "node_pressure_io_stalled_seconds_total", ""),
-            "234.56789"
-        );
-        assert_eq!(
-            value(
-                &s,
-                "sockagent_throttling",
-                "reason=\"thermal-throttle\",when=\"since_boot\""
-            ),
-            "1"
-        );
-        assert_eq!(
-            value(
-                &s,
-                "sockagent_throttling",
-                "reason=\"thermal-throttle\",when=\"now\""
-            ),
-            "0"
-        );
-        assert_eq!(
-            value(&s, "node_disk_written_bytes_total", "device=\"nvme0n1\""),
-            "4487901239808"
+        expect(
+            &s,
+            &[
+                (
+                    "node_pressure_cpu_waiting_seconds_total",
+                    "",
+                    "123456.789012",
+                ),
+                (
+                    "node_pressure_memory_stalled_seconds_total",
+                    "",
+                    "12.345678",
+                ),
+                ("node_pressure_io_stalled_seconds_total", "", "234.56789"),
+                (
+                    "sockagent_throttling",
+                    "reason=\"thermal-throttle\",when=\"since_boot\"",
+                    "1",
+                ),
+                (
+                    "sockagent_throttling",
+                    "reason=\"thermal-throttle\",when=\"now\"",
+                    "0",
+                ),
+                (
+                    "node_disk_written_bytes_total",
+                    "device=\"nvme0n1\"",
+                    "4487901239808",
+                ),
+            ],
         );
         assert!(
             !s.iter().any(|x| x.1.contains("loop0")),

@@ -70,19 +70,12 @@ impl CpuFreqs {
         if super::rediscover::due(&mut self.found, epoch) {
             self.discover(root);
         }
-        let mut vanished = false;
         for c in &mut self.cores {
-            c.khz = match c.file.as_mut().map(|f| f.read(buf)) {
-                Some(Ok(())) => parse_khz(buf),
-                Some(Err(e)) => {
-                    vanished |= super::error::CollectError::vanished(&e);
-                    None
-                }
-                None => None,
-            };
-        }
-        if vanished {
-            self.found = None;
+            c.khz = c
+                .file
+                .as_mut()
+                .and_then(|f| super::rediscover::read(f, buf, &mut self.found))
+                .and_then(parse_khz);
         }
     }
 

@@ -221,18 +221,24 @@ impl DiskStats {
 mod tests {
     use super::*;
 
-    const A: &[u8] = b"\
- 259       0 nvme0n1 1000 0 2048 10 500 0 4096 20 0 100 30 0 0 0 0\n\
+    /// `/proc/diskstats` with this nvme0n1 line, the other devices alike
+    /// in every sample (only the whole disk moves).
+    fn sample(nvme0n1: &str) -> Vec<u8> {
+        let rest = "\
  259       1 nvme0n1p1 900 0 2000 9 400 0 4000 19 0 90 28\n\
    8       0 sda 10 0 8 1 0 0 0 0 0 5 1\n\
    7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
    7       1 loop1 80 0 1368 17 12 0 8 32 0 48 80 0 0 0 0 12 30\n";
-    const B: &[u8] = b"\
- 259       0 nvme0n1 2000 0 4096 10 900 0 413696 20 0 600 30 0 0 0 0\n\
- 259       1 nvme0n1p1 900 0 2000 9 400 0 4000 19 0 90 28\n\
-   8       0 sda 10 0 8 1 0 0 0 0 0 5 1\n\
-   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
-   7       1 loop1 80 0 1368 17 12 0 8 32 0 48 80 0 0 0 0 12 30\n";
+        format!(" 259       0 nvme0n1 {nvme0n1}\n{rest}").into_bytes()
+    }
+
+    fn a() -> Vec<u8> {
+        sample("1000 0 2048 10 500 0 4096 20 0 100 30 0 0 0 0")
+    }
+
+    fn b() -> Vec<u8> {
+        sample("2000 0 4096 10 900 0 413696 20 0 600 30 0 0 0 0")
+    }
 
     fn whole(n: &[u8]) -> bool {
         [&b"nvme0n1"[..], b"sda", b"loop0", b"loop1"].contains(&n)
@@ -241,7 +247,7 @@ mod tests {
     #[test]
     fn whole_disks_only_and_bytes_from_sectors() {
         let mut v = Vec::new();
-        parse_diskstats(A, whole, &mut v, Step::Start);
+        parse_diskstats(&a(), whole, &mut v, Step::Start);
         let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
         // the partition is not a whole disk; an idle loop device is not shown
         assert_eq!(names, ["nvme0n1", "sda", "loop1"]);
@@ -255,8 +261,8 @@ mod tests {
     #[test]
     fn rates_over_two_buffers() {
         let mut v = Vec::new();
-        parse_diskstats(A, whole, &mut v, Step::Start);
-        parse_diskstats(B, whole, &mut v, Step::Due(2.0));
+        parse_diskstats(&a(), whole, &mut v, Step::Start);
+        parse_diskstats(&b(), whole, &mut v, Step::Due(2.0));
         let d = &v[0];
         assert_eq!(d.read_bytes_per_s.per_s, Some(2048.0 * 512.0 / 2.0));
         assert_eq!(
@@ -274,10 +280,10 @@ mod tests {
                 "write_bytes_per_s": 104857600.0, "busy_pct": 25.0})
         );
         // a hold keeps the last window's rates
-        parse_diskstats(B, whole, &mut v, Step::Hold);
+        parse_diskstats(&b(), whole, &mut v, Step::Hold);
         assert_eq!(v[0].busy_pct, Some(25.0));
         // counters went back (the device was reset): null, not huge
-        parse_diskstats(A, whole, &mut v, Step::Due(1.0));
+        parse_diskstats(&a(), whole, &mut v, Step::Due(1.0));
         assert_eq!(v[0].read_bytes_per_s.per_s, None);
         assert_eq!(v[0].busy_pct, None);
     }

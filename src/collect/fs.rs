@@ -257,27 +257,25 @@ mod tests {
 
     #[test]
     fn kept_file_rereads_fresh_content() {
-        let dir = std::env::temp_dir().join(format!("sockagent-fs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("f"), b"one").unwrap();
-        let root = Root::new(&dir);
+        let dir = crate::scratch::Scratch::new("fs");
+        dir.write("f", b"one");
+        let root = Root::new(dir.path());
         let mut k = KeptFile::new(&root, "/f");
         let mut buf = Vec::new();
         k.read(&mut buf).unwrap();
         assert_eq!(buf, b"one");
-        std::fs::write(dir.join("f"), b"second").unwrap();
+        dir.write("f", b"second");
         k.read(&mut buf).unwrap();
         assert_eq!(buf, b"second");
         // grown far past the last length (and the page more the first read
         // asks for), then shrunk: whole each time
         let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(dir.join("f"), &big).unwrap();
+        dir.write("f", &big);
         k.read(&mut buf).unwrap();
         assert_eq!(buf, big);
-        std::fs::write(dir.join("f"), b"3").unwrap();
+        dir.write("f", b"3");
         k.read(&mut buf).unwrap();
         assert_eq!(buf, b"3");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -76,16 +76,9 @@ pub fn rfc3339_us(us: u64) -> String {
         .map_or(time::PrimitiveDateTime::MAX.assume_utc(), |t| {
             t.replace_microsecond((us % 1_000_000) as u32).unwrap_or(t)
         });
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    let mut s = String::with_capacity(27);
+    let _ = crate::text::write_rfc3339(&mut s, t, u64::from(t.microsecond()), 6);
+    s
 }
 
 fn field_str(v: &serde_json::Value) -> Option<String> {

@@ -19,10 +19,10 @@
 //! are when nothing changed, so the RAPL bases survive), or after a read
 //! finds a file gone.
 
-use super::error::CollectError;
 use super::fs::{KeptFile, Root};
 use super::num::{parse_i64, parse_u64, parse_u64_trimmed};
 use super::rate::{wrapping_per_sec, Step, Window};
+use super::rediscover;
 use crate::families::{Family, Sink, Value};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -125,19 +125,9 @@ fn rapl_top(name: &str) -> Option<u32> {
         .and_then(|n| u32::try_from(n).ok())
 }
 
-/// Reads a kept file as an integer; `Err(true)` when it vanished.
-fn read_int(f: &mut Option<KeptFile>, buf: &mut Vec<u8>) -> Result<Option<i64>, bool> {
-    let Some(f) = f else { return Ok(None) };
-    match f.read(buf) {
-        Ok(()) => Ok(parse_int(buf)),
-        Err(e) => {
-            if CollectError::vanished(&e) {
-                Err(true)
-            } else {
-                Ok(None)
-            }
-        }
-    }
+/// Reads a kept file, if there is one, as an integer (`rediscover::read`).
+fn read_int(f: &mut Option<KeptFile>, buf: &mut Vec<u8>, found: &mut Option<u64>) -> Option<i64> {
+    rediscover::read(f.as_mut()?, buf, found).and_then(parse_int)
 }
 
 impl Power {
@@ -216,34 +206,23 @@ impl Power {
 
     /// Reads every battery and RAPL domain (re-discovering when `epoch` is new).
     pub fn refresh(&mut self, root: &Root, now: Instant, epoch: u64, buf: &mut Vec<u8>) {
-        if super::rediscover::due(&mut self.found, epoch) {
+        if rediscover::due(&mut self.found, epoch) {
             self.discover(root);
         }
-        let mut gone = false;
+        let found = &mut self.found;
         for b in &mut self.batteries {
             let f = &mut b.files;
-            b.capacity_pct = match read_int(&mut f.capacity, buf) {
-                Ok(v) => v.and_then(|v| u64::try_from(v).ok()),
-                Err(g) => {
-                    gone |= g;
-                    None
-                }
-            };
+            b.capacity_pct =
+                read_int(&mut f.capacity, buf, found).and_then(|v| u64::try_from(v).ok());
             b.status.clear();
-            if let Some(s) = &mut f.status {
-                match s.read(buf) {
-                    Ok(()) => b
-                        .status
-                        .push_str(&String::from_utf8_lossy(buf.trim_ascii())),
-                    Err(e) => gone |= CollectError::vanished(&e),
-                }
+            if let Some(s) = f
+                .status
+                .as_mut()
+                .and_then(|s| rediscover::read(s, buf, found))
+            {
+                b.status.push_str(&String::from_utf8_lossy(s.trim_ascii()));
             }
-            let mut int = |f: &mut Option<KeptFile>| {
-                read_int(f, buf).unwrap_or_else(|g| {
-                    gone |= g;
-                    None
-                })
-            };
+            let mut int = |f: &mut Option<KeptFile>| read_int(f, buf, found);
             let p = int(&mut f.power_now);
             let (i, v) = if p.is_none() {
                 (int(&mut f.current_now), int(&mut f.voltage_now))
@@ -254,14 +233,9 @@ impl Power {
         }
         if !self.rapl.is_empty() {
             for z in &mut self.rapl {
-                z.energy_uj = match z.energy.read(buf) {
-                    Ok(()) => parse_u64_trimmed(buf),
-                    Err(e) => {
-                        // EACCES: root-only energy_uj; the rate is null
-                        gone |= CollectError::vanished(&e);
-                        None
-                    }
-                };
+                // EACCES: root-only energy_uj; the rate is null
+                z.energy_uj =
+                    rediscover::read(&mut z.energy, buf, found).and_then(parse_u64_trimmed);
             }
             let step = self.window.step(now);
             if let Step::Due(secs) = step {
@@ -283,9 +257,6 @@ impl Power {
                     z.base = z.energy_uj;
                 }
             }
-        }
-        if gone {
-            self.found = None;
         }
     }
 }
@@ -382,22 +353,20 @@ mod tests {
 
     #[test]
     fn rapl_rate_wraps() {
-        let dir = std::env::temp_dir().join(format!("sockagent-rapl-{}", std::process::id()));
-        let z = dir.join("sys/class/powercap/intel-rapl:0");
-        std::fs::create_dir_all(&z).unwrap();
-        std::fs::write(z.join("name"), "package-0\n").unwrap();
-        std::fs::write(z.join("max_energy_range_uj"), "262143328850\n").unwrap();
-        std::fs::write(z.join("energy_uj"), "262133328850\n").unwrap();
-        let root = Root::new(&dir);
+        let dir = crate::scratch::Scratch::new("rapl");
+        let z = |file: &str| format!("sys/class/powercap/intel-rapl:0/{file}");
+        dir.write(&z("name"), "package-0\n");
+        dir.write(&z("max_energy_range_uj"), "262143328850\n");
+        dir.write(&z("energy_uj"), "262133328850\n");
+        let root = Root::new(dir.path());
         let mut p = Power::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
         p.refresh(&root, t0, 1, &mut buf);
         // 10 J to the wrap, then 5 J more, in 2 s: 7.5 W
-        std::fs::write(z.join("energy_uj"), "5000000\n").unwrap();
+        dir.write(&z("energy_uj"), "5000000\n");
         p.refresh(&root, t0 + Duration::from_secs(2), 1, &mut buf);
         assert_eq!(p.cpu_package_w, Some(7.5));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

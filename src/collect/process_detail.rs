@@ -558,12 +558,10 @@ mod tests {
         let e = read_detail(&root, u32::MAX - 1, &clock(), false).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Vanished, "{e}");
         // A directory with a stat procfs cannot parse.
-        let tmp = std::env::temp_dir().join(format!("sockagent-detail-{}", std::process::id()));
-        std::fs::create_dir_all(tmp.join("proc/7")).unwrap();
-        std::fs::write(tmp.join("proc/7/stat"), b"7 no parens\n").unwrap();
-        let e = read_detail(&Root::new(&tmp), 7, &clock(), false).unwrap_err();
+        let tmp = crate::scratch::Scratch::new("detail");
+        tmp.write("proc/7/stat", b"7 no parens\n");
+        let e = read_detail(&Root::new(tmp.path()), 7, &clock(), false).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Malformed, "{e}");
-        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! once after a file of it vanished (the reader then forgets the epoch it
 //! looked at).
 
+use super::error::CollectError;
+use super::fs::KeptFile;
 use std::time::Duration;
 
 /// How often a kept set is looked up again (a disk plugged in, a driver
@@ -23,6 +25,25 @@ pub fn due(found: &mut Option<u64>, epoch: u64) -> bool {
     }
     *found = Some(epoch);
     true
+}
+
+/// Reads `file`, one of a set looked up in epoch `found`: its bytes, or
+/// `None` when it could not be read; one that vanished makes the set looked
+/// up again at the reader's next run (`found` forgotten).
+pub fn read<'b>(
+    file: &mut KeptFile,
+    buf: &'b mut Vec<u8>,
+    found: &mut Option<u64>,
+) -> Option<&'b [u8]> {
+    match file.read(buf) {
+        Ok(()) => Some(buf),
+        Err(e) => {
+            if CollectError::vanished(&e) {
+                *found = None;
+            }
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,10 +15,10 @@
 //! Reasons are bits of a `u8` (`REASONS` names them), so a sample
 //! allocates nothing.
 
-use super::error::CollectError;
 use super::fs::{KeptFile, Root};
 use super::num::{parse_u64, parse_u64_trimmed};
 use super::rate::{Step, Window};
+use super::rediscover;
 use crate::families::{Family, Sink, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -171,36 +171,30 @@ impl Throttle {
 
     /// Reads every source (re-discovering them when `epoch` is new).
     pub fn refresh(&mut self, root: &Root, now: Instant, epoch: u64, buf: &mut Vec<u8>) {
-        if super::rediscover::due(&mut self.found, epoch) {
+        if rediscover::due(&mut self.found, epoch) {
             self.discover(root);
         }
         let mut t = Throttling::default();
-        let mut gone = false;
-        if let Some(f) = &mut self.firmware {
-            match f.read(buf) {
-                Ok(()) => {
-                    if let Some(v) = parse_throttled(buf) {
-                        let (n, s) = firmware_bits(v);
-                        t.known |= FIRMWARE;
-                        t.now |= n;
-                        t.since_boot |= s;
-                    }
-                }
-                Err(e) => gone |= CollectError::vanished(&e),
-            }
+        let found = &mut self.found;
+        let firmware = self
+            .firmware
+            .as_mut()
+            .and_then(|f| rediscover::read(f, buf, found));
+        if let Some(v) = firmware.and_then(parse_throttled) {
+            let (n, s) = firmware_bits(v);
+            t.known |= FIRMWARE;
+            t.now |= n;
+            t.since_boot |= s;
         }
-        if let Some(f) = &mut self.volt_alarm {
-            match f.read(buf) {
-                Ok(()) => {
-                    if let Some(v) = parse_u64_trimmed(buf) {
-                        t.known |= UNDER_VOLTAGE;
-                        if v != 0 {
-                            t.now |= UNDER_VOLTAGE;
-                            t.since_boot |= UNDER_VOLTAGE;
-                        }
-                    }
-                }
-                Err(e) => gone |= CollectError::vanished(&e),
+        let alarm = self
+            .volt_alarm
+            .as_mut()
+            .and_then(|f| rediscover::read(f, buf, found));
+        if let Some(v) = alarm.and_then(parse_u64_trimmed) {
+            t.known |= UNDER_VOLTAGE;
+            if v != 0 {
+                t.now |= UNDER_VOLTAGE;
+                t.since_boot |= UNDER_VOLTAGE;
             }
         }
         if !self.counts.is_empty() {
@@ -208,11 +202,8 @@ impl Throttle {
             let prev_now = self.sample.map_or(0, |s| s.now & THERMAL_THROTTLE);
             let (mut rose, mut any, mut read) = (false, false, false);
             for c in &mut self.counts {
-                if let Err(e) = c.file.read(buf) {
-                    gone |= CollectError::vanished(&e);
-                    continue;
-                }
-                let Some(v) = parse_u64_trimmed(buf) else {
+                let Some(v) = rediscover::read(&mut c.file, buf, found).and_then(parse_u64_trimmed)
+                else {
                     continue;
                 };
                 read = true;
@@ -240,9 +231,6 @@ impl Throttle {
             }
         }
         self.sample = (t.known != 0).then_some(t);
-        if gone {
-            self.found = None;
-        }
     }
 }
 
@@ -312,14 +300,15 @@ mod tests {
 
     #[test]
     fn thermal_throttle_counts_rising() {
-        let dir = std::env::temp_dir().join(format!("sockagent-tt-{}", std::process::id()));
-        let tt = |cpu: u32| dir.join(format!("sys/devices/system/cpu/cpu{cpu}/thermal_throttle"));
+        let dir = crate::scratch::Scratch::new("tt");
+        let tt = |cpu: u32, file: &str| {
+            format!("sys/devices/system/cpu/cpu{cpu}/thermal_throttle/{file}")
+        };
         for cpu in 0..2 {
-            std::fs::create_dir_all(tt(cpu)).unwrap();
-            std::fs::write(tt(cpu).join("core_throttle_count"), "0\n").unwrap();
-            std::fs::write(tt(cpu).join("package_throttle_count"), "0\n").unwrap();
+            dir.write(&tt(cpu, "core_throttle_count"), "0\n");
+            dir.write(&tt(cpu, "package_throttle_count"), "0\n");
         }
-        let root = Root::new(&dir);
+        let root = Root::new(dir.path());
         let mut t = Throttle::default();
         let t0 = Instant::now();
         let mut buf = Vec::new();
@@ -332,7 +321,7 @@ mod tests {
                 since_boot: 0
             }
         );
-        std::fs::write(tt(1).join("core_throttle_count"), "3\n").unwrap();
+        dir.write(&tt(1, "core_throttle_count"), "3\n");
         t.refresh(&root, t0 + Duration::from_secs(1), 1, &mut buf);
         let s = t.sample.unwrap();
         assert_eq!((s.now, s.since_boot), (THERMAL_THROTTLE, THERMAL_THROTTLE));
@@ -343,7 +332,6 @@ mod tests {
             (0, THERMAL_THROTTLE),
             "no rise: not now"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -46,6 +46,15 @@ fn path(p: &mut lexopt::Parser) -> Result<PathBuf, String> {
     p.value().map(PathBuf::from).map_err(|e| e.to_string())
 }
 
+/// The value of the flag just read, a path that must not be empty.
+fn some_path(p: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, String> {
+    let v = path(p)?;
+    if v.as_os_str().is_empty() {
+        return Err(format!("{flag}: empty path"));
+    }
+    Ok(v)
+}
+
 /// Parses `args` (without the program name).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String> {
     use lexopt::prelude::*;
@@ -65,13 +74,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
             Long("enableSSL") => f.tls = true,
             Long("cert") => f.cert = Some(path(&mut p)?),
             Long("key") => f.key = Some(path(&mut p)?),
-            Long("client-ca") => {
-                let v = path(&mut p)?;
-                if v.as_os_str().is_empty() {
-                    return Err("--client-ca: empty path".into());
-                }
-                f.client_ca = Some(v);
-            }
+            Long("client-ca") => f.client_ca = Some(some_path(&mut p, "--client-ca")?),
             Long("allow-origin") => {
                 let v = text(&mut p, "--allow-origin")?;
                 if v.contains(',') || v.trim().is_empty() {
@@ -82,13 +85,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                 f.origins.extend(parse_origins("--allow-origin", &v)?);
             }
             Long("remote-write") => f.remote_write = Some(text(&mut p, "--remote-write")?),
-            Long("alerts") => {
-                let v = path(&mut p)?;
-                if v.as_os_str().is_empty() {
-                    return Err("--alerts: empty path".into());
-                }
-                f.alerts = Some(v);
-            }
+            Long("alerts") => f.alerts = Some(some_path(&mut p, "--alerts")?),
             Long("alertmanager") => {
                 let v = text(&mut p, "--alertmanager")?;
                 f.alertmanagers

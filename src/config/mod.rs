@@ -553,12 +553,9 @@ mod tests {
         let c = run(&[], &[]).unwrap();
         assert_eq!(c.alerts, crate::alerts::Overrides::default());
         assert!(c.alertmanagers.is_empty());
-        let dir = std::env::temp_dir().join(format!("sockagent-cfg-alerts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let good = dir.join("good.toml");
-        std::fs::write(&good, "[NodeHighTemperature]\nthreshold = 70\n").unwrap();
-        let bad = dir.join("bad.toml");
-        std::fs::write(&bad, "[NodeHighTemperature]\nfor = \"soon\"\n").unwrap();
+        let dir = crate::scratch::Scratch::new("cfg-alerts");
+        let good = dir.write("good.toml", "[NodeHighTemperature]\nthreshold = 70\n");
+        let bad = dir.write("bad.toml", "[NodeHighTemperature]\nfor = \"soon\"\n");
         let g = good.to_str().unwrap();
         let c = run(&["--alerts", g], &[]).unwrap();
         assert_eq!(c.alerts.0[2].threshold, Some(70.0));
@@ -574,7 +571,7 @@ mod tests {
             e.starts_with("SOCKAGENT_ALERTS: /nonexistent/a.toml: "),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(dir);
 
         let c = run(
             &[

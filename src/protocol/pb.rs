@@ -5,12 +5,10 @@
 use quick_protobuf::sizeofs::{sizeof_len, sizeof_varint};
 use quick_protobuf::{MessageWrite, Result, Writer, WriterBackend};
 
-/// What the encoder reads of one process: the schema's four fields.
+/// What the encoder reads of one process: the schema's four fields, in
+/// its order (`pid`, `name`, `cpu_usage`, `mem_bytes`).
 pub trait ProcessRow {
-    fn pid(&self) -> u32;
-    fn name(&self) -> &str;
-    fn cpu_usage(&self) -> f32;
-    fn mem_bytes(&self) -> u64;
+    fn fields(&self) -> (u32, &str, f32, u64);
 }
 
 /// A decoded process (`decode_processes`), and a row the encoder takes.
@@ -23,17 +21,8 @@ pub struct Process {
 }
 
 impl ProcessRow for Process {
-    fn pid(&self) -> u32 {
-        self.pid
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn cpu_usage(&self) -> f32 {
-        self.cpu_usage
-    }
-    fn mem_bytes(&self) -> u64 {
-        self.mem_bytes
+    fn fields(&self) -> (u32, &str, f32, u64) {
+        (self.pid, &self.name, self.cpu_usage, self.mem_bytes)
     }
 }
 
@@ -42,36 +31,36 @@ struct Msg<'a, R>(&'a R);
 
 impl<R: ProcessRow> MessageWrite for Msg<'_, R> {
     fn get_size(&self) -> usize {
-        let p = self.0;
-        (if p.pid() != 0 {
-            1 + sizeof_varint(u64::from(p.pid()))
+        let (pid, name, cpu_usage, mem_bytes) = self.0.fields();
+        (if pid != 0 {
+            1 + sizeof_varint(u64::from(pid))
         } else {
             0
-        }) + (if !p.name().is_empty() {
-            1 + sizeof_len(p.name().len())
+        }) + (if !name.is_empty() {
+            1 + sizeof_len(name.len())
         } else {
             0
-        }) + (if p.cpu_usage() != 0.0 { 1 + 4 } else { 0 })
-            + (if p.mem_bytes() != 0 {
-                1 + sizeof_varint(p.mem_bytes())
+        }) + (if cpu_usage != 0.0 { 1 + 4 } else { 0 })
+            + (if mem_bytes != 0 {
+                1 + sizeof_varint(mem_bytes)
             } else {
                 0
             })
     }
 
     fn write_message<W: WriterBackend>(&self, w: &mut Writer<W>) -> Result<()> {
-        let p = self.0;
-        if p.pid() != 0 {
-            w.write_with_tag(8, |w| w.write_uint32(p.pid()))?;
+        let (pid, name, cpu_usage, mem_bytes) = self.0.fields();
+        if pid != 0 {
+            w.write_with_tag(8, |w| w.write_uint32(pid))?;
         }
-        if !p.name().is_empty() {
-            w.write_with_tag(18, |w| w.write_string(p.name()))?;
+        if !name.is_empty() {
+            w.write_with_tag(18, |w| w.write_string(name))?;
         }
-        if p.cpu_usage() != 0.0 {
-            w.write_with_tag(29, |w| w.write_float(p.cpu_usage()))?;
+        if cpu_usage != 0.0 {
+            w.write_with_tag(29, |w| w.write_float(cpu_usage))?;
         }
-        if p.mem_bytes() != 0 {
-            w.write_with_tag(32, |w| w.write_uint64(p.mem_bytes()))?;
+        if mem_bytes != 0 {
+            w.write_with_tag(32, |w| w.write_uint64(mem_bytes))?;
         }
         Ok(())
     }

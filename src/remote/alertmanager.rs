@@ -15,7 +15,6 @@ use crate::alerts::deliver::{MAX_ALERTMANAGERS, PATH};
 use crate::alerts::{Engine, Stamp};
 use crate::families::{Family, Sink};
 use mio::{Registry, Token, Waker};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -140,16 +139,9 @@ impl Alertmanagers {
     /// idle sender the engine says is due sends its body.
     pub fn tick(&mut self, engine: &mut Engine, at: Stamp, registry: &Registry, now: Instant) {
         for am in 0..self.senders.len() {
-            let Some(s) = self.senders.get_mut(am) else {
-                continue;
-            };
-            if s.client.busy() {
-                if let Some(d) = s.client.on_timer(registry, now) {
-                    self.done(am, engine, at.mono_ms, d);
-                }
-                continue;
-            }
-            if engine.due(am, at.mono_ms) {
+            if self.senders.get(am).is_some_and(|s| s.client.busy()) {
+                self.drive(am, engine, at.mono_ms, |c| c.on_timer(registry, now));
+            } else if engine.due(am, at.mono_ms) {
                 self.send(am, engine, at, registry, now);
             }
         }
@@ -168,36 +160,35 @@ impl Alertmanagers {
             return;
         };
         s.sent += 1;
-        let req = s.client.request();
-        req.extend_from_slice(s.head.as_bytes());
-        let _ = write!(req, "Content-Length: {}\r\n\r\n", self.body.len());
-        req.extend_from_slice(&self.body);
-        if let Some(d) = s.client.start(registry, now) {
+        if let Some(d) = s.client.post(&s.head, &self.body, registry, now) {
             self.done(am, engine, at.mono_ms, d);
         }
     }
 
     /// Sender `am`'s socket event.
     pub fn on_event(&mut self, am: usize, engine: &mut Engine, mono_ms: u64, registry: &Registry) {
-        let done = self
-            .senders
-            .get_mut(am)
-            .and_then(|s| s.client.on_event(registry));
-        if let Some(d) = done {
-            self.done(am, engine, mono_ms, d);
-        }
+        self.drive(am, engine, mono_ms, |c| c.on_event(registry));
     }
 
     /// The shared resolver wake-up: each sender takes its own answer.
     pub fn on_wake(&mut self, engine: &mut Engine, mono_ms: u64, registry: &Registry) {
         for am in 0..self.senders.len() {
-            let done = self
-                .senders
-                .get_mut(am)
-                .and_then(|s| s.client.on_wake(registry));
-            if let Some(d) = done {
-                self.done(am, engine, mono_ms, d);
-            }
+            self.drive(am, engine, mono_ms, |c| c.on_wake(registry));
+        }
+    }
+
+    /// Sender `am`'s client takes a step (a timer, an event, a wake-up);
+    /// the request it ends, if any, is done.
+    fn drive(
+        &mut self,
+        am: usize,
+        engine: &mut Engine,
+        mono_ms: u64,
+        step: impl FnOnce(&mut Client) -> Option<Done>,
+    ) {
+        let done = self.senders.get_mut(am).and_then(|s| step(&mut s.client));
+        if let Some(d) = done {
+            self.done(am, engine, mono_ms, d);
         }
     }
 

@@ -112,14 +112,24 @@ impl Client {
         self.deadline
     }
 
-    /// The request's buffer, to be filled (head and body) before `start`.
-    pub fn request(&mut self) -> &mut Vec<u8> {
+    /// Posts `body` after `head` (a `post_head`) and its `Content-Length`;
+    /// `Some` when the request ended at once.
+    pub fn post(
+        &mut self,
+        head: &str,
+        body: &[u8],
+        registry: &Registry,
+        now: Instant,
+    ) -> Option<Done> {
         self.out.clear();
-        &mut self.out
+        self.out.extend_from_slice(head.as_bytes());
+        let _ = write!(self.out, "Content-Length: {}\r\n\r\n", body.len());
+        self.out.extend_from_slice(body);
+        self.start(registry, now)
     }
 
-    /// Sends what `request` holds; `Some` when it ended at once.
-    pub fn start(&mut self, registry: &Registry, now: Instant) -> Option<Done> {
+    /// Sends what `out` holds.
+    fn start(&mut self, registry: &Registry, now: Instant) -> Option<Done> {
         self.sent = 0;
         self.input.clear();
         self.body_seen = 0;

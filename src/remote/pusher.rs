@@ -10,7 +10,6 @@ use super::target::{Auth, Settings};
 use crate::answers::history::families as ring;
 use crate::families::{Family, Sink};
 use mio::{Registry, Token, Waker};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// The pusher's socket in the server's `Poll`. The resolver's wake-up
@@ -312,11 +311,7 @@ impl Pusher {
             return;
         }
         let body = self.enc.finish();
-        let req = self.client.request();
-        req.extend_from_slice(self.head.as_bytes());
-        let _ = write!(req, "Content-Length: {}\r\n\r\n", body.len());
-        req.extend_from_slice(body);
-        if let Some(d) = self.client.start(registry, now) {
+        if let Some(d) = self.client.post(&self.head, body, registry, now) {
             self.done(src, d, now);
         }
     }
@@ -559,10 +554,8 @@ mod tests {
 
     #[test]
     fn setup_reads_the_auth_files_and_names_the_variable() {
-        let dir = std::env::temp_dir().join(format!("sockagent-rw-setup-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let basic = dir.join("basic");
-        std::fs::write(&basic, "user:pw\n").unwrap();
+        let dir = crate::scratch::Scratch::new("rw-setup");
+        let basic = dir.write("basic", "user:pw\n");
         let mut settings = Settings {
             target: Target::parse("http://h/w").unwrap(),
             interval: Duration::from_secs(15),
@@ -575,12 +568,10 @@ mod tests {
         assert_eq!(s.instance, "i");
         std::fs::write(&basic, "no colon").unwrap();
         assert!(setup(settings.clone(), "h").is_err());
-        settings.auth = Some(Auth::Bearer(dir.join("missing")));
+        settings.auth = Some(Auth::Bearer(dir.path().join("missing")));
         let e = setup(settings.clone(), "h").err().unwrap();
         assert!(e.starts_with("SOCKAGENT_REMOTE_WRITE_BEARER_FILE: "), "{e}");
-        std::fs::write(dir.join("two"), "a\nb\n").unwrap();
-        settings.auth = Some(Auth::Bearer(dir.join("two")));
+        settings.auth = Some(Auth::Bearer(dir.write("two", "a\nb\n")));
         assert!(setup(settings, "h").is_err());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

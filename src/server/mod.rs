@@ -180,18 +180,6 @@ impl Server {
         mut answers: Answers,
         opts: Options,
     ) -> io::Result<Self> {
-        let Options {
-            token,
-            limits,
-            journal_cmd,
-            names,
-            #[cfg(feature = "tls")]
-            tls,
-            #[cfg(feature = "remote-write")]
-            remote,
-            #[cfg(feature = "remote-write")]
-            alertmanagers,
-        } = opts;
         let (poll, listener, signals, waker) = registered(listener)?;
         // statvfs runs off the loop; the end of each round wakes it here
         let disks_waker = waker.clone();
@@ -214,7 +202,7 @@ impl Server {
             timers.push(Reverse((epoch, Timer::History)));
         }
         #[cfg(feature = "remote-write")]
-        let remote = match remote {
+        let remote = match opts.remote {
             Some(setup) => {
                 let p = crate::remote::Pusher::new(setup, waker.clone(), epoch)?;
                 timers.push(Reverse((epoch, Timer::Remote)));
@@ -223,28 +211,28 @@ impl Server {
             None => None,
         };
         #[cfg(feature = "remote-write")]
-        let alertmanagers = outbound::setup(alertmanagers, &waker)?;
+        let alertmanagers = outbound::setup(opts.alertmanagers, &waker)?;
         Ok(Server {
             poll,
             listener: Some(listener),
             conns: Slab::new(),
             timers,
             answers,
-            token,
-            limits,
+            token: opts.token,
+            limits: opts.limits,
             next_serial: 0,
             ws_config,
             signals,
             shutting_down: None,
-            jobs: Jobs::new(journal_cmd, root),
+            jobs: Jobs::new(opts.journal_cmd, root),
             streams: Streams::new(epoch),
             held: 0,
             stale: 0,
             ready: VecDeque::new(),
-            guard: guard::Guard::new(names),
+            guard: guard::Guard::new(opts.names),
             disk_waits: DiskWaits::default(),
             #[cfg(feature = "tls")]
-            tls,
+            tls: opts.tls,
             #[cfg(feature = "remote-write")]
             remote,
             #[cfg(feature = "remote-write")]

@@ -526,25 +526,25 @@ mod tests {
     /// samples is gone from the next.
     #[test]
     fn rates_resets_and_removal() {
-        let dir = std::env::temp_dir().join(format!("sockagent-cg-{}", std::process::id()));
-        let cg = dir.join("sys/fs/cgroup");
-        let a = cg.join("a.service");
-        let b = cg.join("b.service");
-        for d in [&a, &b] {
-            std::fs::create_dir_all(d).unwrap();
-            std::fs::write(d.join("cgroup.procs"), "7\n").unwrap();
-            std::fs::write(d.join("cpu.stat"), "usage_usec 1000000\n").unwrap();
-            std::fs::write(d.join("io.stat"), "8:0 rbytes=1000 wbytes=5000\n").unwrap();
+        let dir = crate::scratch::Scratch::new("cg");
+        for d in ["a", "b"] {
+            let f = |file: &str| format!("sys/fs/cgroup/{d}.service/{file}");
+            dir.write(&f("cgroup.procs"), "7\n");
+            dir.write(&f("cpu.stat"), "usage_usec 1000000\n");
+            dir.write(&f("io.stat"), "8:0 rbytes=1000 wbytes=5000\n");
         }
-        std::fs::write(cg.join("cgroup.controllers"), "cpu io\n").unwrap();
-        let root = Root::new(&dir);
+        dir.write("sys/fs/cgroup/cgroup.controllers", "cpu io\n");
+        let root = Root::new(dir.path());
         let mut s = CgroupScanner::new(4);
         let t0 = Instant::now();
         s.scan(&root, t0, 1, 10_000, 100).unwrap();
         assert_eq!(s.rows.len(), 2);
         // a: 0.5 s of CPU over 200 jiffies at 100 Hz (1 s on 2 CPUs): 25 %
-        std::fs::write(a.join("cpu.stat"), "usage_usec 1500000\n").unwrap();
-        std::fs::write(a.join("io.stat"), "8:0 rbytes=3000 wbytes=4000\n").unwrap();
+        dir.write("sys/fs/cgroup/a.service/cpu.stat", "usage_usec 1500000\n");
+        dir.write(
+            "sys/fs/cgroup/a.service/io.stat",
+            "8:0 rbytes=3000 wbytes=4000\n",
+        );
         s.scan(&root, t0 + Duration::from_secs(2), 1, 10_200, 100)
             .unwrap();
         let r = &s.rows[0];
@@ -552,12 +552,11 @@ mod tests {
         assert_eq!(r.cpu_pct, Some(25.0));
         assert_eq!(r.io_read_bytes_per_s, Some(1000.0));
         assert_eq!(r.io_write_bytes_per_s, Some(0.0), "a reset is 0");
-        std::fs::remove_dir_all(&b).unwrap();
+        std::fs::remove_dir_all(dir.path().join("sys/fs/cgroup/b.service")).unwrap();
         s.scan(&root, t0 + Duration::from_secs(3), 1, 10_300, 100)
             .unwrap();
         let paths: Vec<&str> = s.rows.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(paths, ["/a.service"]);
         assert!(s.kept_files() <= 4);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -245,18 +245,9 @@ impl Fans {
                 self.fans = found;
             }
         }
-        let mut gone = false;
         for f in &mut self.fans {
-            f.rpm = match f.file.read(buf) {
-                Ok(()) => crate::collect::num::parse_u64_trimmed(buf),
-                Err(e) => {
-                    gone |= crate::collect::error::CollectError::vanished(&e);
-                    None
-                }
-            };
-        }
-        if gone {
-            self.found = None;
+            f.rpm = crate::collect::rediscover::read(&mut f.file, buf, &mut self.found)
+                .and_then(crate::collect::num::parse_u64_trimmed);
         }
     }
 }
