@@ -1,20 +1,21 @@
 //! `statvfs` off the event loop. A call on a mount can hang (a FUSE
 //! daemon that never answers, a dead NFS server, a failing USB disk), and
 //! the one thread that serves every client must never make it. So a
-//! manager thread owns the calls, as node_exporter's mount timeout does:
-//! a worker thread makes them one after another, the manager waits for
-//! each at most `MOUNT_TIMEOUT`, and a worker that overruns is left to its
-//! call (at most `MAX_STUCK` of them), its mount left out and warned of
-//! once, and a fresh worker takes the rest. A stuck call that returns
-//! puts its mount back in the next round.
+//! worker thread makes the calls, one after another, and the loop's side
+//! (`Prober`) times them, as node_exporter's mount timeout does: a mount
+//! that has not answered `MOUNT_TIMEOUT` after the one before is left out
+//! and warned of once, its worker is left to its call (at most
+//! `MAX_STUCK` of them), and a fresh worker takes the rest. A stuck call
+//! that returns puts its mount back in the next round.
 //!
-//! The loop's side (`Prober`) starts a round, drains what came back
-//! without waiting, and is told through a callback (the server's
-//! `mio::Waker`) when the round is over. A round is over when every mount
-//! answered or was left out, or when the loop's own deadline
-//! (`ROUND_WAIT`) passed: then it has what came back. Without a callback
-//! (a benchmark, a test of the answers) the caller waits up to
-//! `ROUND_WAIT` instead.
+//! A round is one hand-off each way: the loop queues the round's mounts to
+//! the worker, the worker answers each into a queue the loop drains
+//! without waiting and, at the end of its job, calls the server's
+//! `mio::Waker`. The loop watches the time itself (`deadline`: the
+//! mount's timeout or the round's `ROUND_WAIT`, whichever comes first).
+//! A round is over when every mount answered or was left out, or when
+//! `ROUND_WAIT` passed: then it has what came back. Without a callback (a
+//! benchmark, a test of the answers) the caller waits instead (`wait`).
 
 use super::disks::Space;
 use std::collections::VecDeque;
@@ -36,12 +37,12 @@ pub const ROUND_WAIT: Duration = Duration::from_millis(500);
 pub const MAX_STUCK: usize = 8;
 /// Mount points warned of once each; more are logged at debug level.
 const MAX_WARNED: usize = 64;
-/// The threads' stacks: `statvfs`, a channel, and a log line need little.
+/// The worker's stack: `statvfs` and a queue need little.
 const STACK: usize = 64 * 1024;
 
 /// Who calls `statvfs` (a test's stand-in can hang on purpose).
 pub type Probe = fn(&Path) -> Option<Space>;
-/// Called by the manager when a round is over (wakes the loop).
+/// Called by a worker when its job is done (wakes the loop).
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// A channel between two threads: a queue under a lock, and a condvar.
@@ -120,66 +121,54 @@ impl<T> Queue<T> {
     }
 }
 
-/// From the loop and the workers to the manager.
-enum ToManager {
-    Round(u64, Arc<[PathBuf]>),
-    Probed {
-        worker: u64,
-        idx: usize,
-        space: Option<Space>,
-    },
-    Quit,
-}
-
-/// The manager's inbox, and its reports to the loop.
-type Chans = (Arc<Queue<ToManager>>, Arc<Queue<Report>>);
-
-/// A round asked for: its id and its mounts' paths.
-type RoundAsked = (u64, Arc<[PathBuf]>);
-
-/// From the manager to the loop.
-enum Report {
-    Mount(u64, usize, Option<Space>),
-    Done(u64),
+/// One mount's answer, from a worker to the loop.
+struct Report {
+    worker: u64,
+    round: u64,
+    idx: usize,
+    space: Option<Space>,
+    /// When its call returned: the next call began then.
+    at: Instant,
 }
 
 /// One round's work for a worker: these mounts of `paths`, in order.
 struct Job {
+    round: u64,
     paths: Arc<[PathBuf]>,
     todo: Vec<usize>,
 }
 
-/// The round the loop waits for.
+/// The worker the loop hands rounds to.
+struct Worker {
+    id: u64,
+    jobs: Arc<Queue<Job>>,
+}
+
+/// The round that is out.
 struct Round {
     id: u64,
+    paths: Arc<[PathBuf]>,
     by: Instant,
     spaces: Vec<Option<Space>>,
-    done: bool,
+    /// The mounts the worker has still to answer, in its order.
+    left: VecDeque<usize>,
+    /// When the worker's call on `left`'s first mount began.
+    since: Instant,
 }
 
-impl Round {
-    /// One report from the manager (one of an earlier round is dropped).
-    fn take(&mut self, rep: Report) {
-        match rep {
-            Report::Mount(id, i, s) if id == self.id => {
-                if let Some(slot) = self.spaces.get_mut(i) {
-                    *slot = s;
-                }
-            }
-            Report::Done(id) if id == self.id => self.done = true,
-            _ => {}
-        }
-    }
-}
-
-/// The loop's side: starts rounds, collects what comes back.
+/// The loop's side: starts rounds, times the worker, collects what comes
+/// back.
 pub struct Prober {
     probe: Probe,
     notify: Option<Notify>,
-    /// The manager's inbox and the reports from it, once started.
-    chans: Option<Chans>,
+    reports: Arc<Queue<Report>>,
+    worker: Option<Worker>,
+    next_worker: u64,
     next_id: u64,
     round: Option<Round>,
+    /// Workers left in a call, and the mount each is in.
+    stuck: Vec<(u64, PathBuf)>,
+    warned: Vec<PathBuf>,
 }
 
 impl Prober {
@@ -187,9 +176,13 @@ impl Prober {
         Prober {
             probe,
             notify: None,
-            chans: None,
+            reports: Queue::new(),
+            worker: None,
+            next_worker: 0,
             next_id: 0,
             round: None,
+            stuck: Vec::new(),
+            warned: Vec::new(),
         }
     }
 
@@ -203,9 +196,13 @@ impl Prober {
         self.notify.is_some()
     }
 
-    /// The running round's deadline, if a round is out.
+    /// When the round that is out must be looked at again: its mount's
+    /// timeout or its own deadline, whichever comes first.
     pub fn deadline(&self) -> Option<Instant> {
-        self.round.as_ref().map(|r| r.by)
+        self.round.as_ref().map(|r| match r.left.is_empty() {
+            true => r.by,
+            false => r.by.min(r.since + MOUNT_TIMEOUT),
+        })
     }
 
     /// Starts a round over `paths` unless one is out.
@@ -213,224 +210,117 @@ impl Prober {
         if self.round.is_some() {
             return;
         }
+        // a stuck call that returned meanwhile puts its mount back
+        while let Got::Item(rep) = self.reports.recv(Some(now)) {
+            self.take(rep);
+        }
         self.next_id += 1;
-        let id = self.next_id;
-        let n = paths.len();
-        let sent = self
-            .manager()
-            .is_some_and(|tx| tx.send(ToManager::Round(id, paths)).is_ok());
-        self.round = Some(Round {
-            id,
-            by: now + ROUND_WAIT,
-            spaces: vec![None; n],
-            // no manager (no thread could start): nothing will come back
-            done: !sent,
-        });
-    }
-
-    /// The manager's inbox, starting it on first use.
-    fn manager(&mut self) -> Option<&Queue<ToManager>> {
-        if self.chans.is_none() {
-            let (inbox, reports) = (Queue::new(), Queue::new());
-            let m = Manager {
-                inbox: inbox.clone(),
-                out: reports.clone(),
-                notify: self.notify.clone(),
-                probe: self.probe,
-                worker: None,
-                next_worker: 0,
-                stuck: Vec::new(),
-                warned: Vec::new(),
-            };
-            let spawned = spawn("sockagent-mounts", Box::new(move || m.run()));
-            if let Err(e) = spawned {
-                log::warn!("cannot start the mount prober: {e}; disks show no space");
-                return None;
-            }
-            self.chans = Some((inbox, reports));
-        }
-        self.chans.as_ref().map(|c| &*c.0)
-    }
-
-    /// Takes what came back; true when the round is over.
-    fn drain(&mut self, now: Instant) -> bool {
-        let (Some(r), Some((_, rx))) = (&mut self.round, &self.chans) else {
-            return self.round.as_ref().is_some_and(|r| r.done);
-        };
-        while !r.done {
-            match rx.recv(Some(now)) {
-                Got::Item(rep) => r.take(rep),
-                Got::Empty => break,
-                Got::Closed => r.done = true,
-            }
-        }
-        r.done || now >= r.by
-    }
-
-    /// Without a callback: waits for the round to end (at most until its
-    /// deadline).
-    pub fn wait(&mut self) {
-        loop {
-            let now = Instant::now();
-            if self.drain(now) {
-                return;
-            }
-            let (Some(r), Some((_, rx))) = (&mut self.round, &self.chans) else {
-                return;
-            };
-            match rx.recv(Some(r.by)) {
-                Got::Item(rep) => r.take(rep),
-                Got::Empty => {}
-                Got::Closed => r.done = true,
-            }
-        }
-    }
-
-    /// The round's spaces (a mount that did not answer: `None`) once it is
-    /// over, ending it; `None` while it runs or when none is out.
-    pub fn settle(&mut self, now: Instant) -> Option<Vec<Option<Space>>> {
-        if !self.drain(now) {
-            return None;
-        }
-        self.round.take().map(|r| r.spaces)
-    }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        if let Some((tx, _)) = &self.chans {
-            let _ = tx.send(ToManager::Quit);
-        }
-    }
-}
-
-/// A worker the manager has handed work to.
-struct Worker {
-    id: u64,
-    jobs: Arc<Queue<Job>>,
-}
-
-/// The manager thread: hands rounds to a worker and times each call.
-struct Manager {
-    /// Also each worker's way back.
-    inbox: Arc<Queue<ToManager>>,
-    out: Arc<Queue<Report>>,
-    notify: Option<Notify>,
-    probe: Probe,
-    worker: Option<Worker>,
-    next_worker: u64,
-    /// Workers left in a call, and the mount each is in.
-    stuck: Vec<(u64, PathBuf)>,
-    warned: Vec<PathBuf>,
-}
-
-impl Manager {
-    fn run(mut self) {
-        let mut next = None;
-        loop {
-            let (id, paths) = match next.take() {
-                Some(r) => r,
-                None => match self.inbox.recv(None) {
-                    Got::Item(ToManager::Round(id, paths)) => (id, paths),
-                    Got::Item(ToManager::Probed { worker, .. }) => {
-                        self.returned(worker);
-                        continue;
-                    }
-                    Got::Item(ToManager::Quit) | Got::Empty | Got::Closed => return,
-                },
-            };
-            match self.round(id, &paths) {
-                Ok(newer) => next = newer,
-                Err(()) => return,
-            }
-            if self.out.send(Report::Done(id)).is_err() {
-                return;
-            }
-            if let Some(f) = &self.notify {
-                f();
-            }
-        }
-    }
-
-    /// One round: every mount not stuck, each within `MOUNT_TIMEOUT`.
-    /// Returns a round asked for meanwhile (the newest wins); `Err` when
-    /// the agent is going away.
-    fn round(&mut self, id: u64, paths: &Arc<[PathBuf]>) -> Result<Option<RoundAsked>, ()> {
-        let mut newer = None;
-        let mut todo: Vec<usize> = (0..paths.len())
+        let left = (0..paths.len())
             .filter(|&i| paths.get(i).is_some_and(|p| !self.is_stuck(p)))
             .collect();
-        while !todo.is_empty() {
-            let Some(w) = self.worker() else {
-                break; // too many stuck: the rest are left out
+        self.round = Some(Round {
+            id: self.next_id,
+            spaces: vec![None; paths.len()],
+            paths,
+            by: now + ROUND_WAIT,
+            left,
+            since: now,
+        });
+        self.hand_out(now);
+    }
+
+    /// Hands the round's mounts still to answer to the worker (starting
+    /// one when needed); with none to be had, they are left out.
+    fn hand_out(&mut self, now: Instant) {
+        loop {
+            let Some(r) = &self.round else { return };
+            if r.left.is_empty() {
+                return;
+            }
+            let job = Job {
+                round: r.id,
+                paths: r.paths.clone(),
+                todo: r.left.iter().copied().collect(),
             };
-            let (wid, job) = (
-                w.id,
-                Job {
-                    paths: paths.clone(),
-                    todo: todo.clone(),
-                },
-            );
-            if w.jobs.send(job).is_err() {
-                self.worker = None;
-                continue;
-            }
-            let mut done = 0;
-            while let Some(&i) = todo.get(done) {
-                match self.inbox.recv(Some(Instant::now() + MOUNT_TIMEOUT)) {
-                    Got::Item(ToManager::Probed { worker, idx, space }) if worker == wid => {
-                        self.out
-                            .send(Report::Mount(id, idx, space))
-                            .map_err(|_| ())?;
-                        done += 1;
+            let sent = match self.worker() {
+                Some(w) => w.jobs.send(job).is_ok(),
+                None => {
+                    // too many stuck: the rest are left out
+                    if let Some(r) = &mut self.round {
+                        r.left.clear();
                     }
-                    Got::Item(ToManager::Probed { worker, .. }) => self.returned(worker),
-                    Got::Item(ToManager::Round(nid, np)) => newer = Some((nid, np)),
-                    Got::Item(ToManager::Quit) | Got::Closed => return Err(()),
-                    Got::Empty => {
-                        let mount = paths.get(i).cloned().unwrap_or_default();
-                        self.give_up(wid, mount);
-                        done += 1;
-                        break;
-                    }
+                    return;
                 }
+            };
+            if sent {
+                if let Some(r) = &mut self.round {
+                    r.since = now;
+                }
+                return;
             }
-            todo.drain(..done.min(todo.len()));
+            self.worker = None;
         }
-        Ok(newer)
     }
 
-    fn is_stuck(&self, p: &Path) -> bool {
-        self.stuck.iter().any(|(_, m)| m == p)
-    }
-
-    /// The current worker, starting one when there is none and fewer than
+    /// The worker, starting one when there is none and fewer than
     /// `MAX_STUCK` are stuck.
     fn worker(&mut self) -> Option<&Worker> {
         if self.worker.is_none() && self.stuck.len() < MAX_STUCK {
             self.next_worker += 1;
             let id = self.next_worker;
             let jobs: Arc<Queue<Job>> = Queue::new();
-            let rx = jobs.clone();
-            let back = self.inbox.clone();
-            let probe = self.probe;
-            let spawned = spawn(
-                "sockagent-statvfs",
-                Box::new(move || work(id, &rx, &back, probe)),
-            );
+            let (rx, back) = (jobs.clone(), self.reports.clone());
+            let (probe, notify) = (self.probe, self.notify.clone());
+            let spawned = std::thread::Builder::new()
+                .name("sockagent-statvfs".into())
+                .stack_size(STACK)
+                .spawn(move || work(id, &rx, &back, probe, notify.as_ref()));
             match spawned {
                 Ok(_) => self.worker = Some(Worker { id, jobs }),
-                Err(e) => log::warn!("cannot start a statvfs worker: {e}"),
+                Err(e) => log::warn!("cannot start a statvfs worker: {e}; disks show no space"),
             }
         }
         self.worker.as_ref()
     }
 
-    /// The worker did not answer in time: leave it to its call (closing
-    /// its job queue tells it to end when the call returns).
-    fn give_up(&mut self, worker: u64, mount: PathBuf) {
+    fn is_stuck(&self, p: &Path) -> bool {
+        self.stuck.iter().any(|(_, m)| m == p)
+    }
+
+    /// One mount's answer (one of an earlier round, or of a worker given
+    /// up on, is dropped; a stuck worker's says its call returned).
+    fn take(&mut self, rep: Report) {
+        if let Some(i) = self.stuck.iter().position(|(w, _)| *w == rep.worker) {
+            let (_, mount) = self.stuck.swap_remove(i);
+            log::info!("{}: statfs answered again", mount.display());
+            return;
+        }
+        let current = self.worker.as_ref().map(|w| w.id);
+        let Some(r) = self.round.as_mut().filter(|r| r.id == rep.round) else {
+            return;
+        };
+        if current == Some(rep.worker) && r.left.front() == Some(&rep.idx) {
+            r.left.pop_front();
+            r.since = rep.at;
+            if let Some(slot) = r.spaces.get_mut(rep.idx) {
+                *slot = rep.space;
+            }
+        }
+    }
+
+    /// The worker's call has run past `MOUNT_TIMEOUT`: leave it to its
+    /// call (closing its job queue tells it to end when the call returns),
+    /// leave its mount out, and hand the rest to a fresh worker.
+    fn give_up_if_late(&mut self, now: Instant) {
+        let Some(r) = &mut self.round else { return };
+        if r.left.is_empty() || now < r.since + MOUNT_TIMEOUT {
+            return;
+        }
+        let idx = r.left.pop_front().unwrap_or_default();
+        let mount = r.paths.get(idx).cloned().unwrap_or_default();
         if let Some(w) = self.worker.take() {
             w.jobs.close();
+            self.stuck.push((w.id, mount.clone()));
         }
         let first = !self.warned.contains(&mount);
         if first && self.warned.len() < MAX_WARNED {
@@ -445,62 +335,92 @@ impl Manager {
         } else {
             log::debug!("{}: statfs hangs again", mount.display());
         }
-        self.stuck.push((worker, mount));
+        self.hand_out(now);
     }
 
-    /// A stuck worker's call returned: its mount is probed again.
-    fn returned(&mut self, worker: u64) {
-        if let Some(i) = self.stuck.iter().position(|(w, _)| *w == worker) {
-            let (_, mount) = self.stuck.swap_remove(i);
-            log::info!("{}: statfs answered again", mount.display());
+    /// Takes what came back, gives up on a late call; true when the round
+    /// is over.
+    fn drain(&mut self, now: Instant) -> bool {
+        while let Got::Item(rep) = self.reports.recv(Some(now)) {
+            self.take(rep);
         }
+        self.give_up_if_late(now);
+        self.round
+            .as_ref()
+            .is_some_and(|r| r.left.is_empty() || now >= r.by)
+    }
+
+    /// Without a callback: waits for the round to end (at most until its
+    /// deadline).
+    pub fn wait(&mut self) {
+        loop {
+            if self.drain(Instant::now()) {
+                return;
+            }
+            let Some(by) = self.deadline() else { return };
+            match self.reports.recv(Some(by)) {
+                Got::Item(rep) => self.take(rep),
+                Got::Empty => {}
+                Got::Closed => return,
+            }
+        }
+    }
+
+    /// The round's spaces (a mount that did not answer: `None`) once it is
+    /// over, ending it; `None` while it runs or when none is out. A worker
+    /// still making the calls of a round over by its deadline is let go
+    /// (it ends after its call), so the next round starts on a fresh one.
+    pub fn settle(&mut self, now: Instant) -> Option<Vec<Option<Space>>> {
+        if !self.drain(now) {
+            return None;
+        }
+        let r = self.round.take()?;
+        if !r.left.is_empty() {
+            if let Some(w) = self.worker.take() {
+                w.jobs.close();
+            }
+        }
+        Some(r.spaces)
     }
 }
 
-impl Drop for Manager {
+impl Drop for Prober {
     /// The agent is going away: the worker ends after its call, and a
     /// stuck one that returns finds nobody to tell.
     fn drop(&mut self) {
         if let Some(w) = &self.worker {
             w.jobs.close();
         }
-        self.inbox.close();
+        self.reports.close();
     }
 }
 
-/// Starts a helper thread; one signature for both kinds, so std's spawn
-/// path is linked once.
-fn spawn(name: &str, f: Box<dyn FnOnce() + Send>) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(STACK)
-        .spawn(f)
-        .map(drop)
-}
-
-/// A worker: probes each job's mounts in order, reporting each; ends when
-/// the manager lets go of it.
-fn work(id: u64, jobs: &Queue<Job>, back: &Queue<ToManager>, probe: Probe) {
+/// A worker: probes each job's mounts in order, reporting each, and wakes
+/// the loop when its job is done; ends when the loop lets go of it.
+fn work(id: u64, jobs: &Queue<Job>, back: &Queue<Report>, probe: Probe, notify: Option<&Notify>) {
     while let Got::Item(job) = jobs.recv(None) {
         for &idx in &job.todo {
             let Some(p) = job.paths.get(idx) else {
                 continue;
             };
             let space = probe(p);
-            if back
-                .send(ToManager::Probed {
-                    worker: id,
-                    idx,
-                    space,
-                })
-                .is_err()
-            {
+            let rep = Report {
+                worker: id,
+                round: job.round,
+                idx,
+                space,
+                at: Instant::now(),
+            };
+            if back.send(rep).is_err() {
                 return;
             }
             // given up on while in the call: the rest is another's
             if jobs.is_closed() {
                 return;
             }
+        }
+        if let Some(f) = notify {
+            f();
         }
     }
 }
@@ -595,7 +515,11 @@ mod tests {
         }));
         let now = Instant::now();
         p.start(paths(&["/a"]), now);
-        assert_eq!(p.deadline(), Some(now + ROUND_WAIT));
+        assert_eq!(
+            p.deadline(),
+            Some(now + MOUNT_TIMEOUT),
+            "the mount's timeout comes first"
+        );
         rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(p.settle(Instant::now()).unwrap(), vec![space_of(2)]);
     }
