@@ -13,7 +13,11 @@
 //! Paced mode sends each request on a 20 ms grid instead of back to back,
 //! so every request finds the agent asleep, as a client at the guide's
 //! cadence does: the wakeup, the syscalls of an idle process's first
-//! request and the cold caches are in every figure.
+//! request and the cold caches are in every figure. Beside them, the floor
+//! of one request on the machine: a minimal server (one blocking thread
+//! that reads a frame and writes one as long as our error answer) against
+//! our smallest answer, paced the same way; it says how much of each
+//! figure no agent can save.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -22,6 +26,7 @@ use tungstenite::{Message, WebSocket};
 
 struct Agent {
     child: Child,
+    port: u16,
     ws: Option<WebSocket<TcpStream>>,
     cpu_per_req: Vec<Vec<f64>>,
     rtt: Vec<Vec<f64>>,
@@ -75,6 +80,7 @@ fn start(name: &str, bin: &str, port: u16) -> Agent {
     }
     Agent {
         child,
+        port,
         ws: None,
         cpu_per_req: vec![Vec::new(); 3],
         rtt: vec![Vec::new(); 3],
@@ -109,7 +115,88 @@ fn row(name: &str, ours: f64, theirs: f64, unit: &str) {
     println!("| {name} | {ours:.1} {unit} | {theirs:.1} {unit} | {ratio} |");
 }
 
+/// What the smallest-answer rows send: not a request, so our agent answers
+/// with its error object; the floor answers anything with a frame as long.
+const SMALLEST: &str = "hello";
+
+/// `per` requests `r` to `a`, one every `pace` (0: back to back): the
+/// agent's CPU per request (µs) and each round trip (µs).
+fn paced(a: &mut Agent, r: &str, per: usize, pace: Duration) -> (f64, Vec<f64>) {
+    let pid = a.child.id();
+    let ws = a.ws.as_mut().unwrap();
+    let mut rtt = Vec::with_capacity(per);
+    let c0 = cpu_ns(pid);
+    let start = Instant::now();
+    for k in 0..per {
+        // paced: each request on its own grid point, the agent asleep
+        if let Some(wait) = (start + pace * k as u32).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = Instant::now();
+        ws.send(Message::text(r)).unwrap();
+        ws.read().unwrap();
+        rtt.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    ((cpu_ns(pid) - c0) / per as f64 / 1e3, rtt)
+}
+
+/// The minimal server (`--floor-server PORT`): one client, blocking; each
+/// text frame is answered with one text frame of `FLOOR_REPLY` bytes.
+fn floor_server(port: u16) -> ! {
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    loop {
+        let (s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let Ok(mut ws) = tungstenite::accept(s) else {
+            continue;
+        };
+        let reply = "x".repeat(FLOOR_REPLY);
+        while let Ok(m) = ws.read() {
+            if m.is_text() && ws.send(Message::text(reply.as_str())).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Bytes of the floor's answer: about our error object's.
+const FLOOR_REPLY: usize = 160;
+
+fn start_floor() -> Agent {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--floor-server", &port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // the floor serves one client at a time: wait for its listener
+    // without connecting
+    while !std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&format!(":{port:04X}")) && f[3] == "0A"
+        })
+    {
+        assert!(t0.elapsed() < Duration::from_secs(20), "floor did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Agent {
+        child,
+        port,
+        ws: None,
+        cpu_per_req: vec![Vec::new(); 3],
+        rtt: vec![Vec::new(); 3],
+    }
+}
+
 fn main() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("--floor-server") {
+        floor_server(args.next().and_then(|p| p.parse().ok()).unwrap_or(0));
+    }
     // SOCKAGENT_BIN: another build of ours (the static musl one, say).
     let ours_bin = std::env::var("SOCKAGENT_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sockagent").to_string());
@@ -167,25 +254,35 @@ fn main() {
             let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for &i in &order {
                 let a = &mut agents[i];
-                let pid = a.child.id();
-                let ws = a.ws.as_mut().unwrap();
-                let c0 = cpu_ns(pid);
-                let start = Instant::now();
-                for k in 0..per {
-                    // paced: each request on its own grid point, the agent asleep
-                    if let Some(wait) =
-                        (start + pace * k as u32).checked_duration_since(Instant::now())
-                    {
-                        std::thread::sleep(wait);
-                    }
-                    let t = Instant::now();
-                    ws.send(Message::text(*r)).unwrap();
-                    ws.read().unwrap();
-                    a.rtt[ri].push(t.elapsed().as_secs_f64() * 1e6);
-                }
-                let c1 = cpu_ns(pid);
-                a.cpu_per_req[ri].push((c1 - c0) / per as f64 / 1e3);
+                let (cpu, rtt) = paced(a, r, per, pace);
+                a.cpu_per_req[ri].push(cpu);
+                a.rtt[ri].extend(rtt);
             }
+        }
+    }
+    // The floor of one request on this machine: a minimal WebSocket server
+    // (one blocking thread: read a frame, write a frame of the size of our
+    // error answer) against our agent's smallest answer (an unknown
+    // request's error object), in alternating rounds. Paced, this is the
+    // wakeup, one read and one write: no agent answers for less.
+    let mut floor = start_floor();
+    floor.ws = Some(connect(floor.port));
+    let small = [&mut agents[0], &mut floor];
+    let mut smallest: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let [ours_a, floor_a] = small;
+    for _ in 0..2 {
+        paced(ours_a, SMALLEST, 5, Duration::ZERO);
+        paced(floor_a, SMALLEST, 5, Duration::ZERO);
+    }
+    for round in 0..rounds {
+        let (cpu_o, _) = paced(ours_a, SMALLEST, per, pace);
+        let (cpu_f, _) = paced(floor_a, SMALLEST, per, pace);
+        if round % 2 == 0 {
+            smallest[0].push(cpu_o);
+            smallest[1].push(cpu_f);
+        } else {
+            smallest[1].push(cpu_f);
+            smallest[0].push(cpu_o);
         }
     }
     let (ours, theirs) = (&agents[0], &agents[1]);
@@ -223,6 +320,26 @@ fn main() {
             "µs",
         );
     }
+    println!();
+    println!("| the floor of one request | sockagent | minimal server | ratio |");
+    println!("| --- | --- | --- | --- |");
+    row(
+        "CPU per smallest answer (an unknown request's error object)",
+        pct(&smallest[0], 0.5),
+        pct(&smallest[1], 0.5),
+        "µs",
+    );
+    let floor_us = pct(&smallest[1], 0.5);
+    for (ri, r) in REQUESTS.iter().enumerate() {
+        let theirs = pct(&theirs.cpu_per_req[ri], 0.5);
+        println!(
+            "| `{r}`: the floor is {:.3}x the reference's CPU per request | | | |",
+            floor_us / theirs
+        );
+    }
+    println!();
+    println!("| measure | sockagent | socktop_agent 1.60.1 | ratio |");
+    println!("| --- | --- | --- | --- |");
     for (ri, r) in REQUESTS.iter().enumerate() {
         row(
             &format!("`{r}` round trip p50"),
