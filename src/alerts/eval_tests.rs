@@ -69,63 +69,32 @@ fn lifecycle(name: &str, for_s: u64, on: impl Fn(&mut Inputs), off: impl Fn(&mut
     assert!(active(&e).is_empty(), "{:?}", active(&e));
 }
 
+/// Each yes-or-no or single-reading rule through `lifecycle`, a line a
+/// rule: its name, its `for` (0: it fires at once) and the inputs that
+/// hold and clear it.
 #[test]
-fn under_voltage_fires_at_once() {
-    lifecycle(
-        "NodeUnderVoltage",
-        0,
-        |i| i.throttle_now = Some(0b0001),
-        |i| i.throttle_now = Some(0),
-    );
+fn single_reading_rules_pend_fire_and_resolve() {
+    let throttle = |bits| move |i: &mut Inputs| i.throttle_now = Some(bits);
+    let temp = |c| move |i: &mut Inputs| i.cpu_temp_c = Some(c);
+    let avail = |a| move |i: &mut Inputs| i.mem_used = mem_used(1000, a);
+    let sync = |yes| move |i: &mut Inputs| i.clock_synced = Some(yes);
+    lifecycle("NodeUnderVoltage", 0, throttle(0b0001), throttle(0));
+    lifecycle("NodeCpuThrottled", 60, throttle(0b0010), throttle(0));
+    // a soft temperature limit, cleared by its source going away
+    lifecycle("NodeCpuThrottled", 60, throttle(1 << 4), |_| {});
+    lifecycle("NodeHighTemperature", 120, temp(80.0), temp(79.9));
+    lifecycle("NodeMemoryHighUtilization", 900, avail(80), avail(100));
+    lifecycle("NodeClockNotSynchronising", 600, sync(false), sync(true));
 }
 
 #[test]
-fn cpu_throttled() {
-    lifecycle(
-        "NodeCpuThrottled",
-        60,
-        |i| i.throttle_now = Some(0b0010),
-        |i| i.throttle_now = Some(0),
-    );
-    lifecycle(
-        "NodeCpuThrottled",
-        60,
-        |i| i.throttle_now = Some(1 << 4),
-        |_| {},
-    );
-}
-
-#[test]
-fn high_temperature() {
-    lifecycle(
-        "NodeHighTemperature",
-        120,
-        |i| i.cpu_temp_c = Some(80.0),
-        |i| i.cpu_temp_c = Some(79.9),
-    );
-}
-
-#[test]
-fn memory_high_utilization() {
+fn mem_used_is_the_share_not_available() {
     assert_eq!(mem_used(1000, 80), Some(0.92));
     assert_eq!(mem_used(0, 0), None);
-    lifecycle(
-        "NodeMemoryHighUtilization",
-        900,
-        |i| i.mem_used = mem_used(1000, 80),
-        |i| i.mem_used = mem_used(1000, 100),
-    );
 }
 
 #[test]
-fn clock_not_synchronising() {
-    lifecycle(
-        "NodeClockNotSynchronising",
-        600,
-        |i| i.clock_synced = Some(false),
-        |i| i.clock_synced = Some(true),
-    );
-    // No source: nothing holds.
+fn no_clock_source_holds_nothing() {
     let mut e = engine("");
     run(&mut e, 0, 700, |_| {});
     assert!(active(&e).is_empty());

@@ -23,6 +23,19 @@ pub struct Root {
     base: PathBuf,
 }
 
+/// A collector of `refresh(root, now, epoch, buf)`'s kind (power,
+/// throttle) after one read of fixture tree `name`.
+#[cfg(test)]
+pub fn refreshed<T: Default>(
+    name: &str,
+    refresh: fn(&mut T, &Root, std::time::Instant, u64, &mut Vec<u8>),
+) -> T {
+    let mut c = T::default();
+    let now = std::time::Instant::now();
+    refresh(&mut c, &Root::fixture(name), now, 1, &mut Vec::new());
+    c
+}
+
 impl Default for Root {
     fn default() -> Self {
         Root::new("/")

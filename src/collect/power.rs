@@ -301,6 +301,7 @@ impl Power {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::refreshed;
     use std::time::Duration;
 
     #[test]
@@ -371,13 +372,6 @@ mod tests {
 
     #[test]
     fn nothing_on_a_vm() {
-        let mut p = Power::default();
-        p.refresh(
-            &Root::fixture("h200-vm"),
-            Instant::now(),
-            1,
-            &mut Vec::new(),
-        );
-        assert!(!p.present());
+        assert!(!refreshed("h200-vm", Power::refresh).present());
     }
 }

@@ -259,6 +259,7 @@ impl Throttling {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::fs::refreshed;
     use std::time::Duration;
 
     #[test]
@@ -290,9 +291,7 @@ mod tests {
 
     #[test]
     fn rpi4_tree() {
-        let mut t = Throttle::default();
-        t.refresh(&Root::fixture("rpi4"), Instant::now(), 1, &mut Vec::new());
-        let s = t.sample.unwrap();
+        let s = refreshed("rpi4", Throttle::refresh).sample.unwrap();
         assert_eq!(s.known, FIRMWARE);
         assert_eq!(s.now, 0b0101);
         assert_eq!(s.since_boot, 0b0101);
@@ -336,13 +335,6 @@ mod tests {
 
     #[test]
     fn no_source_no_sample() {
-        let mut t = Throttle::default();
-        t.refresh(
-            &Root::fixture("h200-vm"),
-            Instant::now(),
-            1,
-            &mut Vec::new(),
-        );
-        assert_eq!(t.sample, None);
+        assert_eq!(refreshed("h200-vm", Throttle::refresh).sample, None);
     }
 }

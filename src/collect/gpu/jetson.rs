@@ -134,8 +134,7 @@ mod tests {
 
     #[test]
     fn nano_gpu0_load_and_gpu_therm() {
-        let root = Root::fixture("jetson-nano");
-        let j = probe(&root).unwrap();
+        let j = probe(&Root::fixture("jetson-nano")).unwrap();
         assert_eq!(
             j.read(true),
             Some(Gpu {
@@ -151,8 +150,7 @@ mod tests {
 
     #[test]
     fn orin_devfreq_load_and_gpu_thermal() {
-        let root = Root::fixture("jetson-orin");
-        let j = probe(&root).unwrap();
+        let j = probe(&Root::fixture("jetson-orin")).unwrap();
         let g = j.read(true).unwrap();
         assert_eq!(g.name, "NVIDIA Jetson AGX Orin Developer Kit GPU");
         assert_eq!(g.usage, Some(51.2));
