@@ -51,7 +51,6 @@ impl Root {
         &self.base
     }
 
-    /// True for the machine's own root (`/`), false for a captured tree.
     /// Fixture tree `name` (`tests/fixtures/<name>`, the one fixture root).
     #[cfg(test)]
     pub fn fixture(name: &str) -> Root {
@@ -59,6 +58,7 @@ impl Root {
         Root::new(format!("{base}/{name}"))
     }
 
+    /// True for the machine's own root (`/`), false for a captured tree.
     pub fn is_host(&self) -> bool {
         self.base == Path::new("/")
     }
