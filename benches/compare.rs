@@ -180,7 +180,10 @@ fn start_floor() -> Agent {
             f.len() > 3 && f[1].ends_with(&format!(":{port:04X}")) && f[3] == "0A"
         })
     {
-        assert!(t0.elapsed() < Duration::from_secs(20), "floor did not listen");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "floor did not listen"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Agent {

@@ -7,6 +7,7 @@ use super::pushes::Pushes;
 use super::transport::Transport;
 use crate::answers::prom::PushCounts;
 use crate::protocol::{self, Answer, Stream, Subscription};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -171,6 +172,10 @@ pub struct Out {
     /// (queued on the transport, or a pong or close in tungstenite; 0: it
     /// took everything). Not held against the client's cap.
     pub in_flight: usize,
+    /// The peer's close frame was read (tungstenite queued its reply): no
+    /// pushed frame may follow it. Kept here so a push need not look into
+    /// tungstenite's state.
+    pub peer_closed: bool,
 }
 
 impl Out {
@@ -214,8 +219,9 @@ impl Out {
     }
 }
 
-/// Hands stream `s`'s frame to connection `c`, replacing one still unsent.
-pub fn offer(c: &mut Conn, s: Stream, a: Answer, n: &mut PushCounts) {
+/// Hands stream `s`'s frame (`framed`) to connection `c`, replacing one
+/// still unsent.
+pub fn offer(c: &mut Conn, s: Stream, a: Bytes, n: &mut PushCounts) {
     if !matches!(c.phase, Phase::Ws { .. }) {
         return;
     }
@@ -425,7 +431,9 @@ fn ws_step(
                 ));
                 out.push(Slot::Ready(a));
             }
-            Ok(_) => {} // ping (pong queued by tungstenite), pong, close (reply queued)
+            // tungstenite queued its reply: no data frame may follow
+            Ok(Message::Close(_)) => out.peer_closed = true,
+            Ok(_) => {} // ping (pong queued by tungstenite), pong
             Err(WsError::Io(e)) if would_block(&e) => break false,
             Err(e) => read_error(e, peer)?,
         }
@@ -515,26 +523,52 @@ fn pump(
         }
     }
     while out.in_flight == 0 {
-        let a = match out.queue.front() {
-            Some(Slot::Ready(_)) => out.pop_ready(),
-            Some(Slot::Waiting(_) | Slot::Disks) => None,
-            None => pushes.take_next(n),
+        out.in_flight = match out.queue.front() {
+            Some(Slot::Ready(_)) => match out.pop_ready() {
+                Some(a) => write_frame(io, ctx, a, peer)?,
+                None => break,
+            },
+            Some(Slot::Waiting(_) | Slot::Disks) => break,
+            // A push touches neither tungstenite nor its buffers: with a
+            // thousand subscribers, each context is a cache miss.
+            None => match pushes.take_next(n) {
+                Some(f) if !out.peer_closed => write_raw(io, &f, &[], peer)?,
+                Some(_) | None => break,
+            },
         };
-        let Some(a) = a else { break };
-        out.in_flight = write_frame(io, ctx, a, peer)?;
     }
     Ok(())
 }
 
-/// Writes one frame: 0 when the socket took it all, else what is left
-/// (it goes out as the socket drains). The frame is framed as tungstenite
-/// frames it (its `FrameHeader`), but written from the answer's own
-/// buffer, header and payload in one `writev`: a pushed frame shared by a
-/// thousand subscribers is read by the kernel from one place, not first
-/// copied into a thousand per-connection buffers. Called only when
-/// nothing is in flight, so tungstenite holds no bytes it could
-/// interleave; what the socket does not take is queued on the transport
-/// (copied then), ahead of anything written later.
+/// Frames answer `a` as one WebSocket data frame (as tungstenite frames
+/// it, with its `FrameHeader`): a pushed frame is framed once per tick and
+/// written to every subscriber as it is.
+pub fn framed(a: &Answer) -> Bytes {
+    let (op, payload) = op_and_payload(a);
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    let header = FrameHeader {
+        opcode: OpCode::Data(op),
+        ..FrameHeader::default()
+    };
+    // writing into a Vec cannot fail
+    let _ = header.format(payload.len() as u64, &mut out);
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+fn op_and_payload(a: &Answer) -> (OpData, &[u8]) {
+    match a {
+        Answer::Text(t) => (OpData::Text, t.as_bytes()),
+        Answer::Binary(b) => (OpData::Binary, b),
+    }
+}
+
+/// Writes one answer's frame: 0 when the socket took it all, else what is
+/// left (it goes out as the socket drains). The frame is framed as
+/// tungstenite frames it (its `FrameHeader`), but written from the
+/// answer's own buffer, header and payload in one `writev`: no copy of
+/// the payload into a per-connection buffer. Called only when nothing is
+/// in flight, so tungstenite holds no bytes it could interleave.
 fn write_frame(
     io: &mut Transport,
     ctx: &mut WebSocketContext,
@@ -545,10 +579,7 @@ fn write_frame(
         log::debug!("{peer}: a frame after the close frame is not sent");
         return Err(());
     }
-    let (op, payload): (OpData, &[u8]) = match &a {
-        Answer::Text(t) => (OpData::Text, t.as_bytes()),
-        Answer::Binary(b) => (OpData::Binary, b),
-    };
+    let (op, payload) = op_and_payload(&a);
     let mut head = [0u8; 14];
     let mut cur = io::Cursor::new(&mut head[..]);
     let header = FrameHeader {
@@ -559,10 +590,21 @@ fn write_frame(
         return Err(());
     }
     let len = cur.position() as usize;
-    let h = head.get(..len).unwrap_or_default();
+    write_raw(io, head.get(..len).unwrap_or_default(), payload, peer)
+}
+
+/// Writes `h` then `payload` (one `send` when `payload` is empty, else one
+/// `writev`): 0 when the socket took it all, else what is left, queued on
+/// the transport (copied then) ahead of anything written later.
+fn write_raw(io: &mut Transport, h: &[u8], payload: &[u8], peer: &str) -> Result<usize, ()> {
     let total = h.len() + payload.len();
     let taken = loop {
-        match io.write_vectored(&[IoSlice::new(h), IoSlice::new(payload)]) {
+        let r = if payload.is_empty() {
+            io.write(h)
+        } else {
+            io.write_vectored(&[IoSlice::new(h), IoSlice::new(payload)])
+        };
+        match r {
             Ok(n) => break n,
             Err(e) if would_block(&e) => break 0,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -1,15 +1,18 @@
 //! One connection's pushed streams: what it subscribed to, and at most one
 //! frame per stream waiting for its socket (a newer frame replaces it: a
 //! subscriber that does not read never builds a queue). Written out by
-//! `conn.rs`; changed by a (un)subscribe in `dispatch.rs`.
+//! `conn.rs`; changed by a (un)subscribe in `dispatch.rs`. A waiting frame
+//! is the whole WebSocket frame, framed once per tick for every member
+//! (`conn::framed`), so writing it is one `send` of a shared buffer.
 
 use crate::answers::prom::PushCounts;
-use crate::protocol::{Answer, Stream, Subscription};
+use crate::protocol::{Stream, Subscription};
+use bytes::Bytes;
 
 #[derive(Default)]
 pub struct Pushes {
     pub sub: Subscription,
-    pending: [Option<Answer>; 3],
+    pending: [Option<Bytes>; 3],
     /// The socket's send buffer is bounded (`conn::PUSH_SNDBUF`).
     pub bounded: bool,
 }
@@ -23,7 +26,7 @@ impl Pushes {
     /// Bytes of the frames waiting here (they count against the client's
     /// output cap).
     pub fn bytes(&self) -> usize {
-        self.pending.iter().flatten().map(Answer::size).sum()
+        self.pending.iter().flatten().map(Bytes::len).sum()
     }
 
     /// Takes subscription `new`: frames of streams it drops are let go.
@@ -41,7 +44,7 @@ impl Pushes {
     }
 
     /// Puts stream `s`'s frame in its slot, replacing one still unsent.
-    pub fn offer(&mut self, s: Stream, a: Answer, n: &mut PushCounts) {
+    pub fn offer(&mut self, s: Stream, a: Bytes, n: &mut PushCounts) {
         let i = s as usize;
         let Some(slot) = self.pending.get_mut(i) else {
             return;
@@ -59,7 +62,7 @@ impl Pushes {
     }
 
     /// The first waiting frame, in stream order, taken out to be written.
-    pub fn take_next(&mut self, n: &mut PushCounts) -> Option<Answer> {
+    pub fn take_next(&mut self, n: &mut PushCounts) -> Option<Bytes> {
         let a = self.pending.iter_mut().find_map(Option::take)?;
         n.pending = n.pending.saturating_sub(1);
         Some(a)

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 impl Server {
     /// One tick of the group of stream `s` at `ms`: one answer (from the
-    /// cache, or one collection) handed to every member, each written from
-    /// the same encoded buffer (a reference-counted `Bytes`).
+    /// cache, or one collection), framed once and handed to every member,
+    /// each written from the same buffer (a reference-counted `Bytes`).
     pub(super) fn push_tick(&mut self, s: Stream, ms: u32, serial: u64, now: Instant) {
         // A disks round is out (statvfs runs off the loop): this group's
         // tick waits for it, as a disks request does (`disks_done`).
@@ -42,6 +42,8 @@ impl Server {
                 None,
             ))
         });
+        // Framed once for every member: each write is one `send` of it.
+        let frame = conn::framed(&answer);
         // Every member is open: `close` takes a connection out of its
         // groups (`Streams::forget`), so none is stale here.
         let mut failed = Vec::new();
@@ -51,7 +53,7 @@ impl Server {
             let Some(c) = self.conns.get_mut(k).filter(|c| c.serial == serial) else {
                 continue;
             };
-            conn::offer(c, s, answer.clone(), counts);
+            conn::offer(c, s, frame.clone(), counts);
             if matches!(conn::push_out(c, counts, cap), Outcome::Drop) {
                 failed.push(k);
             }

@@ -190,8 +190,14 @@ impl Read for Transport {
 }
 
 impl Write for Transport {
+    /// One `send` on a plain socket (a pushed frame: the floor's syscall).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[io::IoSlice::new(buf)])
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.write_vectored(&[io::IoSlice::new(buf)]);
+        }
+        self.flush_raw()?;
+        self.sock.write(buf)
     }
 
     /// What the socket (or rustls) takes of `bufs`, after the raw bytes
