@@ -32,6 +32,18 @@ struct Agent {
     rtt: Vec<Vec<f64>>,
 }
 
+impl Agent {
+    fn new(child: Child, port: u16) -> Self {
+        Agent {
+            child,
+            port,
+            ws: None,
+            cpu_per_req: vec![Vec::new(); 3],
+            rtt: vec![Vec::new(); 3],
+        }
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -43,7 +55,7 @@ const REQUESTS: [&str; 3] = ["get_metrics", "get_disks", "get_processes"];
 
 #[path = "common/proc.rs"]
 mod proc;
-use proc::{cpu_ns, ctxt_switches, pct, status_kb};
+use proc::{cpu_ns, ctxt_switches, pct, status_kb, wait_listening};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -78,13 +90,7 @@ fn start(name: &str, bin: &str, port: u16) -> Agent {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Agent {
-        child,
-        port,
-        ws: None,
-        cpu_per_req: vec![Vec::new(); 3],
-        rtt: vec![Vec::new(); 3],
-    }
+    Agent::new(child, port)
 }
 
 fn connect(port: u16) -> WebSocket<TcpStream> {
@@ -169,30 +175,9 @@ fn start_floor() -> Agent {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    // the floor serves one client at a time: wait for its listener
-    // without connecting
-    while !std::fs::read_to_string("/proc/net/tcp")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1].ends_with(&format!(":{port:04X}")) && f[3] == "0A"
-        })
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "floor did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Agent {
-        child,
-        port,
-        ws: None,
-        cpu_per_req: vec![Vec::new(); 3],
-        rtt: vec![Vec::new(); 3],
-    }
+    // it serves one client at a time: its listener, not a connection
+    wait_listening(port, "floor");
+    Agent::new(child, port)
 }
 
 fn main() {

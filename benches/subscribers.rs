@@ -58,7 +58,7 @@ struct Opts {
 
 #[path = "common/proc.rs"]
 mod proc;
-use proc::{cpu_ns, ctxt_switches, pct, status_kb};
+use proc::{cpu_ns, ctxt_switches, pct, status_kb, wait_listening};
 
 fn opts() -> Opts {
     let mut o = Opts {
@@ -700,23 +700,7 @@ fn start_floor(n: usize, bytes: usize) -> Agent {
         .spawn()
         .unwrap();
     pin_agent(child.id());
-    let t0 = Instant::now();
-    // the floor server counts every accepted connection as a client, so
-    // wait for its listener without connecting
-    while !std::fs::read_to_string("/proc/net/tcp")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1].ends_with(&format!(":{port:04X}")) && f[3] == "0A"
-        })
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "floor did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(port, "floor");
     Agent {
         name: "floor",
         child,

@@ -60,3 +60,25 @@ pub fn pct(v: &[f64], p: f64) -> f64 {
         .copied()
         .unwrap_or(f64::NAN)
 }
+
+/// Waits (at most 20 s) until something listens on 127.0.0.1:`port`,
+/// without connecting: a floor server counts every accepted connection
+/// as its client.
+pub fn wait_listening(port: u16, name: &str) {
+    let t0 = std::time::Instant::now();
+    let me = format!(":{port:04X}");
+    while !std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&me) && f[3] == "0A"
+        })
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "{name} did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
