@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod dispatch;
+mod frames;
 pub mod guard;
 pub mod http;
 pub mod jobs;

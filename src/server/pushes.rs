@@ -3,7 +3,7 @@
 //! subscriber that does not read never builds a queue). Written out by
 //! `conn.rs`; changed by a (un)subscribe in `dispatch.rs`. A waiting frame
 //! is the whole WebSocket frame, framed once per tick for every member
-//! (`conn::framed`), so writing it is one `send` of a shared buffer.
+//! (`frames::framed`), so writing it is one `send` of a shared buffer.
 
 use crate::answers::prom::PushCounts;
 use crate::protocol::{Stream, Subscription};

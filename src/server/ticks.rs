@@ -43,7 +43,7 @@ impl Server {
             ))
         });
         // Framed once for every member: each write is one `send` of it.
-        let frame = conn::framed(&answer);
+        let frame = super::frames::framed(&answer);
         // Every member is open: `close` takes a connection out of its
         // groups (`Streams::forget`), so none is stale here.
         let mut failed = Vec::new();
