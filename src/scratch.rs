@@ -1,5 +1,8 @@
 //! Tests' scratch folders: one a test (its name and the process id), made
 //! empty and removed when dropped. A leaf: any module's tests may use it.
+//! Test-only (also so declared in lib.rs): its `unwrap`s are test set-up,
+//! where a failure fails the test that asked.
+#![cfg(test)]
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@ use super::dispatch::{self, Ctx, Slot};
 use super::frames;
 use super::http;
 use super::pushes::Pushes;
-use super::transport::Transport;
+use super::transport::{would_block, Transport};
 use crate::answers::prom::PushCounts;
 use crate::protocol::{self, Answer, Stream, Subscription};
 use bytes::Bytes;
@@ -94,10 +94,6 @@ pub enum Outcome {
     /// Its turn is over with input left: drive it again after the others.
     Again,
     Drop,
-}
-
-pub fn would_block(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock
 }
 
 pub enum Phase {

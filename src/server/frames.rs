@@ -5,8 +5,7 @@
 //! header and payload in one `writev`. tungstenite still reads, unmasks,
 //! and answers pings and closes (`conn.rs`).
 
-use super::conn::would_block;
-use super::transport::Transport;
+use super::transport::{would_block, Transport};
 use crate::protocol::Answer;
 use bytes::Bytes;
 use std::io::{self, IoSlice, Write};

@@ -19,7 +19,7 @@ mod waits;
 
 use crate::answers::{history, Answers};
 use crate::protocol::{self, Stream};
-use conn::{would_block, Conn, Outcome, Phase};
+use conn::{Conn, Outcome, Phase};
 use dispatch::{Ctx, DiskWaits};
 use jobs::{Jobs, JOB_BASE};
 use mio::net::TcpListener;
@@ -31,6 +31,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use streams::Streams;
+use transport::would_block;
 use transport::Transport;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};

@@ -23,6 +23,11 @@ pub struct Transport {
 #[cfg(feature = "tls")]
 const TLS_BUFFER: usize = 256 * 1024;
 
+/// The socket is full (writes) or empty (reads) for now.
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
 impl Transport {
     pub fn new(sock: TcpStream) -> Self {
         Transport {
@@ -118,7 +123,7 @@ impl Transport {
             match tls.write_tls(sock) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if would_block(&e) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -135,7 +140,7 @@ impl Transport {
         loop {
             match tls.reader().read(buf) {
                 Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if would_block(&e) => {}
                 Err(e) => return Err(e),
             }
             // Issue 16, item 0: handshake records that an earlier call left
@@ -208,7 +213,7 @@ impl Write for Transport {
         if self.tls.is_some() {
             match self.flush_raw() {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if would_block(&e) => {}
                 Err(e) => return Err(e),
             }
             let n = match &mut self.tls {
