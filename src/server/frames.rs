@@ -13,32 +13,38 @@ use tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::WebSocketContext;
 
-/// Frames answer `a` as one WebSocket data frame (as tungstenite frames
-/// it, with its `FrameHeader`): a pushed frame is framed once per tick and
-/// written to every subscriber as it is.
+/// Frames answer `a` as one WebSocket data frame: a pushed frame is
+/// framed once per tick and written to every subscriber as it is.
 pub fn framed(a: &Answer) -> Bytes {
-    let (op, payload) = op_and_payload(a);
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    let header = FrameHeader {
-        opcode: OpCode::Data(op),
-        ..FrameHeader::default()
-    };
-    // writing into a Vec cannot fail
-    let _ = header.format(payload.len() as u64, &mut out);
+    let (head, n, payload) = header(a);
+    let head = head.get(..n).unwrap_or_default();
+    let mut out = Vec::with_capacity(head.len() + payload.len());
+    out.extend_from_slice(head);
     out.extend_from_slice(payload);
     Bytes::from(out)
 }
 
-fn op_and_payload(a: &Answer) -> (OpData, &[u8]) {
-    match a {
+/// Answer `a`'s frame header, as tungstenite frames it (its
+/// `FrameHeader`, final, no mask; its first `n` bytes), and its payload.
+fn header(a: &Answer) -> ([u8; 14], usize, &[u8]) {
+    let (op, payload): (OpData, &[u8]) = match a {
         Answer::Text(t) => (OpData::Text, t.as_bytes()),
         Answer::Binary(b) => (OpData::Binary, b),
-    }
+    };
+    let mut bytes = [0u8; 14];
+    let mut cur = io::Cursor::new(&mut bytes[..]);
+    let header = FrameHeader {
+        opcode: OpCode::Data(op),
+        ..FrameHeader::default()
+    };
+    // at most 10 bytes for any length: the 14-byte buffer cannot fill
+    let _ = header.format(payload.len() as u64, &mut cur);
+    let n = cur.position() as usize;
+    (bytes, n, payload)
 }
 
 /// Writes one answer's frame: 0 when the socket took it all, else what is
-/// left (it goes out as the socket drains). The frame is framed as
-/// tungstenite frames it (its `FrameHeader`), but written from the
+/// left (it goes out as the socket drains). The frame is written from the
 /// answer's own buffer, header and payload in one `writev`: no copy of
 /// the payload into a per-connection buffer. Called only when nothing is
 /// in flight, so tungstenite holds no bytes it could interleave.
@@ -52,18 +58,8 @@ pub fn write_frame(
         log::debug!("{peer}: a frame after the close frame is not sent");
         return Err(());
     }
-    let (op, payload) = op_and_payload(&a);
-    let mut head = [0u8; 14];
-    let mut cur = io::Cursor::new(&mut head[..]);
-    let header = FrameHeader {
-        opcode: OpCode::Data(op),
-        ..FrameHeader::default()
-    };
-    if header.format(payload.len() as u64, &mut cur).is_err() {
-        return Err(());
-    }
-    let len = cur.position() as usize;
-    write_raw(io, head.get(..len).unwrap_or_default(), payload, peer)
+    let (head, n, payload) = header(&a);
+    write_raw(io, head.get(..n).unwrap_or_default(), payload, peer)
 }
 
 /// Writes `h` then `payload` (one `send` when `payload` is empty, else one
@@ -102,4 +98,21 @@ pub fn write_raw(io: &mut Transport, h: &[u8], payload: &[u8], peer: &str) -> Re
     }
     io.queue_raw(rest);
     Ok(total - taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_as_rfc6455_says_for_each_length_form() {
+        let f = framed(&Answer::text("hi".into()));
+        assert_eq!(&f[..], &[0x81, 2, b'h', b'i']);
+        let f = framed(&Answer::text("x".repeat(200)));
+        assert_eq!(&f[..4], &[0x81, 126, 0, 200]);
+        assert_eq!(f.len(), 4 + 200);
+        let f = framed(&Answer::Binary(Bytes::from(vec![7u8; 70_000])));
+        assert_eq!(&f[..10], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        assert_eq!(f.len(), 10 + 70_000);
+    }
 }
