@@ -211,9 +211,7 @@ impl Prober {
             return;
         }
         // a stuck call that returned meanwhile puts its mount back
-        while let Got::Item(rep) = self.reports.recv(Some(now)) {
-            self.take(rep);
-        }
+        self.take_reports(now);
         self.next_id += 1;
         let left = (0..paths.len())
             .filter(|&i| paths.get(i).is_some_and(|p| !self.is_stuck(p)))
@@ -308,6 +306,13 @@ impl Prober {
         }
     }
 
+    /// Takes every answer that came back, without waiting.
+    fn take_reports(&mut self, now: Instant) {
+        while let Got::Item(rep) = self.reports.recv(Some(now)) {
+            self.take(rep);
+        }
+    }
+
     /// The worker's call has run past `MOUNT_TIMEOUT`: leave it to its
     /// call (closing its job queue tells it to end when the call returns),
     /// leave its mount out, and hand the rest to a fresh worker.
@@ -341,9 +346,7 @@ impl Prober {
     /// Takes what came back, gives up on a late call; true when the round
     /// is over.
     fn drain(&mut self, now: Instant) -> bool {
-        while let Got::Item(rep) = self.reports.recv(Some(now)) {
-            self.take(rep);
-        }
+        self.take_reports(now);
         self.give_up_if_late(now);
         self.round
             .as_ref()
