@@ -106,13 +106,7 @@ fn under_voltage_fires_then_resolves_on_a_pi_tree() {
 
     // The firmware loses its "now" bits (the since-boot ones stay), the
     // hwmon alarm clears: the alert resolves and leaves the list.
-    let fw = tree.0.join("sys/devices/platform/soc/soc:firmware");
-    std::fs::write(fw.join("get_throttled"), "50000\n").unwrap();
-    std::fs::write(
-        fw.join("raspberrypi-hwmon/hwmon/hwmon1/in0_lcrit_alarm"),
-        "0\n",
-    )
-    .unwrap();
+    common::rpi4_recovers(&tree.0);
     // (Nothing else holds: the clock rule reads the host's clock, and
     // there is none under a fixture root.)
     let v = ask_until(&agent, r#"{"type":"alerts"}"#, |v| {
@@ -230,6 +224,18 @@ fn a_bad_alerts_file_is_one_line_and_status_2() {
 
 /// A webhook on loopback: each request's body, answered 200.
 fn webhook() -> (u16, std::sync::mpsc::Receiver<Value>) {
+    endpoint(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        |body| serde_json::from_slice(&body).ok(),
+    )
+}
+
+/// An HTTP endpoint on loopback that answers every request with `reply`
+/// and hands on what `keep` makes of each body (`None`: skipped).
+fn endpoint<T: Send + 'static>(
+    reply: &'static [u8],
+    keep: fn(Vec<u8>) -> Option<T>,
+) -> (u16, std::sync::mpsc::Receiver<T>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -239,9 +245,8 @@ fn webhook() -> (u16, std::sync::mpsc::Receiver<Value>) {
             let Some(body) = read_request(&mut s) else {
                 continue;
             };
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if let Ok(v) = serde_json::from_slice(&body) {
+            let _ = s.write_all(reply);
+            if let Some(v) = keep(body) {
                 if tx.send(v).is_err() {
                     break;
                 }
@@ -355,13 +360,7 @@ fn the_agent_delivers_through_a_real_alertmanager_to_a_webhook() {
     );
     assert_eq!(a["generatorURL"], format!("http://rpi4:{}/", agent.port));
 
-    let fw = tree.0.join("sys/devices/platform/soc/soc:firmware");
-    std::fs::write(fw.join("get_throttled"), "50000\n").unwrap();
-    std::fs::write(
-        fw.join("raspberrypi-hwmon/hwmon/hwmon1/in0_lcrit_alarm"),
-        "0\n",
-    )
-    .unwrap();
+    common::rpi4_recovers(&tree.0);
     let v = loop {
         let v = notified(&rx, "resolved");
         if v["groupLabels"]["alertname"] == "NodeUnderVoltage" {
@@ -387,23 +386,10 @@ fn the_agent_delivers_through_a_real_alertmanager_to_a_webhook() {
 /// failures, logs it once, and keeps answering clients meanwhile.
 #[test]
 fn a_failing_alertmanager_is_retried_and_clients_are_still_answered() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            let Some(body) = read_request(&mut s) else {
-                continue;
-            };
-            let _ = s.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
-            );
-            if tx.send(body).is_err() {
-                break;
-            }
-        }
-    });
+    let (port, rx) = endpoint(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
+        Some,
+    );
     let tree = pi_tree("alerts-503-rpi4");
     let root = tree.0.to_str().unwrap();
     let url = format!("http://127.0.0.1:{port}");

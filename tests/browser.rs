@@ -556,13 +556,7 @@ fn page_shows_a_banner_while_an_alert_fires() {
         "{look}"
     );
     assert!(!sent(&look, "alerts").is_empty(), "{look}");
-    let fw = tree.0.join("sys/devices/platform/soc/soc:firmware");
-    std::fs::write(fw.join("get_throttled"), "50000\n").unwrap();
-    std::fs::write(
-        fw.join("raspberrypi-hwmon/hwmon/hwmon1/in0_lcrit_alarm"),
-        "0\n",
-    )
-    .unwrap();
+    common::rpi4_recovers(&tree.0);
     b.wait(&agent, "the banner stayed", 60, |l| l["alerts"] == "");
     assert!(b.cdp.exceptions.is_empty(), "{:?}", b.cdp.exceptions);
 }

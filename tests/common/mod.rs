@@ -38,6 +38,19 @@ pub fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A copy of the `rpi4-sensors` tree (at `root`) whose board recovers:
+/// the firmware loses its "now" throttle bits (the since-boot ones stay)
+/// and the hwmon under-voltage alarm clears.
+pub fn rpi4_recovers(root: &std::path::Path) {
+    let fw = root.join("sys/devices/platform/soc/soc:firmware");
+    std::fs::write(fw.join("get_throttled"), "50000\n").unwrap();
+    std::fs::write(
+        fw.join("raspberrypi-hwmon/hwmon/hwmon1/in0_lcrit_alarm"),
+        "0\n",
+    )
+    .unwrap();
+}
+
 /// True when the agent runs under an emulator (its comm is then the emulator's).
 pub fn emulated() -> bool {
     std::env::var("SOCKAGENT_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
