@@ -75,7 +75,7 @@ fn process_scan(b: divan::Bencher, tree: &str) {
     let mut t = 0;
     b.bench_local(|| {
         t += 100;
-        s.scan(&root, t)
+        s.scan(&root, t, t)
     });
 }
 

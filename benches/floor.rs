@@ -85,7 +85,7 @@ fn main() {
     let mut scanner = ProcScanner::new(4096, 4096);
     // warm both: open every fd once
     let n = floor_scan(&mut dir, &mut fds, &mut pids, &mut buf);
-    scanner.scan(&root, 1).unwrap();
+    scanner.scan(&root, 1, 0).unwrap();
     // alternate rounds so drift hits both alike
     let no_cache = Ttls {
         metrics: std::time::Duration::ZERO,
@@ -108,7 +108,9 @@ fn main() {
         floor_cpu += cpu_time() - t;
         let t = cpu_time();
         for i in 0..iters / rounds {
-            scanner.scan(&root, u64::from(2 + r * iters + i)).unwrap();
+            // a new epoch each scan: /proc is listed every time, as the floor does
+            let t = u64::from(2 + r * iters + i);
+            scanner.scan(&root, t, t).unwrap();
         }
         ours_cpu += cpu_time() - t;
         let t = cpu_time();

@@ -101,7 +101,8 @@ fn time_process_parts(root: &Root, n: u32, started: Instant, out: &mut Vec<Timin
         tick += 1;
         let _ = root.read_into("proc/stat", &mut stat);
         let _ = cpu::parse_stat(&stat, &mut sample);
-        let _ = scanner.scan(root, sample.all.total + tick);
+        // a new epoch each time: every scan lists /proc
+        let _ = scanner.scan(root, sample.all.total + tick, tick);
         scanner.rows.len()
     });
     let pids = scanner.rows.len();

@@ -14,6 +14,9 @@ pub struct Mount {
     pub mount_point: String,
     pub fstype: String,
     pub source: String,
+    /// Whether its `statvfs` may be made on the loop's thread once the
+    /// worker has answered it (`statfs_on_loop`).
+    pub direct: bool,
 }
 
 /// Filesystem types that never describe a disk, even with a `/dev/` source.
@@ -36,6 +39,43 @@ const PSEUDO_FS: &[&str] = &[
     "securityfs",
     "iso9660",
 ];
+
+/// Filesystems whose `statfs` reads counters kept in memory: it neither
+/// waits on a device nor on a lock held across I/O. FAT and exFAT count
+/// their free clusters on the first call only (made by the worker; a
+/// mount is answered on the loop after that).
+const DIRECT_FS: &[&str] = &["ext2", "ext3", "ext4", "xfs", "vfat", "msdos", "exfat"];
+
+/// Filesystems a path may be walked through without the walk waiting on
+/// anything but memory: the kernel's own and `DIRECT_FS`. Not a network
+/// or FUSE filesystem (their lookups ask a server), nor autofs (a walk
+/// through it may start a mount), nor overlay (its lower layers may be
+/// either).
+const WALKABLE_FS: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "vfat", "msdos", "exfat", "proc", "sysfs", "tmpfs",
+    "devtmpfs", "devpts", "ramfs", "cgroup", "cgroup2", "mqueue", "securityfs", "pstore",
+    "bpf", "debugfs", "tracefs", "configfs", "hugetlbfs", "efivarfs", "fusectl",
+];
+
+/// Whether `path` lies below (or is) mount point `mp`.
+fn is_below(path: &str, mp: &str) -> bool {
+    mp == "/"
+        || path
+            .strip_prefix(mp)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether the mount at `mp` (of `fstype`, with super options `opts`) may
+/// have its `statvfs` made on the loop: a `DIRECT_FS` type without project
+/// quota (its `statfs` reads the quota file), reached only through
+/// `WALKABLE_FS` mounts (`table`: every mount's point and type).
+pub fn statfs_on_loop(mp: &str, fstype: &str, opts: &str, table: &[(String, String)]) -> bool {
+    DIRECT_FS.contains(&fstype)
+        && !opts.split(',').any(|o| o == "prjquota" || o == "pquota")
+        && table
+            .iter()
+            .all(|(m, t)| !is_below(mp, m) || WALKABLE_FS.contains(&t.as_str()))
+}
 
 /// Undoes mountinfo's octal escapes (`\040` is a space).
 fn unescape(field: &[u8]) -> String {
@@ -60,42 +100,49 @@ fn unescape(field: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One mountinfo line: (major, minor, mount point, fstype, source, super
+/// options), the escapes undone.
+type Line = (u32, u32, String, String, String, String);
+
+/// One mountinfo line's fields.
+fn parse_line(line: &[u8]) -> Option<Line> {
+    let f: Vec<&[u8]> = super::num::fields(line).collect();
+    // id parent maj:min root mountpoint options [optional...] - fstype source superopts
+    let sep = f.iter().position(|x| *x == b"-")?;
+    let (devno, mp, fstype, source) = (f.get(2)?, f.get(4)?, f.get(sep + 1)?, f.get(sep + 2)?);
+    let opts = f.get(sep + 3).copied().unwrap_or_default();
+    let mut mm = devno.splitn(2, |&b| b == b':');
+    let mut num = || {
+        mm.next()
+            .and_then(parse_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    let (major, minor) = (num()?, num()?);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Some((major, minor, unescape(mp), text(fstype), unescape(source), text(opts)))
+}
+
 /// Parses mountinfo, keeping the mounts whose source is a block device
 /// (`/dev/...`) and whose type is not a pseudo filesystem.
 pub fn parse_mountinfo(buf: &[u8]) -> Vec<Mount> {
+    let lines: Vec<Line> = super::num::lines(buf).filter_map(parse_line).collect();
+    let table: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| (l.2.clone(), l.3.clone()))
+        .collect();
     let mut out = Vec::new();
-    for line in super::num::lines(buf) {
-        let f: Vec<&[u8]> = super::num::fields(line).collect();
-        // id parent maj:min root mountpoint options [optional...] - fstype source superopts
-        let Some(sep) = f.iter().position(|x| *x == b"-") else {
-            continue;
-        };
-        let (Some(devno), Some(mp), Some(fstype), Some(source)) =
-            (f.get(2), f.get(4), f.get(sep + 1), f.get(sep + 2))
-        else {
-            continue;
-        };
-        let mut mm = devno.splitn(2, |&b| b == b':');
-        let (Some(major), Some(minor)) = (
-            mm.next()
-                .and_then(parse_u64)
-                .and_then(|v| u32::try_from(v).ok()),
-            mm.next()
-                .and_then(parse_u64)
-                .and_then(|v| u32::try_from(v).ok()),
-        ) else {
-            continue;
-        };
-        let fstype = String::from_utf8_lossy(fstype).into_owned();
-        if !source.starts_with(b"/dev/") || PSEUDO_FS.contains(&fstype.as_str()) {
+    for (major, minor, mount_point, fstype, source, opts) in lines {
+        if !source.starts_with("/dev/") || PSEUDO_FS.contains(&fstype.as_str()) {
             continue;
         }
+        let direct = statfs_on_loop(&mount_point, &fstype, &opts, &table);
         out.push(Mount {
             major,
             minor,
-            mount_point: unescape(mp),
+            mount_point,
             fstype,
-            source: unescape(source),
+            source,
+            direct,
         });
     }
     out
@@ -368,6 +415,7 @@ mod tests {
             minor,
             mount_point: mp.into(),
             fstype: "ext4".into(),
+            direct: true,
             source: source.into(),
         }
     }

@@ -2,7 +2,8 @@
 //! families): the mount table and each device's facts, looked up again
 //! only when the kernel flags a mount change, and a `statvfs` per mount,
 //! made off the loop's thread (`mounts`: a mount that does not answer in
-//! time is left out, so a hung mount stops nothing).
+//! time is left out, so a hung mount stops nothing) unless the mount is a
+//! local filesystem the worker has answered in time before.
 
 use super::collector::{Collector, Cx};
 use super::error::{CollectError, Result};
@@ -24,6 +25,8 @@ struct DiskTopology {
     mounts: Vec<disks::Mount>,
     /// Each mount's path under the root, for the prober's rounds.
     paths: std::sync::Arc<[std::path::PathBuf]>,
+    /// Which of them may be answered on the loop (`Mount::direct`).
+    direct: std::sync::Arc<[bool]>,
     info: std::collections::HashMap<(u32, u32), disks::DevInfo>,
     /// Whole-disk kernel name → its temperature file, if it has one.
     temp_files: std::collections::HashMap<String, Option<std::path::PathBuf>>,
@@ -112,9 +115,11 @@ impl Disks {
             info.insert((m.major, m.minor), d);
         }
         let paths = mounts.iter().map(|m| root.path(&m.mount_point)).collect();
+        let direct = mounts.iter().map(|m| m.direct).collect();
         let t = std::rc::Rc::new(DiskTopology {
             mounts,
             paths,
+            direct,
             info,
             temp_files,
         });
@@ -169,7 +174,8 @@ impl Collector for Disks {
     fn collect(&mut self, cx: &mut Cx, now: Instant) -> Result<()> {
         if self.prober.deadline().is_none() {
             let topo = self.topology(cx)?;
-            self.prober.start(topo.paths.clone(), now);
+            self.prober
+                .start(topo.paths.clone(), topo.direct.clone(), now);
             self.round = Some(topo);
             if !self.prober.is_async() {
                 self.prober.wait();

@@ -139,7 +139,7 @@ impl Collectors {
         // The CPU and process baselines, so the first answers describe a
         // real window instead of zeros.
         if let Some(total) = metrics.c.prime(&mut cx) {
-            if let Err(e) = scanner.scan(&cx.s.root, total) {
+            if let Err(e) = scanner.scan(&cx.s.root, total, 0) {
                 log::warn!("process scan baseline failed: {e}");
             }
         }

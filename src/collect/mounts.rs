@@ -16,6 +16,15 @@
 //! A round is over when every mount answered or was left out, or when
 //! `ROUND_WAIT` passed: then it has what came back. Without a callback (a
 //! benchmark, a test of the answers) the caller waits instead (`wait`).
+//!
+//! Some calls are made on the loop itself: a mount the mount table says
+//! is safe (`disks::statfs_on_loop`: a local filesystem whose `statfs`
+//! reads counters in memory, reached through no network, FUSE or autofs
+//! mount) and that the worker has answered in time before. Each such
+//! call is timed; one that takes over `DIRECT_MAX` sends its mount back
+//! to the worker for good, with a warning. A round whose mounts are all
+//! direct is over as soon as it starts: no hand-off and no second wakeup,
+//! which is most of what a paced `get_disks` cost.
 
 use super::disks::Space;
 use std::collections::VecDeque;
@@ -35,6 +44,12 @@ pub const ROUND_WAIT: Duration = Duration::from_millis(500);
 /// thread (and its kernel stack). Past this, mounts are left out of every
 /// round until one returns.
 pub const MAX_STUCK: usize = 8;
+/// A direct call on the loop that takes longer than this sends its mount
+/// back to the worker (a healthy local `statfs` takes microseconds).
+pub const DIRECT_MAX: Duration = Duration::from_millis(5);
+/// Mounts kept in the proven and demoted lists (a mount table of more is
+/// answered by the worker past this).
+const MAX_DIRECT: usize = 256;
 /// Mount points warned of once each; more are logged at debug level.
 const MAX_WARNED: usize = 64;
 /// The worker's stack: `statvfs` and a queue need little.
@@ -148,6 +163,10 @@ struct Worker {
 struct Round {
     id: u64,
     paths: Arc<[PathBuf]>,
+    /// Which of `paths` the mount table allows on the loop.
+    direct: Arc<[bool]>,
+    /// Which answered within `DIRECT_MAX`.
+    fast: Vec<bool>,
     by: Instant,
     spaces: Vec<Option<Space>>,
     /// The mounts the worker has still to answer, in its order.
@@ -169,6 +188,11 @@ pub struct Prober {
     /// Workers left in a call, and the mount each is in.
     stuck: Vec<(u64, PathBuf)>,
     warned: Vec<PathBuf>,
+    /// Direct-allowed mounts the worker (or the loop) answered in time in
+    /// the last round they were in: their next call is made on the loop.
+    proven: Vec<PathBuf>,
+    /// Mounts whose call on the loop took over `DIRECT_MAX`.
+    demoted: Vec<PathBuf>,
 }
 
 impl Prober {
@@ -183,6 +207,8 @@ impl Prober {
             round: None,
             stuck: Vec::new(),
             warned: Vec::new(),
+            proven: Vec::new(),
+            demoted: Vec::new(),
         }
     }
 
@@ -205,26 +231,59 @@ impl Prober {
         })
     }
 
-    /// Starts a round over `paths` unless one is out.
-    pub fn start(&mut self, paths: Arc<[PathBuf]>, now: Instant) {
+    /// Starts a round over `paths` unless one is out; `direct` says which
+    /// the mount table allows on the loop (`disks::statfs_on_loop`).
+    pub fn start(&mut self, paths: Arc<[PathBuf]>, direct: Arc<[bool]>, now: Instant) {
         if self.round.is_some() {
             return;
         }
         // a stuck call that returned meanwhile puts its mount back
         self.take_reports(now);
         self.next_id += 1;
-        let left = (0..paths.len())
-            .filter(|&i| paths.get(i).is_some_and(|p| !self.is_stuck(p)))
-            .collect();
+        let mut spaces = vec![None; paths.len()];
+        let mut fast = vec![false; paths.len()];
+        let mut left = VecDeque::new();
+        for (i, ((p, slot), f)) in paths.iter().zip(&mut spaces).zip(&mut fast).enumerate() {
+            if self.is_stuck(p) {
+                continue;
+            }
+            let allowed = direct.get(i).copied().unwrap_or(false);
+            match allowed && self.proven.contains(p) && !self.demoted.contains(p) {
+                true => (*slot, *f) = self.direct_call(p),
+                false => left.push_back(i),
+            }
+        }
         self.round = Some(Round {
             id: self.next_id,
-            spaces: vec![None; paths.len()],
+            spaces,
+            fast,
             paths,
+            direct,
             by: now + ROUND_WAIT,
             left,
             since: now,
         });
         self.hand_out(now);
+    }
+
+    /// `statvfs` on the loop, timed (and whether it was in time): one over
+    /// `DIRECT_MAX` sends its mount back to the worker for good.
+    fn direct_call(&mut self, p: &Path) -> (Option<Space>, bool) {
+        let t0 = Instant::now();
+        let space = (self.probe)(p);
+        let took = t0.elapsed();
+        if took <= DIRECT_MAX {
+            return (space, true);
+        }
+        if self.demoted.len() < MAX_DIRECT {
+            self.demoted.push(p.to_path_buf());
+            log::warn!(
+                "{}: statfs took {} ms on the event loop; from now on it is made off it",
+                p.display(),
+                took.as_millis()
+            );
+        }
+        (space, false)
     }
 
     /// Hands the round's mounts still to answer to the worker (starting
@@ -299,6 +358,9 @@ impl Prober {
         };
         if current == Some(rep.worker) && r.left.front() == Some(&rep.idx) {
             r.left.pop_front();
+            if let Some(f) = r.fast.get_mut(rep.idx) {
+                *f = rep.at.saturating_duration_since(r.since) <= DIRECT_MAX;
+            }
             r.since = rep.at;
             if let Some(slot) = r.spaces.get_mut(rep.idx) {
                 *slot = rep.space;
@@ -383,6 +445,15 @@ impl Prober {
                 w.jobs.close();
             }
         }
+        // a direct-allowed mount that answered in time is made on the loop
+        // next time
+        self.proven.clear();
+        let answered = r.spaces.iter().zip(&r.fast).map(|(s, f)| s.is_some() && *f);
+        for ((p, ok), d) in r.paths.iter().zip(answered).zip(r.direct.iter()) {
+            if *d && ok && self.proven.len() < MAX_DIRECT {
+                self.proven.push(p.clone());
+            }
+        }
         Some(r.spaces)
     }
 }
@@ -454,10 +525,16 @@ mod tests {
         names.iter().map(PathBuf::from).collect()
     }
 
+    /// No mount allowed on the loop (`start` then reads only as many as
+    /// it has paths).
+    fn none() -> Arc<[bool]> {
+        Arc::new([])
+    }
+
     #[test]
     fn a_round_answers_every_mount() {
         let mut p = Prober::new(fake);
-        p.start(paths(&["/a", "/bb"]), Instant::now());
+        p.start(paths(&["/a", "/bb"]), none(), Instant::now());
         p.wait();
         let s = p.settle(Instant::now()).unwrap();
         assert_eq!(s, vec![space_of(2), space_of(3)]);
@@ -468,13 +545,13 @@ mod tests {
     fn a_hung_mount_is_left_out_and_the_rest_answer() {
         let mut p = Prober::new(fake);
         let ps = paths(&["/a", "/x/hang", "/ccc"]);
-        p.start(ps.clone(), Instant::now());
+        p.start(ps.clone(), none(), Instant::now());
         p.wait();
         let s = p.settle(Instant::now()).unwrap();
         assert_eq!(s, vec![space_of(2), None, space_of(4)]);
         // while it hangs, the next round skips it at once
         let t0 = Instant::now();
-        p.start(ps, t0);
+        p.start(ps, none(), t0);
         p.wait();
         assert!(
             t0.elapsed() < MOUNT_TIMEOUT,
@@ -498,12 +575,12 @@ mod tests {
     #[test]
     fn a_mount_whose_call_returned_is_probed_again() {
         let mut p = Prober::new(slow_once);
-        p.start(paths(&["/slow"]), Instant::now());
+        p.start(paths(&["/slow"]), none(), Instant::now());
         p.wait();
         assert_eq!(p.settle(Instant::now()).unwrap(), vec![None]);
         // its call returns (and its thread ends): the next round has it
         std::thread::sleep(MOUNT_TIMEOUT * 2);
-        p.start(paths(&["/slow"]), Instant::now());
+        p.start(paths(&["/slow"]), none(), Instant::now());
         p.wait();
         assert_eq!(p.settle(Instant::now()).unwrap(), vec![space_of(5)]);
     }
@@ -517,7 +594,7 @@ mod tests {
             let _ = tx.lock().map(|t| t.send(()));
         }));
         let now = Instant::now();
-        p.start(paths(&["/a"]), now);
+        p.start(paths(&["/a"]), none(), now);
         assert_eq!(
             p.deadline(),
             Some(now + MOUNT_TIMEOUT),
@@ -532,7 +609,7 @@ mod tests {
         let mut p = Prober::new(fake);
         p.set_notify(Arc::new(|| {}));
         let now = Instant::now();
-        p.start(paths(&["/x/hang"]), now);
+        p.start(paths(&["/x/hang"]), none(), now);
         assert!(p.settle(now).is_none(), "still out");
         assert_eq!(p.settle(now + ROUND_WAIT).unwrap(), vec![None]);
     }

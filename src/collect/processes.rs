@@ -4,9 +4,19 @@
 //! open+read+close costs 2-3x more); a pid that is gone reads as an error
 //! and is dropped. Open files are budgeted against RLIMIT_NOFILE: past the
 //! budget a pid falls back to open/read/close.
+//!
+//! `/proc` itself is listed again only when a pid may have come: the last
+//! field of `/proc/loadavg` is the pid the kernel allocated last, so while
+//! it stands still no process (or thread) was made and the pids of the
+//! last listing are all there is; one that exited reads as an error. A
+//! listing costs more than that one small read, and a paced client finds
+//! the pid set unchanged most of the time. Where `/proc` is not our own
+//! pid namespace's (another root's), loadavg speaks of ours, so every scan
+//! lists. Whatever happens, `/proc` is listed again once per re-probe
+//! epoch.
 
 use super::error::{CollectError, Result};
-use super::fs::{pid_of, pread_all, KeptDir, Root};
+use super::fs::{pid_of, pread_all, KeptDir, KeptFile, Root};
 use super::num::{fields, parse_i64, parse_u64};
 use crate::families::{Family, Sink, Value};
 use std::collections::HashMap;
@@ -94,9 +104,29 @@ struct PidEntry {
     seen: u64,
 }
 
+/// `/proc/loadavg` → its last field: the pid the kernel allocated last
+/// (in the reading process's pid namespace).
+pub fn parse_last_pid(buf: &[u8]) -> Option<u64> {
+    fields(buf).nth(4).and_then(parse_u64)
+}
+
+/// When `/proc` was last listed: the re-probe epoch and the last pid then.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Listed {
+    epoch: u64,
+    last_pid: u64,
+}
+
 /// Owns the per-pid state between scans.
 pub struct ProcScanner {
     dir: Option<KeptDir>,
+    /// `/proc/loadavg`, kept while `/proc` is our pid namespace's.
+    loadavg: Option<KeptFile>,
+    /// Whether `/proc/self` is our pid (decided at the first scan).
+    own_ns: Option<bool>,
+    listed: Option<Listed>,
+    /// `/proc` listings made (a benchmark's and a test's count).
+    pub listings: u64,
     entries: PidMap<PidEntry>,
     generation: u64,
     last_total: Option<u64>,
@@ -112,6 +142,10 @@ impl ProcScanner {
     pub fn new(fd_budget: usize, page_size: u64) -> Self {
         ProcScanner {
             dir: None,
+            loadavg: None,
+            own_ns: None,
+            listed: None,
+            listings: 0,
             entries: PidMap::default(),
             generation: 0,
             last_total: None,
@@ -129,20 +163,47 @@ impl ProcScanner {
         self.kept
     }
 
+    /// The pid the kernel allocated last, when `root/proc` is our pid
+    /// namespace's and its loadavg reads.
+    fn last_pid(&mut self, root: &Root) -> Option<u64> {
+        let own = *self.own_ns.get_or_insert_with(|| {
+            std::fs::read_link(root.path("proc/self"))
+                .is_ok_and(|l| l.as_os_str() == std::process::id().to_string().as_str())
+        });
+        if !own {
+            return None;
+        }
+        let f = self
+            .loadavg
+            .get_or_insert_with(|| KeptFile::new(root, "proc/loadavg"));
+        f.read(&mut self.buf).ok()?;
+        parse_last_pid(&self.buf)
+    }
+
     /// Scans `root/proc`. `total_jiffies` is the aggregate `cpu` total of
-    /// `/proc/stat` read just before. Fills `self.rows`. After warm-up a
-    /// scan allocates nothing unless new pids appear.
-    pub fn scan(&mut self, root: &Root, total_jiffies: u64) -> std::io::Result<()> {
+    /// `/proc/stat` read just before; `epoch` the collector's re-probe
+    /// epoch (a new one lists `/proc` whatever loadavg says). Fills
+    /// `self.rows`. After warm-up a scan allocates nothing unless new pids
+    /// appear.
+    pub fn scan(&mut self, root: &Root, total_jiffies: u64, epoch: u64) -> std::io::Result<()> {
         self.generation += 1;
         let gen = self.generation;
         let window = self.last_total.map(|t| total_jiffies.saturating_sub(t));
         self.last_total = Some(total_jiffies);
+        // read before listing: a pid made in between is listed now, and
+        // makes the next scan list again
+        let now = self.last_pid(root).map(|last_pid| Listed { epoch, last_pid });
         let dir = self.dir.get_or_insert_with(|| KeptDir::new(root, "proc"));
-        let pids = &mut self.pids;
-        pids.clear();
-        dir.for_each(|name| pids.extend(pid_of(name)))?;
+        if now.is_none() || now != self.listed {
+            let pids = &mut self.pids;
+            pids.clear();
+            dir.for_each(|name| pids.extend(pid_of(name)))?;
+            self.listings += 1;
+            self.listed = now;
+        }
         let dirfd = dir.file()?.as_raw_fd();
         let mut n = 0;
+        let mut gone = false;
         let fds = &mut (self.kept, self.fd_budget);
         for &pid in &self.pids {
             // one lookup a pid: the entry is read, then updated in place
@@ -155,6 +216,7 @@ impl ProcScanner {
             e.seen = gen;
             if !read_entry(e, dirfd, pid, &mut self.buf, fds) {
                 self.entries.remove(&pid);
+                gone = true;
                 continue;
             }
             let Some(st) = parse_pid_stat(&self.buf) else {
@@ -194,6 +256,11 @@ impl ProcScanner {
         }
         self.kept = fds.0;
         self.rows.truncate(n);
+        if gone {
+            // the next scan may not list: it reads the pids still here
+            let entries = &self.entries;
+            self.pids.retain(|p| entries.contains_key(p));
+        }
         // Forget pids that are gone, closing their files.
         let mut closed = 0;
         self.entries.retain(|_, e| {
@@ -310,14 +377,15 @@ pub struct Processes {
 
 impl super::collector::Collector for Processes {
     const NAME: &'static str = "processes";
-    /// Each scan lists `/proc` afresh.
-    const REPROBE: Option<std::time::Duration> = None;
+    /// `/proc` is listed again when loadavg's last pid moved, and at
+    /// least this often whatever it says.
+    const REPROBE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(10));
 
     /// Scans every process; CPU shares are over the time since the previous scan.
     fn collect(&mut self, cx: &mut super::collector::Cx, now: Instant) -> Result<()> {
         let total = cx.stat_now()?.all.total;
         self.scanner
-            .scan(&cx.s.root, total)
+            .scan(&cx.s.root, total, cx.epoch)
             .map_err(CollectError::reading("/proc"))?;
         self.at = Some(now);
         cx.last_scan = Some((now, self.scanner.rows.len() as u64));
@@ -380,7 +448,7 @@ mod tests {
     fn scan_fixture_tree_then_live_proc() {
         let root = Root::fixture("prometheus-procfs");
         let mut s = ProcScanner::new(16, 4096);
-        s.scan(&root, 1000).unwrap();
+        s.scan(&root, 1000, 0).unwrap();
         let mut pids: Vec<u32> = s.rows.iter().map(|r| r.pid).collect();
         pids.sort();
         assert!(pids.contains(&584) && pids.contains(&26231), "{pids:?}");
@@ -388,14 +456,14 @@ mod tests {
         assert_eq!(vim.mem_bytes, 1981 * 4096);
         assert_eq!(vim.name, "vim");
         // second scan, same ticks: 0% everywhere
-        s.scan(&root, 2000).unwrap();
+        s.scan(&root, 2000, 0).unwrap();
         assert!(s.rows.iter().all(|r| r.cpu_usage == 0.0));
 
         let mut live = ProcScanner::new(4, 4096); // tiny budget: fallback path too
-        live.scan(&Root::default(), 1).unwrap();
+        live.scan(&Root::default(), 1, 0).unwrap();
         let me = std::process::id();
         assert!(live.rows.iter().any(|r| r.pid == me));
-        live.scan(&Root::default(), 2).unwrap();
+        live.scan(&Root::default(), 2, 0).unwrap();
         assert!(live.rows.iter().any(|r| r.pid == me));
     }
 
