@@ -85,7 +85,7 @@ fn live_rows() -> Vec<collect::processes::ProcRow> {
     let mut st = cpu::StatSample::default();
     let _ = Root::default().read_into("proc/stat", &mut buf);
     let _ = cpu::parse_stat(&buf, &mut st);
-    s.scan(&Root::default(), st.all.total).unwrap();
+    s.scan(&Root::default(), st.all.total, 0).unwrap();
     s.rows
 }
 

@@ -65,7 +65,7 @@ fn big_little_cores_in_number_order() {
 fn sixty_four_kib_pages_and_250_hz() {
     let root = Root::new(fixture("rpi4-sensors"));
     let mut s = ProcScanner::new(8, 65536);
-    s.scan(&root, 1).unwrap();
+    s.scan(&root, 1, 0).unwrap();
     let init = s.rows.iter().find(|r| r.pid == 1).unwrap();
     assert_eq!(init.name, "systemd");
     assert_eq!(init.mem_bytes, 2500 * 65536);

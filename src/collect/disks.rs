@@ -52,9 +52,31 @@ const DIRECT_FS: &[&str] = &["ext2", "ext3", "ext4", "xfs", "vfat", "msdos", "ex
 /// through it may start a mount), nor overlay (its lower layers may be
 /// either).
 const WALKABLE_FS: &[&str] = &[
-    "ext2", "ext3", "ext4", "xfs", "vfat", "msdos", "exfat", "proc", "sysfs", "tmpfs",
-    "devtmpfs", "devpts", "ramfs", "cgroup", "cgroup2", "mqueue", "securityfs", "pstore",
-    "bpf", "debugfs", "tracefs", "configfs", "hugetlbfs", "efivarfs", "fusectl",
+    "ext2",
+    "ext3",
+    "ext4",
+    "xfs",
+    "vfat",
+    "msdos",
+    "exfat",
+    "proc",
+    "sysfs",
+    "tmpfs",
+    "devtmpfs",
+    "devpts",
+    "ramfs",
+    "cgroup",
+    "cgroup2",
+    "mqueue",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "debugfs",
+    "tracefs",
+    "configfs",
+    "hugetlbfs",
+    "efivarfs",
+    "fusectl",
 ];
 
 /// Whether `path` lies below (or is) mount point `mp`.
@@ -119,17 +141,21 @@ fn parse_line(line: &[u8]) -> Option<Line> {
     };
     let (major, minor) = (num()?, num()?);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Some((major, minor, unescape(mp), text(fstype), unescape(source), text(opts)))
+    Some((
+        major,
+        minor,
+        unescape(mp),
+        text(fstype),
+        unescape(source),
+        text(opts),
+    ))
 }
 
 /// Parses mountinfo, keeping the mounts whose source is a block device
 /// (`/dev/...`) and whose type is not a pseudo filesystem.
 pub fn parse_mountinfo(buf: &[u8]) -> Vec<Mount> {
     let lines: Vec<Line> = super::num::lines(buf).filter_map(parse_line).collect();
-    let table: Vec<(String, String)> = lines
-        .iter()
-        .map(|l| (l.2.clone(), l.3.clone()))
-        .collect();
+    let table: Vec<(String, String)> = lines.iter().map(|l| (l.2.clone(), l.3.clone())).collect();
     let mut out = Vec::new();
     for (major, minor, mount_point, fstype, source, opts) in lines {
         if !source.starts_with("/dev/") || PSEUDO_FS.contains(&fstype.as_str()) {
@@ -481,6 +507,46 @@ mod tests {
         assert_eq!(mounts.len(), 2);
         assert_eq!(mounts[0].mount_point, "/mnt/my disk");
         assert_eq!(mounts[1].source, "/dev/mapper/rhel-root");
+    }
+
+    #[test]
+    fn statfs_on_the_loop_only_for_local_mounts_reached_through_local_ones() {
+        let mounts = parse_mountinfo(
+            b"1 0 254:1 / / rw - ext4 /dev/vda1 rw\n\
+              2 1 0:5 / /tmp rw - tmpfs tmpfs rw\n\
+              3 1 179:1 / /boot/firmware rw - vfat /dev/mmcblk0p1 rw\n\
+              4 2 7:0 / /tmp/img rw - ext4 /dev/loop0 rw\n\
+              5 1 0:40 / /srv rw - nfs4 nas:/export rw\n\
+              6 5 8:17 / /srv/usb rw - ext4 /dev/sdb1 rw\n\
+              7 1 0:41 / /mnt rw - autofs systemd-1 rw\n\
+              8 7 8:33 / /mnt/stick rw - exfat /dev/sdc1 rw\n\
+              9 1 0:42 / /fuse rw - fuse /dev/sdz9 rw\n\
+              10 1 8:49 / /data rw - xfs /dev/sdd1 rw,prjquota\n\
+              11 1 8:65 / /pool rw - btrfs /dev/sde1 rw\n\
+              12 1 8:81 / /srv2 rw - ext4 /dev/sdf1 rw\n",
+        );
+        let direct: Vec<(&str, bool)> = mounts
+            .iter()
+            .map(|m| (m.mount_point.as_str(), m.direct))
+            .collect();
+        assert_eq!(
+            direct,
+            [
+                ("/", true),
+                ("/boot/firmware", true),
+                ("/tmp/img", true),
+                // below a network mount: the walk may ask its server
+                ("/srv/usb", false),
+                // below autofs: the walk may start a mount
+                ("/mnt/stick", false),
+                ("/fuse", false),
+                // project quota: statfs reads the quota file
+                ("/data", false),
+                ("/pool", false),
+                // a sibling of /srv, not below it
+                ("/srv2", true),
+            ]
+        );
     }
 
     #[test]

@@ -613,4 +613,76 @@ mod tests {
         assert!(p.settle(now).is_none(), "still out");
         assert_eq!(p.settle(now + ROUND_WAIT).unwrap(), vec![None]);
     }
+
+    /// Answers with 1 on a thread named `sockagent-statvfs` (the worker),
+    /// 2 on any other (the loop's, here the test's).
+    fn which_thread(_: &Path) -> Option<Space> {
+        let worker = std::thread::current().name() == Some("sockagent-statvfs");
+        space_of(if worker { 1 } else { 2 })
+    }
+
+    fn round(p: &mut Prober, ps: &Arc<[PathBuf]>, direct: &Arc<[bool]>) -> Vec<Option<Space>> {
+        p.start(ps.clone(), direct.clone(), Instant::now());
+        p.wait();
+        p.settle(Instant::now()).unwrap()
+    }
+
+    #[test]
+    fn an_allowed_mount_the_worker_answered_is_answered_on_the_loop() {
+        let mut p = Prober::new(which_thread);
+        let ps = paths(&["/", "/nfs"]);
+        let direct: Arc<[bool]> = Arc::new([true, false]);
+        // first the worker answers both
+        assert_eq!(round(&mut p, &ps, &direct), [space_of(1), space_of(1)]);
+        // then the allowed one is answered on the loop, the other never
+        for _ in 0..3 {
+            assert_eq!(round(&mut p, &ps, &direct), [space_of(2), space_of(1)]);
+        }
+        // a round of allowed mounts only is over as soon as it starts
+        let only: Arc<[PathBuf]> = paths(&["/"]);
+        let yes: Arc<[bool]> = Arc::new([true]);
+        p.set_notify(Arc::new(|| {}));
+        let now = Instant::now();
+        p.start(only, yes, now);
+        assert_eq!(p.settle(now), Some(vec![space_of(2)]), "no hand-off");
+        assert_eq!(p.deadline(), None);
+        // once the table no longer allows it, the worker answers it again
+        let no: Arc<[bool]> = Arc::new([false, false]);
+        assert_eq!(round_async(&mut p, &ps, &no), [space_of(1), space_of(1)]);
+    }
+
+    /// `round` for a prober with a callback: waits for the worker.
+    fn round_async(p: &mut Prober, ps: &Arc<[PathBuf]>, d: &Arc<[bool]>) -> Vec<Option<Space>> {
+        p.start(ps.clone(), d.clone(), Instant::now());
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = p.settle(Instant::now()) {
+                return s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "the round ends");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Slow (past `DIRECT_MAX`) on the loop's thread, quick on the worker.
+    fn slow_on_the_loop(_: &Path) -> Option<Space> {
+        if std::thread::current().name() != Some("sockagent-statvfs") {
+            std::thread::sleep(DIRECT_MAX * 2);
+            return space_of(2);
+        }
+        space_of(1)
+    }
+
+    #[test]
+    fn a_slow_call_on_the_loop_sends_its_mount_back_to_the_worker_for_good() {
+        let mut p = Prober::new(slow_on_the_loop);
+        let ps = paths(&["/"]);
+        let direct: Arc<[bool]> = Arc::new([true]);
+        assert_eq!(round(&mut p, &ps, &direct), [space_of(1)]);
+        // its one slow call on the loop still counts
+        assert_eq!(round(&mut p, &ps, &direct), [space_of(2)]);
+        for _ in 0..3 {
+            assert_eq!(round(&mut p, &ps, &direct), [space_of(1)]);
+        }
+    }
 }

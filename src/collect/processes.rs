@@ -192,7 +192,9 @@ impl ProcScanner {
         self.last_total = Some(total_jiffies);
         // read before listing: a pid made in between is listed now, and
         // makes the next scan list again
-        let now = self.last_pid(root).map(|last_pid| Listed { epoch, last_pid });
+        let now = self
+            .last_pid(root)
+            .map(|last_pid| Listed { epoch, last_pid });
         let dir = self.dir.get_or_insert_with(|| KeptDir::new(root, "proc"));
         if now.is_none() || now != self.listed {
             let pids = &mut self.pids;
@@ -465,6 +467,88 @@ mod tests {
         assert!(live.rows.iter().any(|r| r.pid == me));
         live.scan(&Root::default(), 2, 0).unwrap();
         assert!(live.rows.iter().any(|r| r.pid == me));
+    }
+
+    #[test]
+    fn last_pid_of_loadavg() {
+        assert_eq!(parse_last_pid(b"0.52 1.50 2.00 1/95 4242\n"), Some(4242));
+        assert_eq!(parse_last_pid(b"0.52 1.50 2.00 1/95"), None);
+        assert_eq!(parse_last_pid(b"0.52 1.50 2.00 1/95 x"), None);
+    }
+
+    /// A `/proc` whose `self` is this process, so its loadavg is trusted.
+    fn own_proc(s: &crate::scratch::Scratch, last_pid: u32, pids: &[u32]) {
+        s.write("proc/loadavg", format!("0.00 0.00 0.00 1/9 {last_pid}\n"));
+        for pid in pids {
+            let stat =
+                format!("{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 4096 10 0\n");
+            s.write(&format!("proc/{pid}/stat"), stat);
+        }
+        let me = s.path().join("proc/self");
+        if me.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(std::process::id().to_string(), me).unwrap();
+        }
+    }
+
+    fn pids_of(s: &ProcScanner) -> Vec<u32> {
+        let mut pids: Vec<u32> = s.rows.iter().map(|r| r.pid).collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    #[test]
+    fn proc_is_listed_again_only_when_a_pid_may_have_come() {
+        let tree = crate::scratch::Scratch::new("proc_listed_again");
+        let root = Root::new(tree.path());
+        own_proc(&tree, 20, &[10, 20]);
+        let mut s = ProcScanner::new(16, 4096);
+        s.scan(&root, 100, 1).unwrap();
+        assert_eq!((pids_of(&s), s.listings), (vec![10, 20], 1));
+        // a pid dir appears, but loadavg's last pid stands still: the
+        // kernel made no process, so /proc is not listed
+        own_proc(&tree, 20, &[30]);
+        s.scan(&root, 200, 1).unwrap();
+        assert_eq!((pids_of(&s), s.listings), (vec![10, 20], 1));
+        // the last pid moved: listed, the new pid is there
+        own_proc(&tree, 30, &[]);
+        s.scan(&root, 300, 1).unwrap();
+        assert_eq!((pids_of(&s), s.listings), (vec![10, 20, 30], 2));
+        s.scan(&root, 400, 1).unwrap();
+        assert_eq!(s.listings, 2);
+        // a new re-probe epoch lists whatever loadavg says
+        own_proc(&tree, 30, &[40]);
+        s.scan(&root, 500, 2).unwrap();
+        assert_eq!((pids_of(&s), s.listings), (vec![10, 20, 30, 40], 3));
+    }
+
+    #[test]
+    fn another_namespaces_proc_is_listed_every_scan() {
+        // the fixture's proc/self is not this process: its loadavg speaks
+        // of another pid namespace than the one the kernel reports
+        let root = Root::fixture("prometheus-procfs");
+        let mut s = ProcScanner::new(16, 4096);
+        for t in 1..=3 {
+            s.scan(&root, t * 100, 1).unwrap();
+        }
+        assert_eq!(s.listings, 3);
+    }
+
+    #[test]
+    fn an_exited_process_is_gone_at_the_next_scan() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut s = ProcScanner::new(4096, 4096);
+        s.scan(&Root::default(), 1, 1).unwrap();
+        assert!(pids_of(&s).contains(&pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // listed again or not (other tests make threads meanwhile), its
+        // kept stat reads as an error
+        s.scan(&Root::default(), 2, 1).unwrap();
+        assert!(!pids_of(&s).contains(&pid), "a reaped pid is gone");
     }
 
     #[test]
