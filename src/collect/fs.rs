@@ -8,7 +8,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{FromRawFd, RawFd};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Largest file any collector reads whole. `/proc/PID/stat` is < 1 KiB,
@@ -91,27 +90,36 @@ pub fn pread_all(f: &File, buf: &mut Vec<u8>) -> io::Result<()> {
 
 /// `pread_all` for a file that was `expect` bytes long last time (0: not
 /// known): the first read asks for that and a page more, so one read takes
-/// a file that did not grow by a page. Only what a read asks for is zeroed
-/// before it, not the whole buffer a larger file left behind.
+/// a file that did not grow by a page. The bytes are read into the
+/// buffer's spare capacity: nothing is zeroed before a read.
 pub fn pread_expecting(f: &File, buf: &mut Vec<u8>, expect: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     buf.clear();
     let mut off = 0u64;
     let mut want = expect + 4096;
     loop {
-        let len = buf.len();
-        buf.resize(len + want, 0);
-        let n = match f.read_at(buf.get_mut(len..).unwrap_or_default(), off) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                buf.truncate(len);
-                continue;
-            }
-            Err(e) => {
-                buf.truncate(len);
+        buf.reserve(want);
+        let spare = buf.spare_capacity_mut();
+        let ask = want.min(spare.len());
+        let at = libc::off_t::try_from(off).map_err(|_| io::ErrorKind::InvalidData)?;
+        // SAFETY: `spare` is `ask` or more bytes of the Vec's own spare
+        // capacity; the kernel writes at most `ask` of them, and only the
+        // `n` it says it wrote are counted into the length below. Nothing
+        // is zeroed first: a 4 KiB memset per /proc/PID/stat read was 7 %
+        // of a paced process answer.
+        let r = unsafe { libc::pread(f.as_raw_fd(), spare.as_mut_ptr().cast(), ask, at) };
+        let n = match usize::try_from(r) {
+            Ok(n) => n.min(ask),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
                 return Err(e);
             }
         };
-        buf.truncate(len + n);
+        // SAFETY: the kernel initialised these `n` bytes (n <= ask <= spare).
+        unsafe { buf.set_len(buf.len() + n) };
         // A short read is the end: /proc and /sys files fill the whole
         // buffer until they run out, so this saves the read that returns 0.
         if n < want || buf.len() >= MAX_READ {
