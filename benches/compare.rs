@@ -19,6 +19,9 @@
 //! our smallest answer, paced the same way, and the processes answer's
 //! kept-fd floor (the same server listing /proc and reading each kept
 //! /proc/PID/stat); they say how much of each figure no agent can save.
+//! Each round measures both agents back to back, so the median of the
+//! rounds' own ratios ("paired rounds") is steadier than the ratio of
+//! the two medians on a machine whose speed drifts.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -350,6 +353,26 @@ fn main() {
             pct(&ours.cpu_per_req[ri], 0.5),
             pct(&theirs.cpu_per_req[ri], 0.5),
             "µs",
+        );
+    }
+    // Paired: each round measured ours and the reference back to back, so
+    // a slow phase of the machine (this VM moves ±40% within minutes) hits
+    // both; the median of the rounds' own ratios is the steadier figure.
+    println!();
+    println!("| paired rounds | median of each round's ratio | lowest | highest |");
+    println!("| --- | --- | --- | --- |");
+    for (ri, r) in REQUESTS.iter().enumerate() {
+        let ratios: Vec<f64> = ours.cpu_per_req[ri]
+            .iter()
+            .zip(&theirs.cpu_per_req[ri])
+            .filter(|(_, t)| **t > 0.0)
+            .map(|(o, t)| o / t)
+            .collect();
+        println!(
+            "| CPU per `{r}`, ours / the reference's | {:.3} | {:.3} | {:.3} |",
+            pct(&ratios, 0.5),
+            pct(&ratios, 0.0),
+            pct(&ratios, 1.0)
         );
     }
     println!();
