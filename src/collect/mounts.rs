@@ -478,12 +478,12 @@ impl Drop for Prober {
 
 /// The calling thread's voluntary context switches so far: a call that
 /// slept moved it (`None` where the kernel does not say).
-fn voluntary_switches() -> Option<i64> {
+fn voluntary_switches() -> Option<libc::c_long> {
     // SAFETY: an all-zero rusage is valid, and getrusage fills it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a valid out-pointer for the calling thread's usage.
     let ok = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } == 0;
-    ok.then_some(i64::from(ru.ru_nvcsw))
+    ok.then_some(ru.ru_nvcsw)
 }
 
 /// A worker: probes each job's mounts in order, reporting each, and wakes
