@@ -631,11 +631,18 @@ mod tests {
         assert_eq!(p.settle(now + ROUND_WAIT).unwrap(), vec![None]);
     }
 
-    /// Answers with 1 on a thread named `sockagent-statvfs` (the worker),
-    /// 2 on any other (the loop's, here the test's).
+    /// Answers with 1 at once on a thread named `sockagent-statvfs` (the
+    /// worker), 2 after `wait` on any other (the loop's, here the test's).
+    fn by_thread(wait: impl FnOnce()) -> Option<Space> {
+        if std::thread::current().name() == Some("sockagent-statvfs") {
+            return space_of(1);
+        }
+        wait();
+        space_of(2)
+    }
+
     fn which_thread(_: &Path) -> Option<Space> {
-        let worker = std::thread::current().name() == Some("sockagent-statvfs");
-        space_of(if worker { 1 } else { 2 })
+        by_thread(|| {})
     }
 
     fn round(p: &mut Prober, ps: &Arc<[PathBuf]>, direct: &Arc<[bool]>) -> Vec<Option<Space>> {
@@ -716,20 +723,22 @@ mod tests {
 
     /// Slow (past `DIRECT_MAX`) on the loop's thread, quick on the worker.
     fn slow_on_the_loop(_: &Path) -> Option<Space> {
-        if std::thread::current().name() != Some("sockagent-statvfs") {
-            std::thread::sleep(DIRECT_MAX * 2);
-            return space_of(2);
-        }
-        space_of(1)
+        by_thread(|| std::thread::sleep(DIRECT_MAX * 2))
+    }
+
+    /// A prober over one allowed mount, `probe` making its calls, once it
+    /// has answered it on the loop.
+    fn answered_on_the_loop(probe: Probe) -> (Prober, Arc<[PathBuf]>, Arc<[bool]>) {
+        let mut p = Prober::new(probe);
+        let (ps, direct): (_, Arc<[bool]>) = (paths(&["/"]), Arc::new([true]));
+        until_the_loop(&mut p, &ps, &direct);
+        (p, ps, direct)
     }
 
     #[test]
     fn a_slow_call_on_the_loop_that_slept_sends_its_mount_back_for_good() {
-        let mut p = Prober::new(slow_on_the_loop);
-        let ps = paths(&["/"]);
-        let direct: Arc<[bool]> = Arc::new([true]);
         // its one slow call on the loop still counts; then the worker's
-        until_the_loop(&mut p, &ps, &direct);
+        let (mut p, ps, direct) = answered_on_the_loop(slow_on_the_loop);
         for _ in 0..5 {
             assert_eq!(round(&mut p, &ps, &direct), [space_of(1)]);
         }
@@ -738,23 +747,18 @@ mod tests {
     /// Busy past `DIRECT_MAX` on the loop's thread without sleeping (as a
     /// preempted call is), quick on the worker.
     fn busy_on_the_loop(_: &Path) -> Option<Space> {
-        if std::thread::current().name() != Some("sockagent-statvfs") {
+        by_thread(|| {
             let t0 = Instant::now();
             while t0.elapsed() < DIRECT_MAX * 2 {
                 std::hint::spin_loop();
             }
-            return space_of(2);
-        }
-        space_of(1)
+        })
     }
 
     #[test]
     fn a_slow_call_on_the_loop_that_did_not_sleep_costs_one_round() {
-        let mut p = Prober::new(busy_on_the_loop);
-        let ps = paths(&["/"]);
-        let direct: Arc<[bool]> = Arc::new([true]);
         // not sent away for good: after the worker, the loop again
-        until_the_loop(&mut p, &ps, &direct);
+        let (mut p, ps, direct) = answered_on_the_loop(busy_on_the_loop);
         assert_eq!(round(&mut p, &ps, &direct), [space_of(1)], "a round off it");
         until_the_loop(&mut p, &ps, &direct);
     }
