@@ -140,6 +140,36 @@ fn processes_list_us_with_comm_and_rss() {
     assert_eq!(&raw[..2], &[0x1f, 0x8b]);
 }
 
+/// The pids of one `get_processes` answer.
+fn listed(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Vec<u32> {
+    let (_, rows) = decode_processes(&binary(&ask(ws, "get_processes")));
+    rows.iter().map(|p| p.pid).collect()
+}
+
+/// The agent lists /proc again only when the kernel made a pid since its
+/// last listing: a process started between two answers must be in the
+/// second, and one that ended must be gone from it.
+#[test]
+fn a_process_started_or_ended_between_two_answers_shows_in_the_next() {
+    let agent = Agent::start(&[], &[("SOCKTOP_AGENT_PROCESSES_TTL_MS", "0")]);
+    let mut ws = agent.ws();
+    for _ in 0..3 {
+        listed(&mut ws);
+    }
+    for _ in 0..3 {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(listed(&mut ws).contains(&pid), "{pid} started: listed");
+        assert!(listed(&mut ws).contains(&pid), "{pid}: still listed");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!listed(&mut ws).contains(&pid), "{pid} reaped: gone");
+    }
+}
+
 fn meminfo_self_rss() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     let kb: u64 = s
