@@ -115,7 +115,9 @@ impl Disks {
             info.insert((m.major, m.minor), d);
         }
         let paths = mounts.iter().map(|m| root.path(&m.mount_point)).collect();
-        let direct = mounts.iter().map(|m| m.direct).collect();
+        // Under another root the path walked is the root's plus the mount
+        // point, through mounts the table does not describe: the worker's.
+        let direct = mounts.iter().map(|m| m.direct && root.is_host()).collect();
         let t = std::rc::Rc::new(DiskTopology {
             mounts,
             paths,
