@@ -10,6 +10,8 @@ pub mod answers;
 pub mod bench;
 pub mod collect;
 pub mod config;
+#[cfg(feature = "tls")]
+pub mod crypto;
 pub mod families;
 pub mod protocol;
 pub mod remote;

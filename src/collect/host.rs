@@ -3,7 +3,7 @@
 
 use super::fs::Root;
 use crate::families::{Family, Sink, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
 pub fn hostname(root: &Root) -> String {
@@ -137,6 +137,16 @@ pub fn describe_time(out: &mut dyn Sink) {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     TIME.single(out, now);
+}
+
+/// The first point of the grid (`epoch` + k × `period`) after `now`: a
+/// pushed stream's next tick, the history ring's, remote-write's.
+pub fn next_tick(epoch: Instant, period: Duration, now: Instant) -> Instant {
+    let p = period.as_nanos().max(1);
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let k = since / p + 1;
+    let off = u64::try_from(k.saturating_mul(p)).unwrap_or(u64::MAX);
+    epoch + Duration::from_nanos(off)
 }
 
 #[cfg(test)]

@@ -43,5 +43,5 @@ pub mod tls;
 #[cfg(feature = "remote-write")]
 pub use alertmanager::Alertmanagers;
 #[cfg(feature = "remote-write")]
-pub use pusher::{setup, Pusher, Setup, Stats, SOCKET, WAKE};
+pub use pusher::{setup, Pusher, Setup, Stats, SOCKET};
 pub use target::{Auth, Settings, Target};

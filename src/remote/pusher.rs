@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 /// The pusher's socket in the server's `Poll`. The resolver's wake-up
 /// comes through the server's one `Waker` (mio allows one a `Poll`),
-/// which the server hands in and passes back as `WAKE`.
+/// which the server hands in and tells `on_event` of (`woken`).
 pub const SOCKET: Token = Token(usize::MAX - 4);
-pub use crate::server::WAKE;
 
 /// Ring seconds in one push while catching up after an outage (a minute:
 /// about 1 500 samples on a 4-core board, ~15 KiB on the wire).
@@ -268,7 +267,7 @@ impl Pusher {
         }
         if now >= self.next_live {
             self.live_owed = true;
-            self.next_live = crate::server::streams::next_tick(self.next_live, self.interval, now);
+            self.next_live = crate::collect::host::next_tick(self.next_live, self.interval, now);
         }
         if self.retry_at.is_some_and(|r| r > now) {
             return;
@@ -279,8 +278,9 @@ impl Pusher {
         }
     }
 
-    pub fn on_event(&mut self, src: &mut dyn Source, registry: &Registry, token: Token) {
-        let done = if token == WAKE {
+    /// Its socket is ready, or (`woken`) the server's waker fired.
+    pub fn on_event(&mut self, src: &mut dyn Source, registry: &Registry, woken: bool) {
+        let done = if woken {
             self.client.on_wake(registry)
         } else {
             self.client.on_event(registry)
@@ -485,7 +485,7 @@ mod tests {
             ca: None,
         };
         let s = setup(settings, "h").unwrap();
-        let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
+        let waker = std::sync::Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         Pusher::new(s, waker, Instant::now()).unwrap()
     }
 

@@ -1,5 +1,5 @@
 //! https for remote-write: rustls's client side, with the server's own
-//! trimmed ring provider (`server::tls::provider`, TLS 1.3) and trust
+//! trimmed ring provider (`crypto::provider`, TLS 1.3) and trust
 //! anchors from a PEM file: `SOCKAGENT_REMOTE_WRITE_CA`, else
 //! `SSL_CERT_FILE`, else the system's bundle (no roots crate linked).
 
@@ -29,7 +29,7 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Str
     if roots.is_empty() {
         return Err(err(&"no certificate in it"));
     }
-    let provider = Arc::new(crate::server::tls::provider(true));
+    let provider = Arc::new(crate::crypto::provider(true));
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?

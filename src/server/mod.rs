@@ -347,7 +347,7 @@ impl Server {
                     self.answers.history_tick(now);
                     #[cfg(feature = "remote-write")]
                     self.alerts_deliver(now);
-                    let next = streams::next_tick(at, history::INTERVAL, now);
+                    let next = crate::collect::host::next_tick(at, history::INTERVAL, now);
                     self.add_timer(next, Timer::History);
                 }
                 Timer::Journal(key, serial) => {

@@ -6,6 +6,7 @@
 //! 1 s metrics group ticks with the history ring.
 
 use crate::answers::prom::PushCounts;
+use crate::collect::host::next_tick;
 use crate::protocol::{Stream, Subscription};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -47,15 +48,6 @@ pub struct Streams {
     /// last looked (`take_retired`): its count of stale timers.
     retired: usize,
     pub counts: PushCounts,
-}
-
-/// The first point of the grid (`epoch` + k × `period`) after `now`.
-pub fn next_tick(epoch: Instant, period: Duration, now: Instant) -> Instant {
-    let p = period.as_nanos().max(1);
-    let since = now.saturating_duration_since(epoch).as_nanos();
-    let k = since / p + 1;
-    let off = u64::try_from(k.saturating_mul(p)).unwrap_or(u64::MAX);
-    epoch + Duration::from_nanos(off)
 }
 
 impl Streams {

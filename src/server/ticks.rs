@@ -130,7 +130,7 @@ impl Server {
         };
         match token {
             None => p.on_timer(&mut src, registry, Instant::now()),
-            Some(t) => p.on_event(&mut src, registry, t),
+            Some(t) => p.on_event(&mut src, registry, t == super::WAKE),
         }
         if let Some(at) = p.wake_at() {
             self.timers.push(Reverse((at, Timer::Remote)));
