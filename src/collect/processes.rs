@@ -180,6 +180,26 @@ impl ProcScanner {
         parse_last_pid(&self.buf)
     }
 
+    /// Lists `root/proc` into `self.pids` unless no pid may have come since
+    /// the last listing (loadavg's last pid and the epoch as they were).
+    fn list_if_moved(&mut self, root: &Root, epoch: u64) -> std::io::Result<()> {
+        // read before listing: a pid made in between is listed now, and
+        // makes the next scan list again
+        let now = self
+            .last_pid(root)
+            .map(|last_pid| Listed { epoch, last_pid });
+        if now.is_some() && now == self.listed {
+            return Ok(());
+        }
+        let dir = self.dir.get_or_insert_with(|| KeptDir::new(root, "proc"));
+        let pids = &mut self.pids;
+        pids.clear();
+        dir.for_each(|name| pids.extend(pid_of(name)))?;
+        self.listings += 1;
+        self.listed = now;
+        Ok(())
+    }
+
     /// Scans `root/proc`. `total_jiffies` is the aggregate `cpu` total of
     /// `/proc/stat` read just before; `epoch` the collector's re-probe
     /// epoch (a new one lists `/proc` whatever loadavg says). Fills
@@ -190,19 +210,8 @@ impl ProcScanner {
         let gen = self.generation;
         let window = self.last_total.map(|t| total_jiffies.saturating_sub(t));
         self.last_total = Some(total_jiffies);
-        // read before listing: a pid made in between is listed now, and
-        // makes the next scan list again
-        let now = self
-            .last_pid(root)
-            .map(|last_pid| Listed { epoch, last_pid });
+        self.list_if_moved(root, epoch)?;
         let dir = self.dir.get_or_insert_with(|| KeptDir::new(root, "proc"));
-        if now.is_none() || now != self.listed {
-            let pids = &mut self.pids;
-            pids.clear();
-            dir.for_each(|name| pids.extend(pid_of(name)))?;
-            self.listings += 1;
-            self.listed = now;
-        }
         let dirfd = dir.file()?.as_raw_fd();
         let mut n = 0;
         let mut gone = false;
@@ -224,46 +233,27 @@ impl ProcScanner {
             let Some(st) = parse_pid_stat(&self.buf) else {
                 continue;
             };
-            let ticks = st.utime.saturating_add(st.stime);
+            let cpu = cpu_share(e, &st, window);
             let rss = u64::try_from(st.rss_pages.max(0))
                 .unwrap_or(0)
                 .saturating_mul(self.page_size);
-            // A pid new since the last scan (or reused) used all its ticks inside the window.
-            let prev_ticks = match (e.ticks, e.starttime) {
-                (t, s) if s == st.starttime && t <= ticks => t,
-                _ => 0,
-            };
-            e.ticks = ticks;
-            e.starttime = st.starttime;
-            let cpu = match window {
-                Some(w) if w > 0 => {
-                    ((ticks - prev_ticks) as f64 / w as f64 * 100.0).clamp(0.0, 100.0) as f32
-                }
-                _ => 0.0,
-            };
-            if self.rows.len() <= n {
-                self.rows.push(ProcRow::default());
-            }
-            if let Some(row) = self.rows.get_mut(n) {
-                row.pid = pid;
-                row.name.clear();
-                match std::str::from_utf8(st.comm) {
-                    Ok(s) => row.name.push_str(s),
-                    Err(_) => row.name.push_str(&String::from_utf8_lossy(st.comm)),
-                }
-                row.cpu_usage = cpu;
-                row.mem_bytes = rss;
-            }
+            put_row(&mut self.rows, n, pid, st.comm, cpu, rss);
             n += 1;
         }
         self.kept = fds.0;
         self.rows.truncate(n);
+        self.forget_gone(gen, gone);
+        Ok(())
+    }
+
+    /// Forgets the pids this scan (`gen`) did not see, closing their files;
+    /// with `gone` (a read failed), drops them from the pid list too.
+    fn forget_gone(&mut self, gen: u64, gone: bool) {
         if gone {
             // the next scan may not list: it reads the pids still here
             let entries = &self.entries;
             self.pids.retain(|p| entries.contains_key(p));
         }
-        // Forget pids that are gone, closing their files.
         let mut closed = 0;
         self.entries.retain(|_, e| {
             let keep = e.seen == gen;
@@ -273,7 +263,42 @@ impl ProcScanner {
             keep
         });
         self.kept -= closed.min(self.kept);
-        Ok(())
+    }
+}
+
+/// The share of all CPUs `st`'s process used in the `window` (jiffies)
+/// since its last scan, 0-100; keeps its ticks in `e` for the next. A pid
+/// new since the last scan (or reused) used all its ticks inside the window.
+fn cpu_share(e: &mut PidEntry, st: &PidStat, window: Option<u64>) -> f32 {
+    let ticks = st.utime.saturating_add(st.stime);
+    let prev_ticks = match (e.ticks, e.starttime) {
+        (t, s) if s == st.starttime && t <= ticks => t,
+        _ => 0,
+    };
+    e.ticks = ticks;
+    e.starttime = st.starttime;
+    match window {
+        Some(w) if w > 0 => {
+            ((ticks - prev_ticks) as f64 / w as f64 * 100.0).clamp(0.0, 100.0) as f32
+        }
+        _ => 0.0,
+    }
+}
+
+/// Row `n` of `rows` (grown by one when it is the next), reusing its name.
+fn put_row(rows: &mut Vec<ProcRow>, n: usize, pid: u32, comm: &[u8], cpu: f32, rss: u64) {
+    if rows.len() <= n {
+        rows.push(ProcRow::default());
+    }
+    if let Some(row) = rows.get_mut(n) {
+        row.pid = pid;
+        row.name.clear();
+        match std::str::from_utf8(comm) {
+            Ok(s) => row.name.push_str(s),
+            Err(_) => row.name.push_str(&String::from_utf8_lossy(comm)),
+        }
+        row.cpu_usage = cpu;
+        row.mem_bytes = rss;
     }
 }
 
