@@ -453,11 +453,17 @@ impl Prober {
             }
         }
         // a direct-allowed mount that answered in time is made on the loop
-        // next time
-        self.proven.clear();
-        let answered = r.spaces.iter().zip(&r.fast).map(|(s, f)| s.is_some() && *f);
-        for ((p, ok), d) in r.paths.iter().zip(answered).zip(r.direct.iter()) {
-            if *d && ok && self.proven.len() < MAX_DIRECT {
+        // next time; the list is kept in place, so a round like the last
+        // allocates nothing
+        let ok = |i: usize| {
+            r.direct.get(i) == Some(&true)
+                && r.fast.get(i) == Some(&true)
+                && r.spaces.get(i).is_some_and(Option::is_some)
+        };
+        let at = |q: &PathBuf| r.paths.iter().position(|p| p == q);
+        self.proven.retain(|q| at(q).is_some_and(ok));
+        for (i, p) in r.paths.iter().enumerate() {
+            if ok(i) && !self.proven.contains(p) && self.proven.len() < MAX_DIRECT {
                 self.proven.push(p.clone());
             }
         }
