@@ -122,12 +122,9 @@ fn unescape(field: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One mountinfo line: (major, minor, mount point, fstype, source, super
-/// options), the escapes undone.
-type Line = (u32, u32, String, String, String, String);
-
-/// One mountinfo line's fields.
-fn parse_line(line: &[u8]) -> Option<Line> {
+/// One mountinfo line as a `Mount` (`direct` not yet decided), and its
+/// super options.
+fn parse_line(line: &[u8]) -> Option<(Mount, String)> {
     let f: Vec<&[u8]> = super::num::fields(line).collect();
     // id parent maj:min root mountpoint options [optional...] - fstype source superopts
     let sep = f.iter().position(|x| *x == b"-")?;
@@ -141,35 +138,32 @@ fn parse_line(line: &[u8]) -> Option<Line> {
     };
     let (major, minor) = (num()?, num()?);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Some((
+    let m = Mount {
         major,
         minor,
-        unescape(mp),
-        text(fstype),
-        unescape(source),
-        text(opts),
-    ))
+        mount_point: unescape(mp),
+        fstype: text(fstype),
+        source: unescape(source),
+        direct: false,
+    };
+    Some((m, text(opts)))
 }
 
 /// Parses mountinfo, keeping the mounts whose source is a block device
 /// (`/dev/...`) and whose type is not a pseudo filesystem.
 pub fn parse_mountinfo(buf: &[u8]) -> Vec<Mount> {
-    let lines: Vec<Line> = super::num::lines(buf).filter_map(parse_line).collect();
-    let table: Vec<(String, String)> = lines.iter().map(|l| (l.2.clone(), l.3.clone())).collect();
+    let lines: Vec<(Mount, String)> = super::num::lines(buf).filter_map(parse_line).collect();
+    let table: Vec<(String, String)> = lines
+        .iter()
+        .map(|(m, _)| (m.mount_point.clone(), m.fstype.clone()))
+        .collect();
     let mut out = Vec::new();
-    for (major, minor, mount_point, fstype, source, opts) in lines {
-        if !source.starts_with("/dev/") || PSEUDO_FS.contains(&fstype.as_str()) {
+    for (mut m, opts) in lines {
+        if !m.source.starts_with("/dev/") || PSEUDO_FS.contains(&m.fstype.as_str()) {
             continue;
         }
-        let direct = statfs_on_loop(&mount_point, &fstype, &opts, &table);
-        out.push(Mount {
-            major,
-            minor,
-            mount_point,
-            fstype,
-            source,
-            direct,
-        });
+        m.direct = statfs_on_loop(&m.mount_point, &m.fstype, &opts, &table);
+        out.push(m);
     }
     out
 }
