@@ -16,8 +16,8 @@ use tungstenite::protocol::WebSocketContext;
 /// Frames answer `a` as one WebSocket data frame: a pushed frame is
 /// framed once per tick and written to every subscriber as it is.
 pub fn framed(a: &Answer) -> Bytes {
-    let (head, n, payload) = header(a);
-    let head = head.get(..n).unwrap_or_default();
+    let mut buf = [0u8; 14];
+    let (head, payload) = header(a, &mut buf);
     let mut out = Vec::with_capacity(head.len() + payload.len());
     out.extend_from_slice(head);
     out.extend_from_slice(payload);
@@ -25,14 +25,13 @@ pub fn framed(a: &Answer) -> Bytes {
 }
 
 /// Answer `a`'s frame header, as tungstenite frames it (its
-/// `FrameHeader`, final, no mask; its first `n` bytes), and its payload.
-fn header(a: &Answer) -> ([u8; 14], usize, &[u8]) {
+/// `FrameHeader`, final, no mask), written into `buf`, and its payload.
+fn header<'a>(a: &'a Answer, buf: &'a mut [u8; 14]) -> (&'a [u8], &'a [u8]) {
     let (op, payload): (OpData, &[u8]) = match a {
         Answer::Text(t) => (OpData::Text, t.as_bytes()),
         Answer::Binary(b) => (OpData::Binary, b),
     };
-    let mut bytes = [0u8; 14];
-    let mut cur = io::Cursor::new(&mut bytes[..]);
+    let mut cur = io::Cursor::new(&mut buf[..]);
     let header = FrameHeader {
         opcode: OpCode::Data(op),
         ..FrameHeader::default()
@@ -40,7 +39,7 @@ fn header(a: &Answer) -> ([u8; 14], usize, &[u8]) {
     // at most 10 bytes for any length: the 14-byte buffer cannot fill
     let _ = header.format(payload.len() as u64, &mut cur);
     let n = cur.position() as usize;
-    (bytes, n, payload)
+    (buf.get(..n).unwrap_or_default(), payload)
 }
 
 /// Writes one answer's frame: 0 when the socket took it all, else what is
@@ -58,8 +57,9 @@ pub fn write_frame(
         log::debug!("{peer}: a frame after the close frame is not sent");
         return Err(());
     }
-    let (head, n, payload) = header(&a);
-    write_raw(io, head.get(..n).unwrap_or_default(), payload, peer)
+    let mut buf = [0u8; 14];
+    let (head, payload) = header(&a, &mut buf);
+    write_raw(io, head, payload, peer)
 }
 
 /// Writes `h` then `payload` (one `send` when `payload` is empty, else one

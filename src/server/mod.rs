@@ -31,8 +31,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use streams::Streams;
-use transport::would_block;
-use transport::Transport;
+use transport::{would_block, Transport};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
