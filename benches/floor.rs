@@ -109,8 +109,8 @@ fn main() {
         let t = cpu_time();
         for i in 0..iters / rounds {
             // a new epoch each scan: /proc is listed every time, as the floor does
-            let t = u64::from(2 + r * iters + i);
-            scanner.scan(&root, t, t).unwrap();
+            let tick = u64::from(2 + r * iters + i);
+            scanner.scan(&root, tick, tick).unwrap();
         }
         ours_cpu += cpu_time() - t;
         let t = cpu_time();
