@@ -1,6 +1,7 @@
 //! The event loop: one thread, one `mio::Poll`, the listener, every
 //! connection in a slab, deadlines in a heap, signals through a pipe.
 
+mod alarm;
 pub mod conn;
 pub mod dispatch;
 mod frames;
@@ -41,6 +42,8 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 /// The loop's one `mio::Waker` (mio allows one a `Poll`): a disks round
 /// that ended, or a remote-write name lookup that was answered.
 pub const WAKE: Token = Token(usize::MAX - 3);
+/// The loop's alarm clock (`alarm`): the earliest deadline came.
+const ALARM: Token = Token(usize::MAX - 5);
 
 /// Limits, with the reason for each value.
 #[derive(Debug, Clone)]
@@ -101,6 +104,7 @@ pub struct Server {
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    alarm: alarm::Alarm,
     answers: Answers,
     token: Option<String>,
     limits: Limits,
@@ -213,11 +217,13 @@ impl Server {
         };
         #[cfg(feature = "remote-write")]
         let alertmanagers = outbound::setup(opts.alertmanagers, &waker)?;
+        let alarm = alarm::Alarm::new(poll.registry(), ALARM);
         Ok(Server {
             poll,
             listener: Some(listener),
             conns: Slab::new(),
             timers,
+            alarm,
             answers,
             token: opts.token,
             limits: opts.limits,
@@ -258,19 +264,19 @@ impl Server {
                     return Ok(());
                 }
             }
-            // Idle with no deadline pending: sleep until something happens.
-            let timeout = self
-                .timers
-                .peek()
-                .map(|Reverse((t, _))| t.saturating_duration_since(now));
-            let timeout = match (timeout, self.shutting_down) {
-                (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(now))),
-                (None, Some(d)) => Some(d.saturating_duration_since(now)),
-                (t, None) => t,
-            };
             // Connections with input left: others' events, then their turn.
-            let timeout = self.ready.is_empty().then_some(timeout);
-            let timeout = timeout.unwrap_or(Some(Duration::ZERO));
+            // Otherwise sleep until an event, the alarm set for the earliest
+            // deadline among them.
+            let next = self.timers.peek().map(|Reverse((t, _))| *t);
+            let next = match (next, self.shutting_down) {
+                (Some(t), Some(d)) => Some(t.min(d)),
+                (t, d) => t.or(d),
+            };
+            let timeout = if self.ready.is_empty() {
+                self.alarm.wait_for(next, now)
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -280,6 +286,7 @@ impl Server {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
+                    ALARM => self.alarm.rang(),
                     WAKE => {
                         // whoever woke it: each looks at its own state
                         self.disks_done(Instant::now());
