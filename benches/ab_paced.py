@@ -12,21 +12,12 @@ builds of the agent where the VM's speed moves more than their
 difference (benches/README.md). Needs python3-websockets.
 """
 import contextlib
-import glob
 import sys
 import time
 
 from websockets.sync.client import connect
 
-
-def cpu_ns(pid):
-    t = 0
-    for f in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-        try:
-            t += int(open(f).read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return t
+from paced import cpu_ns  # benches/paced.py, beside this file
 
 
 def main():
