@@ -8,8 +8,9 @@
 //! and is woken by a request long before its deadline. With the deadline
 //! on a timerfd, the wait has no timeout and the timer is set once per
 //! deadline (the history tick: once a second), not once per request.
-//! Paced `get_metrics` measured 7% less agent CPU per request this way
-//! (benches/README.md, "the loop's alarm").
+//! Paced cached `get_metrics` measured 2–3% less agent CPU per request
+//! this way, the two builds interleaved (benches/README.md, "Issue 26,
+//! fourth pass"); the rest of a paced request is the wakeup itself.
 //!
 //! Where no timerfd can be made, the loop falls back to the timeout.
 
