@@ -108,6 +108,23 @@ impl Family {
     }
 }
 
+/// Declares `Family` constants as a table, one family a line (rustfmt
+/// leaves a braced macro's lines as written):
+///
+/// ```ignore
+/// crate::families::declare! {
+///     /// The limit the alert divides by.
+///     pub MEMORY_MAX = gauge("sockagent_cgroup_memory_max_bytes", "Memory limit …");
+/// }
+/// ```
+macro_rules! declare {
+    ($($(#[$attr:meta])* $vis:vis $id:ident = $kind:ident($name:literal, $help:literal);)*) => {
+        $($(#[$attr])* $vis const $id: $crate::families::Family =
+            $crate::families::Family::$kind($name, $help);)*
+    };
+}
+pub(crate) use declare;
+
 /// What describes its own families (a collector's sample).
 pub trait Describe {
     fn describe(&self, out: &mut dyn Sink);

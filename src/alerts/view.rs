@@ -4,14 +4,13 @@
 //! Both list the pending and firing alerts only.
 
 use super::eval::{Engine, State};
-use crate::families::{Family, Sink, Value};
+use crate::families::{Sink, Value};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 
-pub const ALERTS: Family = Family::gauge(
-    "sockagent_alerts",
-    "Alerts pending or firing on the agent (1 each), by alertname, alertstate and severity.",
-);
+crate::families::declare! {
+    pub ALERTS = gauge("sockagent_alerts", "Alerts pending or firing on the agent (1 each), by alertname, alertstate and severity.");
+}
 
 impl Engine {
     /// The `alerts` answer into `out` (cleared first): an array of

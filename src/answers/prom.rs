@@ -67,36 +67,16 @@ pub struct PushCounts {
     pub dropped_total: u64,
 }
 
-pub const BUILD_INFO: Family =
-    Family::gauge("sockagent_build_info", "The agent's version; always 1.");
-pub const CPU_TEMPERATURE: Family = Family::gauge(
-    "sockagent_cpu_temperature_celsius",
-    "CPU package temperature, the sensor the metrics answer reports.",
-);
-pub const SELF_CPU: Family = Family::counter(
-    "sockagent_self_cpu_seconds_total",
-    "CPU time the agent itself has used.",
-);
-pub const SELF_RSS: Family = Family::gauge(
-    "sockagent_self_resident_memory_bytes",
-    "The agent's own resident set size.",
-);
-pub const SCRAPE_DURATION: Family = Family::gauge(
-    "sockagent_scrape_duration_seconds",
-    "How long the previous /metrics scrape took, collections included.",
-);
-pub const HISTORY_BYTES: Family = Family::gauge(
-    "sockagent_history_bytes",
-    "Memory of the history ring, sized at start.",
-);
-pub const HISTORY_SAMPLES: Family = Family::gauge(
-    "sockagent_history_samples",
-    "Samples the history ring holds now.",
-);
-pub const PUSH_PENDING: Family = Family::gauge(
-    "sockagent_push_pending_frames",
-    "Pushed frames waiting inside the agent for a subscriber's socket (at most one per stream each).",
-);
+crate::families::declare! {
+    pub BUILD_INFO = gauge("sockagent_build_info", "The agent's version; always 1.");
+    pub CPU_TEMPERATURE = gauge("sockagent_cpu_temperature_celsius", "CPU package temperature, the sensor the metrics answer reports.");
+    pub SELF_CPU = counter("sockagent_self_cpu_seconds_total", "CPU time the agent itself has used.");
+    pub SELF_RSS = gauge("sockagent_self_resident_memory_bytes", "The agent's own resident set size.");
+    pub SCRAPE_DURATION = gauge("sockagent_scrape_duration_seconds", "How long the previous /metrics scrape took, collections included.");
+    pub HISTORY_BYTES = gauge("sockagent_history_bytes", "Memory of the history ring, sized at start.");
+    pub HISTORY_SAMPLES = gauge("sockagent_history_samples", "Samples the history ring holds now.");
+    pub PUSH_PENDING = gauge("sockagent_push_pending_frames", "Pushed frames waiting inside the agent for a subscriber's socket (at most one per stream each).");
+}
 
 type TimingPick = fn(&Timing) -> Value;
 
@@ -125,14 +105,10 @@ const TIMINGS: [(Family, TimingPick); 3] = [
     ),
 ];
 
-pub const PUSH_GROUPS: Family = Family::gauge(
-    "sockagent_push_groups",
-    "Live push groups: one per stream and period subscribed to.",
-);
-pub const CLIENTS_DROPPED: Family = Family::counter(
-    "sockagent_clients_dropped_total",
-    "Clients dropped for holding too much unread output: over their own cap (queue) or the largest when all together were over the total (total).",
-);
+crate::families::declare! {
+    pub PUSH_GROUPS = gauge("sockagent_push_groups", "Live push groups: one per stream and period subscribed to.");
+    pub CLIENTS_DROPPED = counter("sockagent_clients_dropped_total", "Clients dropped for holding too much unread output: over their own cap (queue) or the largest when all together were over the total (total).");
+}
 
 type PushPick = fn(&PushCounts) -> &[u64; 3];
 

@@ -1,7 +1,7 @@
 //! CPU busy percentages from `/proc/stat`.
 
 use super::num::{fields, lines, parse_u64};
-use crate::families::{Family, Sink, Value};
+use crate::families::{Sink, Value};
 
 /// Jiffies of one `cpu` line: the total of the first eight columns (user,
 /// nice, system, idle, iowait, irq, softirq, steal) and the idle part
@@ -164,27 +164,15 @@ pub struct StatCounters {
     pub procs_blocked: u64,
 }
 
-pub const CPU_SECONDS: Family = Family::counter(
-    "node_cpu_seconds_total",
-    "Seconds the CPUs spent in each mode.",
-);
-pub const BOOT_TIME: Family =
-    Family::gauge("node_boot_time_seconds", "Node boot time, in unixtime.");
-pub const CONTEXT_SWITCHES: Family = Family::counter(
-    "node_context_switches_total",
-    "Total number of context switches.",
-);
-pub const FORKS: Family = Family::counter("node_forks_total", "Total number of forks.");
-pub const INTERRUPTS: Family =
-    Family::counter("node_intr_total", "Total number of interrupts serviced.");
-pub const PROCS_RUNNING: Family = Family::gauge(
-    "node_procs_running",
-    "Number of processes in runnable state.",
-);
-pub const PROCS_BLOCKED: Family = Family::gauge(
-    "node_procs_blocked",
-    "Number of processes blocked waiting for I/O to complete.",
-);
+crate::families::declare! {
+    pub CPU_SECONDS = counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.");
+    pub BOOT_TIME = gauge("node_boot_time_seconds", "Node boot time, in unixtime.");
+    pub CONTEXT_SWITCHES = counter("node_context_switches_total", "Total number of context switches.");
+    pub FORKS = counter("node_forks_total", "Total number of forks.");
+    pub INTERRUPTS = counter("node_intr_total", "Total number of interrupts serviced.");
+    pub PROCS_RUNNING = gauge("node_procs_running", "Number of processes in runnable state.");
+    pub PROCS_BLOCKED = gauge("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.");
+}
 
 impl StatSample {
     /// node_exporter's cpu and stat families; `hz`: clock ticks a second.

@@ -7,7 +7,7 @@
 
 use super::fs::{KeptFile, Root};
 use super::num::{parse_u64, parse_u64_trimmed};
-use crate::families::{Family, Sink, Value};
+use crate::families::{Sink, Value};
 
 /// A kHz value as the kernel writes it (`1500000\n`); `None` for
 /// anything else (`<unknown>`).
@@ -85,10 +85,9 @@ impl CpuFreqs {
     }
 }
 
-pub const SCALING_FREQUENCY: Family = Family::gauge(
-    "node_cpu_scaling_frequency_hertz",
-    "Current scaled CPU thread frequency in hertz.",
-);
+crate::families::declare! {
+    pub SCALING_FREQUENCY = gauge("node_cpu_scaling_frequency_hertz", "Current scaled CPU thread frequency in hertz.");
+}
 
 impl CpuFreqs {
     /// Each core's clock (cores without a reading left out; nothing

@@ -2,7 +2,7 @@
 //! calls rather than files: clocks, page size, host name, uname, rusage.
 
 use super::fs::Root;
-use crate::families::{Family, Sink, Value};
+use crate::families::{Sink, Value};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The host's name: `proc/sys/kernel/hostname` under `root`, else gethostname(2).
@@ -106,14 +106,10 @@ pub fn refresh_nodename(host: &mut String) -> bool {
     true
 }
 
-pub const UNAME_INFO: Family = Family::gauge(
-    "node_uname_info",
-    "Labeled system information as provided by the uname system call.",
-);
-pub const TIME: Family = Family::gauge(
-    "node_time_seconds",
-    "System time in seconds since epoch (1970).",
-);
+crate::families::declare! {
+    pub UNAME_INFO = gauge("node_uname_info", "Labeled system information as provided by the uname system call.");
+    pub TIME = gauge("node_time_seconds", "System time in seconds since epoch (1970).");
+}
 
 /// `node_uname_info`, its `nodename` the sample's host name.
 pub fn describe_uname(hostname: &str, out: &mut dyn Sink) {

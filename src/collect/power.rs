@@ -23,7 +23,7 @@ use super::fs::{KeptFile, Root};
 use super::num::{parse_i64, parse_u64, parse_u64_trimmed};
 use super::rate::{wrapping_per_sec, Step, Window};
 use super::rediscover;
-use crate::families::{Family, Sink, Value};
+use crate::families::{Sink, Value};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -261,14 +261,10 @@ impl Power {
     }
 }
 
-pub const SUPPLY_CAPACITY: Family = Family::gauge(
-    "node_power_supply_capacity",
-    "capacity value of /sys/class/power_supply/<power_supply>.",
-);
-pub const RAPL_JOULES: Family = Family::counter(
-    "node_rapl_package_joules_total",
-    "Current Raw energy value in joules",
-);
+crate::families::declare! {
+    pub SUPPLY_CAPACITY = gauge("node_power_supply_capacity", "capacity value of /sys/class/power_supply/<power_supply>.");
+    pub RAPL_JOULES = counter("node_rapl_package_joules_total", "Current Raw energy value in joules");
+}
 
 impl Power {
     /// Batteries' charge and RAPL energy, under node_exporter's names.

@@ -67,43 +67,22 @@ pub fn parse_pressure(buf: &[u8]) -> Option<Psi> {
 
 type Line = fn(&Pressure) -> Option<PsiLine>;
 
-/// node_exporter's pressure families: each a total stall time.
-pub const FAMILIES: [(Family, Line); 5] = [
-    (
-        Family::counter(
-            "node_pressure_cpu_waiting_seconds_total",
-            "Total time in seconds that processes have waited for CPU time",
-        ),
-        |p| p.cpu.and_then(|x| x.some),
-    ),
-    (
-        Family::counter(
-            "node_pressure_io_stalled_seconds_total",
-            "Total time in seconds no process could make progress due to IO congestion",
-        ),
-        |p| p.io.and_then(|x| x.full),
-    ),
-    (
-        Family::counter(
-            "node_pressure_io_waiting_seconds_total",
-            "Total time in seconds that processes have waited due to IO congestion",
-        ),
-        |p| p.io.and_then(|x| x.some),
-    ),
-    (
-        Family::counter(
-            "node_pressure_memory_stalled_seconds_total",
-            "Total time in seconds no process could make progress due to memory congestion",
-        ),
-        |p| p.memory.and_then(|x| x.full),
-    ),
-    (
-        Family::counter(
-            "node_pressure_memory_waiting_seconds_total",
-            "Total time in seconds that processes have waited for memory",
-        ),
-        |p| p.memory.and_then(|x| x.some),
-    ),
+crate::families::declare! {
+    CPU_WAITING = counter("node_pressure_cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time");
+    IO_STALLED = counter("node_pressure_io_stalled_seconds_total", "Total time in seconds no process could make progress due to IO congestion");
+    IO_WAITING = counter("node_pressure_io_waiting_seconds_total", "Total time in seconds that processes have waited due to IO congestion");
+    MEMORY_STALLED = counter("node_pressure_memory_stalled_seconds_total", "Total time in seconds no process could make progress due to memory congestion");
+    MEMORY_WAITING = counter("node_pressure_memory_waiting_seconds_total", "Total time in seconds that processes have waited for memory");
+}
+
+/// node_exporter's pressure families, each a total stall time, and the
+/// line it is read from.
+const FAMILIES: [(Family, Line); 5] = [
+    (CPU_WAITING, |p| p.cpu.and_then(|x| x.some)),
+    (IO_STALLED, |p| p.io.and_then(|x| x.full)),
+    (IO_WAITING, |p| p.io.and_then(|x| x.some)),
+    (MEMORY_STALLED, |p| p.memory.and_then(|x| x.full)),
+    (MEMORY_WAITING, |p| p.memory.and_then(|x| x.some)),
 ];
 
 impl Pressure {

@@ -355,18 +355,11 @@ fn open_stat(dirfd: std::os::fd::RawFd, pid: u32) -> Option<File> {
     super::fs::openat_c(dirfd, path.get(..len)?, 0).ok()
 }
 
-pub const PROCESSES: Family = Family::gauge(
-    "sockagent_processes",
-    "Processes seen by the last process scan.",
-);
-pub const TOP_CPU: Family = Family::gauge(
-    "sockagent_top_process_cpu_percent",
-    "Share of all CPUs used since the previous process scan, 0-100, by the top processes by CPU (SOCKAGENT_PROM_TOP_N).",
-);
-pub const TOP_RSS: Family = Family::gauge(
-    "sockagent_top_process_resident_memory_bytes",
-    "Resident set size of the same top processes.",
-);
+crate::families::declare! {
+    pub PROCESSES = gauge("sockagent_processes", "Processes seen by the last process scan.");
+    pub TOP_CPU = gauge("sockagent_top_process_cpu_percent", "Share of all CPUs used since the previous process scan, 0-100, by the top processes by CPU (SOCKAGENT_PROM_TOP_N).");
+    pub TOP_RSS = gauge("sockagent_top_process_resident_memory_bytes", "Resident set size of the same top processes.");
+}
 
 /// Most CPU first, then most memory, then the lower pid.
 fn by_cpu(a: &&ProcRow, b: &&ProcRow) -> std::cmp::Ordering {

@@ -19,7 +19,7 @@ use super::fs::{KeptFile, Root};
 use super::num::{parse_u64, parse_u64_trimmed};
 use super::rate::{Step, Window};
 use super::rediscover;
-use crate::families::{Family, Sink, Value};
+use crate::families::{Sink, Value};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -234,10 +234,9 @@ impl Throttle {
     }
 }
 
-pub const THROTTLING: Family = Family::gauge(
-    "sockagent_throttling",
-    "1 while the board or CPU is throttled for this reason (when=now), or if it was since boot (when=since_boot); only reasons this machine has a source for.",
-);
+crate::families::declare! {
+    pub THROTTLING = gauge("sockagent_throttling", "1 while the board or CPU is throttled for this reason (when=now), or if it was since boot (when=since_boot); only reasons this machine has a source for.");
+}
 
 impl Throttling {
     /// `sockagent_throttling{reason,when}` for every reason known here.

@@ -6,15 +6,15 @@
 //! reading.
 
 use super::fs::Root;
-use crate::families::{Family, Sink};
+use crate::families::Sink;
 
-pub const SYNC_STATUS: Family = Family::gauge(
-    "node_timex_sync_status",
-    "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
-);
+crate::families::declare! {
+    pub SYNC_STATUS = gauge("node_timex_sync_status", "Is clock synchronized to a reliable server (1 = yes, 0 = no).");
+}
 
-pub const MAX_ERROR: Family =
-    Family::gauge("node_timex_maxerror_seconds", "Maximum error in seconds.");
+crate::families::declare! {
+    pub MAX_ERROR = gauge("node_timex_maxerror_seconds", "Maximum error in seconds.");
+}
 
 /// One reading.
 #[derive(Debug, Clone, Copy, PartialEq)]

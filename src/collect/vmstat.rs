@@ -5,14 +5,13 @@
 
 use super::fs::{KeptFile, Root};
 use super::num::{fields, lines, parse_u64};
-use crate::families::{Family, Sink};
+use crate::families::Sink;
 
-/// node_exporter's vmstat collector's name for the line (it exports it
-/// untyped; a counter's name would need `_total`, so it is a gauge here).
-pub const OOM_KILL: Family = Family::gauge(
-    "node_vmstat_oom_kill",
-    "/proc/vmstat information field oom_kill.",
-);
+crate::families::declare! {
+    /// node_exporter's vmstat collector's name for the line (it exports it
+    /// untyped; a counter's name would need `_total`, so it is a gauge here).
+    pub OOM_KILL = gauge("node_vmstat_oom_kill", "/proc/vmstat information field oom_kill.");
+}
 
 /// The `oom_kill` line's value; `None` when the kernel has none.
 pub fn parse_oom_kill(buf: &[u8]) -> Option<u64> {

@@ -13,7 +13,7 @@ use super::resolve::Resolver;
 use super::target::Target;
 use crate::alerts::deliver::{MAX_ALERTMANAGERS, PATH};
 use crate::alerts::{Engine, Stamp};
-use crate::families::{Family, Sink};
+use crate::families::Sink;
 use mio::{Registry, Token, Waker};
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,14 +22,10 @@ use std::time::Instant;
 /// pusher's `SOCKET` and the server's `WAKE`, above the journal jobs' range).
 pub const FIRST_TOKEN: usize = usize::MAX - 5 - MAX_ALERTMANAGERS;
 
-static SENT: Family = Family::counter(
-    "sockagent_alertmanager_notifications_total",
-    "Alert bodies sent to each Alertmanager (delivered or not).",
-);
-static FAILED: Family = Family::counter(
-    "sockagent_alertmanager_notifications_failed_total",
-    "Alert bodies not delivered: no 2xx answer (refused, timed out, or an error status).",
-);
+crate::families::declare! {
+    SENT = counter("sockagent_alertmanager_notifications_total", "Alert bodies sent to each Alertmanager (delivered or not).");
+    FAILED = counter("sockagent_alertmanager_notifications_failed_total", "Alert bodies not delivered: no 2xx answer (refused, timed out, or an error status).");
+}
 
 /// `http://user:password@host…` → the URL without them (what labels and
 /// log lines show) and their `Authorization: Basic` line (or empty).

@@ -8,7 +8,7 @@ use super::resolve::Resolver;
 use super::source::Source;
 use super::target::{Auth, Settings};
 use crate::answers::history::families as ring;
-use crate::families::{Family, Sink};
+use crate::families::Sink;
 use mio::{Registry, Token, Waker};
 use std::time::{Duration, Instant};
 
@@ -40,26 +40,13 @@ const REASONS: [&str; 9] = [
     "http_4xx",
 ];
 
-static SAMPLES: Family = Family::counter(
-    "sockagent_remote_write_samples_total",
-    "Samples the remote-write endpoint accepted.",
-);
-static FAILURES: Family = Family::counter(
-    "sockagent_remote_write_failures_total",
-    "Pushes that failed, by reason.",
-);
-static DROPPED: Family = Family::counter(
-    "sockagent_remote_write_samples_dropped_total",
-    "Samples never accepted: refused by the endpoint (a 4xx), or overwritten in the history ring during an outage.",
-);
-static LAST_SUCCESS: Family = Family::gauge(
-    "sockagent_remote_write_last_success_timestamp_seconds",
-    "When the endpoint last accepted a push (0: never).",
-);
-static BACKLOG: Family = Family::gauge(
-    "sockagent_remote_write_backlog_seconds",
-    "History-ring seconds not yet accepted by the endpoint.",
-);
+crate::families::declare! {
+    SAMPLES = counter("sockagent_remote_write_samples_total", "Samples the remote-write endpoint accepted.");
+    FAILURES = counter("sockagent_remote_write_failures_total", "Pushes that failed, by reason.");
+    DROPPED = counter("sockagent_remote_write_samples_dropped_total", "Samples never accepted: refused by the endpoint (a 4xx), or overwritten in the history ring during an outage.");
+    LAST_SUCCESS = gauge("sockagent_remote_write_last_success_timestamp_seconds", "When the endpoint last accepted a push (0: never).");
+    BACKLOG = gauge("sockagent_remote_write_backlog_seconds", "History-ring seconds not yet accepted by the endpoint.");
+}
 
 /// The self-metrics, for `/metrics` and the push itself.
 #[derive(Debug, Clone, Copy, Default)]

@@ -13,47 +13,19 @@ use super::{History, Ring, INTERVAL};
 use crate::answers::prom::CPU_TEMPERATURE as CPU_TEMP;
 use crate::families::{Family, Sink, Value};
 
-pub static CPU_BUSY: Family = Family::gauge(
-    "sockagent_cpu_busy_percent",
-    "CPU busy % over the last second, 0-100: the whole machine, and each core ({cpu}).",
-);
-pub static MEMORY_USED: Family = Family::gauge(
-    "sockagent_memory_used_bytes",
-    "Memory in use (total less available).",
-);
-pub static SWAP_USED: Family = Family::gauge("sockagent_swap_used_bytes", "Swap in use.");
-pub static NET_RX: Family = Family::gauge(
-    "sockagent_network_receive_bytes_per_second",
-    "Bytes received over the last second, per interface.",
-);
-pub static NET_TX: Family = Family::gauge(
-    "sockagent_network_transmit_bytes_per_second",
-    "Bytes transmitted over the last second, per interface.",
-);
-pub static DISK_READ: Family = Family::gauge(
-    "sockagent_disk_read_bytes_per_second",
-    "Bytes read over the last second, all whole disks together.",
-);
-pub static DISK_WRITTEN: Family = Family::gauge(
-    "sockagent_disk_written_bytes_per_second",
-    "Bytes written over the last second, all whole disks together.",
-);
-pub static CPU_FREQ: Family = Family::gauge(
-    "sockagent_cpu_frequency_average_hertz",
-    "Average current frequency of the cores.",
-);
-pub static PRESSURE: Family = Family::gauge(
-    "sockagent_pressure_some_avg10_percent",
-    "PSI: % of the last 10 s some task stalled on the resource ({resource}).",
-);
-pub static GPU_BUSY: Family = Family::gauge(
-    "sockagent_gpu_busy_percent",
-    "GPU busy % over the last second, 0-100, per GPU ({gpu}).",
-);
-pub static GPU_MEMORY: Family = Family::gauge(
-    "sockagent_gpu_memory_in_use_bytes",
-    "GPU memory in use over the last second, per GPU ({gpu}).",
-);
+crate::families::declare! {
+    pub CPU_BUSY = gauge("sockagent_cpu_busy_percent", "CPU busy % over the last second, 0-100: the whole machine, and each core ({cpu}).");
+    pub MEMORY_USED = gauge("sockagent_memory_used_bytes", "Memory in use (total less available).");
+    pub SWAP_USED = gauge("sockagent_swap_used_bytes", "Swap in use.");
+    pub NET_RX = gauge("sockagent_network_receive_bytes_per_second", "Bytes received over the last second, per interface.");
+    pub NET_TX = gauge("sockagent_network_transmit_bytes_per_second", "Bytes transmitted over the last second, per interface.");
+    pub DISK_READ = gauge("sockagent_disk_read_bytes_per_second", "Bytes read over the last second, all whole disks together.");
+    pub DISK_WRITTEN = gauge("sockagent_disk_written_bytes_per_second", "Bytes written over the last second, all whole disks together.");
+    pub CPU_FREQ = gauge("sockagent_cpu_frequency_average_hertz", "Average current frequency of the cores.");
+    pub PRESSURE = gauge("sockagent_pressure_some_avg10_percent", "PSI: % of the last 10 s some task stalled on the resource ({resource}).");
+    pub GPU_BUSY = gauge("sockagent_gpu_busy_percent", "GPU busy % over the last second, 0-100, per GPU ({gpu}).");
+    pub GPU_MEMORY = gauge("sockagent_gpu_memory_in_use_bytes", "GPU memory in use over the last second, per GPU ({gpu}).");
+}
 
 /// Every family the ring describes (remote-write pushes these from the
 /// ring, second by second, and leaves them out of the scrape's families).

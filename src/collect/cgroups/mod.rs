@@ -243,23 +243,13 @@ impl CgroupScanner {
     }
 }
 
-pub const CPU_SECONDS: Family = Family::counter(
-    "sockagent_cgroup_cpu_seconds_total",
-    "CPU time used by the cgroup and its descendants, the top cgroups by CPU since the previous sample (SOCKAGENT_PROM_TOP_CGROUPS).",
-);
-pub const MEMORY: Family = Family::gauge(
-    "sockagent_cgroup_memory_bytes",
-    "Memory charged to the same cgroups (v2 memory.current, v1 memory.usage_in_bytes).",
-);
-/// The limit `ServiceMemoryNearLimit` divides `MEMORY` by.
-pub const MEMORY_MAX: Family = Family::gauge(
-    "sockagent_cgroup_memory_max_bytes",
-    "Memory limit of the same cgroups (v2 memory.max, v1 memory.limit_in_bytes); only those that have one.",
-);
-pub const IO_BYTES: Family = Family::counter(
-    "sockagent_cgroup_io_bytes_total",
-    "Bytes the same cgroups read and wrote on block devices.",
-);
+crate::families::declare! {
+    pub CPU_SECONDS = counter("sockagent_cgroup_cpu_seconds_total", "CPU time used by the cgroup and its descendants, the top cgroups by CPU since the previous sample (SOCKAGENT_PROM_TOP_CGROUPS).");
+    pub MEMORY = gauge("sockagent_cgroup_memory_bytes", "Memory charged to the same cgroups (v2 memory.current, v1 memory.usage_in_bytes).");
+    /// The limit `ServiceMemoryNearLimit` divides `MEMORY` by.
+    pub MEMORY_MAX = gauge("sockagent_cgroup_memory_max_bytes", "Memory limit of the same cgroups (v2 memory.max, v1 memory.limit_in_bytes); only those that have one.");
+    pub IO_BYTES = counter("sockagent_cgroup_io_bytes_total", "Bytes the same cgroups read and wrote on block devices.");
+}
 
 /// Most CPU since the previous sample first, then most CPU time in all.
 fn by_cpu(a: &&CgroupRow, b: &&CgroupRow) -> std::cmp::Ordering {

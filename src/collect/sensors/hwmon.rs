@@ -4,7 +4,7 @@
 
 use super::{read_trim, sorted_entries};
 use crate::collect::fs::{KeptFile, Root};
-use crate::families::{Family, Sink, Value};
+use crate::families::{Sink, Value};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -252,20 +252,12 @@ impl Fans {
     }
 }
 
-pub const FAN_RPM: Family = Family::gauge(
-    "node_hwmon_fan_rpm",
-    "Hardware monitor for fan revolutions per minute (input)",
-);
-pub const CHIP_NAMES: Family = Family::gauge(
-    "node_hwmon_chip_names",
-    "Annotation metric for human-readable chip names",
-);
-pub const SENSOR_LABEL: Family =
-    Family::gauge("node_hwmon_sensor_label", "Label for given chip and sensor");
-pub const TEMP_CELSIUS: Family = Family::gauge(
-    "node_hwmon_temp_celsius",
-    "Hardware monitor for temperature (input)",
-);
+crate::families::declare! {
+    pub FAN_RPM = gauge("node_hwmon_fan_rpm", "Hardware monitor for fan revolutions per minute (input)");
+    pub CHIP_NAMES = gauge("node_hwmon_chip_names", "Annotation metric for human-readable chip names");
+    pub SENSOR_LABEL = gauge("node_hwmon_sensor_label", "Label for given chip and sensor");
+    pub TEMP_CELSIUS = gauge("node_hwmon_temp_celsius", "Hardware monitor for temperature (input)");
+}
 
 impl Fans {
     /// Every fan's speed (nothing where there is no fan).
