@@ -173,6 +173,60 @@ fn floor_server(port: u16) -> ! {
     }
 }
 
+/// The minimal event-driven server (`--epoll-floor PORT`): the blocking
+/// floor's work on the design every agent here has, one thread waiting in
+/// `epoll_wait` (mio) for any of its sockets: per request `epoll_wait`,
+/// one `read`, one `write` of a prebuilt frame of `FLOOR_REPLY` bytes, and
+/// nothing else (a short read is taken as drained, as our loop does).
+fn epoll_floor(port: u16) -> ! {
+    use mio::{Events, Interest, Poll, Token};
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut reply = vec![0x81, 126, (FLOOR_REPLY >> 8) as u8, FLOOR_REPLY as u8];
+    reply.resize(4 + FLOOR_REPLY, b'x');
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        // the handshake by tungstenite, blocking; the socket kept by a clone
+        let kept = s.try_clone().unwrap();
+        if tungstenite::accept(s).is_err() {
+            continue;
+        }
+        kept.set_nonblocking(true).unwrap();
+        let mut s = mio::net::TcpStream::from_std(kept);
+        let mut poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut s, Token(0), Interest::READABLE)
+            .unwrap();
+        let mut events = Events::with_capacity(8);
+        'conn: loop {
+            poll.poll(&mut events, None).unwrap();
+            if events.is_empty() {
+                continue;
+            }
+            let n = match s.read(&mut buf) {
+                Ok(0) => break 'conn,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => break 'conn,
+            };
+            // one answer per whole client frame read (masked, short)
+            let mut at = 0;
+            while at + 6 <= n {
+                let len = (buf[at + 1] & 0x7f) as usize;
+                if len >= 126 || buf[at] & 0x0f != 1 {
+                    break 'conn; // not a short text frame: a close, or not ours
+                }
+                at += 6 + len;
+                if s.write_all(&reply).is_err() {
+                    break 'conn;
+                }
+            }
+        }
+    }
+}
+
 /// The processes floor: every `/proc/PID/stat` kept open and read again
 /// with `pread` after listing `/proc`, nothing parsed or encoded (what
 /// `benches/floor.rs` calls the kept-fd floor).
@@ -214,10 +268,10 @@ impl ProcFloor {
 /// Bytes of the floor's answer: about our error object's.
 const FLOOR_REPLY: usize = 160;
 
-fn start_floor() -> Agent {
+fn start_floor(kind: &str) -> Agent {
     let port = free_port();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--floor-server", &port.to_string()])
+        .args([kind, &port.to_string()])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -228,8 +282,12 @@ fn start_floor() -> Agent {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("--floor-server") {
-        floor_server(args.next().and_then(|p| p.parse().ok()).unwrap_or(0));
+    match args.next().as_deref() {
+        Some("--floor-server") => {
+            floor_server(args.next().and_then(|p| p.parse().ok()).unwrap_or(0))
+        }
+        Some("--epoll-floor") => epoll_floor(args.next().and_then(|p| p.parse().ok()).unwrap_or(0)),
+        _ => {}
     }
     // SOCKAGENT_BIN: another build of ours (the static musl one, say).
     let ours_bin = std::env::var("SOCKAGENT_BIN")
@@ -297,28 +355,29 @@ fn main() {
     // The floor of one request on this machine: a minimal WebSocket server
     // (one blocking thread: read a frame, write a frame of the size of our
     // error answer) against our agent's smallest answer (an unknown
-    // request's error object), in alternating rounds. Paced, this is the
-    // wakeup, one read and one write: no agent answers for less.
-    let mut floor = start_floor();
+    // request's error object), in rotating rounds. Paced, this is the
+    // wakeup, one read and one write: no agent answers for less. Beside
+    // it the same server on an epoll loop, the design of any agent that
+    // serves many sockets from one thread: its wakeup is the floor of ours.
+    let mut floor = start_floor("--floor-server");
     floor.ws = Some(connect(floor.port));
-    let small = [&mut agents[0], &mut floor];
-    let mut smallest: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut epoll = start_floor("--epoll-floor");
+    epoll.ws = Some(connect(epoll.port));
+    let mut small = [&mut agents[0], &mut floor, &mut epoll];
+    let mut smallest: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut proc_floor = Vec::new();
-    let [ours_a, floor_a] = small;
     for _ in 0..2 {
-        paced(ours_a, SMALLEST, 5, Duration::ZERO);
-        paced(floor_a, SMALLEST, 5, Duration::ZERO);
-        paced(floor_a, "get_processes", 5, Duration::ZERO);
+        for a in small.iter_mut() {
+            paced(a, SMALLEST, 5, Duration::ZERO);
+        }
+        paced(small[1], "get_processes", 5, Duration::ZERO);
     }
     for round in 0..rounds {
-        if round % 2 == 0 {
-            smallest[0].push(paced(ours_a, SMALLEST, per, pace).0);
-            smallest[1].push(paced(floor_a, SMALLEST, per, pace).0);
-        } else {
-            smallest[1].push(paced(floor_a, SMALLEST, per, pace).0);
-            smallest[0].push(paced(ours_a, SMALLEST, per, pace).0);
+        for k in 0..3 {
+            let i = (round + k) % 3;
+            smallest[i].push(paced(small[i], SMALLEST, per, pace).0);
         }
-        proc_floor.push(paced(floor_a, "get_processes", per, pace).0);
+        proc_floor.push(paced(small[1], "get_processes", per, pace).0);
     }
     let (ours, theirs) = (&agents[0], &agents[1]);
     let date = Command::new("date")
@@ -385,12 +444,20 @@ fn main() {
         "µs",
     );
     row(
+        "CPU per smallest answer, against the minimal epoll server",
+        pct(&smallest[0], 0.5),
+        pct(&smallest[2], 0.5),
+        "µs",
+    );
+    row(
         "CPU per `get_processes`, against the kept-fd floor (list /proc, pread each kept stat)",
         pct(&ours.cpu_per_req[2], 0.5),
         pct(&proc_floor, 0.5),
         "µs",
     );
-    let floor_us = pct(&smallest[1], 0.5);
+    // The epoll floor of `get_processes`: the kept-fd floor with the
+    // blocking wakeup traded for the epoll one.
+    let (floor_us, epoll_us) = (pct(&smallest[1], 0.5), pct(&smallest[2], 0.5));
     for (ri, r) in REQUESTS.iter().enumerate() {
         let theirs = pct(&theirs.cpu_per_req[ri], 0.5);
         let floor = if ri == 2 {
@@ -399,8 +466,9 @@ fn main() {
             floor_us
         };
         println!(
-            "| `{r}`: its floor is {:.3}x the reference's CPU per request | | | |",
-            floor / theirs
+            "| `{r}`: its floor is {:.3}x the reference's CPU per request, its epoll floor {:.3}x | | | |",
+            floor / theirs,
+            (floor - floor_us + epoll_us) / theirs
         );
     }
     println!();
