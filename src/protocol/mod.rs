@@ -322,15 +322,28 @@ fn parse_legacy(t: &str) -> Result<Request, RequestError> {
 
 pub use crate::text::cut;
 
-/// The one-line JSON error object for a bad request.
+/// The one-line JSON error object for a bad request, its keys in order
+/// (`error`, `pid` when given, `request`): written straight out, as
+/// serde_json would write the object, without building one.
 pub fn error_json(error: &str, request: &str, pid: Option<&serde_json::Value>) -> String {
-    let mut o = serde_json::Map::new();
-    o.insert("error".into(), error.replace(['\n', '\r'], " ").into());
-    o.insert("request".into(), cut(request, 64).into());
+    let error: std::borrow::Cow<str> = if error.contains(['\n', '\r']) {
+        error.replace(['\n', '\r'], " ").into()
+    } else {
+        error.into()
+    };
+    let request = cut(request, 64);
+    let mut out = Vec::with_capacity(32 + error.len() + request.len());
+    out.extend_from_slice(b"{\"error\":");
+    // Writing a str or a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, error.as_ref());
     if let Some(p) = pid {
-        o.insert("pid".into(), p.clone());
+        out.extend_from_slice(b",\"pid\":");
+        let _ = serde_json::to_writer(&mut out, p);
     }
-    serde_json::Value::Object(o).to_string()
+    out.extend_from_slice(b",\"request\":");
+    let _ = serde_json::to_writer(&mut out, request);
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -463,5 +476,21 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["request"].as_str().unwrap().len(), 64);
         assert_eq!(v["pid"], 5);
+        // the bytes serde_json writes for the same object (its keys sorted)
+        let quote = "a \"q\" \\ \u{1}\t";
+        for pid in [
+            None,
+            Some(serde_json::json!(7)),
+            Some(serde_json::json!("x\"y")),
+        ] {
+            let mut o = serde_json::Map::new();
+            o.insert("error".into(), "bad thing".into());
+            o.insert("request".into(), quote.into());
+            if let Some(p) = &pid {
+                o.insert("pid".into(), p.clone());
+            }
+            let want = serde_json::Value::Object(o).to_string();
+            assert_eq!(error_json("bad\nthing", quote, pid.as_ref()), want);
+        }
     }
 }
