@@ -16,9 +16,11 @@
 //! request and the cold caches are in every figure. Beside them, the floor
 //! of one request on the machine: a minimal server (one blocking thread
 //! that reads a frame and writes one as long as our error answer) against
-//! our smallest answer, paced the same way, and the processes answer's
-//! kept-fd floor (the same server listing /proc and reading each kept
-//! /proc/PID/stat); they say how much of each figure no agent can save.
+//! our smallest answer, paced the same way; the same server on an epoll
+//! loop (mio, one thread, our three syscalls a request), the floor of an
+//! agent of our design; and the processes answer's kept-fd floor (the
+//! blocking server listing /proc and reading each kept /proc/PID/stat).
+//! They say how much of each figure no agent can save.
 //! Each round measures both agents back to back, so the median of the
 //! rounds' own ratios ("paired rounds") is steadier than the ratio of
 //! the two medians on a machine whose speed drifts.
