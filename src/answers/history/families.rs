@@ -183,15 +183,12 @@ impl Slot<'_> {
             o.put(&PRESSURE, &[("resource", res)], v);
         }
         let g0 = d.cores + 2 * d.interfaces;
-        for (fam, from) in [(&GPU_BUSY, g0), (&GPU_MEMORY, g0 + d.gpus)] {
+        // busy % goes out as an f32 reading (its shortest form), memory as f64
+        let busy: fn(f64) -> Value = |v| Value::F32(v as f32);
+        for (fam, from, value) in [(&GPU_BUSY, g0, busy), (&GPU_MEMORY, g0 + d.gpus, Value::F)] {
             for (i, v) in self.vars(from, d.gpus).iter().enumerate() {
                 let name = r.gpus.get(i).map_or("", String::as_str);
-                let v = if std::ptr::eq(fam, &GPU_BUSY) {
-                    Value::F32(*v as f32)
-                } else {
-                    Value::F(*v)
-                };
-                o.put(fam, &[("gpu", n.format(i)), ("name", name)], v);
+                o.put(fam, &[("gpu", n.format(i)), ("name", name)], value(*v));
             }
         }
     }
@@ -276,5 +273,45 @@ pub(crate) mod tests {
         for f in ALL {
             assert!(crate::protocol::prom::valid_name(f.name));
         }
+    }
+
+    /// What a sink is told, values as they are typed.
+    #[derive(Default)]
+    struct Typed(Vec<(String, Value)>);
+
+    impl Sink for Typed {
+        fn family(&mut self, name: &str, _: &str, _: Kind) {
+            self.0.push((name.to_string(), Value::U(0)));
+        }
+        fn sample(&mut self, _: &[(&str, &str)], v: Value) {
+            let name = self.0.last().map(|(n, _)| n.clone()).unwrap_or_default();
+            self.0.push((name, v));
+        }
+    }
+
+    #[test]
+    fn gpu_busy_goes_out_as_its_f32_reading_and_memory_as_f64() {
+        let t0 = Instant::now();
+        let gpu = crate::collect::gpu::Gpu {
+            name: "gpu0".into(),
+            vendor: "nvidia",
+            usage: Some(49.925),
+            memory_total: Some(1 << 30),
+            memory_used: Some(123_456_789),
+            temp_c: None,
+        };
+        let mut h = History::new(2);
+        for k in 0..=2 {
+            h.record(&sample(t0, k), Some(std::slice::from_ref(&gpu)));
+        }
+        let mut out = Typed::default();
+        h.latest().unwrap().describe(&mut out);
+        let value = |family: &str| {
+            let mut v = out.0.iter().filter(|(n, _)| n == family);
+            v.next(); // the family itself
+            v.next().map(|(_, v)| *v)
+        };
+        assert_eq!(value(GPU_BUSY.name), Some(Value::F32(49.925)));
+        assert_eq!(value(GPU_MEMORY.name), Some(Value::F(123_456_789.0)));
     }
 }
