@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The senders' sockets: `FIRST_TOKEN + n` for Alertmanager `n` (below the
-/// pusher's `SOCKET` and the server's `WAKE`, above the journal jobs' range).
+/// server's `ALARM`, the pusher's `SOCKET` and the server's `WAKE`, above
+/// the journal jobs' range).
 pub const FIRST_TOKEN: usize = usize::MAX - 5 - MAX_ALERTMANAGERS;
 
 crate::families::declare! {

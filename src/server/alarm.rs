@@ -10,7 +10,8 @@
 //! deadline (the history tick: once a second), not once per request.
 //! Paced cached `get_metrics` measured 2–3% less agent CPU per request
 //! this way, the two builds interleaved (benches/README.md, "Issue 26,
-//! fourth pass"); the rest of a paced request is the wakeup itself.
+//! fourth pass"). The rest of a paced request is the wakeup and what the
+//! loop's turn finds cold after sleeping ("fifth pass").
 //!
 //! Where no timerfd can be made, the loop falls back to the timeout.
 
