@@ -8,7 +8,8 @@
 //! --bench gpu_sample` gives the real figure.
 
 use sockagent::collect::fs::Root;
-use sockagent::collect::gpu::{GpuSettings, Gpus};
+use sockagent::collect::gpu::Gpus;
+use sockagent::collect::Settings;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/standin.rs"]
@@ -19,15 +20,12 @@ const ROUNDS: u32 = 20_000;
 
 fn gpus(lib: Option<std::ffi::OsString>) -> Gpus {
     // No sysfs GPUs under this root: only NVML is measured.
-    Gpus::new(
-        Root::new("/nonexistent"),
-        GpuSettings {
-            enabled: true,
-            temps: true,
-            nvml_lib: lib,
-        },
-        0,
-    )
+    let s = Settings {
+        root: Root::new("/nonexistent"),
+        nvml_lib: lib,
+        ..Settings::default()
+    };
+    Gpus::new(&s, 0)
 }
 
 fn main() {

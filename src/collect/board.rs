@@ -208,16 +208,16 @@ impl Board {
 mod tests {
     use super::*;
 
+    fn server() -> Root {
+        Root::fixture("server")
+    }
+
     #[test]
     fn uptime() {
         assert_eq!(parse_uptime(b"1370.70 399.69\n"), Some(1370.7));
         assert_eq!(parse_uptime(b"12 3\n"), Some(12.0));
         assert_eq!(parse_uptime(b""), None);
         assert_eq!(parse_uptime(b"x 1"), None);
-    }
-
-    fn server() -> Root {
-        Root::fixture("server")
     }
 
     #[test]

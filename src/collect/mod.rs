@@ -125,15 +125,7 @@ impl Collectors {
         let mut metrics = Kept::new(metrics::Metrics::new(&s.root, now));
         // The GPUs re-probe on the metrics collector's clock, started by
         // their probe at start.
-        let gpus = gpu::Gpus::new(
-            s.root.clone(),
-            gpu::GpuSettings {
-                enabled: s.gpu_enabled,
-                temps: s.temp_enabled,
-                nvml_lib: s.nvml_lib.clone(),
-            },
-            metrics.reprobe(now),
-        );
+        let gpus = gpu::Gpus::new(&s, metrics.reprobe(now));
         let mut cx = Cx::new(s);
         let mut scanner = processes::ProcScanner::new(fd_budget, page_size());
         // The CPU and process baselines, so the first answers describe a

@@ -77,18 +77,18 @@ pub fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 mod tests {
     use super::*;
 
+    /// Every string of up to 7 bytes over `a`, ` ` and `\n` (3 280 of
+    /// them), and one `/proc/stat`-like buffer.
     #[test]
     fn lines_as_split_gives_them() {
-        for buf in [
-            &b""[..],
-            b"\n",
-            b"\n\n\n",
-            b"a",
-            b"a\n",
-            b"\na",
-            b"a\n\nb\n",
-            b"cpu 1 2\nintr 5 0 0 0\n\nctxt 9",
-        ] {
+        let mut bufs: Vec<Vec<u8>> = vec![b"cpu 1 2\nintr 5 0 0 0\n\nctxt 9".to_vec()];
+        for len in 0..=7u32 {
+            for n in 0..3usize.pow(len) {
+                let digits = (0..len).map(|i| n / 3usize.pow(i) % 3);
+                bufs.push(digits.map(|d| [b'a', b' ', b'\n'][d]).collect());
+            }
+        }
+        for buf in &bufs {
             let want: Vec<&[u8]> = buf
                 .split(|&b| b == b'\n')
                 .filter(|l| !l.is_empty())

@@ -14,9 +14,9 @@ pub mod jetson;
 pub mod nvml;
 
 use super::fs::Root;
+use super::Settings;
 use crate::families::{Family, Sink, Value};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
-use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 /// GPU readings are reused this long (the reference agent's window): NVML
@@ -64,31 +64,12 @@ impl Serialize for Gpu {
     }
 }
 
-/// What the GPU collector is told at start.
-#[derive(Debug, Clone)]
-pub struct GpuSettings {
-    /// `SOCKTOP_AGENT_GPU` (off: no probing at all, `gpus` is null).
-    pub enabled: bool,
-    /// `SOCKTOP_AGENT_TEMP` (off: `temp_c` is null).
-    pub temps: bool,
-    /// `SOCKAGENT_NVML_LIB`: the NVML library to open instead of
-    /// `DEFAULT_NVML_LIB` (ignored in a build without the `gpu` feature).
-    pub nvml_lib: Option<OsString>,
-}
-
-impl Default for GpuSettings {
-    fn default() -> Self {
-        GpuSettings {
-            enabled: true,
-            temps: true,
-            nvml_lib: None,
-        }
-    }
-}
-
 /// The GPU collector: the probe's findings and the cached list.
 pub struct Gpus {
-    s: GpuSettings,
+    /// `SOCKTOP_AGENT_GPU` (off: no probing at all, `gpus` is null).
+    enabled: bool,
+    /// `SOCKTOP_AGENT_TEMP` (off: `temp_c` is null).
+    temps: bool,
     root: Root,
     #[cfg(feature = "gpu")]
     nvidia: nvml::Nvidia,
@@ -103,8 +84,10 @@ pub struct Gpus {
 impl Gpus {
     /// Probes at once (when enabled), so the first answer does not pay for
     /// loading NVML and the log says what was found at start; `epoch`: the
-    /// re-probe epoch it counts as done in.
-    pub fn new(root: Root, s: GpuSettings, epoch: u64) -> Self {
+    /// re-probe epoch it counts as done in. `s.nvml_lib`: the NVML library
+    /// to open instead of `DEFAULT_NVML_LIB` (ignored in a build without
+    /// the `gpu` feature).
+    pub fn new(s: &Settings, epoch: u64) -> Self {
         #[cfg(not(feature = "gpu"))]
         if s.nvml_lib.is_some() {
             log::info!("SOCKAGENT_NVML_LIB is ignored: this build has no NVML (feature `gpu`)");
@@ -112,15 +95,16 @@ impl Gpus {
         let mut g = Gpus {
             #[cfg(feature = "gpu")]
             nvidia: nvml::Nvidia::new(s.nvml_lib.clone()),
-            s,
-            root,
+            enabled: s.gpu_enabled,
+            temps: s.temp_enabled,
+            root: s.root.clone(),
             cards: Vec::new(),
             jetson: None,
             probed: None,
             list: Vec::new(),
             sampled_at: None,
         };
-        if g.s.enabled {
+        if g.enabled {
             g.probe(epoch);
         } else {
             log::debug!("GPU collection off (SOCKTOP_AGENT_GPU=0)");
@@ -156,12 +140,12 @@ impl Gpus {
         let t0 = Instant::now();
         self.list.clear();
         #[cfg(feature = "gpu")]
-        self.nvidia.sample(self.s.temps, &mut self.list);
+        self.nvidia.sample(self.temps, &mut self.list);
         for c in &self.cards {
-            self.list.push(c.read(self.s.temps));
+            self.list.push(c.read(self.temps));
         }
         if let Some(j) = &self.jetson {
-            if let Some(g) = j.read(self.s.temps) {
+            if let Some(g) = j.read(self.temps) {
                 self.list.push(g);
             }
         }
@@ -177,7 +161,7 @@ impl Gpus {
     /// found; readings younger than `TTL` are reused. Probes again first
     /// when `epoch` is new.
     pub fn read(&mut self, now: Instant, epoch: u64) -> Option<&[Gpu]> {
-        if !self.s.enabled {
+        if !self.enabled {
             return None;
         }
         if super::rediscover::due(&mut self.probed, epoch) {
@@ -284,14 +268,12 @@ mod tests {
 
     #[test]
     fn off_means_null_and_no_probe() {
-        let mut g = Gpus::new(
-            Root::new("/nonexistent"),
-            GpuSettings {
-                enabled: false,
-                ..GpuSettings::default()
-            },
-            1,
-        );
+        let s = Settings {
+            root: Root::new("/nonexistent"),
+            gpu_enabled: false,
+            ..Settings::default()
+        };
+        let mut g = Gpus::new(&s, 1);
         assert!(g.read(Instant::now(), 2).is_none());
         assert!(g.probed.is_none());
     }
