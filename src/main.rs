@@ -42,9 +42,9 @@ fn raise_nofile() -> u64 {
 #[inline(never)]
 fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
     use sockagent::server::tls;
-    let (cert, key) = match (&cfg.tls.cert, &cfg.tls.key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => {
+    let (cert, key) = match &cfg.tls.cert_key {
+        Some(cert_key) => cert_key.clone(),
+        None => {
             let host = sockagent::collect::hostname(&cfg.collect.root);
             tls::ensure_self_signed(&cfg.tls.dir, &host, &cfg.extra_sans)?
         }

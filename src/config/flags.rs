@@ -13,8 +13,8 @@ pub struct Flags {
     pub port: Option<u16>,
     pub bind: Option<IpAddr>,
     pub tls: bool,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    /// `--cert` and `--key`, given together or not at all.
+    pub cert_key: Option<(PathBuf, PathBuf)>,
     pub client_ca: Option<PathBuf>,
     pub history: Option<u32>,
     /// `--remote-write URL`, checked with the variables (`config::remote`).
@@ -60,6 +60,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut f = Flags::default();
+    let (mut cert, mut key) = (None, None);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Short('p') | Long("port") => {
@@ -72,8 +73,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                 })?);
             }
             Long("enableSSL") => f.tls = true,
-            Long("cert") => f.cert = Some(path(&mut p)?),
-            Long("key") => f.key = Some(path(&mut p)?),
+            Long("cert") => cert = Some(path(&mut p)?),
+            Long("key") => key = Some(path(&mut p)?),
             Long("client-ca") => f.client_ca = Some(some_path(&mut p, "--client-ca")?),
             Long("allow-origin") => {
                 let v = text(&mut p, "--allow-origin")?;
@@ -110,5 +111,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
             other => return Err(format!("{} (see --help)", other.unexpected())),
         }
     }
+    f.cert_key = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--cert and --key go together".into()),
+    };
     Ok(Parsed::Flags(Box::new(f)))
 }

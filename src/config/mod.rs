@@ -42,8 +42,9 @@ pub const DEFAULT_JOURNALCTL: &str = "journalctl";
 #[derive(Debug, Clone, Default)]
 pub struct TlsConfig {
     pub enabled: bool,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    /// The user's certificate and key (`--cert`/`--key`); `None`: the
+    /// self-signed one kept in `dir`.
+    pub cert_key: Option<(PathBuf, PathBuf)>,
     /// Client certificates required, signed by a CA in this PEM file.
     pub client_ca: Option<PathBuf>,
     /// Where the self-signed certificate is kept (as the reference keeps it).
@@ -188,11 +189,8 @@ fn alerts_config(
 
 /// TLS from the flags and `SOCKTOP_ENABLE_SSL` / `SOCKAGENT_CLIENT_CA`.
 fn tls_config(f: &Flags, env: &Env) -> Result<TlsConfig, String> {
-    if f.cert.is_some() != f.key.is_some() {
-        return Err("--cert and --key go together".into());
-    }
     let enabled = f.tls
-        || f.cert.is_some()
+        || f.cert_key.is_some()
         || env
             .get("SOCKTOP_ENABLE_SSL")
             .is_some_and(|v| v.trim() == "1");
@@ -206,8 +204,7 @@ fn tls_config(f: &Flags, env: &Env) -> Result<TlsConfig, String> {
     }
     Ok(TlsConfig {
         enabled,
-        cert: f.cert.clone(),
-        key: f.key.clone(),
+        cert_key: f.cert_key.clone(),
         client_ca: client_ca.map(|(_, path)| path),
         dir: cert_dir(env),
     })
@@ -363,6 +360,17 @@ mod tests {
         assert_eq!(run(&[], &[]).unwrap().limits.max_queued_total, 32 << 20);
         let c = run(&[], &[("SOCKAGENT_MAX_QUEUED_TOTAL", "1000000")]).unwrap();
         assert_eq!(c.limits.max_queued_total, 1_000_000);
+    }
+
+    #[test]
+    fn cert_and_key_go_together_and_turn_tls_on() {
+        for half in [["--cert", "c"], ["--key", "k"]] {
+            assert_eq!(run(&half, &[]).unwrap_err(), "--cert and --key go together");
+        }
+        let c = run(&["--key", "k", "--cert", "c"], &[]).unwrap();
+        assert!(c.tls.enabled);
+        assert_eq!(c.tls.cert_key, Some(("c".into(), "k".into())));
+        assert_eq!(run(&["--enableSSL"], &[]).unwrap().tls.cert_key, None);
     }
 
     #[test]
