@@ -186,7 +186,7 @@ fn cut(s: &str) -> &str {
 
 /// A labelled slot: the label, whether this evaluation saw it, its data.
 #[derive(Debug)]
-pub(super) struct Slot<T> {
+pub(super) struct Labelled<T> {
     pub(super) label: String,
     pub(super) used: bool,
     seen: bool,
@@ -199,7 +199,7 @@ pub(super) trait Tracked: Default {
 
 /// Finds `label`'s slot, or claims a free one (cleared); `None` when the
 /// table is full of live labels.
-fn slot<'t, T: Tracked>(table: &'t mut [Slot<T>], label: &str) -> Option<&'t mut Slot<T>> {
+fn slot<'t, T: Tracked>(table: &'t mut [Labelled<T>], label: &str) -> Option<&'t mut Labelled<T>> {
     let label = cut(label);
     let i = table
         .iter()
@@ -218,9 +218,9 @@ fn slot<'t, T: Tracked>(table: &'t mut [Slot<T>], label: &str) -> Option<&'t mut
     Some(s)
 }
 
-fn table<T: Tracked>(n: usize) -> Vec<Slot<T>> {
+fn table<T: Tracked>(n: usize) -> Vec<Labelled<T>> {
     (0..n)
-        .map(|_| Slot {
+        .map(|_| Labelled {
             label: String::new(),
             used: false,
             seen: false,
@@ -353,9 +353,9 @@ pub struct Engine {
     pub(super) rules: [Rule; N_RULES],
     /// The unlabelled rules' alerts, by rule index (labelled ones unused).
     pub(super) single: [Alert; N_RULES],
-    pub(super) fs: Vec<Slot<Fs>>,
-    pub(super) net: Vec<Slot<Dev>>,
-    pub(super) cg: Vec<Slot<Cg>>,
+    pub(super) fs: Vec<Labelled<Fs>>,
+    pub(super) net: Vec<Labelled<Dev>>,
+    pub(super) cg: Vec<Labelled<Cg>>,
     last_oom: Option<u64>,
     /// Monotonic ms until which `NodeOutOfMemoryKill` holds.
     oom_until: u64,
@@ -570,7 +570,7 @@ impl Engine {
 /// free slot: `overflow`), `gone` each slot not seen this time, freed once
 /// idle. Whether any alert changed.
 fn track<'r, T: Tracked, R>(
-    table: &mut [Slot<T>],
+    table: &mut [Labelled<T>],
     overflow: &mut u64,
     readings: impl Iterator<Item = (&'r str, R)>,
     mut seen: impl FnMut(&mut T, R) -> bool,

@@ -340,9 +340,9 @@ fn tables_are_bounded() {
 #[test]
 fn table_sizes() {
     let e = engine("");
-    let b = e.fs.len() * std::mem::size_of::<Slot<Fs>>()
-        + e.net.len() * std::mem::size_of::<Slot<Dev>>()
-        + e.cg.len() * std::mem::size_of::<Slot<Cg>>();
+    let b = e.fs.len() * std::mem::size_of::<Labelled<Fs>>()
+        + e.net.len() * std::mem::size_of::<Labelled<Dev>>()
+        + e.cg.len() * std::mem::size_of::<Labelled<Cg>>();
     assert!(b < 64 * 1024, "{b} bytes");
     assert!(
         e.fs.iter().all(|s| s.label.capacity() == 0),

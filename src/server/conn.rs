@@ -1,7 +1,7 @@
 //! One connection's state machine: HTTP head → WebSocket → closing, its
 //! socket and its queue of answers, kept in request order.
 
-use super::dispatch::{self, Ctx, Slot};
+use super::dispatch::{self, Ctx, Queued};
 use super::frames;
 use super::http;
 use super::pushes::Pushes;
@@ -161,7 +161,7 @@ impl Conn {
 /// answer waiting for many clients is one buffer).
 #[derive(Default)]
 pub struct Out {
-    pub queue: VecDeque<Slot>,
+    pub queue: VecDeque<Queued>,
     /// Bytes of the ready answers in `queue`.
     pub queued: usize,
     /// Bytes of the frame in flight that the socket has not taken yet
@@ -175,8 +175,8 @@ pub struct Out {
 }
 
 impl Out {
-    pub fn push(&mut self, s: Slot) {
-        if let Slot::Ready(a) = &s {
+    pub fn push(&mut self, s: Queued) {
+        if let Queued::Ready(a) = &s {
             self.queued = self.queued.saturating_add(a.size());
         }
         self.queue.push_back(s);
@@ -184,8 +184,8 @@ impl Out {
 
     /// Puts the disks round's answer in every slot waiting for it.
     pub fn fill_disks(&mut self, a: &Answer) {
-        for slot in self.queue.iter_mut().filter(|s| matches!(s, Slot::Disks)) {
-            *slot = Slot::Ready(a.clone());
+        for slot in self.queue.iter_mut().filter(|s| matches!(s, Queued::Disks)) {
+            *slot = Queued::Ready(a.clone());
             self.queued = self.queued.saturating_add(a.size());
         }
     }
@@ -195,19 +195,19 @@ impl Out {
         if let Some(slot) = self
             .queue
             .iter_mut()
-            .find(|s| matches!(s, Slot::Waiting(j) if *j == job))
+            .find(|s| matches!(s, Queued::Waiting(j) if *j == job))
         {
-            *slot = Slot::Ready(a.clone());
+            *slot = Queued::Ready(a.clone());
             self.queued = self.queued.saturating_add(a.size());
         }
     }
 
     /// The ready answer at the head of the queue, taken out.
     fn pop_ready(&mut self) -> Option<Answer> {
-        if !matches!(self.queue.front(), Some(Slot::Ready(_))) {
+        if !matches!(self.queue.front(), Some(Queued::Ready(_))) {
             return None;
         }
-        let Some(Slot::Ready(a)) = self.queue.pop_front() else {
+        let Some(Queued::Ready(a)) = self.queue.pop_front() else {
             return None;
         };
         self.queued = self.queued.saturating_sub(a.size());
@@ -425,7 +425,7 @@ fn ws_step(
                     &format!("<binary frame, {} bytes>", b.len()),
                     None,
                 ));
-                out.push(Slot::Ready(a));
+                out.push(Queued::Ready(a));
             }
             // tungstenite queued its reply: no data frame may follow
             Ok(Message::Close(_)) => out.peer_closed = true,
@@ -520,11 +520,11 @@ fn pump(
     }
     while out.in_flight == 0 {
         out.in_flight = match out.queue.front() {
-            Some(Slot::Ready(_)) => match out.pop_ready() {
+            Some(Queued::Ready(_)) => match out.pop_ready() {
                 Some(a) => frames::write_frame(io, ctx, a, peer)?,
                 None => break,
             },
-            Some(Slot::Waiting(_) | Slot::Disks) => break,
+            Some(Queued::Waiting(_) | Queued::Disks) => break,
             // A push touches neither tungstenite nor its buffers: with a
             // thousand subscribers, each context is a cache miss.
             None => match pushes.take_next(n) {

@@ -12,8 +12,8 @@ use crate::protocol::Answer;
 use std::time::Instant;
 use tungstenite::protocol::WebSocketConfig;
 
-/// One answer slot, kept in request order.
-pub enum Slot {
+/// One answer queued on a connection, kept in request order.
+pub enum Queued {
     Ready(Answer),
     /// Waiting for journal job `serial`; later answers queue behind it.
     Waiting(u64),
@@ -79,20 +79,20 @@ pub struct Ctx<'a> {
 
 /// The answer to one request text, or a slot that a journal read will
 /// fill; a (un)subscribe changes this connection's `pushes`.
-pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
+pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Queued {
     let now = Instant::now();
     match x.answers.answer_text(text, now) {
-        Reply::Ready(a) => Slot::Ready(a),
+        Reply::Ready(a) => Queued::Ready(a),
         Reply::Disks(by) => {
             x.disks.wait(x.me, by);
-            Slot::Disks
+            Queued::Disks
         }
         Reply::Subscribe(new) => match x.streams.set(x.me, pushes.sub, new, now) {
             Ok(()) => {
                 pushes.resubscribe(new, &mut x.streams.counts);
-                Slot::Ready(Answer::text(new.answer_json()))
+                Queued::Ready(Answer::text(new.answer_json()))
             }
-            Err(_) => Slot::Ready(Answer::text(crate::protocol::error_json(
+            Err(_) => Queued::Ready(Answer::text(crate::protocol::error_json(
                 &format!(
                     "too many distinct periods subscribed to across clients (at most {} stream and period pairs); use a period already in use, or fewer",
                     super::streams::MAX_GROUPS
@@ -102,9 +102,9 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
             ))),
         },
         Reply::Journal(pid) => match x.jobs.start(x.registry, pid, x.me) {
-            Started::Now(json) => Slot::Ready(x.answers.journal_store(pid, &json, now)),
+            Started::Now(json) => Queued::Ready(x.answers.journal_store(pid, &json, now)),
             // the same error object a `process_metrics` for it gets
-            Started::NoProcess => Slot::Ready(Answer::text(crate::protocol::error_json(
+            Started::NoProcess => Queued::Ready(Answer::text(crate::protocol::error_json(
                 &format!("no such process: {pid}"),
                 text,
                 Some(&serde_json::Value::from(pid)),
@@ -113,7 +113,7 @@ pub fn answer(text: &str, pushes: &mut Pushes, x: &mut Ctx) -> Slot {
                 if let Some((at, key)) = deadline {
                     x.new_deadlines.push((at, key, serial));
                 }
-                Slot::Waiting(serial)
+                Queued::Waiting(serial)
             }
         },
     }
