@@ -27,9 +27,6 @@ use super::throttle::Throttle;
 use crate::families::{Family, Sink};
 use std::time::{Duration, Instant};
 
-/// The default of `Settings::board_period`.
-pub const BOARD_PERIOD: Duration = Duration::from_secs(1);
-
 /// The kernel recomputes pressure's averages every 2 s (`PSI_FREQ`):
 /// reading them more often reads the same figures.
 pub const PRESSURE_PERIOD: Duration = Duration::from_secs(2);
@@ -207,6 +204,7 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::collector::BOARD_PERIOD;
 
     fn server() -> Root {
         Root::fixture("server")

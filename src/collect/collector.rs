@@ -8,10 +8,40 @@
 //! `Kept` keeps its clock and hands the collection its epoch (`Cx::epoch`,
 //! read by `rediscover::due`).
 
+use super::cpu;
 use super::error::{CollectError, Reported, Result};
-use super::fs::KeptFile;
-use super::{cpu, Settings};
+use super::fs::{KeptFile, Root};
 use std::time::{Duration, Instant};
+
+/// The default of `Settings::board_period`.
+pub const BOARD_PERIOD: Duration = Duration::from_secs(1);
+
+/// What every collection is told at start (`Cx::s`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub root: Root,
+    /// `SOCKTOP_AGENT_TEMP`: CPU, disk and GPU temperatures.
+    pub temp_enabled: bool,
+    /// `SOCKTOP_AGENT_GPU`: GPU probing and readings.
+    pub gpu_enabled: bool,
+    /// `SOCKAGENT_NVML_LIB`: the NVML library to load instead of the default.
+    pub nvml_lib: Option<std::ffi::OsString>,
+    /// The board sources (clocks, load, pressure, throttling, fans,
+    /// power) are read at most this often (`BOARD_PERIOD`).
+    pub board_period: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            root: Root::default(),
+            temp_enabled: true,
+            gpu_enabled: true,
+            nvml_lib: None,
+            board_period: BOARD_PERIOD,
+        }
+    }
+}
 
 pub trait Collector {
     /// Its name in `sockagent_collector_*{collector}`.

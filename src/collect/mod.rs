@@ -43,6 +43,7 @@ pub mod timex;
 pub mod top;
 pub mod vmstat;
 
+pub use collector::Settings;
 use collector::{Collector, Cx, Kept, Timing};
 use error::{CollectError, Result};
 pub use filesystems::DisksSample;
@@ -60,32 +61,6 @@ pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
 /// listing of `/proc` kept this long (a listing costs more kernel time
 /// than the rest of a metrics sample, and the count moves slowly).
 pub const PROCESS_COUNT_MAX_AGE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub root: Root,
-    /// `SOCKTOP_AGENT_TEMP`: CPU, disk and GPU temperatures.
-    pub temp_enabled: bool,
-    /// `SOCKTOP_AGENT_GPU`: GPU probing and readings.
-    pub gpu_enabled: bool,
-    /// `SOCKAGENT_NVML_LIB`: the NVML library to load instead of the default.
-    pub nvml_lib: Option<std::ffi::OsString>,
-    /// The board sources (clocks, load, pressure, throttling, fans,
-    /// power) are read at most this often (`board::BOARD_PERIOD`).
-    pub board_period: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            root: Root::default(),
-            temp_enabled: true,
-            gpu_enabled: true,
-            nvml_lib: None,
-            board_period: board::BOARD_PERIOD,
-        }
-    }
-}
 
 /// Every collector, each kept with its timing.
 pub struct Kinds {

@@ -13,8 +13,8 @@ pub mod jetson;
 #[cfg(feature = "gpu")]
 pub mod nvml;
 
+use super::collector::Settings;
 use super::fs::Root;
-use super::Settings;
 use crate::families::{Family, Sink, Value};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::time::{Duration, Instant};
