@@ -2,6 +2,11 @@
 
 use super::num::{fields, lines, parse_u64};
 use crate::families::{Sink, Value};
+use std::time::Duration;
+
+/// CPU percentages are computed over at least this window, so an answer
+/// never describes a few microseconds of scheduler noise.
+pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
 
 /// Jiffies of one `cpu` line: the total of the first eight columns (user,
 /// nice, system, idle, iowait, irq, softirq, steal) and the idle part

@@ -3,15 +3,18 @@
 //! readings, the CPU temperature, the host name and the process count.
 
 use super::collector::{Collector, Cx};
+use super::cpu::{self, MIN_CPU_WINDOW};
 use super::error::{CollectError, Result};
 use super::fs::{KeptDir, KeptFile, Root};
-use super::host::{self, uname_hostname};
-use super::{
-    board, clock_ticks, cpu, diskstats, epoch_ms, fs, memory, net, rate, sensors, MIN_CPU_WINDOW,
-    PROCESS_COUNT_MAX_AGE,
-};
+use super::host::{self, clock_ticks, epoch_ms, uname_hostname};
+use super::{board, diskstats, fs, memory, net, rate, sensors};
 use crate::families::Sink;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// `process_count` may be this old: the last process scan's count, else a
+/// listing of `/proc` kept this long (a listing costs more kernel time
+/// than the rest of a metrics sample, and the count moves slowly).
+const PROCESS_COUNT_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// The fast metrics, as the last metrics collection found them.
 #[derive(Debug, Default)]

@@ -45,22 +45,14 @@ pub mod vmstat;
 
 pub use collector::Settings;
 use collector::{Collector, Cx, Kept, Timing};
+pub use cpu::MIN_CPU_WINDOW;
 use error::{CollectError, Result};
 pub use filesystems::DisksSample;
 use fs::{KeptFile, Root};
 pub use host::{clock_ticks, epoch_ms, hostname, own_cpu, page_size, uname};
 pub use metrics::MetricsSample;
 pub use scrape_only::SensorsSample;
-use std::time::{Duration, Instant};
-
-/// CPU percentages are computed over at least this window, so an answer
-/// never describes a few microseconds of scheduler noise.
-pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
-
-/// `process_count` may be this old: the last process scan's count, else a
-/// listing of `/proc` kept this long (a listing costs more kernel time
-/// than the rest of a metrics sample, and the count moves slowly).
-pub const PROCESS_COUNT_MAX_AGE: Duration = Duration::from_secs(5);
+use std::time::Instant;
 
 /// Every collector, each kept with its timing.
 pub struct Kinds {
