@@ -18,8 +18,11 @@
 //! that reads a frame and writes one as long as our error answer) against
 //! our smallest answer, paced the same way; the same server on an epoll
 //! loop (mio, one thread, our three syscalls a request), the floor of an
-//! agent of our design; and the processes answer's kept-fd floor (the
-//! blocking server listing /proc and reading each kept /proc/PID/stat).
+//! agent of our design; and each answer's own floor: the blocking server
+//! making that answer's syscalls and nothing else (metrics: `pread` of
+//! /proc/stat, /proc/meminfo and /proc/net/dev, and `uname`; disks: `poll`
+//! of the mount table and `statfs` of each filesystem; processes: listing
+//! /proc and `pread` of each kept /proc/PID/stat, the kept-fd floor).
 //! They say how much of each figure no agent can save.
 //! Each round measures both agents back to back, so the median of the
 //! rounds' own ratios ("paired rounds") is steadier than the ratio of
@@ -164,9 +167,13 @@ fn floor_server(port: u16) -> ! {
         };
         let reply = "x".repeat(FLOOR_REPLY);
         let mut kept = ProcFloor::default();
+        let mut reads = ReadFloor::new();
         while let Ok(m) = ws.read() {
-            if m.to_text().is_ok_and(|t| t == "get_processes") {
-                kept.scan();
+            match m.to_text().unwrap_or_default() {
+                "get_processes" => kept.scan(),
+                "get_metrics" => reads.metrics(),
+                "get_disks" => reads.disks(),
+                _ => {}
             }
             if m.is_text() && ws.send(Message::text(reply.as_str())).is_err() {
                 break;
@@ -264,6 +271,74 @@ impl ProcFloor {
             }
         }
         self.files.retain(|pid, _| seen.contains(pid));
+    }
+}
+
+/// The floors of the metrics and disks answers: the syscalls our agent
+/// makes for each on a paced request (`strace -p`), on files kept open,
+/// nothing parsed or encoded. Metrics: `pread` of `/proc/stat`,
+/// `/proc/meminfo` and `/proc/net/dev`, and `uname` (the host name).
+/// Disks: `poll` of `/proc/self/mountinfo` for a change, and `statfs` of
+/// every filesystem on a `/dev/` device in the mount table at start.
+struct ReadFloor {
+    files: Vec<std::fs::File>,
+    mountinfo: std::fs::File,
+    mounts: Vec<std::ffi::CString>,
+    buf: Vec<u8>,
+}
+
+impl ReadFloor {
+    fn new() -> Self {
+        let open = |p: &str| std::fs::File::open(p).unwrap();
+        let table = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut mounts: Vec<std::ffi::CString> = table
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                let dev = f.next()?;
+                let at = f.next()?;
+                dev.starts_with("/dev/")
+                    .then(|| std::ffi::CString::new(at.replace("\\040", " ")).ok())
+                    .flatten()
+            })
+            .collect();
+        mounts.dedup();
+        ReadFloor {
+            files: ["/proc/stat", "/proc/meminfo", "/proc/net/dev"]
+                .map(open)
+                .into(),
+            mountinfo: open("/proc/self/mountinfo"),
+            mounts,
+            buf: vec![0; 16 << 10],
+        }
+    }
+
+    fn metrics(&mut self) {
+        use std::os::unix::fs::FileExt;
+        for f in &self.files {
+            let _ = f.read_at(&mut self.buf, 0);
+        }
+        // SAFETY: an all-zero utsname is valid, and uname fills it.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::uname(&mut u) };
+    }
+
+    fn disks(&mut self) {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd {
+            fd: self.mountinfo.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut p, 1, 0) };
+        for m in &self.mounts {
+            // SAFETY: an all-zero statfs is valid, and statfs fills it.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            // SAFETY: a NUL-terminated path and a valid out-pointer.
+            unsafe { libc::statfs(m.as_ptr(), &mut st) };
+        }
     }
 }
 
@@ -367,19 +442,25 @@ fn main() {
     epoll.ws = Some(connect(epoll.port));
     let mut small = [&mut agents[0], &mut floor, &mut epoll];
     let mut smallest: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    let mut proc_floor = Vec::new();
+    // each request's own floor (the blocking server doing its syscalls),
+    // in REQUESTS order
+    let mut req_floor: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..2 {
         for a in small.iter_mut() {
             paced(a, SMALLEST, 5, Duration::ZERO);
         }
-        paced(small[1], "get_processes", 5, Duration::ZERO);
+        for r in REQUESTS {
+            paced(small[1], r, 5, Duration::ZERO);
+        }
     }
     for round in 0..rounds {
         for k in 0..3 {
             let i = (round + k) % 3;
             smallest[i].push(paced(small[i], SMALLEST, per, pace).0);
         }
-        proc_floor.push(paced(small[1], "get_processes", per, pace).0);
+        for (ri, r) in REQUESTS.iter().enumerate() {
+            req_floor[ri].push(paced(small[1], r, per, pace).0);
+        }
     }
     let (ours, theirs) = (&agents[0], &agents[1]);
     let date = Command::new("date")
@@ -451,22 +532,27 @@ fn main() {
         pct(&smallest[2], 0.5),
         "µs",
     );
-    row(
-        "CPU per `get_processes`, against the kept-fd floor (list /proc, pread each kept stat)",
-        pct(&ours.cpu_per_req[2], 0.5),
-        pct(&proc_floor, 0.5),
-        "µs",
-    );
-    // The epoll floor of `get_processes`: the kept-fd floor with the
-    // blocking wakeup traded for the epoll one.
+    for (ri, what) in [
+        "its floor (pread /proc/stat, /proc/meminfo, /proc/net/dev; uname)",
+        "its floor (poll mountinfo; statfs each /dev/ filesystem)",
+        "the kept-fd floor (list /proc, pread each kept stat)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        row(
+            &format!("CPU per `{}`, against {what}", REQUESTS[ri]),
+            pct(&ours.cpu_per_req[ri], 0.5),
+            pct(&req_floor[ri], 0.5),
+            "µs",
+        );
+    }
+    // Each request's epoll floor: its floor with the blocking wakeup
+    // traded for the epoll one.
     let (floor_us, epoll_us) = (pct(&smallest[1], 0.5), pct(&smallest[2], 0.5));
     for (ri, r) in REQUESTS.iter().enumerate() {
         let theirs = pct(&theirs.cpu_per_req[ri], 0.5);
-        let floor = if ri == 2 {
-            pct(&proc_floor, 0.5)
-        } else {
-            floor_us
-        };
+        let floor = pct(&req_floor[ri], 0.5);
         println!(
             "| `{r}`: its floor is {:.3}x the reference's CPU per request, its epoll floor {:.3}x | | | |",
             floor / theirs,
