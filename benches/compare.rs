@@ -279,7 +279,8 @@ impl ProcFloor {
 /// nothing parsed or encoded. Metrics: `pread` of `/proc/stat`,
 /// `/proc/meminfo` and `/proc/net/dev`, and `uname` (the host name).
 /// Disks: `poll` of `/proc/self/mountinfo` for a change, and `statfs` of
-/// every filesystem on a `/dev/` device in the mount table at start.
+/// every filesystem the agent lists, found at start by the agent's own
+/// mount-table parser (`collect::disks::parse_mountinfo`).
 struct ReadFloor {
     files: Vec<std::fs::File>,
     mountinfo: std::fs::File,
@@ -290,19 +291,11 @@ struct ReadFloor {
 impl ReadFloor {
     fn new() -> Self {
         let open = |p: &str| std::fs::File::open(p).unwrap();
-        let table = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut mounts: Vec<std::ffi::CString> = table
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split(' ');
-                let dev = f.next()?;
-                let at = f.next()?;
-                dev.starts_with("/dev/")
-                    .then(|| std::ffi::CString::new(at.replace("\\040", " ")).ok())
-                    .flatten()
-            })
+        let table = std::fs::read("/proc/self/mountinfo").unwrap_or_default();
+        let mounts = sockagent::collect::disks::parse_mountinfo(&table)
+            .into_iter()
+            .filter_map(|m| std::ffi::CString::new(m.mount_point).ok())
             .collect();
-        mounts.dedup();
         ReadFloor {
             files: ["/proc/stat", "/proc/meminfo", "/proc/net/dev"]
                 .map(open)
@@ -534,7 +527,7 @@ fn main() {
     );
     for (ri, what) in [
         "its floor (pread /proc/stat, /proc/meminfo, /proc/net/dev; uname)",
-        "its floor (poll mountinfo; statfs each /dev/ filesystem)",
+        "its floor (poll mountinfo; statfs each filesystem it lists)",
         "the kept-fd floor (list /proc, pread each kept stat)",
     ]
     .iter()
