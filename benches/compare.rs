@@ -13,20 +13,20 @@
 //! Paced mode sends each request on a 20 ms grid instead of back to back,
 //! so every request finds the agent asleep, as a client at the guide's
 //! cadence does: the wakeup, the syscalls of an idle process's first
-//! request and the cold caches are in every figure. Beside them, the floor
-//! of one request on the machine: a minimal server (one blocking thread
-//! that reads a frame and writes one as long as our error answer) against
-//! our smallest answer, paced the same way; the same server on an epoll
-//! loop (mio, one thread, our three syscalls a request), the floor of an
-//! agent of our design; and each answer's own floor: the blocking server
-//! making that answer's syscalls and nothing else (metrics: `pread` of
+//! request and the cold caches are in every figure. Beside the two agents,
+//! two floors of each answer on this machine: a minimal server (one
+//! blocking thread) and the same server on an epoll loop (mio, one thread:
+//! the design of any agent that serves many sockets from one thread, ours
+//! included). Each makes that answer's syscalls and nothing else, then
+//! writes a frame as long as our agent's answer (metrics: `pread` of
 //! /proc/stat, /proc/meminfo and /proc/net/dev, and `uname`; disks: `poll`
 //! of the mount table and `statfs` of each filesystem; processes: listing
-//! /proc and `pread` of each kept /proc/PID/stat, the kept-fd floor).
-//! They say how much of each figure no agent can save.
-//! Each round measures both agents back to back, so the median of the
-//! rounds' own ratios ("paired rounds") is steadier than the ratio of
-//! the two medians on a machine whose speed drifts.
+//! /proc and `pread` of each kept /proc/PID/stat, the kept-fd floor; the
+//! smallest answer, an unknown request's error object: none). They say
+//! how much of each figure no agent can save.
+//! Each round measures both agents and both floors back to back, so the
+//! median of the rounds' own ratios ("paired rounds") is steadier than
+//! the ratio of two medians on a machine whose speed drifts.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -35,17 +35,15 @@ use tungstenite::{Message, WebSocket};
 
 struct Agent {
     child: Child,
-    port: u16,
     ws: Option<WebSocket<TcpStream>>,
     cpu_per_req: Vec<Vec<f64>>,
     rtt: Vec<Vec<f64>>,
 }
 
 impl Agent {
-    fn new(child: Child, port: u16) -> Self {
+    fn new(child: Child) -> Self {
         Agent {
             child,
-            port,
             ws: None,
             cpu_per_req: vec![Vec::new(); 3],
             rtt: vec![Vec::new(); 3],
@@ -99,7 +97,7 @@ fn start(name: &str, bin: &str, port: u16) -> Agent {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Agent::new(child, port)
+    Agent::new(child)
 }
 
 fn connect(port: u16) -> WebSocket<TcpStream> {
@@ -155,44 +153,97 @@ fn paced(a: &mut Agent, r: &str, per: usize, pace: Duration) -> (f64, Vec<f64>) 
     ((cpu_ns(pid) - c0) / per as f64 / 1e3, rtt)
 }
 
-/// The minimal server (`--floor-server PORT`): one client, blocking; each
-/// text frame is answered with one text frame of `FLOOR_REPLY` bytes.
-fn floor_server(port: u16) -> ! {
+/// How long each floor's answer to each request is: as long as our
+/// agent's (measured in the warm-up), in `REQUESTS` order then the
+/// smallest answer; the floors are started with them.
+type Lengths = [usize; 4];
+
+/// What a floor does for request text `r`: that answer's syscalls, and
+/// which of `Lengths` its reply takes.
+struct FloorWork {
+    kept: ProcFloor,
+    reads: ReadFloor,
+}
+
+impl FloorWork {
+    fn new() -> Self {
+        FloorWork {
+            kept: ProcFloor::default(),
+            reads: ReadFloor::new(),
+        }
+    }
+
+    fn answer(&mut self, r: &[u8]) -> usize {
+        match r {
+            b"get_metrics" => self.reads.metrics(),
+            b"get_disks" => self.reads.disks(),
+            b"get_processes" => self.kept.scan(),
+            _ => return 3,
+        }
+        REQUESTS.iter().position(|q| q.as_bytes() == r).unwrap_or(3)
+    }
+}
+
+/// The floor's lengths from its command line (after the port).
+fn lengths(args: impl Iterator<Item = String>) -> Lengths {
+    let mut l = [FLOOR_REPLY; 4];
+    for (slot, a) in l.iter_mut().zip(args) {
+        *slot = a.parse().unwrap_or(FLOOR_REPLY);
+    }
+    l
+}
+
+/// The minimal server (`--floor-server PORT LENGTHS…`): one client,
+/// blocking; each text frame is answered with that answer's syscalls and
+/// one text frame as long as ours.
+fn floor_server(port: u16, len: Lengths) -> ! {
     let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let replies = len.map(|n| "x".repeat(n));
     loop {
         let (s, _) = l.accept().unwrap();
         s.set_nodelay(true).unwrap();
         let Ok(mut ws) = tungstenite::accept(s) else {
             continue;
         };
-        let reply = "x".repeat(FLOOR_REPLY);
-        let mut kept = ProcFloor::default();
-        let mut reads = ReadFloor::new();
+        let mut work = FloorWork::new();
         while let Ok(m) = ws.read() {
-            match m.to_text().unwrap_or_default() {
-                "get_processes" => kept.scan(),
-                "get_metrics" => reads.metrics(),
-                "get_disks" => reads.disks(),
-                _ => {}
-            }
-            if m.is_text() && ws.send(Message::text(reply.as_str())).is_err() {
+            let k = work.answer(m.to_text().unwrap_or_default().as_bytes());
+            if m.is_text() && ws.send(Message::text(replies[k].as_str())).is_err() {
                 break;
             }
         }
     }
 }
 
-/// The minimal event-driven server (`--epoll-floor PORT`): the blocking
-/// floor's work on the design every agent here has, one thread waiting in
-/// `epoll_wait` (mio) for any of its sockets: per request `epoll_wait`,
-/// one `read`, one `write` of a prebuilt frame of `FLOOR_REPLY` bytes, and
-/// nothing else (a short read is taken as drained, as our loop does).
-fn epoll_floor(port: u16) -> ! {
+/// A server-to-client text frame of `n` bytes of `x`.
+fn text_frame(n: usize) -> Vec<u8> {
+    let mut f = vec![0x81];
+    match n {
+        0..=125 => f.push(n as u8),
+        126..=0xffff => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        _ => {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.resize(f.len() + n, b'x');
+    f
+}
+
+/// The minimal event-driven server (`--epoll-floor PORT LENGTHS…`): the
+/// blocking floor's work on the design every agent here has, one thread
+/// waiting in `epoll_wait` (mio) for any of its sockets: per request
+/// `epoll_wait`, one `read`, that answer's syscalls and one `write` of a
+/// prebuilt frame as long as ours, and nothing else (a short read is
+/// taken as drained, as our loop does).
+fn epoll_floor(port: u16, len: Lengths) -> ! {
     use mio::{Events, Interest, Poll, Token};
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let mut reply = vec![0x81, 126, (FLOOR_REPLY >> 8) as u8, FLOOR_REPLY as u8];
-    reply.resize(4 + FLOOR_REPLY, b'x');
+    let replies = len.map(text_frame);
     let mut buf = vec![0u8; 4096];
     loop {
         let (s, _) = l.accept().unwrap();
@@ -209,6 +260,7 @@ fn epoll_floor(port: u16) -> ! {
             .register(&mut s, Token(0), Interest::READABLE)
             .unwrap();
         let mut events = Events::with_capacity(8);
+        let mut work = FloorWork::new();
         'conn: loop {
             poll.poll(&mut events, None).unwrap();
             if events.is_empty() {
@@ -224,11 +276,17 @@ fn epoll_floor(port: u16) -> ! {
             let mut at = 0;
             while at + 6 <= n {
                 let len = (buf[at + 1] & 0x7f) as usize;
-                if len >= 126 || buf[at] & 0x0f != 1 {
+                if len >= 126 || buf[at] & 0x0f != 1 || at + 6 + len > n {
                     break 'conn; // not a short text frame: a close, or not ours
                 }
+                let mask = [buf[at + 2], buf[at + 3], buf[at + 4], buf[at + 5]];
+                let text = &mut buf[at + 6..at + 6 + len];
+                for (i, b) in text.iter_mut().enumerate() {
+                    *b ^= mask[i % 4];
+                }
+                let k = work.answer(text);
                 at += 6 + len;
-                if s.write_all(&reply).is_err() {
+                if s.write_all(&replies[k]).is_err() {
                     break 'conn;
                 }
             }
@@ -335,29 +393,61 @@ impl ReadFloor {
     }
 }
 
-/// Bytes of the floor's answer: about our error object's.
+/// A floor's answer length where its command line gives none: about our
+/// error object's.
 const FLOOR_REPLY: usize = 160;
 
-fn start_floor(kind: &str) -> Agent {
+fn start_floor(kind: &str, len: &Lengths) -> Agent {
     let port = free_port();
+    let mut args = vec![kind.to_string(), port.to_string()];
+    args.extend(len.iter().map(|n| n.to_string()));
     let child = Command::new(std::env::current_exe().unwrap())
-        .args([kind, &port.to_string()])
+        .args(&args)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     // it serves one client at a time: its listener, not a connection
     wait_listening(port, "floor");
-    Agent::new(child, port)
+    let mut a = Agent::new(child);
+    a.ws = Some(connect(port));
+    a
 }
+
+/// The length of `a`'s answer to `r` (sent once, not measured).
+fn answer_len(a: &mut Agent, r: &str) -> usize {
+    let ws = a.ws.as_mut().unwrap();
+    ws.send(Message::text(r)).unwrap();
+    ws.read().unwrap().len()
+}
+
+/// The median of the rounds' own ratios `a[k] / b[k]`, and its extremes.
+fn paired(a: &[f64], b: &[f64]) -> [f64; 3] {
+    let r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(_, d)| **d > 0.0)
+        .map(|(n, d)| n / d)
+        .collect();
+    [pct(&r, 0.5), pct(&r, 0.0), pct(&r, 1.0)]
+}
+
+// Who takes part, in this order: our agent, the reference, the blocking
+// floor, the epoll floor.
+const OURS: usize = 0;
+const REF: usize = 1;
+const FLOOR: usize = 2;
+const EPOLL: usize = 3;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("--floor-server") => {
-            floor_server(args.next().and_then(|p| p.parse().ok()).unwrap_or(0))
+    let kind = args.next();
+    if let Some(k @ ("--floor-server" | "--epoll-floor")) = kind.as_deref() {
+        let port = args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let len = lengths(args);
+        match k {
+            "--floor-server" => floor_server(port, len),
+            _ => epoll_floor(port, len),
         }
-        Some("--epoll-floor") => epoll_floor(args.next().and_then(|p| p.parse().ok()).unwrap_or(0)),
-        _ => {}
     }
     // SOCKAGENT_BIN: another build of ours (the static musl one, say).
     let ours_bin = std::env::var("SOCKAGENT_BIN")
@@ -383,7 +473,7 @@ fn main() {
             .unwrap_or(0),
     );
     let (p1, p2) = (free_port(), free_port());
-    let mut agents = [
+    let mut agents = vec![
         start("sockagent", &ours_bin, p1),
         start("socktop_agent", &ref_bin, p2),
     ];
@@ -403,59 +493,73 @@ fn main() {
     for (a, p) in agents.iter_mut().zip(ports) {
         a.ws = Some(connect(p));
     }
-    // Warm-up: the first answers set baselines in both.
-    for a in agents.iter_mut() {
-        for r in REQUESTS {
-            let ws = a.ws.as_mut().unwrap();
-            ws.send(Message::text(r)).unwrap();
-            ws.read().unwrap();
+    // Warm-up: the first answers set baselines in both, and ours give the
+    // floors the length of each answer.
+    let mut len: Lengths = [0; 4];
+    for (ri, r) in REQUESTS.iter().chain([&SMALLEST]).enumerate() {
+        len[ri] = answer_len(&mut agents[OURS], r);
+        // the reference has no smallest answer: it ignores text that is
+        // not a request
+        if ri < REQUESTS.len() {
+            answer_len(&mut agents[REF], r);
         }
     }
+    // The floors of one request on this machine, measured in the same
+    // rounds as both agents. The minimal WebSocket server (one blocking
+    // thread): read a frame, make that answer's syscalls (none for the
+    // smallest answer), write a frame as long as ours. Paced, this is the
+    // wakeup, the syscalls and one read and one write: no agent answers
+    // for less. Beside it the same server on an epoll loop, the design of
+    // any agent that serves many sockets from one thread: the floor of
+    // ours.
+    agents.push(start_floor("--floor-server", &len));
+    agents.push(start_floor("--epoll-floor", &len));
+    for a in agents[FLOOR..].iter_mut() {
+        for r in REQUESTS.iter().chain([&SMALLEST]) {
+            paced(a, r, 5, Duration::ZERO);
+        }
+    }
+    paced(&mut agents[OURS], SMALLEST, 5, Duration::ZERO);
+    // Each round measures everyone on each request, in an order that
+    // rotates, so each round's ratios are paired: a slow phase of the
+    // machine (this VM moves ±40% within minutes) hits them all.
+    let mut smallest: [Vec<f64>; 4] = Default::default();
     for round in 0..rounds {
         for (ri, r) in REQUESTS.iter().enumerate() {
-            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-            for &i in &order {
-                let a = &mut agents[i];
+            for k in 0..agents.len() {
+                let a = &mut agents[(round + k) % 4];
                 let (cpu, rtt) = paced(a, r, per, pace);
                 a.cpu_per_req[ri].push(cpu);
                 a.rtt[ri].extend(rtt);
             }
         }
-    }
-    // The floor of one request on this machine: a minimal WebSocket server
-    // (one blocking thread: read a frame, write a frame of the size of our
-    // error answer) against our agent's smallest answer (an unknown
-    // request's error object), in rotating rounds. Paced, this is the
-    // wakeup, one read and one write: no agent answers for less. Beside
-    // it the same server on an epoll loop, the design of any agent that
-    // serves many sockets from one thread: its wakeup is the floor of ours.
-    let mut floor = start_floor("--floor-server");
-    floor.ws = Some(connect(floor.port));
-    let mut epoll = start_floor("--epoll-floor");
-    epoll.ws = Some(connect(epoll.port));
-    let mut small = [&mut agents[0], &mut floor, &mut epoll];
-    let mut smallest: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    // each request's own floor (the blocking server doing its syscalls),
-    // in REQUESTS order
-    let mut req_floor: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..2 {
-        for a in small.iter_mut() {
-            paced(a, SMALLEST, 5, Duration::ZERO);
-        }
-        for r in REQUESTS {
-            paced(small[1], r, 5, Duration::ZERO);
-        }
-    }
-    for round in 0..rounds {
+        // the smallest answer, without the reference
         for k in 0..3 {
-            let i = (round + k) % 3;
-            smallest[i].push(paced(small[i], SMALLEST, per, pace).0);
-        }
-        for (ri, r) in REQUESTS.iter().enumerate() {
-            req_floor[ri].push(paced(small[1], r, per, pace).0);
+            let i = [OURS, FLOOR, EPOLL][(round + k) % 3];
+            smallest[i].push(paced(&mut agents[i], SMALLEST, per, pace).0);
         }
     }
-    let (ours, theirs) = (&agents[0], &agents[1]);
+    report(
+        &agents,
+        &smallest,
+        &idle,
+        [&ours_bin, &ref_bin],
+        rounds,
+        per,
+        pace,
+    );
+}
+
+fn report(
+    agents: &[Agent],
+    smallest: &[Vec<f64>; 4],
+    idle: &[(f64, f64)],
+    bins: [&str; 2],
+    rounds: usize,
+    per: usize,
+    pace: Duration,
+) {
+    let (ours, theirs) = (&agents[OURS], &agents[REF]);
     let date = Command::new("date")
         .arg("-u")
         .arg("+%F %R UTC")
@@ -490,68 +594,63 @@ fn main() {
             "µs",
         );
     }
-    // Paired: each round measured ours and the reference back to back, so
-    // a slow phase of the machine (this VM moves ±40% within minutes) hits
-    // both; the median of the rounds' own ratios is the steadier figure.
+    // Paired: the median of the rounds' own ratios is the steadier figure.
     println!();
     println!("| paired rounds | median of each round's ratio | lowest | highest |");
     println!("| --- | --- | --- | --- |");
+    let line = |what: &str, [m, lo, hi]: [f64; 3]| {
+        println!("| {what} | {m:.3} | {lo:.3} | {hi:.3} |");
+    };
     for (ri, r) in REQUESTS.iter().enumerate() {
-        let ratios: Vec<f64> = ours.cpu_per_req[ri]
-            .iter()
-            .zip(&theirs.cpu_per_req[ri])
-            .filter(|(_, t)| **t > 0.0)
-            .map(|(o, t)| o / t)
-            .collect();
-        println!(
-            "| CPU per `{r}`, ours / the reference's | {:.3} | {:.3} | {:.3} |",
-            pct(&ratios, 0.5),
-            pct(&ratios, 0.0),
-            pct(&ratios, 1.0)
+        let cpu = |i: usize| &agents[i].cpu_per_req[ri];
+        line(
+            &format!("CPU per `{r}`, ours / the reference's"),
+            paired(cpu(OURS), cpu(REF)),
+        );
+        line(
+            &format!("`{r}`'s floor (blocking) / the reference's"),
+            paired(cpu(FLOOR), cpu(REF)),
+        );
+        line(
+            &format!("`{r}`'s epoll floor / the reference's"),
+            paired(cpu(EPOLL), cpu(REF)),
+        );
+        line(
+            &format!("CPU per `{r}`, ours / its epoll floor"),
+            paired(cpu(OURS), cpu(EPOLL)),
         );
     }
+    line(
+        "CPU per smallest answer, ours / the blocking floor",
+        paired(&smallest[OURS], &smallest[FLOOR]),
+    );
+    line(
+        "CPU per smallest answer, ours / the epoll floor",
+        paired(&smallest[OURS], &smallest[EPOLL]),
+    );
     println!();
-    println!("| the floor of one request | sockagent | minimal server | ratio |");
+    println!("| the floor of one request (median of rounds) | sockagent | blocking floor | epoll floor |");
     println!("| --- | --- | --- | --- |");
-    row(
-        "CPU per smallest answer (an unknown request's error object)",
-        pct(&smallest[0], 0.5),
-        pct(&smallest[1], 0.5),
-        "µs",
-    );
-    row(
-        "CPU per smallest answer, against the minimal epoll server",
-        pct(&smallest[0], 0.5),
-        pct(&smallest[2], 0.5),
-        "µs",
-    );
-    for (ri, what) in [
-        "its floor (pread /proc/stat, /proc/meminfo, /proc/net/dev; uname)",
-        "its floor (poll mountinfo; statfs each filesystem it lists)",
-        "the kept-fd floor (list /proc, pread each kept stat)",
-    ]
-    .iter()
-    .enumerate()
-    {
-        row(
-            &format!("CPU per `{}`, against {what}", REQUESTS[ri]),
-            pct(&ours.cpu_per_req[ri], 0.5),
-            pct(&req_floor[ri], 0.5),
-            "µs",
-        );
-    }
-    // Each request's epoll floor: its floor with the blocking wakeup
-    // traded for the epoll one.
-    let (floor_us, epoll_us) = (pct(&smallest[1], 0.5), pct(&smallest[2], 0.5));
-    for (ri, r) in REQUESTS.iter().enumerate() {
-        let theirs = pct(&theirs.cpu_per_req[ri], 0.5);
-        let floor = pct(&req_floor[ri], 0.5);
+    let what = [
+        "`get_metrics` (floors: pread /proc/stat, /proc/meminfo, /proc/net/dev; uname)",
+        "`get_disks` (floors: poll mountinfo; statfs each filesystem it lists)",
+        "`get_processes` (floors: list /proc, pread each kept stat)",
+    ];
+    for (ri, w) in what.iter().enumerate() {
+        let cpu = |i: usize| pct(&agents[i].cpu_per_req[ri], 0.5);
         println!(
-            "| `{r}`: its floor is {:.3}x the reference's CPU per request, its epoll floor {:.3}x | | | |",
-            floor / theirs,
-            (floor - floor_us + epoll_us) / theirs
+            "| CPU per {w} | {:.1} µs | {:.1} µs | {:.1} µs |",
+            cpu(OURS),
+            cpu(FLOOR),
+            cpu(EPOLL)
         );
     }
+    println!(
+        "| CPU per smallest answer (an unknown request's error object) | {:.1} µs | {:.1} µs | {:.1} µs |",
+        pct(&smallest[OURS], 0.5),
+        pct(&smallest[FLOOR], 0.5),
+        pct(&smallest[EPOLL], 0.5)
+    );
     println!();
     println!("| measure | sockagent | socktop_agent 1.60.1 | ratio |");
     println!("| --- | --- | --- | --- |");
@@ -596,8 +695,8 @@ fn main() {
     );
     row(
         "stripped binary",
-        stripped_size(&ours_bin) / 1024.0,
-        stripped_size(&ref_bin) / 1024.0,
+        stripped_size(bins[0]) / 1024.0,
+        stripped_size(bins[1]) / 1024.0,
         "KiB",
     );
 }
