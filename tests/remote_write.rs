@@ -332,6 +332,48 @@ fn a_400_drops_the_batch_and_is_not_retried() {
     );
 }
 
+/// An endpoint (or a proxy before it) may send `100 Continue` or `103
+/// Early Hints` before its answer, asked or not: the pushes count as
+/// accepted, and nothing is dropped or retried.
+#[test]
+fn interim_answers_before_a_204_count_as_accepted() {
+    let ep = Endpoint::start(|n| {
+        if n % 2 == 0 {
+            ("100 Continue\r\n\r\nHTTP/1.1 204 No Content", "")
+        } else {
+            (
+                "103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 204 No Content",
+                "",
+            )
+        }
+    });
+    let agent = Agent::start(
+        &["--remote-write", &ep.url()],
+        &[("SOCKAGENT_REMOTE_WRITE_INTERVAL_MS", "1000")],
+    );
+    ep.wait(3, Duration::from_secs(30));
+    // the endpoint saw the 3rd request before the agent read its answer
+    let t0 = std::time::Instant::now();
+    while metric(&agent, "sockagent_remote_write_samples_total").is_none_or(|v| v == 0.0)
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(metric(&agent, "sockagent_remote_write_samples_total").unwrap() > 0.0);
+    assert_eq!(
+        metric(&agent, "sockagent_remote_write_samples_dropped_total"),
+        Some(0.0)
+    );
+    let (_, text) = http_get(agent.port, "/metrics", "").unwrap();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("sockagent_remote_write_failures_total{"))
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(!agent.log().contains("answered 1"), "{}", agent.log());
+}
+
 #[test]
 fn a_503_is_retried_with_growing_gaps_and_recovery_is_logged() {
     // five 503s, then success

@@ -2,7 +2,8 @@
 //! deliveries to Alertmanager), in the loop like the server: one POST at
 //! a time over a non-blocking `mio` socket (TLS through rustls's client
 //! side for https), `Connection: close`, the response head read with
-//! `httparse` into a bounded buffer and the body discarded up to a bound.
+//! `httparse` into a bounded buffer (`Response`; interim 1xx answers set
+//! aside) and the body discarded up to a bound.
 //! Every step returns at `WouldBlock`; the caller hands it the socket's
 //! events, the resolver's wake-ups and its deadline. The caller writes
 //! the request (`post_head`, its own headers, the body).
@@ -22,7 +23,7 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// Response body bytes read (and dropped) before the answer is taken as
 /// complete; the first `KEPT_BODY` of them are kept for the log line.
 pub const MAX_BODY: usize = 64 * 1024;
-const KEPT_BODY: usize = 256;
+pub const KEPT_BODY: usize = 256;
 
 /// A POST's head to `target` up to (not including) `Content-Length:`:
 /// `headers` are the caller's own lines (its `Content-Type` first), each
@@ -72,9 +73,8 @@ pub struct Client {
     /// The request (head and body), and how much of it went out.
     out: Vec<u8>,
     sent: usize,
-    /// The response so far (its head, then up to `KEPT_BODY`).
-    input: Vec<u8>,
-    body_seen: usize,
+    /// The response so far.
+    input: Response,
     phase: Phase,
     deadline: Option<Instant>,
 }
@@ -91,8 +91,7 @@ impl Client {
             tls: None,
             out: Vec::new(),
             sent: 0,
-            input: Vec::new(),
-            body_seen: 0,
+            input: Response::default(),
             phase: Phase::Idle,
             deadline: None,
         }
@@ -132,7 +131,6 @@ impl Client {
     fn start(&mut self, registry: &Registry, now: Instant) -> Option<Done> {
         self.sent = 0;
         self.input.clear();
-        self.body_seen = 0;
         self.deadline = Some(now + REQUEST_TIMEOUT);
         if self.addrs.is_empty() {
             self.phase = Phase::Resolving;
@@ -294,20 +292,18 @@ impl Client {
                 c.process_new_packets().map_err(|_| "tls")?;
                 loop {
                     match c.reader().read(&mut buf) {
-                        Ok(0) => return finish(&self.input, self.body_seen, true),
+                        Ok(0) => return self.input.end(),
                         Ok(n) => {
-                            if let Some(d) =
-                                take(&mut self.input, &mut self.body_seen, buf.get(..n))?
-                            {
+                            if let Some(d) = self.input.take(buf.get(..n).unwrap_or(&[]))? {
                                 return Ok(Some(d));
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(_) => return finish(&self.input, self.body_seen, true),
+                        Err(_) => return self.input.end(),
                     }
                 }
                 if eof {
-                    return finish(&self.input, self.body_seen, true);
+                    return self.input.end();
                 }
             }
         }
@@ -321,9 +317,9 @@ impl Client {
         }
         loop {
             match sock.read(&mut buf) {
-                Ok(0) => return finish(&self.input, self.body_seen, true),
+                Ok(0) => return self.input.end(),
                 Ok(n) => {
-                    if let Some(d) = take(&mut self.input, &mut self.body_seen, buf.get(..n))? {
+                    if let Some(d) = self.input.take(buf.get(..n).unwrap_or(&[]))? {
                         return Ok(Some(d));
                     }
                 }
@@ -335,29 +331,58 @@ impl Client {
     }
 }
 
-/// Adds response bytes; `Some` once the whole answer (or enough) is in.
-fn take(
-    input: &mut Vec<u8>,
-    body_seen: &mut usize,
-    bytes: Option<&[u8]>,
-) -> Result<Option<Done>, &'static str> {
-    let bytes = bytes.unwrap_or(&[]);
-    let head_done = head_len(input).is_some();
-    if head_done {
-        *body_seen += bytes.len();
-        let room =
-            KEPT_BODY.saturating_sub(input.len().saturating_sub(head_len(input).unwrap_or(0)));
-        input.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
-    } else {
-        input.extend_from_slice(bytes);
-        if let Some(h) = head_len(input) {
-            *body_seen = input.len() - h;
-            input.truncate(h + KEPT_BODY.min(*body_seen));
-        } else if input.len() > MAX_HEAD {
-            return Err("bad_response");
-        }
+/// A response as it comes in: its head (bounded by `MAX_HEAD`), then the
+/// first `KEPT_BODY` bytes of its body and the count of the rest. Interim
+/// answers (`100 Continue`, `103 Early Hints`), which a server or a proxy
+/// may send before the final one even unasked (RFC 9110, 15.2), are read
+/// and set aside.
+#[derive(Debug, Default)]
+pub struct Response {
+    input: Vec<u8>,
+    body_seen: usize,
+}
+
+impl Response {
+    pub fn clear(&mut self) {
+        self.input.clear();
+        self.body_seen = 0;
     }
-    finish(input, *body_seen, false)
+
+    /// Adds bytes read; `Some` once the whole answer (or enough) is in.
+    pub fn take(&mut self, bytes: &[u8]) -> Result<Option<Done>, &'static str> {
+        let input = &mut self.input;
+        if let Some(h) = head_len(input) {
+            self.body_seen += bytes.len();
+            let room = KEPT_BODY.saturating_sub(input.len().saturating_sub(h));
+            input.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
+        } else {
+            input.extend_from_slice(bytes);
+            loop {
+                let Some(h) = head_len(input) else {
+                    if input.len() > MAX_HEAD {
+                        return Err("bad_response");
+                    }
+                    break;
+                };
+                if h > MAX_HEAD {
+                    return Err("bad_response");
+                }
+                if interim(input.get(..h).unwrap_or(&[])) {
+                    input.drain(..h);
+                    continue;
+                }
+                self.body_seen = input.len() - h;
+                input.truncate(h + KEPT_BODY.min(self.body_seen));
+                break;
+            }
+        }
+        finish(input, self.body_seen, false)
+    }
+
+    /// The peer closed: the answer as it stands, or why there is none.
+    pub fn end(&self) -> Result<Option<Done>, &'static str> {
+        finish(&self.input, self.body_seen, true)
+    }
 }
 
 fn head_len(input: &[u8]) -> Option<usize> {
@@ -365,6 +390,15 @@ fn head_len(input: &[u8]) -> Option<usize> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| i + 4)
+}
+
+/// Whether a whole response head is an interim (1xx) answer; `101
+/// Switching Protocols`, which ends HTTP on the connection, is not.
+fn interim(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut r = httparse::Response::new(&mut headers);
+    matches!(r.parse(head), Ok(httparse::Status::Complete(_)))
+        && r.code.is_some_and(|c| (100..200).contains(&c) && c != 101)
 }
 
 /// The answer, when it is complete (its length read, the end of a
@@ -409,15 +443,54 @@ mod tests {
     use super::*;
 
     fn feed(parts: &[&[u8]]) -> Result<Option<Done>, &'static str> {
-        let (mut input, mut seen) = (Vec::new(), 0);
+        let mut r = Response::default();
         let mut last = Ok(None);
         for p in parts {
-            last = take(&mut input, &mut seen, Some(p));
+            last = r.take(p);
             if !matches!(last, Ok(None)) {
                 break;
             }
         }
         last
+    }
+
+    fn status(code: u16, body: &str) -> Result<Option<Done>, &'static str> {
+        Ok(Some(Done::Status {
+            code,
+            retry_after: None,
+            body: body.into(),
+        }))
+    }
+
+    /// Interim answers before the final one are set aside, whole or in
+    /// pieces, however the reads cut them; the final one is the answer.
+    #[test]
+    fn interim_answers_are_set_aside() {
+        let cont = b"HTTP/1.1 100 Continue\r\n\r\n".as_slice();
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n".as_slice();
+        let fin = b"HTTP/1.1 400 Bad\r\nContent-Length: 3\r\n\r\nbad".as_slice();
+        let all = [cont, cont, hints, fin].concat();
+        for cut in 0..=all.len() {
+            let (a, b) = all.split_at(cut);
+            assert_eq!(feed(&[a, b]), status(400, "bad"), "cut at {cut}");
+        }
+        // byte by byte
+        let bytes: Vec<&[u8]> = all.chunks(1).collect();
+        assert_eq!(feed(&bytes), status(400, "bad"));
+        // a 204 after a 100, then nothing
+        assert_eq!(
+            feed(&[cont, b"HTTP/1.1 204 No Content\r\n\r\n"]),
+            status(204, "")
+        );
+        // only an interim answer, then the peer closed: no answer
+        let mut r = Response::default();
+        assert_eq!(r.take(cont), Ok(None));
+        assert_eq!(r.end(), Err("bad_response"));
+        // 101 is not interim: it is the (wrong) answer
+        assert_eq!(
+            feed(&[b"HTTP/1.1 101 Switching Protocols\r\nContent-Length: 0\r\n\r\n"]),
+            status(101, "")
+        );
     }
 
     #[test]
@@ -466,6 +539,15 @@ mod tests {
             feed(&[b"HTTP/1.1 200 OK\r\nX: ", &long]),
             Err("bad_response")
         );
+        // a head over the bound that ends in the same read
+        assert_eq!(
+            feed(&[b"HTTP/1.1 200 OK\r\nX: ", &long, b"\r\n\r\n"]),
+            Err("bad_response")
+        );
+        let mut one = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        one.extend_from_slice(&long);
+        one.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(feed(&[&one]), Err("bad_response"));
         assert_eq!(feed(&[b"SSH-2.0-x\r\n\r\n"]), Err("bad_response"));
         let body = vec![b'b'; MAX_BODY];
         let got = feed(&[b"HTTP/1.1 500 E\r\n\r\n", &body]);
