@@ -335,84 +335,130 @@ impl Client {
 /// first `KEPT_BODY` bytes of its body and the count of the rest. Interim
 /// answers (`100 Continue`, `103 Early Hints`), which a server or a proxy
 /// may send before the final one even unasked (RFC 9110, 15.2), are read
-/// and set aside.
+/// and set aside. Each byte is looked at a bounded number of times, so an
+/// endpoint that trickles its answer a byte a read costs no more than one
+/// that sends it whole.
 #[derive(Debug, Default)]
 pub struct Response {
+    /// The head so far; once it is whole, the body's first bytes.
     input: Vec<u8>,
+    /// How much of `input` is known to hold no head's end.
+    searched: usize,
+    /// What the final head says, once it is whole.
+    head: Option<Head>,
+    /// Body bytes read, and the last five of them (a chunked body's end).
     body_seen: usize,
+    tail: [u8; 5],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    code: u16,
+    length: Option<usize>,
+    retry_after: Option<u64>,
 }
 
 impl Response {
     pub fn clear(&mut self) {
         self.input.clear();
+        self.searched = 0;
+        self.head = None;
         self.body_seen = 0;
+        self.tail = [0; 5];
     }
 
     /// Adds bytes read; `Some` once the whole answer (or enough) is in.
     pub fn take(&mut self, bytes: &[u8]) -> Result<Option<Done>, &'static str> {
-        let input = &mut self.input;
-        if let Some(h) = head_len(input) {
-            self.body_seen += bytes.len();
-            let room = KEPT_BODY.saturating_sub(input.len().saturating_sub(h));
-            input.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
+        if self.head.is_some() {
+            self.body(bytes);
         } else {
-            input.extend_from_slice(bytes);
-            loop {
-                let Some(h) = head_len(input) else {
-                    if input.len() > MAX_HEAD {
-                        return Err("bad_response");
-                    }
-                    break;
-                };
-                if h > MAX_HEAD {
-                    return Err("bad_response");
-                }
-                if interim(input.get(..h).unwrap_or(&[])) {
-                    input.drain(..h);
-                    continue;
-                }
-                self.body_seen = input.len() - h;
-                input.truncate(h + KEPT_BODY.min(self.body_seen));
-                break;
-            }
+            self.input.extend_from_slice(bytes);
+            self.heads()?;
         }
-        finish(input, self.body_seen, false)
+        self.done(false)
     }
 
     /// The peer closed: the answer as it stands, or why there is none.
     pub fn end(&self) -> Result<Option<Done>, &'static str> {
-        finish(&self.input, self.body_seen, true)
+        self.done(true)
+    }
+
+    /// Reads the heads that are whole: interim ones are dropped, the
+    /// final one is read and the bytes after it are its body.
+    fn heads(&mut self) -> Result<(), &'static str> {
+        loop {
+            let from = self.searched.saturating_sub(3);
+            let Some(end) = self
+                .input
+                .get(from..)
+                .and_then(|rest| rest.windows(4).position(|w| w == b"\r\n\r\n"))
+                .map(|i| from + i + 4)
+            else {
+                self.searched = self.input.len();
+                return match self.input.len() > MAX_HEAD {
+                    true => Err("bad_response"),
+                    false => Ok(()),
+                };
+            };
+            if end > MAX_HEAD {
+                return Err("bad_response");
+            }
+            let head = parse_head(self.input.get(..end).unwrap_or(&[]))?;
+            self.input.drain(..end);
+            self.searched = 0;
+            if (100..200).contains(&head.code) && head.code != 101 {
+                continue; // interim: the answer is still to come
+            }
+            self.head = Some(head);
+            let body = std::mem::take(&mut self.input);
+            self.body(&body);
+            return Ok(());
+        }
+    }
+
+    /// Counts body bytes, keeping the first `KEPT_BODY` and the last five.
+    fn body(&mut self, bytes: &[u8]) {
+        self.body_seen += bytes.len();
+        let room = KEPT_BODY.saturating_sub(self.input.len());
+        self.input
+            .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
+        for &b in bytes.iter().rev().take(5).rev() {
+            self.tail.rotate_left(1);
+            self.tail[4] = b;
+        }
+    }
+
+    /// The answer, when it is complete (its length read, the end of a
+    /// chunked body, the peer closed, or `MAX_BODY` read).
+    fn done(&self, eof: bool) -> Result<Option<Done>, &'static str> {
+        let Some(h) = self.head else {
+            return if eof { Err("bad_response") } else { Ok(None) };
+        };
+        let complete = eof
+            || self.body_seen >= MAX_BODY
+            || h.length.is_some_and(|l| self.body_seen >= l)
+            || (h.length.is_none() && self.body_seen >= 5 && &self.tail == b"0\r\n\r\n")
+            || h.code == 204
+            || h.code == 304;
+        if !complete {
+            return Ok(None);
+        }
+        Ok(Some(Done::Status {
+            code: h.code,
+            retry_after: h.retry_after,
+            body: String::from_utf8_lossy(&self.input).trim().to_string(),
+        }))
     }
 }
 
-fn head_len(input: &[u8]) -> Option<usize> {
-    input
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-}
-
-/// Whether a whole response head is an interim (1xx) answer; `101
-/// Switching Protocols`, which ends HTTP on the connection, is not.
-fn interim(head: &[u8]) -> bool {
+/// A whole response head (through its blank line).
+fn parse_head(head: &[u8]) -> Result<Head, &'static str> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut r = httparse::Response::new(&mut headers);
-    matches!(r.parse(head), Ok(httparse::Status::Complete(_)))
-        && r.code.is_some_and(|c| (100..200).contains(&c) && c != 101)
-}
-
-/// The answer, when it is complete (its length read, the end of a
-/// chunked body, the peer closed, or `MAX_BODY` read).
-fn finish(input: &[u8], body_seen: usize, eof: bool) -> Result<Option<Done>, &'static str> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut r = httparse::Response::new(&mut headers);
-    let head = match r.parse(input) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if eof => return Err("bad_response"),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err("bad_response"),
-    };
-    let code = r.code.ok_or("bad_response")?;
+    match r.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err("bad_response"),
+    }
     let header = |name: &str| {
         r.headers
             .iter()
@@ -420,22 +466,11 @@ fn finish(input: &[u8], body_seen: usize, eof: bool) -> Result<Option<Done>, &'s
             .and_then(|h| std::str::from_utf8(h.value).ok())
             .map(str::trim)
     };
-    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
-    let body = input.get(head..).unwrap_or(&[]);
-    let complete = eof
-        || body_seen >= MAX_BODY
-        || length.is_some_and(|l| body_seen >= l)
-        || (length.is_none() && body.ends_with(b"0\r\n\r\n"))
-        || code == 204
-        || code == 304;
-    if !complete {
-        return Ok(None);
-    }
-    Ok(Some(Done::Status {
-        code,
-        retry_after: header("retry-after").and_then(|v| v.parse::<u64>().ok()),
-        body: String::from_utf8_lossy(body).trim().to_string(),
-    }))
+    Ok(Head {
+        code: r.code.ok_or("bad_response")?,
+        length: header("content-length").and_then(|v| v.parse().ok()),
+        retry_after: header("retry-after").and_then(|v| v.parse().ok()),
+    })
 }
 
 #[cfg(test)]
@@ -530,6 +565,27 @@ mod tests {
             feed(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"]),
             Ok(Some(Done::Status { code: 200, .. }))
         ));
+    }
+
+    /// A chunked body longer than what is kept ends at its last chunk,
+    /// not when the peer closes; a zero inside it ends nothing.
+    #[test]
+    fn a_long_chunked_body_ends_at_its_last_chunk() {
+        let head = b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice();
+        let chunk = format!("3e8\r\n{}\r\n", "0".repeat(1000));
+        let mut r = Response::default();
+        assert_eq!(r.take(head), Ok(None));
+        assert_eq!(r.take(chunk.as_bytes()), Ok(None));
+        assert_eq!(r.take(b"0\r\n"), Ok(None));
+        match r.take(b"\r\n") {
+            Ok(Some(Done::Status {
+                code: 503, body, ..
+            })) => {
+                assert_eq!(body.len(), KEPT_BODY);
+                assert!(body.starts_with("3e8\r\n000"), "{body}");
+            }
+            g => panic!("{g:?}"),
+        }
     }
 
     #[test]
