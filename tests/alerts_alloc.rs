@@ -3,7 +3,8 @@
 //! cgroup slot in use, alerts firing and resolving, labels coming and
 //! going so slots are reused with new label strings), the Alertmanager
 //! payload and the `alerts` answer written into reused buffers, make no
-//! heap allocation.
+//! heap allocation; nor does reading Alertmanager's (or a remote-write
+//! endpoint's) answer to each send.
 
 use sockagent::alerts::eval::{MAX_CGROUPS, MAX_DEVICES, MAX_FILESYSTEMS};
 use sockagent::alerts::{
@@ -115,4 +116,45 @@ fn evaluation_payload_and_answer_allocate_nothing_once_warm() {
     assert_eq!(n, 0, "allocations in 5200 evaluations after warm-up");
     assert!(peak > 100, "at most {peak} alerts fired at once");
     assert_eq!(e.overflow, 0, "no label was refused a slot");
+}
+
+/// The outgoing client reads each answer into the buffer it kept from the
+/// last: an Alertmanager's `200`, a remote-write endpoint's `204`, with an
+/// interim `100 Continue` before them, cut into reads anywhere.
+#[test]
+fn reading_answers_allocates_nothing_once_warm() {
+    use sockagent::remote::client::{Done, Response};
+    let answers: [&[u8]; 3] = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nDate: Mon, 07 Dec 2026 12:00:00 GMT\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+    ];
+    let mut r = Response::default();
+    let mut read = |r: &mut Response| {
+        let mut ok = 0;
+        for (i, a) in answers.iter().enumerate() {
+            for cut in [1, 7, 20, a.len()] {
+                r.clear();
+                let mut got = Ok(None);
+                for piece in a.chunks(cut + i) {
+                    got = r.take(piece);
+                }
+                ok += usize::from(matches!(
+                    got,
+                    Ok(Some(Done::Status {
+                        code: 200 | 204,
+                        ..
+                    }))
+                ));
+            }
+        }
+        ok
+    };
+    assert_eq!(read(&mut r), 12, "every answer read as a success");
+    let n = count(|| {
+        for _ in 0..1000 {
+            read(&mut r);
+        }
+    });
+    assert_eq!(n, 0, "allocations in 12 000 answers read after warm-up");
 }

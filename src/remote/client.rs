@@ -409,9 +409,12 @@ impl Response {
             if (100..200).contains(&head.code) && head.code != 101 {
                 continue; // interim: the answer is still to come
             }
+            // what came after the head is the body's start
             self.head = Some(head);
-            let body = std::mem::take(&mut self.input);
-            self.body(&body);
+            self.body_seen = self.input.len();
+            let last = self.input.len().saturating_sub(5);
+            keep_tail(&mut self.tail, self.input.get(last..).unwrap_or(&[]));
+            self.input.truncate(KEPT_BODY);
             return Ok(());
         }
     }
@@ -422,10 +425,7 @@ impl Response {
         let room = KEPT_BODY.saturating_sub(self.input.len());
         self.input
             .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
-        for &b in bytes.iter().rev().take(5).rev() {
-            self.tail.rotate_left(1);
-            self.tail[4] = b;
-        }
+        keep_tail(&mut self.tail, bytes);
     }
 
     /// The answer, when it is complete (its length read, the end of a
@@ -448,6 +448,14 @@ impl Response {
             retry_after: h.retry_after,
             body: String::from_utf8_lossy(&self.input).trim().to_string(),
         }))
+    }
+}
+
+/// Shifts the last (up to five) of `bytes` into `tail`.
+fn keep_tail(tail: &mut [u8; 5], bytes: &[u8]) {
+    for &b in bytes.iter().rev().take(5).rev() {
+        tail.rotate_left(1);
+        tail[4] = b;
     }
 }
 
