@@ -130,7 +130,7 @@ fn reading_answers_allocates_nothing_once_warm() {
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
     ];
     let mut r = Response::default();
-    let mut read = |r: &mut Response| {
+    let read = |r: &mut Response| {
         let mut ok = 0;
         for (i, a) in answers.iter().enumerate() {
             for cut in [1, 7, 20, a.len()] {
