@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 mins=${1:-10}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(request http_head proc_parsers sys_journal_cert pb_roundtrip)
+((${#targets[@]})) || targets=(request http_head proc_parsers sys_journal_cert pb_roundtrip remote_answer alerts_file)
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
   mkdir -p corpus/$t
