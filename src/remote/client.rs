@@ -386,37 +386,44 @@ impl Response {
     /// Reads the heads that are whole: interim ones are dropped, the
     /// final one is read and the bytes after it are its body.
     fn heads(&mut self) -> Result<(), &'static str> {
-        loop {
-            let from = self.searched.saturating_sub(3);
+        // where the head being read starts: interim ones before it are
+        // dropped once, at the end, however many came in one read
+        let mut at = 0;
+        let head = loop {
+            let from = self.searched.saturating_sub(3).max(at);
             let Some(end) = self
                 .input
                 .get(from..)
                 .and_then(|rest| rest.windows(4).position(|w| w == b"\r\n\r\n"))
                 .map(|i| from + i + 4)
             else {
-                self.searched = self.input.len();
-                return match self.input.len() > MAX_HEAD {
-                    true => Err("bad_response"),
-                    false => Ok(()),
-                };
+                break None;
             };
-            if end > MAX_HEAD {
+            if end - at > MAX_HEAD {
                 return Err("bad_response");
             }
-            let head = parse_head(self.input.get(..end).unwrap_or(&[]))?;
-            self.input.drain(..end);
-            self.searched = 0;
+            let head = parse_head(self.input.get(at..end).unwrap_or(&[]))?;
+            (at, self.searched) = (end, end);
             if (100..200).contains(&head.code) && head.code != 101 {
                 continue; // interim: the answer is still to come
             }
-            // what came after the head is the body's start
-            self.head = Some(head);
-            self.body_seen = self.input.len();
-            let last = self.input.len().saturating_sub(5);
-            keep_tail(&mut self.tail, self.input.get(last..).unwrap_or(&[]));
-            self.input.truncate(KEPT_BODY);
-            return Ok(());
-        }
+            break Some(head);
+        };
+        self.input.drain(..at);
+        let Some(head) = head else {
+            self.searched = self.input.len();
+            return match self.input.len() > MAX_HEAD {
+                true => Err("bad_response"),
+                false => Ok(()),
+            };
+        };
+        // what came after the head is the body's start
+        self.head = Some(head);
+        self.body_seen = self.input.len();
+        let last = self.input.len().saturating_sub(5);
+        keep_tail(&mut self.tail, self.input.get(last..).unwrap_or(&[]));
+        self.input.truncate(KEPT_BODY);
+        Ok(())
     }
 
     /// Counts body bytes, keeping the first `KEPT_BODY` and the last five.
@@ -525,6 +532,10 @@ mod tests {
             feed(&[cont, b"HTTP/1.1 204 No Content\r\n\r\n"]),
             status(204, "")
         );
+        // many in one read, and the answer after them
+        let mut flood = cont.repeat(10_000);
+        flood.extend_from_slice(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(feed(&[&flood]), status(204, ""));
         // only an interim answer, then the peer closed: no answer
         let mut r = Response::default();
         assert_eq!(r.take(cont), Ok(None));
