@@ -481,8 +481,10 @@ fn parse_head(head: &[u8]) -> Result<Head, &'static str> {
             .and_then(|h| std::str::from_utf8(h.value).ok())
             .map(str::trim)
     };
+    // httparse takes any three digits; HTTP's codes are 100 to 599
+    let code = r.code.filter(|c| (100..600).contains(c));
     Ok(Head {
-        code: r.code.ok_or("bad_response")?,
+        code: code.ok_or("bad_response")?,
         length: header("content-length").and_then(|v| v.parse().ok()),
         retry_after: header("retry-after").and_then(|v| v.parse().ok()),
     })
@@ -624,6 +626,12 @@ mod tests {
         one.extend_from_slice(b"\r\n\r\n");
         assert_eq!(feed(&[&one]), Err("bad_response"));
         assert_eq!(feed(&[b"SSH-2.0-x\r\n\r\n"]), Err("bad_response"));
+        // three digits that are no HTTP status (fuzz/remote_answer found
+        // "001" taken as an answer, a 4xx to the pusher: its batch dropped)
+        for code in ["000", "001", "099", "600", "999"] {
+            let head = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
+            assert_eq!(feed(&[head.as_bytes()]), Err("bad_response"), "{code}");
+        }
         let body = vec![b'b'; MAX_BODY];
         let got = feed(&[b"HTTP/1.1 500 E\r\n\r\n", &body]);
         match got {
