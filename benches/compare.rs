@@ -215,21 +215,14 @@ fn floor_server(port: u16, len: Lengths) -> ! {
     }
 }
 
-/// A server-to-client text frame of `n` bytes of `x`.
+/// A server-to-client text frame of `n` bytes of `x`, framed by
+/// tungstenite (unmasked, as a server sends).
 fn text_frame(n: usize) -> Vec<u8> {
-    let mut f = vec![0x81];
-    match n {
-        0..=125 => f.push(n as u8),
-        126..=0xffff => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        _ => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.resize(f.len() + n, b'x');
+    use tungstenite::protocol::frame::{coding::Data, coding::OpCode, Frame};
+    let mut f = Vec::with_capacity(n + 10);
+    Frame::message("x".repeat(n), OpCode::Data(Data::Text), true)
+        .format(&mut f)
+        .unwrap();
     f
 }
 
