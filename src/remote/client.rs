@@ -336,8 +336,8 @@ impl Client {
 /// answers (`100 Continue`, `103 Early Hints`), which a server or a proxy
 /// may send before the final one even unasked (RFC 9110, 15.2), are read
 /// and set aside. Each byte is looked at a bounded number of times, so an
-/// endpoint that trickles its answer a byte a read costs no more than one
-/// that sends it whole.
+/// endpoint that trickles its answer a byte a read costs work in
+/// proportion to its reads, not to their square (`benches/remote.rs`).
 #[derive(Debug, Default)]
 pub struct Response {
     /// The head so far; once it is whole, the body's first bytes.
