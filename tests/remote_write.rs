@@ -216,6 +216,19 @@ fn metric(agent: &Agent, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `series` once `ok` holds for it, or its last value after 5 s: the
+/// endpoint sees a request before the agent has read the answer to it.
+fn metric_when(agent: &Agent, series: &str, ok: impl Fn(f64) -> bool) -> Option<f64> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let v = metric(agent, series);
+        if v.is_some_and(&ok) || t0.elapsed() >= Duration::from_secs(5) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("sockagent-rw-{}-{name}", std::process::id()));
     std::fs::write(&p, text).unwrap();
@@ -317,12 +330,7 @@ fn a_400_drops_the_batch_and_is_not_retried() {
     // the endpoint saw the 4th request before the agent read its answer:
     // wait (bounded) for the agent to have counted it
     let series = "sockagent_remote_write_failures_total{reason=\"http_4xx\"}";
-    let t0 = std::time::Instant::now();
-    let mut failed = metric(&agent, series);
-    while failed.is_none_or(|f| f < 4.0) && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-        failed = metric(&agent, series);
-    }
+    let failed = metric_when(&agent, series, |f| f >= 4.0);
     assert!(failed.unwrap() >= 4.0, "{failed:?}");
     assert!(metric(&agent, "sockagent_remote_write_samples_dropped_total").unwrap() > 0.0);
     assert_eq!(
@@ -353,13 +361,8 @@ fn interim_answers_before_a_204_count_as_accepted() {
     );
     ep.wait(3, Duration::from_secs(30));
     // the endpoint saw the 3rd request before the agent read its answer
-    let t0 = std::time::Instant::now();
-    while metric(&agent, "sockagent_remote_write_samples_total").is_none_or(|v| v == 0.0)
-        && t0.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(metric(&agent, "sockagent_remote_write_samples_total").unwrap() > 0.0);
+    let samples = metric_when(&agent, "sockagent_remote_write_samples_total", |v| v > 0.0);
+    assert!(samples.unwrap() > 0.0);
     assert_eq!(
         metric(&agent, "sockagent_remote_write_samples_dropped_total"),
         Some(0.0)
